@@ -1,0 +1,185 @@
+"""The transformers backend: batched `generate` with left padding.
+
+Log-probs are recorded by a logits processor placed after temperature and top-p,
+one (batch,) vector per step, so memory stays flat even with a large vocabulary
+(`output_scores` would keep a (batch, vocab) tensor per step).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+from curriculum.engines.base import Generation, InferenceEngine, validate_sampling
+
+
+class _LogProbRecorder(LogitsProcessor):
+    """Keeps the log-prob of each chosen token under the final (processed) distribution.
+
+    It sees the distribution of step t and, one call later, the token chosen at step t
+    (the last column of `input_ids`); `finish` collects the last step's token.
+    """
+
+    def __init__(self) -> None:
+        self.previous: torch.Tensor | None = None
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.previous is not None:
+            self.steps.append(self.previous.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, sequences: torch.Tensor, num_generated: int) -> torch.Tensor:
+        """(batch, num_generated) log-probs of the generated tokens."""
+        if num_generated == 0:
+            return torch.zeros(sequences.shape[0], 0)
+        assert self.previous is not None
+        self.steps.append(self.previous.gather(1, sequences[:, -1:]).squeeze(1))
+        return torch.stack(self.steps[-num_generated:], dim=1)
+
+
+class HFEngine(InferenceEngine):
+    """Generates with a transformers causal LM; LoRA adapters are merged into the weights.
+
+    `batch_size` counts sequences (prompts x samples) per `generate` call.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self._adapter_path: str | None = None
+        self._base_state: dict[str, torch.Tensor] | None = None
+        eos = model.generation_config.eos_token_id
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self.eos_token_ids: list[int] = [eos] if isinstance(eos, int) else list(eos)
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; batched generation needs one")
+        # The engine's arguments alone decide sampling: no top_k/temperature from the model's folder.
+        self._generation_config = GenerationConfig(
+            eos_token_id=self.eos_token_ids,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+        )
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path, dtype: str = "float32", device: str | None = None,
+                        batch_size: int = 64, adapter: str | Path | None = None) -> "HFEngine":
+        from curriculum.models import load_model_and_tokenizer
+
+        model, tokenizer = load_model_and_tokenizer(path_or_id, dtype=dtype, device=device)
+        engine = cls(model, tokenizer, batch_size=batch_size)
+        if adapter is not None:
+            engine.load_adapter(adapter)
+        return engine
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def adapter_path(self) -> str | None:
+        return self._adapter_path
+
+    # ------------------------------------------------------------------ adapters
+
+    def load_adapter(self, path: str | Path | None) -> None:
+        """Restore the base weights, then merge the adapter at `path` into them (None: base model)."""
+        from curriculum.models import load_adapter
+
+        if path is None and self._base_state is None:
+            return
+        if self._base_state is None:  # first adapter: keep a pristine copy of the base weights
+            self._base_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.model.load_state_dict(self._base_state)
+        if path is not None:
+            peft_model = load_adapter(self.model, path)
+            self.model = peft_model.merge_and_unload().eval()
+        self._adapter_path = None if path is None else str(path)
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 128,
+        seed: int = 0,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> list[list[Generation]]:
+        validate_sampling(n, temperature, top_p, max_new_tokens)
+        batch_size = batch_size or self.batch_size
+        greedy = temperature == 0
+        draws = 1 if greedy else n  # greedy samples are all the same: decode once, copy
+        encoded = self.tokenizer(list(prompts))["input_ids"]
+        # Rows sorted by prompt length (longest first) waste little on padding, and a
+        # batch that does not fit in memory fails at once rather than at the end.
+        rows = sorted(((i, j) for i in range(len(prompts)) for j in range(draws)),
+                      key=lambda row: (-len(encoded[row[0]]), row))
+        results: dict[tuple[int, int], Generation] = {}
+        batches = [rows[start:start + batch_size] for start in range(0, len(rows), batch_size)]
+        iterator: Any = batches
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(batches, desc="generate", unit="batch")
+        for index, batch in enumerate(iterator):
+            generations = self._generate_batch([encoded[i] for i, _ in batch], greedy, temperature, top_p,
+                                               max_new_tokens, seed=seed * 1_000_003 + index)
+            results.update(zip(batch, generations))
+        return [[results[(i, 0 if greedy else j)] for j in range(n)] for i in range(len(prompts))]
+
+    @torch.inference_mode()
+    def _generate_batch(self, input_ids: list[list[int]], greedy: bool, temperature: float, top_p: float,
+                        max_new_tokens: int, seed: int) -> list[Generation]:
+        padded = self.tokenizer.pad({"input_ids": input_ids}, padding=True, return_tensors="pt")
+        padded = {k: v.to(self.device) for k, v in padded.items()}
+        prompt_length = padded["input_ids"].shape[1]
+
+        recorder = _LogProbRecorder()
+        processors: list[LogitsProcessor] = []
+        if not greedy:
+            if temperature != 1.0:
+                processors.append(TemperatureLogitsWarper(temperature))
+            if top_p < 1.0:
+                processors.append(TopPLogitsWarper(top_p))
+        processors.append(recorder)
+
+        generation_config = copy.deepcopy(self._generation_config)
+        generation_config.update(do_sample=not greedy, max_new_tokens=max_new_tokens, return_dict_in_generate=True)
+        if not greedy:
+            generation_config.update(top_k=0)  # the global default would be top_k=50
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # seeded without disturbing the caller's RNG
+            torch.manual_seed(seed)
+            output = self.model.generate(**padded, generation_config=generation_config,
+                                         logits_processor=LogitsProcessorList(processors))
+        sequences = output.sequences
+        generated = sequences[:, prompt_length:]
+        token_logprobs = recorder.finish(sequences, generated.shape[1])
+
+        generations = []
+        eos = torch.tensor(self.eos_token_ids, device=generated.device)
+        for row in range(generated.shape[0]):
+            tokens = generated[row]
+            stops = torch.isin(tokens, eos).nonzero()
+            finished = len(stops) > 0
+            length = int(stops[0]) + 1 if finished else int(tokens.shape[0])
+            text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
+            logprob = float(token_logprobs[row, :length].sum())
+            generations.append(Generation(text=text, num_tokens=length, logprob=logprob, finished=finished,
+                                          token_ids=tuple(tokens[:length].tolist())))
+        return generations

@@ -1,0 +1,155 @@
+"""Records that flow between the roles and land in the store.
+
+Every id derives from content, so a retried write of the same record is a no-op
+in the store, never a duplicate. Records are frozen: build a new one to change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ProblemSource = Literal["seed", "teacher", "generator", "dataset"]
+DraftSource = Literal["teacher", "generator"]
+
+
+def content_id(*parts: Any, length: int = 16) -> str:
+    """A stable hex id from the JSON encoding of ``parts``."""
+    payload = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:length]
+
+
+def normalize_question(text: str) -> str:
+    """The form of a question that decides its identity: whitespace collapsed."""
+    return " ".join(text.split())
+
+
+def problem_id(question: str) -> str:
+    return "p" + content_id(normalize_question(question))
+
+
+def attempt_id(problem: str, policy_version: int, sample_index: int) -> str:
+    return "a" + content_id(problem, policy_version, sample_index)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Problem(Record):
+    """A question with its reference answer and where it came from."""
+
+    id: str = ""
+    question: str
+    answer: str
+    solution: str = ""
+    source: ProblemSource
+    parent_id: str | None = None
+    family: str = ""
+    level: int | None = None
+    concepts: list[str] = Field(default_factory=list)
+    knobs: dict[str, int] = Field(default_factory=dict)
+    round_created: int = 0
+    created_by: str = ""
+    model_version: int | None = None  # Generator version for source="generator"
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> "Problem":
+        if not self.id:
+            object.__setattr__(self, "id", problem_id(self.question))
+        return self
+
+
+class Attempt(Record):
+    """One sampled completion for a problem by one policy version, graded."""
+
+    id: str = ""
+    problem_id: str
+    policy_version: int
+    sample_index: int
+    round: int
+    completion: str
+    extracted_answer: str | None
+    correct: bool
+    reward: float
+    num_tokens: int
+    logprob: float | None = None  # sum of sampling log-probs of the completion
+    created_by: str = ""
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> "Attempt":
+        if not self.id:
+            object.__setattr__(self, "id", attempt_id(self.problem_id, self.policy_version, self.sample_index))
+        return self
+
+
+class PreferencePair(Record):
+    """A DPO pair: a preferred and a dispreferred completion for one prompt."""
+
+    id: str = ""
+    problem_id: str
+    policy_version: int
+    round: int
+    prompt: str
+    chosen: str
+    rejected: str
+    chosen_is_reference: bool = False
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> "PreferencePair":
+        if not self.id:
+            object.__setattr__(
+                self, "id", "d" + content_id(self.problem_id, self.policy_version, self.chosen, self.rejected)
+            )
+        return self
+
+
+class PolicyVersion(Record):
+    """A published student policy: version v was trained from version v-1."""
+
+    version: int
+    round: int
+    parent_version: int | None
+    adapter_path: str
+    algorithm: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class RejectedDraft(Record):
+    """A Teacher or Generator draft that did not become a problem, and why."""
+
+    id: str = ""
+    source: DraftSource
+    parent_id: str | None
+    text: str
+    reason: str
+    detail: str = ""
+    round: int
+    created_by: str = ""
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> "RejectedDraft":
+        if not self.id:
+            object.__setattr__(
+                self, "id", "r" + content_id(self.source, self.parent_id, self.text, self.reason, self.round)
+            )
+        return self
+
+
+class RoundStats(Record):
+    """Metrics and stage timings of one finished round."""
+
+    round: int
+    policy_version: int
+    metrics: dict[str, float] = Field(default_factory=dict)
+    seconds: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utc_now)

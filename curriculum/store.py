@@ -1,0 +1,736 @@
+"""The DuckDB store: every problem, attempt, pair, policy, rejected draft and round.
+
+One file holds the whole run. Only ONE process may open it read-write: the store
+actor during a run. DuckDB enforces this with a file lock, and it also refuses
+read-only openers while a writer holds the file, so notebooks read the Parquet
+snapshots written by :meth:`Store.export_parquet` (or the file after the run ends).
+A ``Store`` object is not thread-safe: use it from one thread (a Ray actor's
+default).
+
+Writes go through :meth:`Store.append`, which is idempotent (record ids derive
+from content, and a key already present is skipped, so a retried batch inserts
+nothing twice) and atomic (one transaction per call).
+
+Keys: ``id`` for problems, attempts, pairs and rejected drafts; ``version`` for
+policies; ``round`` for rounds. A key already stored is skipped, found through a
+key filter held in memory (sorted 64-bit hashes of the stored keys, 8 bytes a
+row, built at the first append after opening; every hit is confirmed against the table, so a hash
+collision never drops a record). The small tables also declare their key as
+PRIMARY KEY, a second guard. The attempts table, by far the largest, does not:
+with DuckDB's primary-key index on it, ingest of 0.3M and 1M attempts (the
+bench/store.py data, 2 cores) was 27-30% slower; appending through this class
+is what keeps ``attempts.id`` unique.
+
+The schema is versioned: ``schema_version`` records each applied migration, and
+opening an older file migrates it in one transaction. Add a migration by
+appending to ``MIGRATIONS``; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from curriculum.records import (
+    Attempt,
+    PolicyVersion,
+    PreferencePair,
+    Problem,
+    Record,
+    RejectedDraft,
+    RoundStats,
+)
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class Migration:
+    """SQL that moves the schema from ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_SCHEMA_V1 = (
+    """CREATE TABLE problems (
+        id VARCHAR PRIMARY KEY,
+        question VARCHAR NOT NULL,
+        answer VARCHAR NOT NULL,
+        solution VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        parent_id VARCHAR,
+        family VARCHAR NOT NULL,
+        level INTEGER,
+        concepts VARCHAR[] NOT NULL,
+        knobs MAP(VARCHAR, BIGINT) NOT NULL,
+        round_created INTEGER NOT NULL,
+        created_by VARCHAR NOT NULL,
+        model_version INTEGER
+    )""",
+    # No PRIMARY KEY on attempts.id: see the module docstring (ingest speed).
+    """CREATE TABLE attempts (
+        id VARCHAR NOT NULL,
+        problem_id VARCHAR NOT NULL,
+        policy_version INTEGER NOT NULL,
+        sample_index INTEGER NOT NULL CHECK (sample_index >= 0),
+        round INTEGER NOT NULL,
+        completion VARCHAR NOT NULL,
+        extracted_answer VARCHAR,
+        correct BOOLEAN NOT NULL,
+        reward DOUBLE NOT NULL,
+        num_tokens INTEGER NOT NULL CHECK (num_tokens >= 0),
+        logprob DOUBLE,
+        created_by VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE pairs (
+        id VARCHAR PRIMARY KEY,
+        problem_id VARCHAR NOT NULL,
+        policy_version INTEGER NOT NULL,
+        round INTEGER NOT NULL,
+        prompt VARCHAR NOT NULL,
+        chosen VARCHAR NOT NULL,
+        rejected VARCHAR NOT NULL,
+        chosen_is_reference BOOLEAN NOT NULL
+    )""",
+    """CREATE TABLE policies (
+        version INTEGER PRIMARY KEY,
+        round INTEGER NOT NULL,
+        parent_version INTEGER,
+        adapter_path VARCHAR NOT NULL,
+        algorithm VARCHAR NOT NULL,
+        metrics MAP(VARCHAR, DOUBLE) NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE rejected (
+        id VARCHAR PRIMARY KEY,
+        source VARCHAR NOT NULL,
+        parent_id VARCHAR,
+        text VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        detail VARCHAR NOT NULL,
+        round INTEGER NOT NULL,
+        created_by VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE rounds (
+        round INTEGER PRIMARY KEY,
+        policy_version INTEGER NOT NULL,
+        metrics MAP(VARCHAR, DOUBLE) NOT NULL,
+        seconds MAP(VARCHAR, DOUBLE) NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _SCHEMA_V1),)
+
+
+def supported_schema_version() -> int:
+    """The newest schema version this code knows (the last migration)."""
+    return MIGRATIONS[-1].version if MIGRATIONS else 0
+
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp()
+)"""
+
+
+@dataclass(frozen=True)
+class _Table:
+    """How one record type maps onto one table."""
+
+    name: str
+    record: type[Record]
+    key: str
+    arrow: pa.Schema  # column order = record field order
+
+    @property
+    def columns(self) -> list[str]:
+        return self.arrow.names
+
+
+_STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int32(), pa.float64(), pa.bool_()
+_TIME = pa.timestamp("us")
+_FLOAT_MAP = pa.map_(pa.string(), pa.float64())
+
+_TABLES: tuple[_Table, ...] = (
+    _Table("problems", Problem, "id", pa.schema([
+        ("id", _STR), ("question", _STR), ("answer", _STR), ("solution", _STR), ("source", _STR),
+        ("parent_id", _STR), ("family", _STR), ("level", _INT), ("concepts", pa.list_(_STR)),
+        ("knobs", pa.map_(pa.string(), pa.int64())), ("round_created", _INT), ("created_by", _STR),
+        ("model_version", _INT),
+    ])),
+    _Table("attempts", Attempt, "id", pa.schema([
+        ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("sample_index", _INT),
+        ("round", _INT), ("completion", _STR), ("extracted_answer", _STR), ("correct", _BOOL),
+        ("reward", _FLOAT), ("num_tokens", _INT), ("logprob", _FLOAT), ("created_by", _STR),
+    ])),
+    _Table("pairs", PreferencePair, "id", pa.schema([
+        ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("round", _INT),
+        ("prompt", _STR), ("chosen", _STR), ("rejected", _STR), ("chosen_is_reference", _BOOL),
+    ])),
+    _Table("policies", PolicyVersion, "version", pa.schema([
+        ("version", _INT), ("round", _INT), ("parent_version", _INT), ("adapter_path", _STR),
+        ("algorithm", _STR), ("metrics", _FLOAT_MAP), ("created_at", _TIME),
+    ])),
+    _Table("rejected", RejectedDraft, "id", pa.schema([
+        ("id", _STR), ("source", _STR), ("parent_id", _STR), ("text", _STR), ("reason", _STR),
+        ("detail", _STR), ("round", _INT), ("created_by", _STR),
+    ])),
+    _Table("rounds", RoundStats, "round", pa.schema([
+        ("round", _INT), ("policy_version", _INT), ("metrics", _FLOAT_MAP), ("seconds", _FLOAT_MAP),
+        ("created_at", _TIME),
+    ])),
+)
+_TABLE_BY_RECORD = {table.record: table for table in _TABLES}
+_TABLE_BY_NAME = {table.name: table for table in _TABLES}
+
+for _table in _TABLES:  # the arrow layout must follow the record exactly
+    assert _table.columns == list(_table.record.model_fields), _table.name
+
+
+# --------------------------------------------------------------------------- results
+
+
+class SolveRate(NamedTuple):
+    attempts: int
+    correct: int
+    rate: float
+
+
+class Weakness(NamedTuple):
+    """A problem flagged by the SwS rule, with the numbers that flagged it."""
+
+    problem: Problem
+    best_accuracy: float
+    slope: float  # least-squares change of accuracy per round over the window
+    rounds: list[int]  # the rounds of the window, oldest first
+
+
+CHECKPOINT_THRESHOLD = "256MB"
+
+# Band edges are multiples of 1/k; allow for float rounding of correct/attempts.
+_RATE_TOLERANCE = 1e-9
+# A flat accuracy history can come out a hair below zero slope in floating point.
+_SLOPE_TOLERANCE = 1e-12
+
+
+# --------------------------------------------------------------------------- key filter
+
+
+class _KeyFilter:
+    """Sorted 64-bit hashes (DuckDB's ``hash()``) of the keys already in one table.
+
+    ``might_contain`` is exact for "absent"; a hit may be a hash collision, so
+    the store confirms hits against the table before dropping a row.
+    """
+
+    def __init__(self, hashes: np.ndarray):
+        self._sorted = np.sort(hashes.astype(np.uint64, copy=False))
+
+    def might_contain(self, hashes: np.ndarray) -> np.ndarray:
+        if len(self._sorted) == 0:
+            return np.zeros(len(hashes), dtype=bool)
+        positions = np.searchsorted(self._sorted, hashes).clip(max=len(self._sorted) - 1)
+        return self._sorted[positions] == hashes
+
+    def add(self, hashes: np.ndarray) -> None:
+        new = np.sort(hashes)
+        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, new), new)
+
+
+# --------------------------------------------------------------------------- store
+
+
+class Store:
+    """A curriculum run's DuckDB file. See the module docstring for the rules."""
+
+    def __init__(self, path: str | Path, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        self._key_filters: dict[str, _KeyFilter] = {}
+        if read_only and not self.path.exists():
+            raise StoreError(f"{self.path}: no store file here to open read-only")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            mode = "read-only" if read_only else "read-write"
+            raise StoreError(
+                f"{self.path}: cannot open {mode}: {_first_line(exc)} "
+                "(only the store actor may hold the file during a run; read a Parquet snapshot instead)"
+            ) from exc
+        try:
+            if not read_only:
+                # Fewer, larger checkpoints: ~30% less ingest work than the 16 MB default
+                # (measured, bench/store.py); crash recovery replays at most this much WAL.
+                self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            self.schema_version = self._prepare_schema()
+        except BaseException:
+            self._con.close()
+            raise
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        """Close the file (DuckDB checkpoints on close). Safe to call twice."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection, for ad-hoc reads; every write goes through :meth:`append`."""
+        if self._con is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        return self._con
+
+    def checkpoint(self) -> None:
+        """Move committed rows from the WAL into the database file.
+
+        DuckDB also checkpoints by itself past ``CHECKPOINT_THRESHOLD`` of WAL and on close.
+        """
+        self.con.execute("CHECKPOINT")
+
+    # -- schema
+
+    def _prepare_schema(self) -> int:
+        found = self._found_schema_version()
+        supported = supported_schema_version()
+        if found > supported:
+            raise StoreError(
+                f"{self.path}: schema version {found} is newer than this code supports ({supported}); "
+                "upgrade the curriculum package to open it"
+            )
+        if found < supported:
+            if self.read_only:
+                raise StoreError(
+                    f"{self.path}: schema version {found} needs migration to {supported}; "
+                    "open it read-write once to migrate"
+                )
+            self._migrate(found)
+        return supported
+
+    def _found_schema_version(self) -> int:
+        tables = {row[0] for row in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()}
+        if "schema_version" not in tables:
+            if tables:
+                raise StoreError(
+                    f"{self.path}: has tables {sorted(tables)} but no schema_version table; "
+                    "it is not a curriculum store"
+                )
+            return 0
+        return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+    def _migrate(self, found: int) -> None:
+        pending = [m for m in MIGRATIONS if m.version > found]
+        current = found
+        self.con.begin()
+        try:
+            self.con.execute(_VERSION_TABLE)
+            for migration in pending:
+                current = migration.version
+                for statement in migration.statements:
+                    self.con.execute(statement)
+                self.con.execute(
+                    "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                    [migration.version, migration.description],
+                )
+            self.con.commit()
+        except BaseException as exc:
+            self.con.rollback()
+            if not isinstance(exc, duckdb.Error):
+                raise
+            raise StoreError(
+                f"{self.path}: migration to schema version {current} failed: {_first_line(exc)}; "
+                f"the file is unchanged at version {found}"
+            ) from exc
+
+    # -- writes
+
+    def append(self, records: Sequence[Record]) -> int:
+        """Insert the records whose key is not yet stored; return how many were inserted.
+
+        Records may be of several types (grouped by table). Duplicates within the
+        call keep their first occurrence. The whole call is one transaction: on
+        any failure nothing is written and ``StoreError`` is raised.
+        """
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; only the store actor appends")
+        if not isinstance(records, (list, tuple)):
+            records = list(records)  # a generator would be spent by the first pass
+        batches = [(table, _to_arrow(table, group)) for table, group in _group_by_table(records)]
+        if not batches:
+            return 0
+        inserted = 0
+        new_hashes: list[tuple[str, np.ndarray]] = []
+        self.con.begin()
+        try:
+            for table, batch in batches:
+                count, hashes = self._insert_new_rows(table, batch)
+                inserted += count
+                new_hashes.append((table.name, hashes))
+            self.con.commit()
+        except BaseException as exc:
+            self.con.rollback()
+            if not isinstance(exc, Exception):  # KeyboardInterrupt and the like pass through
+                raise
+            names = ", ".join(table.name for table, _ in batches)
+            raise StoreError(
+                f"{self.path}: append to {names} failed, nothing was written: {_first_line(exc)}"
+            ) from exc
+        for name, hashes in new_hashes:  # only once committed
+            self._key_filters[name].add(hashes)
+        return inserted
+
+    def _insert_new_rows(self, table: _Table, batch: pa.Table) -> tuple[int, np.ndarray]:
+        """Insert the rows of ``batch`` whose key is not stored; return (count, their key hashes)."""
+        key_filter = self._key_filter(table)
+        self.con.register("_incoming", batch)
+        try:
+            hashes = self.con.execute(f"SELECT hash({table.key}) AS h FROM _incoming").fetchnumpy()["h"]
+            maybe_present = key_filter.might_contain(hashes)
+            if maybe_present.any():
+                present = self._keys_present(table, batch.filter(pa.array(maybe_present)).column(table.key))
+                if present:
+                    keep = np.array([key not in present for key in batch.column(table.key).to_pylist()])
+                    batch, hashes = batch.filter(pa.array(keep)), hashes[keep]
+                    self.con.unregister("_incoming")
+                    self.con.register("_incoming", batch)
+            if batch.num_rows:
+                self.con.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM _incoming")
+        finally:
+            self.con.unregister("_incoming")
+        return batch.num_rows, hashes
+
+    def _key_filter(self, table: _Table) -> _KeyFilter:
+        if table.name not in self._key_filters:
+            hashes = self.con.execute(f"SELECT hash({table.key}) AS h FROM {table.name}").fetchnumpy()["h"]
+            self._key_filters[table.name] = _KeyFilter(hashes)
+        return self._key_filters[table.name]
+
+    def _keys_present(self, table: _Table, keys: pa.ChunkedArray) -> set[Any]:
+        """Which of ``keys`` the table already holds (one scan of the key column)."""
+        self.con.register("_candidates", pa.table({"k": keys}))
+        try:
+            rows = self.con.execute(
+                f"SELECT t.{table.key} FROM {table.name} t SEMI JOIN _candidates c ON t.{table.key} = c.k"
+            ).fetchall()
+        finally:
+            self.con.unregister("_candidates")
+        return {row[0] for row in rows}
+
+    # -- solve rates and selection
+
+    def solve_rates(
+        self,
+        policy_version: int | None = None,
+        last_n_rounds: int | None = None,
+        problem_ids: Iterable[str] | None = None,
+    ) -> dict[str, SolveRate]:
+        """Per problem id: attempts, correct and rate (correct / attempts).
+
+        Over all attempts, or only those of one ``policy_version``, or only those
+        of the last ``last_n_rounds`` rounds (rounds ``> max(attempts.round) - n``);
+        filters combine. Problems with no attempt in scope are absent.
+        """
+        where, params = self._attempt_scope(policy_version, last_n_rounds, problem_ids)
+        rows = self.con.execute(
+            f"""SELECT problem_id, count(*), count_if(correct) FROM attempts {where}
+                GROUP BY problem_id ORDER BY problem_id""",
+            params,
+        ).fetchall()
+        return {pid: SolveRate(n, c, c / n) for pid, n, c in rows}
+
+    def problems_in_band(
+        self,
+        low: float,
+        high: float,
+        min_attempts: int = 1,
+        policy_version: int | None = None,
+        last_n_rounds: int | None = None,
+    ) -> list[Problem]:
+        """Problems whose solve rate lies in [low, high] with at least ``min_attempts``
+        attempts in scope (scope as in :meth:`solve_rates`), ordered by id."""
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"problems_in_band: need 0 <= low <= high <= 1, got low={low}, high={high}")
+        where, params = self._attempt_scope(policy_version, last_n_rounds, None)
+        rows = self.con.execute(
+            f"""WITH rates AS (
+                    SELECT problem_id, count(*) AS n, count_if(correct) / count(*) AS rate
+                    FROM attempts {where} GROUP BY problem_id)
+                SELECT {_select('problems', 'p')} FROM problems p JOIN rates r ON r.problem_id = p.id
+                WHERE r.n >= ? AND r.rate BETWEEN ? AND ? ORDER BY p.id""",
+            [*params, min_attempts, low - _RATE_TOLERANCE, high + _RATE_TOLERANCE],
+        ).fetchall()
+        return _records("problems", rows)
+
+    def _attempt_scope(
+        self, policy_version: int | None, last_n_rounds: int | None, problem_ids: Iterable[str] | None
+    ) -> tuple[str, list[Any]]:
+        conditions, params = [], []
+        if policy_version is not None:
+            conditions.append("policy_version = ?")
+            params.append(policy_version)
+        if last_n_rounds is not None:
+            if last_n_rounds < 1:
+                raise ValueError(f"last_n_rounds must be >= 1, got {last_n_rounds}")
+            conditions.append("round > (SELECT max(round) FROM attempts) - ?")
+            params.append(last_n_rounds)
+        if problem_ids is not None:
+            conditions.append("problem_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(problem_ids))
+        return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+    def accuracy_history(self, problem_ids: Iterable[str] | None = None) -> dict[str, dict[int, float]]:
+        """Per problem id: {round: accuracy of that round's attempts}, rounds ascending."""
+        where, params = self._attempt_scope(None, None, problem_ids)
+        rows = self.con.execute(
+            f"""SELECT problem_id, round, avg(correct::DOUBLE) FROM attempts {where}
+                GROUP BY problem_id, round ORDER BY problem_id, round""",
+            params,
+        ).fetchall()
+        history: dict[str, dict[int, float]] = {}
+        for pid, round_, accuracy in rows:
+            history.setdefault(pid, {})[round_] = accuracy
+        return history
+
+    def weakness_candidates(self, threshold: float = 0.5, window: int = 3, min_rounds: int = 2) -> list[Weakness]:
+        """The SwS weakness rule over each problem's accuracy history.
+
+        For each problem take the last ``window`` rounds in which it was attempted
+        (at least ``min_rounds`` of them); flag it when its best accuracy over
+        those rounds is below ``threshold`` AND the least-squares slope of
+        accuracy against round is negative. Steepest decline first.
+        """
+        if min_rounds < 2 or window < min_rounds:
+            raise ValueError(f"weakness_candidates: need 2 <= min_rounds <= window, got {min_rounds}, {window}")
+        rows = self.con.execute(
+            f"""WITH per_round AS (
+                    SELECT problem_id, round, avg(correct::DOUBLE) AS accuracy
+                    FROM attempts GROUP BY problem_id, round),
+                recent AS (
+                    SELECT *, row_number() OVER (PARTITION BY problem_id ORDER BY round DESC) AS age
+                    FROM per_round),
+                trend AS (
+                    SELECT problem_id, max(accuracy) AS best, regr_slope(accuracy, round) AS slope,
+                           list(round ORDER BY round) AS rounds
+                    FROM recent WHERE age <= ? GROUP BY problem_id)
+                SELECT {_select('problems', 'p')}, t.best, t.slope, t.rounds
+                FROM trend t JOIN problems p ON p.id = t.problem_id
+                WHERE len(t.rounds) >= ? AND t.best < ? AND t.slope < ?
+                ORDER BY t.slope, p.id""",
+            [window, min_rounds, threshold, -_SLOPE_TOLERANCE],
+        ).fetchall()
+        found = _records("problems", rows)
+        return [Weakness(problem, row[1], row[2], list(row[3])) for problem, row in zip(found, rows)]
+
+    # -- lineage
+
+    def ancestors(self, problem_id: str) -> list[Problem]:
+        """The parent chain of a problem: its parent first, the root (a seed) last."""
+        self._require_problem(problem_id)
+        rows = self.con.execute(
+            f"""WITH RECURSIVE chain(id, parent_id, depth, path) AS (
+                    SELECT id, parent_id, 0, [id] FROM problems WHERE id = ?
+                    UNION ALL
+                    SELECT p.id, p.parent_id, c.depth + 1, list_append(c.path, p.id)
+                    FROM problems p JOIN chain c ON p.id = c.parent_id
+                    WHERE NOT list_contains(c.path, p.id))
+                SELECT {_select('problems', 'p')} FROM chain c JOIN problems p ON p.id = c.id
+                WHERE c.depth > 0 ORDER BY c.depth""",
+            [problem_id],
+        ).fetchall()
+        return _records("problems", rows)
+
+    def descendants(self, problem_id: str) -> list[Problem]:
+        """Every problem derived from this one, transitively: children first, then by id."""
+        self._require_problem(problem_id)
+        rows = self.con.execute(
+            f"""WITH RECURSIVE tree(id, depth, path) AS (
+                    SELECT id, 0, [id] FROM problems WHERE id = ?
+                    UNION ALL
+                    SELECT p.id, t.depth + 1, list_append(t.path, p.id)
+                    FROM problems p JOIN tree t ON p.parent_id = t.id
+                    WHERE NOT list_contains(t.path, p.id))
+                SELECT {_select('problems', 'p')} FROM tree t JOIN problems p ON p.id = t.id
+                WHERE t.depth > 0 ORDER BY t.depth, p.id""",
+            [problem_id],
+        ).fetchall()
+        return _records("problems", rows)
+
+    def _require_problem(self, problem_id: str) -> None:
+        if self.con.execute("SELECT count(*) FROM problems WHERE id = ?", [problem_id]).fetchone()[0] == 0:
+            raise KeyError(f"problem {problem_id!r} is not in the store {self.path}")
+
+    # -- plain reads
+
+    def get_problems(self, ids: Iterable[str]) -> list[Problem]:
+        """The stored problems among ``ids``, in the order asked; unknown ids are skipped."""
+        ids = list(ids)
+        rows = self.con.execute(
+            f"SELECT {_select('problems')} FROM problems WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+        ).fetchall()
+        by_id = {problem.id: problem for problem in _records("problems", rows)}
+        return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+
+    def problems(self, source: str | None = None, round: int | None = None) -> list[Problem]:
+        """Problems, optionally of one source and/or created in one round; by round, then id."""
+        conditions, params = [], []
+        if source is not None:
+            conditions.append("source = ?")
+            params.append(source)
+        if round is not None:
+            conditions.append("round_created = ?")
+            params.append(round)
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        rows = self.con.execute(
+            f"SELECT {_select('problems')} FROM problems {where} ORDER BY round_created, id", params
+        ).fetchall()
+        return _records("problems", rows)
+
+    def attempts_for(self, problem_id: str) -> list[Attempt]:
+        """All attempts at one problem, by policy version, then sample index."""
+        rows = self.con.execute(
+            f"""SELECT {_select('attempts')} FROM attempts WHERE problem_id = ?
+                ORDER BY policy_version, sample_index""",
+            [problem_id],
+        ).fetchall()
+        return _records("attempts", rows)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        return {
+            table.name: self.con.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0]
+            for table in _TABLES
+        }
+
+    def latest_policy_version(self) -> int | None:
+        """The highest published policy version, or None before the first."""
+        return self.con.execute("SELECT max(version) FROM policies").fetchone()[0]
+
+    # -- snapshots
+
+    def export_parquet(self, directory: str | Path) -> Path:
+        """Write every table to ``directory/<table>.parquet``, replacing a previous snapshot.
+
+        The files are written into a temporary folder beside ``directory`` inside
+        one read transaction (so the tables agree with each other) and then
+        renamed into place, so a reader never sees a half-written snapshot. When
+        replacing, the old folder is renamed away first: for that instant the
+        folder is absent, never partial.
+        """
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        staging.mkdir()
+        try:
+            self.con.begin()
+            try:
+                for table in _TABLES:
+                    file = str(staging / f"{table.name}.parquet").replace("'", "''")
+                    self.con.execute(f"COPY {table.name} TO '{file}' (FORMAT parquet)")
+            finally:
+                self.con.rollback()  # read-only work: nothing to commit
+            if target.exists():
+                retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+                target.rename(retired)
+                staging.rename(target)
+                shutil.rmtree(retired)
+            else:
+                staging.rename(target)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, duckdb.Error):
+                raise StoreError(f"{self.path}: Parquet export to {target} failed: {_first_line(exc)}") from exc
+            raise
+        return target
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _select(table_name: str, alias: str | None = None) -> str:
+    """SQL for one column holding each row as a JSON object of the record's fields.
+
+    ``model_validate_json`` parses it in Rust: half the time of building a dict
+    per row in Python and validating that (measured on the band query).
+    """
+    prefix = f"{alias}." if alias else ""
+    fields = ", ".join(f"{column} := {prefix}{column}" for column in _TABLE_BY_NAME[table_name].columns)
+    return f"to_json(struct_pack({fields}))"
+
+
+def _records(table_name: str, rows: Iterable[Sequence[Any]]) -> list[Any]:
+    """Records from rows whose first column is :func:`_select`'s JSON."""
+    validate_json = _TABLE_BY_NAME[table_name].record.model_validate_json
+    return [validate_json(row[0]) for row in rows]
+
+
+def _group_by_table(records: Sequence[Record]) -> list[tuple[_Table, list[Record]]]:
+    """Records grouped by table, in schema order."""
+    kinds = {type(record) for record in records}
+    for kind in kinds - _TABLE_BY_RECORD.keys():
+        index = next(i for i, record in enumerate(records) if type(record) is kind)
+        raise StoreError(f"append: item {index} is a {kind.__name__}, not a store record")
+    if len(kinds) == 1:  # the usual case: one Solver batch
+        return [(_TABLE_BY_RECORD[kinds.pop()], list(records))]
+    groups: dict[type, list[Record]] = {kind: [] for kind in kinds}
+    for record in records:
+        groups[type(record)].append(record)
+    return [(table, groups[table.record]) for table in _TABLES if table.record in groups]
+
+
+def _to_arrow(table: _Table, records: list[Record]) -> pa.Table:
+    """One Arrow table from the records' attribute dicts.
+
+    ``Table.from_pylist`` walks each record once; building one Python list per
+    column was twice as slow at 10k-record batches (measured, bench/store.py).
+    A key repeated within the batch keeps its first record.
+    """
+    rows = [record.__dict__ for record in records]
+    keys = [row[table.key] for row in rows]
+    if len(set(keys)) < len(keys):
+        seen: set[Any] = set()
+        rows = [row for key, row in zip(keys, rows) if not (key in seen or seen.add(key))]
+    try:
+        return pa.Table.from_pylist(rows, schema=table.arrow)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+        for field in table.arrow:  # name the column that does not fit
+            try:
+                pa.array([row[field.name] for row in rows], type=field.type)
+            except (pa.ArrowException, OverflowError, TypeError, ValueError) as column_exc:
+                raise StoreError(
+                    f"append: cannot store {table.record.__name__}.{field.name} as {field.type}: "
+                    f"{_first_line(column_exc)}"
+                ) from exc
+        raise StoreError(f"append: cannot convert {table.record.__name__} records: {_first_line(exc)}") from exc

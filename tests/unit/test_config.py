@@ -1,0 +1,116 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from curriculum.config import Config, ConfigError, flatten, load_config, to_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    config = load_config(path)
+    assert isinstance(config, Config)
+
+
+def test_tiny_recipe_has_solver_attempts_and_benchmarks():
+    config = load_config(ROOT / "configs/tiny.yaml")
+    assert config.solver.attempts == 8
+    assert {"gsm8k", "math500", "aime24"} <= set(config.datasets)
+
+
+def test_dotlist_override_applies():
+    config = load_config(ROOT / "configs/tiny.yaml", ["solver.attempts=4", "experiment.seed=7"])
+    assert config.solver.attempts == 4
+    assert config.experiment.seed == 7
+
+
+def test_unknown_key_names_full_key_and_suggestion():
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "configs/tiny.yaml", ["solver.atempts=3"])
+    message = str(err.value)
+    assert "unknown config key 'solver.atempts' (did you mean 'solver.attempts'?)" in message
+    assert "\n" not in message
+
+
+def test_unknown_top_level_section(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("solvr:\n  attempts: 2\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'solvr' \(did you mean 'solver'\?\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("solver.attempts=0", r"'solver.attempts' = 0 .*greater than or equal to 1"),
+        ("solver.attempts=many", r"'solver.attempts' = 'many' .*valid integer"),
+        ("solver.top_p=1.5", r"'solver.top_p' = 1.5 .*less than or equal to 1"),
+        ("model.kind=hf", r"model.kind=hf needs model.path"),
+    ],
+)
+def test_bad_values_name_key_value_and_expectation(override, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(ROOT / "configs/tiny.yaml", [override])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("solver: [unclosed\n")
+    with pytest.raises(ConfigError, match=f"cannot parse {bad}"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(ConfigError, match=f"cannot parse {scalar}"):
+        load_config(scalar)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- solver\n")
+    with pytest.raises(ConfigError, match="must hold a mapping of config sections, not list"):
+        load_config(listed)
+
+
+def test_override_without_equals_is_rejected():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(ROOT / "configs/tiny.yaml", ["solver.attempts"])
+
+
+def test_include_merges_and_local_keys_win(tmp_path):
+    (tmp_path / "base.yaml").write_text("solver:\n  attempts: 3\n  temperature: 0.5\n")
+    (tmp_path / "top.yaml").write_text("include: [base.yaml]\nsolver:\n  attempts: 5\n")
+    config = load_config(tmp_path / "top.yaml")
+    assert (config.solver.attempts, config.solver.temperature) == (5, 0.5)
+
+
+def test_config_is_frozen_and_round_trips_through_yaml(tmp_path):
+    config = load_config(ROOT / "configs/tiny.yaml")
+    with pytest.raises(Exception):
+        config.solver.attempts = 3  # type: ignore[misc]
+    path = tmp_path / "resolved.yaml"
+    path.write_text(to_yaml(config))
+    assert load_config(path) == config
+    assert flatten(config)["solver.attempts"] == 8
+
+
+def test_importing_config_does_not_import_heavy_libraries():
+    code = "import sys, curriculum.config; print(any(m in sys.modules for m in ('torch', 'ray', 'trl')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_cli_reports_unknown_key_in_one_line_with_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "curriculum.cli", "run", str(ROOT / "configs/tiny.yaml"), "solver.atempts=3"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: unknown config key 'solver.atempts' (did you mean 'solver.attempts'?) "
+        f"in {ROOT / 'configs/tiny.yaml'} with overrides"
+    ]

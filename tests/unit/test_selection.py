@@ -1,0 +1,51 @@
+import random
+
+import pytest
+
+from curriculum.records import Problem
+from curriculum.selection import band_edge_error, gaussian_usefulness, select_round_problems
+from curriculum.store import SolveRate
+
+
+def problem(i: int, round_created: int = 0) -> Problem:
+    return Problem(question=f"{i}+1", answer=str(i + 1), source="seed", round_created=round_created)
+
+
+def test_band_edges_must_be_multiples_of_one_over_k():
+    assert band_edge_error(0.25, 8, "band_low") is None
+    assert band_edge_error(0.375, 8, "band_low") is None
+    message = band_edge_error(0.3, 8, "band_low")
+    assert message is not None and "use 0.25 or 0.375" in message
+    assert band_edge_error(0.5, 1, "band_low") is not None  # one sample: every estimate is 0 or 1
+
+
+def test_selection_keeps_band_prefers_informative_and_fresh():
+    problems = [problem(i) for i in range(6)] + [problem(100, round_created=2), problem(101, round_created=1)]
+    rates = {
+        problems[0].id: SolveRate(8, 0, 0.0),  # too hard
+        problems[1].id: SolveRate(8, 8, 1.0),  # too easy
+        problems[2].id: SolveRate(8, 4, 0.5),
+        problems[3].id: SolveRate(8, 2, 0.25),
+        problems[4].id: SolveRate(8, 5, 0.625),
+        problems[5].id: SolveRate(1, 1 // 2, 0.0),
+    }
+    chosen = select_round_problems(problems, rates, n=4, low=0.25, high=0.75, fresh_fraction=0.5, rng=random.Random(0))
+    ids = [p.id for p in chosen]
+    assert ids[:2] == [problems[6].id, problems[7].id]  # fresh, newest first
+    assert ids[2:] == [problems[2].id, problems[4].id]  # closest to 1/2 first
+    assert problems[0].id not in ids and problems[1].id not in ids
+
+
+def test_empty_slots_of_one_kind_go_to_the_other():
+    problems = [problem(i) for i in range(4)]
+    rates = {p.id: SolveRate(8, 4, 0.5) for p in problems[:3]}
+    chosen = select_round_problems(problems, rates, n=4, low=0.25, high=0.75, fresh_fraction=0.9, rng=random.Random(0))
+    assert len(chosen) == 4
+    only_fresh = select_round_problems(problems[3:], {}, n=3, low=0.25, high=0.75, fresh_fraction=0.0, rng=random.Random(0))
+    assert [p.id for p in only_fresh] == [problems[3].id]
+
+
+def test_gaussian_usefulness_peaks_at_center():
+    assert gaussian_usefulness(0.5, 0.5, 0.2) == pytest.approx(1.0)
+    assert gaussian_usefulness(0.3, 0.5, 0.2) == pytest.approx(gaussian_usefulness(0.7, 0.5, 0.2))
+    assert gaussian_usefulness(0.0, 0.5, 0.2) < gaussian_usefulness(0.25, 0.5, 0.2) < 1.0

@@ -1,0 +1,400 @@
+"""The DuckDB store: idempotent atomic appends, schema versions, queries, lineage, snapshots."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from curriculum import store as store_module
+from curriculum.records import Attempt, PolicyVersion, PreferencePair, Problem, RejectedDraft, RoundStats
+from curriculum.store import Migration, Store, StoreError, supported_schema_version
+
+
+def problem(question: str, parent: Problem | None = None, source: str = "seed", round_created: int = 0) -> Problem:
+    return Problem(
+        question=question,
+        answer="1",
+        source=source if parent is None else "teacher",
+        parent_id=parent.id if parent else None,
+        concepts=["addition", "carry"],
+        knobs={"digits": 2},
+        round_created=round_created,
+    )
+
+
+def attempts(p: Problem, round_: int, correct: int, total: int, policy_version: int | None = None) -> list[Attempt]:
+    """``total`` attempts at ``p`` in one round, the first ``correct`` of them right."""
+    version = round_ if policy_version is None else policy_version
+    return [
+        Attempt(
+            problem_id=p.id, policy_version=version, sample_index=i, round=round_,
+            completion=f"try {i}", extracted_answer="1" if i < correct else "2", correct=i < correct,
+            reward=float(i < correct), num_tokens=5,
+        )
+        for i in range(total)
+    ]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "run.duckdb"
+
+
+@pytest.fixture
+def store(path: Path):
+    with Store(path) as s:
+        yield s
+
+
+# --------------------------------------------------------------------------- appends
+
+
+def test_append_is_idempotent_within_a_call_across_calls_and_across_reopen(path: Path):
+    a, b = problem("1+0"), problem("2+0")
+    tries = attempts(a, 0, 2, 4)
+    with Store(path) as s:
+        assert s.append([a, b, a, *tries, tries[0]]) == 6  # duplicates within the call kept once
+        assert s.append([a, b, *tries]) == 0
+        assert s.append([problem("3+0"), *tries]) == 1
+        assert s.counts()["attempts"] == 4
+    with Store(path) as s:  # the key filter is rebuilt from the file
+        assert s.append([a, *tries]) == 0
+        assert s.counts() == {"problems": 3, "attempts": 4, "pairs": 0, "policies": 0, "rejected": 0, "rounds": 0}
+        assert s.con.execute("SELECT count(DISTINCT id) = count(*) FROM attempts").fetchone()[0]
+
+
+def test_append_keeps_first_record_of_a_repeated_key(store: Store):
+    first = PolicyVersion(version=1, round=0, parent_version=0, adapter_path="v1", algorithm="dpo")
+    again = PolicyVersion(version=1, round=0, parent_version=0, adapter_path="other", algorithm="dpo")
+    assert store.append([first, again]) == 1
+    assert store.append([again]) == 0
+    assert store.con.execute("SELECT adapter_path FROM policies").fetchall() == [("v1",)]
+
+
+def test_key_filter_hit_that_is_not_stored_is_still_inserted(store: Store, monkeypatch):
+    """A 64-bit hash collision must never drop a new record: hits are confirmed against the table."""
+    a = problem("1+0")
+    store.append([a])
+    monkeypatch.setattr(store_module._KeyFilter, "might_contain", lambda self, hashes: hashes == hashes)
+    assert store.append([a, problem("2+0"), problem("3+0")]) == 2
+    assert store.counts()["problems"] == 3
+
+
+def test_failure_late_in_a_batch_leaves_every_table_unchanged(store: Store):
+    a = problem("1+0")
+    store.append([a, *attempts(a, 0, 1, 2)])
+    before = store.counts()
+    b = problem("2+0")
+    good = attempts(b, 0, 1, 3)
+    bad = good[-1].model_copy(update={"id": "a-bad", "num_tokens": -1})  # breaks CHECK (num_tokens >= 0)
+    with pytest.raises(StoreError, match="nothing was written"):
+        store.append([b, *good[:-1], bad])
+    assert store.counts() == before
+    # the failed call did not poison the key filter: the good part goes in afterwards
+    assert store.append([b, *good]) == 4
+
+
+def test_python_failure_between_tables_rolls_back_the_tables_already_written(store: Store, monkeypatch):
+    insert = Store._insert_new_rows
+
+    def fail_on_attempts(self, table, batch):
+        if table.name == "attempts":
+            raise RuntimeError("worker died")
+        return insert(self, table, batch)
+
+    monkeypatch.setattr(Store, "_insert_new_rows", fail_on_attempts)
+    a = problem("1+0")
+    with pytest.raises(StoreError, match="worker died"):
+        store.append([a, *attempts(a, 0, 1, 2)])
+    monkeypatch.undo()
+    assert store.counts()["problems"] == 0
+    assert store.append([a]) == 1
+
+
+def test_unconvertible_field_is_named_and_nothing_is_written(store: Store):
+    a = problem("1+0")
+    broken = Attempt.model_construct(**{**attempts(a, 0, 1, 1)[0].__dict__, "round": "three"})
+    with pytest.raises(StoreError, match=r"Attempt\.round"):
+        store.append([a, broken])
+    assert store.counts()["problems"] == 0
+
+
+def test_append_rejects_foreign_objects_and_read_only_stores(path: Path):
+    with Store(path) as s:
+        with pytest.raises(StoreError, match="item 1 is a dict"):
+            s.append([problem("1+0"), {"question": "x"}])
+        s.append([problem("1+0")])
+    with Store(path, read_only=True) as s:
+        with pytest.raises(StoreError, match="read-only"):
+            s.append([problem("2+0")])
+        assert s.counts()["problems"] == 1
+
+
+def test_records_read_back_equal_what_was_written(path: Path):
+    root = problem("1+0")
+    child = Problem(question='Is "½ + ⅓" \\ 5/6?\nSay\u2028why.', answer="5/6", solution="carry none",
+                    source="generator", parent_id=root.id, family="add", level=2, concepts=["a", "ü"],
+                    knobs={"digits": 1, "terms": 2**40}, round_created=3, created_by="gen-0", model_version=4)
+    tries = [a.model_copy(update={"logprob": -1 / 3, "reward": 0.1}) for a in attempts(child, 3, 1, 2)]
+    tries[1] = tries[1].model_copy(update={"extracted_answer": None, "logprob": None})
+    with Store(path) as s:
+        s.append([root, child, *tries])
+        s.checkpoint()
+    with Store(path, read_only=True) as s:
+        assert s.get_problems([child.id, root.id]) == [child, root]
+        assert s.attempts_for(child.id) == tries
+
+
+# --------------------------------------------------------------------------- opening and schema
+
+
+def test_second_writer_is_refused_with_a_clear_line(path: Path):
+    Store(path).close()
+    holder = textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(path)!r})
+        print("held", flush=True)
+        sys.stdin.read()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError) as caught:
+            Store(path)
+        message = str(caught.value)
+        assert str(path) in message and "store actor" in message and "\n" not in message
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def test_newer_schema_is_refused(path: Path):
+    Store(path).close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("INSERT INTO schema_version (version, description) VALUES (99, 'from the future')")
+    with pytest.raises(StoreError) as caught:
+        Store(path)
+    message = str(caught.value)
+    assert str(path) in message and "99" in message and str(supported_schema_version()) in message
+    assert "upgrade" in message and "\n" not in message
+
+
+def test_older_schema_is_migrated_in_a_transaction(path: Path, monkeypatch):
+    a = problem("1+0")
+    with Store(path) as s:
+        s.append([a])
+    v2 = Migration(2, "problems get a note", ("ALTER TABLE problems ADD COLUMN note VARCHAR DEFAULT ''",))
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, v2))
+
+    with pytest.raises(StoreError, match="open it read-write once"):
+        Store(path, read_only=True)
+    with Store(path) as s:
+        assert s.schema_version == 2
+        assert s.get_problems([a.id]) == [a]
+        assert s.con.execute("SELECT note FROM problems").fetchall() == [("",)]
+        assert s.append([problem("2+0")]) == 1
+        assert [r[0] for r in s.con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()] == [1, 2]
+
+
+def test_failed_migration_leaves_the_file_at_its_old_version(path: Path, monkeypatch):
+    with Store(path) as s:
+        s.append([problem("1+0")])
+    broken = Migration(2, "half done", ("ALTER TABLE problems ADD COLUMN note VARCHAR", "SELECT * FROM no_such_table"))
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, broken))
+    with pytest.raises(StoreError, match="migration to schema version 2 failed.*unchanged at version 1"):
+        Store(path)
+    monkeypatch.undo()
+    with Store(path) as s:
+        assert s.schema_version == 1
+        columns = [r[0] for r in s.con.execute("DESCRIBE problems").fetchall()]
+        assert "note" not in columns and s.counts()["problems"] == 1
+
+
+def test_foreign_duckdb_file_and_missing_file_are_refused(tmp_path: Path):
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(StoreError, match="not a curriculum store"):
+        Store(other)
+    with pytest.raises(StoreError, match="no store file"):
+        Store(tmp_path / "missing.duckdb", read_only=True)
+
+
+# --------------------------------------------------------------------------- solve rates and selection
+
+
+@pytest.fixture
+def graded(store: Store) -> tuple[Store, list[Problem]]:
+    """Four problems with known rates: p0 2/10 then 8/10; p1 5/10 twice; p2 3/10 once; p3 unattempted."""
+    ps = [problem(f"{i}+0") for i in range(4)]
+    store.append(ps)
+    store.append(attempts(ps[0], 0, 2, 10) + attempts(ps[0], 1, 8, 10))
+    store.append(attempts(ps[1], 0, 5, 10) + attempts(ps[1], 1, 5, 10))
+    store.append(attempts(ps[2], 0, 3, 10))
+    return store, ps
+
+
+def test_solve_rates_overall_per_policy_and_last_rounds(graded):
+    store, ps = graded
+    overall = store.solve_rates()
+    assert set(overall) == {ps[0].id, ps[1].id, ps[2].id}
+    assert overall[ps[0].id] == (20, 10, 0.5)
+    assert overall[ps[2].id].rate == pytest.approx(0.3)
+    assert store.solve_rates(policy_version=0)[ps[0].id] == (10, 2, 0.2)
+    last = store.solve_rates(last_n_rounds=1)
+    assert set(last) == {ps[0].id, ps[1].id} and last[ps[0].id].rate == pytest.approx(0.8)
+    assert set(store.solve_rates(problem_ids=[ps[1].id, "nope"])) == {ps[1].id}
+
+
+def test_problems_in_band_edges_counts_and_scope(graded):
+    store, ps = graded
+    assert [p.id for p in store.problems_in_band(0.3, 0.5)] == sorted([ps[0].id, ps[1].id, ps[2].id])
+    assert [p.id for p in store.problems_in_band(0.3, 0.5, min_attempts=20)] == sorted([ps[0].id, ps[1].id])
+    assert [p.id for p in store.problems_in_band(0.6, 1.0, last_n_rounds=1)] == [ps[0].id]
+    assert [p.id for p in store.problems_in_band(0.0, 0.25, policy_version=0)] == [ps[0].id]
+    assert store.problems_in_band(0.31, 0.49) == []
+    with pytest.raises(ValueError, match="low=0.7, high=0.3"):
+        store.problems_in_band(0.7, 0.3)
+
+
+def test_accuracy_history_per_problem_per_round(graded):
+    store, ps = graded
+    history = store.accuracy_history()
+    assert history[ps[0].id] == pytest.approx({0: 0.2, 1: 0.8})
+    assert list(store.accuracy_history([ps[2].id])) == [ps[2].id]
+
+
+def test_weakness_candidates_follow_the_sws_rule(store: Store):
+    def plant(name: str, history: dict[int, int]) -> Problem:
+        p = problem(name)
+        store.append([p])
+        for round_, correct in history.items():
+            store.append(attempts(p, round_, correct, 10))
+        return p
+
+    declining_low = plant("declining low", {1: 4, 2: 4, 3: 3, 4: 2})  # window 2..4: best 0.4, slope -0.1
+    plant("declining but good", {2: 9, 3: 7, 4: 6})  # best 0.9 >= 0.5
+    plant("low but rising", {2: 1, 3: 2, 4: 3})  # slope > 0
+    plant("one round only", {4: 0})  # fewer than min_rounds
+    fell_recently = plant("fell recently", {1: 10, 2: 4, 3: 3, 4: 1})  # low only inside a 3-round window
+    plant("flat low", {2: 2, 3: 2, 4: 2})  # slope 0 is not negative
+
+    found = store.weakness_candidates(threshold=0.5, window=3, min_rounds=2)
+    assert [w.problem.id for w in found] == [fell_recently.id, declining_low.id]  # steepest first
+    weak = {w.problem.id: w for w in found}[declining_low.id]
+    assert weak.best_accuracy == pytest.approx(0.4)
+    assert weak.slope == pytest.approx(-0.1)
+    assert weak.rounds == [2, 3, 4]
+    assert weak.problem == declining_low
+
+    wider = store.weakness_candidates(threshold=0.5, window=4)
+    assert [w.problem.id for w in wider] == [declining_low.id]  # round 1's 1.0 now counts as best
+    assert store.weakness_candidates(threshold=0.5, window=3, min_rounds=3) == found
+    with pytest.raises(ValueError):
+        store.weakness_candidates(window=1)
+
+
+# --------------------------------------------------------------------------- lineage and plain reads
+
+
+def test_ancestors_and_descendants_walk_the_lineage(store: Store):
+    root = problem("root")
+    a = problem("a", parent=root, round_created=1)
+    b = problem("b", parent=a, round_created=2)
+    c = problem("c", parent=root, round_created=1)
+    d = problem("d", parent=a, round_created=2)
+    other = problem("other")
+    store.append([root, a, b, c, d, other])
+
+    assert store.ancestors(b.id) == [a, root]
+    assert store.ancestors(root.id) == []
+    family = store.descendants(root.id)
+    assert family[:2] == sorted([a, c], key=lambda p: p.id)
+    assert family[2:] == sorted([b, d], key=lambda p: p.id)
+    assert store.descendants(b.id) == []
+    with pytest.raises(KeyError, match="nope"):
+        store.ancestors("nope")
+
+
+def test_lineage_terminates_on_a_cycle(store: Store):
+    x = Problem(id="x", question="x", answer="1", source="teacher", parent_id="y")
+    y = Problem(id="y", question="y", answer="1", source="teacher", parent_id="x")
+    store.append([x, y])
+    assert store.ancestors("x") == [y]
+    assert store.descendants("x") == [y]
+
+
+def test_plain_reads(store: Store):
+    seed = problem("s")
+    later = problem("t", parent=seed, round_created=2)
+    store.append([seed, later, *attempts(seed, 0, 1, 2, policy_version=1), *attempts(seed, 1, 0, 2, policy_version=0)])
+    assert store.get_problems(["missing", later.id, seed.id, later.id]) == [later, seed]
+    assert store.problems() == [seed, later]
+    assert store.problems(source="teacher") == [later]
+    assert store.problems(round=0) == [seed]
+    assert [(a.policy_version, a.sample_index) for a in store.attempts_for(seed.id)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert store.attempts_for(later.id) == []
+    assert store.latest_policy_version() is None
+    store.append([PolicyVersion(version=v, round=v, parent_version=v - 1 if v else None, adapter_path=f"v{v}",
+                                algorithm="dpo") for v in (0, 2, 1)])
+    assert store.latest_policy_version() == 2
+    assert store.counts()["policies"] == 3
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _every_kind_of_record() -> dict[str, list]:
+    p = problem("1+0")
+    when = datetime(2024, 5, 1, 12, 30, 15, 123456)
+    return {
+        "problems": [p, problem("1+1", parent=p)],
+        "attempts": attempts(p, 0, 1, 2),
+        "pairs": [PreferencePair(problem_id=p.id, policy_version=0, round=0, prompt="q", chosen="a", rejected="b")],
+        "policies": [PolicyVersion(version=1, round=0, parent_version=0, adapter_path="v1", algorithm="dpo",
+                                   metrics={"loss": 0.5}, created_at=when)],
+        "rejected": [RejectedDraft(source="teacher", parent_id=p.id, text="bad", reason="duplicate", round=0)],
+        "rounds": [RoundStats(round=0, policy_version=1, metrics={"acc": 0.25}, seconds={"solve": 1.5}, created_at=when)],
+    }
+
+
+def _records_from_parquet(file: Path, record_type) -> list:
+    table = pq.read_table(file)
+    rows = table.to_pylist()
+    for column in table.schema:
+        if str(column.type).startswith("map"):
+            for row in rows:
+                row[column.name] = dict(row[column.name])
+    return [record_type.model_validate(row) for row in rows]
+
+
+def test_parquet_snapshot_round_trips_every_table(store: Store, tmp_path: Path):
+    records = _every_kind_of_record()
+    store.append([r for group in records.values() for r in group])
+    snapshot = store.export_parquet(tmp_path / "snapshot")
+    assert sorted(f.name for f in snapshot.iterdir()) == sorted(f"{name}.parquet" for name in records)
+    for name, expected in records.items():
+        got = _records_from_parquet(snapshot / f"{name}.parquet", type(expected[0]))
+        key = "version" if name == "policies" else "round" if name == "rounds" else "id"
+        assert sorted(got, key=lambda r: getattr(r, key)) == sorted(expected, key=lambda r: getattr(r, key))
+
+
+def test_parquet_snapshot_replaces_the_previous_one_whole(path: Path, tmp_path: Path):
+    target = tmp_path / "snapshots" / "latest"
+    with Store(path) as s:
+        s.append([problem("1+0")])
+        s.export_parquet(target)
+        s.append([problem("2+0")])
+        s.export_parquet(target)
+    assert pq.read_table(target / "problems.parquet").num_rows == 2
+    assert [p.name for p in target.parent.iterdir()] == ["latest"]  # no staging or retired folders left
+    with Store(path, read_only=True) as s:  # a read-only store can snapshot too
+        s.export_parquet(tmp_path / "ro")
+    assert pq.read_table(tmp_path / "ro" / "problems.parquet").num_rows == 2
