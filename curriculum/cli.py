@@ -36,6 +36,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from curriculum.inspect import summarize
+
+    summary = summarize(args.run_dir)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['run_dir']} ({summary['snapshot']})", title_justify="left")
+    levels = sorted({lv for r in summary["rounds"] for lv in r["eval"]["by_level"]}, key=int)
+    for name in ["round", "policy", *[f"L{lv}" for lv in levels], "all", "added"]:
+        table.add_column(name, justify="left" if name == "added" else "right")
+    for r in summary["rounds"]:
+        by_level = r["eval"]["by_level"]
+        table.add_row(str(r["round"]), f"v{r['policy_version']}",
+                      *[f"{100 * by_level[lv]:.0f}" if lv in by_level else "" for lv in levels],
+                      f"{100 * (r['eval']['overall'] or 0):.0f}",
+                      ", ".join(f"{k} {v}" for k, v in sorted(r["problems_by_source"].items())))
+    console = Console()
+    console.print(table)
+    console.print("store: " + ", ".join(f"{k} {v}" for k, v in summary["store"].items()))
+    return 0
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="a YAML recipe, e.g. configs/tiny.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. solver.attempts=4")
@@ -55,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     pre = commands.add_parser("pretrain", help="build (or reuse) the toy base model and print its accuracy table")
     _add_config_args(pre)
     pre.set_defaults(handler=cmd_pretrain)
+
+    inspect = commands.add_parser("inspect", help="show a run's rounds and store counts (works while it runs)")
+    inspect.add_argument("run_dir", help="runs/<experiment>/<run>")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.set_defaults(handler=cmd_inspect)
     return parser
 
 

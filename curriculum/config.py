@@ -7,6 +7,8 @@ torch, Ray or TRL, so the CLI can reject a bad config in milliseconds.
 from __future__ import annotations
 
 import difflib
+import math
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,6 +135,94 @@ class DatasetSpec(Section):
     id_field: str | None = None
 
 
+class SelectionConfig(Section):
+    """Which problems a round trains on. Band edges are multiples of 1/solver.attempts."""
+
+    seed_band_low: float = Field(default=0.25, ge=0, le=1, description="seeds: base-model solve rate at least")
+    seed_band_high: float = Field(default=0.75, ge=0, le=1)
+    seed_candidates: int = Field(default=400, ge=1, description="seed-set candidates screened with the base model")
+    band_low: float = Field(default=0.25, ge=0, le=1, description="learning band of a round")
+    band_high: float = Field(default=0.75, ge=0, le=1)
+    last_n_rounds: int = Field(default=2, ge=1, description="solve rates are estimated over these rounds")
+    fresh_fraction: float = Field(default=0.5, ge=0, le=1, description="share of slots for never-attempted problems")
+
+
+class TeacherConfig(Section):
+    kind: Literal["symbolic"] = "symbolic"
+    mutations: list[Literal["harder", "easier", "sibling"]] = Field(
+        default_factory=lambda: ["harder", "sibling"], min_length=1
+    )
+    variants_per_failure: int = Field(default=2, ge=1)
+    max_failures: int = Field(default=32, ge=1, description="failed problems the Teacher rewrites per round")
+
+
+class GeneratorConfig(Section):
+    enabled: bool = True
+    warmup_rounds: int = Field(default=2, ge=0, description="rounds of training before it proposes")
+    proposals_per_round: int = Field(default=16, ge=0)
+    usefulness_center: float = Field(default=0.5, ge=0, le=1)
+    usefulness_width: float = Field(default=0.25, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    epochs: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+    max_new_tokens: int = Field(default=128, ge=1)
+
+
+class LearnerConfig(Section):
+    algorithm: Literal["dpo"] = "dpo"
+    beta: float = Field(default=0.1, gt=0)
+    pairing: Literal["first", "all"] = Field(default="all", description="wrong attempts paired per problem")
+    max_pairs_per_problem: int = Field(default=4, ge=1)
+    rpo_alpha: float | None = Field(default=None, ge=0, description="NLL weight on chosen (TRL rpo_alpha)")
+    learning_rate: float = Field(default=5e-4, gt=0)
+    epochs: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+
+
+class LoopConfig(Section):
+    rounds: int = Field(default=6, ge=0)
+    problems_per_round: int = Field(default=64, ge=1)
+
+
+class RoleResources(Section):
+    count: int = Field(default=1, ge=1, description="actors of this role")
+    num_cpus: float = Field(default=1.0, ge=0)
+    num_gpus: float = Field(default=0.0, ge=0)
+
+
+class RayConfig(Section):
+    address: str | None = Field(default=None, description="join this cluster; default: a local one")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local cluster")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    store: RoleResources = RoleResources(num_cpus=0)
+    solver: RoleResources = RoleResources()
+    teacher: RoleResources = RoleResources(num_cpus=0)
+    generator: RoleResources = RoleResources(num_cpus=0)
+    learner: RoleResources = RoleResources(num_cpus=0)
+
+
+class TrackingConfig(Section):
+    tracking_uri: str | None = Field(default=None, description="default: sqlite:///<runs_dir>/mlflow.db")
+
+
+def band_edge_error(value: float, attempts: int, name: str) -> str | None:
+    """Why ``value`` is a bad band edge for ``attempts`` samples, or None.
+
+    With k samples a solve-rate estimate is always c/k, so an edge between two
+    multiples of 1/k silently means the next multiple; we make the user say it.
+    """
+    scaled = value * attempts
+    if abs(scaled - round(scaled)) < 1e-9:
+        return None
+    below = Fraction(math.floor(scaled), attempts)
+    above = Fraction(math.ceil(scaled), attempts)
+    return (
+        f"{name}={value} is not a multiple of 1/solver.attempts (attempts={attempts}): estimates are c/{attempts}, "
+        f"use {float(below):g} or {float(above):g}"
+    )
+
+
 class Config(Section):
     experiment: ExperimentConfig = ExperimentConfig()
     model: ModelConfig = ModelConfig()
@@ -140,8 +230,27 @@ class Config(Section):
     pretrain: PretrainConfig = PretrainConfig()
     solver: SolverConfig = SolverConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    selection: SelectionConfig = SelectionConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    learner: LearnerConfig = LearnerConfig()
+    loop: LoopConfig = LoopConfig()
+    ray: RayConfig = RayConfig()
+    tracking: TrackingConfig = TrackingConfig()
     data_root: str = Field(default="../shared/data/benchmarks", description="relative dataset paths start here")
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _bands_fit_attempts(self) -> "Config":
+        sel, k = self.selection, self.solver.attempts
+        for low, high in (("seed_band_low", "seed_band_high"), ("band_low", "band_high")):
+            if getattr(sel, low) > getattr(sel, high):
+                raise ValueError(f"selection.{low}={getattr(sel, low)} is above selection.{high}={getattr(sel, high)}")
+            for name in (low, high):
+                error = band_edge_error(getattr(sel, name), k, f"selection.{name}")
+                if error:
+                    raise ValueError(error)
+        return self
 
 
 # ----------------------------------------------------------------------------- loading

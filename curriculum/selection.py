@@ -9,27 +9,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 
 from curriculum.records import Problem
 from curriculum.store import SolveRate
-
-
-def band_edge_error(value: float, attempts: int, name: str) -> str | None:
-    """Why ``value`` is a bad band edge for ``attempts`` samples, or None.
-
-    With k samples a solve-rate estimate is always c/k, so an edge between two
-    multiples of 1/k silently means the next multiple; we make the user say it.
-    """
-    scaled = value * attempts
-    if abs(scaled - round(scaled)) < 1e-9:
-        return None
-    below = Fraction(math.floor(scaled), attempts)
-    above = Fraction(math.ceil(scaled), attempts)
-    return (
-        f"{name}={value} is not a multiple of 1/attempts (attempts={attempts}): estimates are c/{attempts}, "
-        f"use {float(below):g} or {float(above):g}"
-    )
 
 
 def in_band(rate: SolveRate, low: float, high: float, min_attempts: int = 1) -> bool:
@@ -51,17 +33,22 @@ def select_round_problems(
     Fresh problems (never attempted) are estimated by attempting them, so they get up to
     ``fresh_fraction`` of the slots, newest first; the rest go to problems whose solve rate
     lies in [low, high], closest to 1/2 first (the most informative), ties broken at random.
-    Slots one kind leaves empty go to the other. Problems outside the band are left alone:
-    too easy and too hard teach nothing.
+    Slots one kind leaves empty go to the other. Only when both run out do problems outside
+    the band fill the round, nearest to the band first: early on, a weak policy may have no
+    problem in band at all, and a failed problem still teaches through its reference solution.
     """
     fresh = [p for p in candidates if p.id not in rates]
     banded = [p for p in candidates if p.id in rates and in_band(rates[p.id], low, high, min_attempts)]
+    chosen_ids = {p.id for p in fresh} | {p.id for p in banded}
+    outside = [p for p in candidates if p.id not in chosen_ids]
     fresh.sort(key=lambda p: (-p.round_created, rng.random()))
     banded.sort(key=lambda p: (abs(rates[p.id].rate - 0.5), rng.random()))
+    outside.sort(key=lambda p: (max(low - rates[p.id].rate, rates[p.id].rate - high), rng.random()))
     fresh_slots = min(len(fresh), round(n * fresh_fraction))
     band_slots = min(len(banded), n - fresh_slots)
     fresh_slots = min(len(fresh), n - band_slots)
-    return fresh[:fresh_slots] + banded[:band_slots]
+    fill = n - fresh_slots - band_slots
+    return fresh[:fresh_slots] + banded[:band_slots] + outside[:fill]
 
 
 def gaussian_usefulness(rate: float, center: float, width: float) -> float:

@@ -613,6 +613,15 @@ class Store:
         ).fetchall()
         return _records("problems", rows)
 
+    def problem_ids(self) -> list[str]:
+        return [row[0] for row in self.con.execute("SELECT id FROM problems ORDER BY id").fetchall()]
+
+    def problem_counts_by_source(self, round: int | None = None) -> dict[str, int]:
+        """Problems per source, all or only those created in ``round``."""
+        where, params = ("WHERE round_created = ?", [round]) if round is not None else ("", [])
+        rows = self.con.execute(f"SELECT source, count(*) FROM problems {where} GROUP BY source", params).fetchall()
+        return dict(sorted(rows))
+
     def attempts_for(self, problem_id: str) -> list[Attempt]:
         """All attempts at one problem, by policy version, then sample index."""
         rows = self.con.execute(

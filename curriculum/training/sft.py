@@ -35,6 +35,53 @@ class PretrainResult:
 # ----------------------------------------------------------------------------- reusable pieces
 
 
+@dataclass
+class PackingCollator:
+    """Packs a batch's tokenized examples into rows of about `row_length` tokens.
+
+    Each example keeps its own position ids (restarting at 0) and no attention mask is
+    passed, so transformers builds a block-diagonal causal mask from the position ids:
+    examples never see each other. Random batches mix short and long problems (keeping
+    families mixed in every batch, which learning needs), and packing removes the padding
+    that costs about two thirds of the compute of a padded batch.
+    """
+
+    pad_token_id: int
+    row_length: int = 256
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
+        capacity = max(self.row_length, len(examples[order[0]]["input_ids"]))
+        rows: list[list[int]] = []  # example indices per row, first-fit decreasing
+        room: list[int] = []
+        for index in order:
+            length = len(examples[index]["input_ids"])
+            slot = next((r for r, free in enumerate(room) if free >= length), None)
+            if slot is None:
+                rows.append([index])
+                room.append(capacity - length)
+            else:
+                rows[slot].append(index)
+                room[slot] -= length
+        width = max(capacity - free for free in room)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        position_ids = torch.arange(width).repeat(len(rows), 1)  # padding: one more segment
+        for r, members in enumerate(rows):
+            start = 0
+            for index in members:
+                ids = examples[index]["input_ids"]
+                end = start + len(ids)
+                input_ids[r, start:end] = torch.tensor(ids)
+                labels[r, start:end] = torch.tensor(examples[index].get("labels", ids))
+                position_ids[r, start:end] = torch.arange(len(ids))
+                start = end
+            position_ids[r, start:] = torch.arange(width - start)
+        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+
+
 def build_sft_dataset(problems: Sequence[Problem], tokenizer: Any, weights: Sequence[float] | None = None) -> Any:
     """A prompt-completion `datasets.Dataset` from problems with solutions (optional per-row weight)."""
     from datasets import Dataset
@@ -87,8 +134,15 @@ def sft_args(output_dir: str | Path, *, learning_rate: float, batch_size: int, e
     return SFTConfig(**settings)
 
 
-def make_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, **kwargs: Any) -> Any:
-    """TRL SFTTrainer on a prompt-completion dataset (loss on the completion only)."""
+def make_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, pack: bool = False,
+                     **kwargs: Any) -> Any:
+    """TRL SFTTrainer on a prompt-completion dataset (loss on the completion only).
+
+    `pack=True` packs each batch with `PackingCollator` (needs an attention implementation
+    that honours packed position ids, as transformers' sdpa and eager ones do).
+    """
+    if pack:
+        kwargs.setdefault("data_collator", PackingCollator(tokenizer.pad_token_id))
     import datasets
     from transformers import PrinterCallback
     from trl import SFTTrainer
@@ -149,6 +203,7 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
         output = trainer.train()
     train_seconds = time.perf_counter() - start
     model = trainer.model.eval()
+    model.config.use_cache = True  # the trainer turns the KV cache off; generation wants it back
 
     evaluation = evaluate_base(model, tokenizer, heldout, config, progress)
     seconds = time.perf_counter() - start

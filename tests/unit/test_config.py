@@ -50,6 +50,9 @@ def test_unknown_top_level_section(tmp_path):
         ("solver.attempts=many", r"'solver.attempts' = 'many' .*valid integer"),
         ("solver.top_p=1.5", r"'solver.top_p' = 1.5 .*less than or equal to 1"),
         ("model.kind=hf", r"model.kind=hf needs model.path"),
+        ("selection.band_low=0.3", r"selection.band_low=0.3 is not a multiple of 1/solver.attempts .*use 0.25 or 0.375"),
+        ("selection.band_low=0.875", r"selection.band_low=0.875 is above selection.band_high=0.75"),
+        ("loop.rounds=-1", r"'loop.rounds' = -1 .*greater than or equal to 0"),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(override, expected):
@@ -80,10 +83,10 @@ def test_override_without_equals_is_rejected():
 
 
 def test_include_merges_and_local_keys_win(tmp_path):
-    (tmp_path / "base.yaml").write_text("solver:\n  attempts: 3\n  temperature: 0.5\n")
-    (tmp_path / "top.yaml").write_text("include: [base.yaml]\nsolver:\n  attempts: 5\n")
+    (tmp_path / "base.yaml").write_text("solver:\n  attempts: 16\n  temperature: 0.5\n")
+    (tmp_path / "top.yaml").write_text("include: [base.yaml]\nsolver:\n  attempts: 4\n")
     config = load_config(tmp_path / "top.yaml")
-    assert (config.solver.attempts, config.solver.temperature) == (5, 0.5)
+    assert (config.solver.attempts, config.solver.temperature) == (4, 0.5)
 
 
 def test_config_is_frozen_and_round_trips_through_yaml(tmp_path):

@@ -3,7 +3,8 @@ import random
 import pytest
 
 from curriculum.records import Problem
-from curriculum.selection import band_edge_error, gaussian_usefulness, select_round_problems
+from curriculum.config import band_edge_error
+from curriculum.selection import gaussian_usefulness, select_round_problems
 from curriculum.store import SolveRate
 
 
@@ -34,6 +35,18 @@ def test_selection_keeps_band_prefers_informative_and_fresh():
     assert ids[:2] == [problems[6].id, problems[7].id]  # fresh, newest first
     assert ids[2:] == [problems[2].id, problems[4].id]  # closest to 1/2 first
     assert problems[0].id not in ids and problems[1].id not in ids
+
+
+def test_out_of_band_problems_fill_only_what_is_left_nearest_first():
+    problems = [problem(i) for i in range(4)]
+    rates = {
+        problems[0].id: SolveRate(8, 0, 0.0),
+        problems[1].id: SolveRate(8, 1, 0.125),
+        problems[2].id: SolveRate(8, 8, 1.0),
+        problems[3].id: SolveRate(8, 4, 0.5),
+    }
+    chosen = select_round_problems(problems, rates, n=2, low=0.25, high=0.75, fresh_fraction=0.5, rng=random.Random(0))
+    assert [p.id for p in chosen] == [problems[3].id, problems[1].id]  # 0.125 is nearer the band than 0 or 1
 
 
 def test_empty_slots_of_one_kind_go_to_the_other():

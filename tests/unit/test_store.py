@@ -361,7 +361,8 @@ def _every_kind_of_record() -> dict[str, list]:
         "policies": [PolicyVersion(version=1, round=0, parent_version=0, adapter_path="v1", algorithm="dpo",
                                    metrics={"loss": 0.5}, created_at=when)],
         "rejected": [RejectedDraft(source="teacher", parent_id=p.id, text="bad", reason="duplicate", round=0)],
-        "rounds": [RoundStats(round=0, policy_version=1, metrics={"acc": 0.25}, seconds={"solve": 1.5}, created_at=when)],
+        "rounds": [RoundStats(round=0, policy_version=1, metrics={"acc": 0.25}, seconds={"solve": 1.5},
+                              created_at=when)],
     }
 
 
@@ -398,3 +399,18 @@ def test_parquet_snapshot_replaces_the_previous_one_whole(path: Path, tmp_path: 
     with Store(path, read_only=True) as s:  # a read-only store can snapshot too
         s.export_parquet(tmp_path / "ro")
     assert pq.read_table(tmp_path / "ro" / "problems.parquet").num_rows == 2
+
+
+def test_problem_ids_and_counts_by_source(tmp_path):
+    from curriculum.records import Problem
+    from curriculum.store import Store
+
+    with Store(tmp_path / "s.duckdb") as store:
+        store.append([
+            Problem(question="1+1=?", answer="2", source="seed"),
+            Problem(question="2+2=?", answer="4", source="teacher", round_created=1),
+            Problem(question="3+3=?", answer="6", source="teacher", round_created=2),
+        ])
+        assert sorted(store.problem_ids()) == store.problem_ids() and len(store.problem_ids()) == 3
+        assert store.problem_counts_by_source() == {"seed": 1, "teacher": 2}
+        assert store.problem_counts_by_source(round=2) == {"teacher": 1}

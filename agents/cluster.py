@@ -1,0 +1,78 @@
+"""Starting or joining a Ray cluster and placing the role actors on it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from curriculum.config import RayConfig, RoleResources
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def start_ray(config: RayConfig) -> None:
+    """Join `ray.address`, or start a local cluster on loopback with the dashboard off."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if config.address:
+        ray.init(address=config.address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=config.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 configure_logging=False, log_to_driver=True)
+
+
+def stop_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def threads_for(resources: RoleResources) -> int:
+    return max(1, int(resources.num_cpus)) if resources.num_cpus >= 1 else (os.cpu_count() or 1)
+
+
+class Placement:
+    """One placement group holding a bundle per actor, so a role's CPUs/GPUs are reserved
+    together (strategy from config) and no device id is ever hard-coded."""
+
+    def __init__(self, config: RayConfig, roles: list[tuple[str, RoleResources]]):
+        from ray.util.placement_group import placement_group
+
+        self.names: list[str] = []
+        bundles = []
+        for name, resources in roles:
+            for _ in range(resources.count):
+                self.names.append(name)
+                bundles.append({"CPU": resources.num_cpus, "GPU": resources.num_gpus})
+        # Ray refuses an all-zero bundle; a tiny CPU share keeps zero-CPU roles placeable.
+        bundles = [{k: v for k, v in b.items() if v > 0} or {"CPU": 0.001} for b in bundles]
+        self.group = placement_group(bundles, strategy=config.placement_strategy)
+        import ray
+
+        ray.get(self.group.ready(), timeout=120)
+        self._next = 0
+
+    def spawn(self, name: str, resources: RoleResources, factory: Callable[[], Any]) -> Any:
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from agents.actor import RayRole, RoleActor
+
+        index = self._next  # actors are spawned in the order their bundles were listed
+        if self.names[index] != name:
+            raise RuntimeError(f"placement: bundle {index} is for {self.names[index]}, not {name}")
+        self._next += 1
+        cpus = resources.num_cpus if resources.num_cpus > 0 else 0.001
+        handle = RoleActor.options(
+            num_cpus=cpus, num_gpus=resources.num_gpus, name=None,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
+        ).remote(factory, threads_for(resources))
+        return RayRole(handle, name)
+
+    def remove(self) -> None:
+        from ray.util.placement_group import remove_placement_group
+
+        remove_placement_group(self.group)

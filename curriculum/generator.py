@@ -1,0 +1,277 @@
+"""The Generator: a small model that learns to write problems the way the Teacher does.
+
+Socratic-Zero's "student-teacher": it is fine-tuned by value-weighted SFT on the
+Teacher's (failed problem -> new problem) pairs, each weighted by a Gaussian of the
+Solver's solve rate on the new problem (highest when the problem sits in the learning
+band), and after warm-up it proposes problems of its own. It writes only questions; the
+world's oracle computes answers and traces, and rejects what it cannot solve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from curriculum.config import Config, GeneratorConfig, TinyModelConfig
+from curriculum.records import Problem, ProblemSource, RejectedDraft, content_id, normalize_question
+from curriculum.selection import gaussian_usefulness
+
+PROMPT_TEMPLATE = "failed: {question}\nnew:\n"
+STATE_FILE = "generator.json"
+STATE_FORMAT = 1
+GENERATION_BATCH = 64  # sequences per generate() call
+NAME = "generator"
+
+
+class Oracle(Protocol):
+    """What `propose` needs from a world: a full problem for question text, or None."""
+
+    def problem_from_question(self, question: str, source: ProblemSource, parent_id: str | None = None,
+                              round: int = 0, created_by: str = ...) -> Problem | None: ...
+
+
+class Generator:
+    """A causal LM trained on (failed problem -> new problem) pairs; `version` counts its updates."""
+
+    def __init__(self, base_model_path: str | Path | None, tiny_cfg: TinyModelConfig, gen_cfg: GeneratorConfig,
+                 work_dir: str | Path, seed: int, name: str = NAME) -> None:
+        import torch
+
+        from curriculum.models import build_char_tokenizer, build_tiny_model, load_model_and_tokenizer
+
+        self.gen_cfg = gen_cfg
+        self.work_dir = Path(work_dir)
+        self.seed = seed
+        self.name = name
+        self.version = 0
+        if base_model_path is None:
+            self.tokenizer = build_char_tokenizer()
+            with torch.random.fork_rng(devices=[]):  # the same seed gives the same initial weights
+                torch.manual_seed(seed)
+                self.model = build_tiny_model(tiny_cfg, self.tokenizer).eval()
+        else:
+            self.model, self.tokenizer = load_model_and_tokenizer(base_model_path)
+
+    # ------------------------------------------------------------------ the SFT format
+
+    def prompt_for_parent(self, problem: Problem) -> str:
+        return PROMPT_TEMPLATE.format(question=normalize_question(problem.question))
+
+    def target_for(self, new_problem: Problem) -> str:
+        return normalize_question(new_problem.question)
+
+    # ------------------------------------------------------------------ training
+
+    def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> dict[str, float]:
+        """Weighted SFT on (parent, child, solve rate of child) triples; bumps `version`.
+
+        The weight of a pair is `gaussian_usefulness(rate, usefulness_center, usefulness_width)`.
+        No examples: nothing changes and the metrics say so.
+        """
+        import torch
+
+        from curriculum.training.sft import sft_args
+        from curriculum.training.weighted_sft import build_weighted_dataset, make_weighted_sft_trainer
+
+        if not examples:
+            return {"examples": 0.0, "loss": 0.0, "mean_weight": 0.0, "seconds": 0.0, "steps": 0.0,
+                    "version": float(self.version)}
+        start = time.perf_counter()
+        cfg = self.gen_cfg
+        weights = []
+        for index, (_, child, rate) in enumerate(examples):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"example {index} (problem {child.id}): solve rate {rate} is outside [0, 1]")
+            weights.append(gaussian_usefulness(rate, cfg.usefulness_center, cfg.usefulness_width))
+        dataset = build_weighted_dataset([self.prompt_for_parent(parent) for parent, _, _ in examples],
+                                         [self.target_for(child) for _, child, _ in examples],
+                                         weights, self.tokenizer.eos_token)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="generator-sft-", dir=self.work_dir) as scratch, _kept_global_rng():
+            args = sft_args(scratch, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                            warmup_ratio=0.0, seed=self.seed + self.version, use_cpu=not torch.cuda.is_available())
+            trainer = make_weighted_sft_trainer(self.model, self.tokenizer, dataset, args)
+            output = trainer.train()
+        self.model = trainer.model.eval()
+        self.model.config.use_cache = True  # the trainer turns the KV cache off; generation wants it back
+        # TRL patches `forward` on the instance (fused LM head); drop it so patches do not pile up each round
+        self.model.__dict__.pop("forward", None)
+        self.version += 1
+        return {"examples": float(len(examples)), "loss": float(output.training_loss),
+                "mean_weight": sum(weights) / len(weights), "seconds": time.perf_counter() - start,
+                "steps": float(output.global_step), "version": float(self.version)}
+
+    # ------------------------------------------------------------------ proposing
+
+    def propose(self, parents: Sequence[Problem], n: int, world: Oracle,
+                round: int) -> tuple[list[Problem], list[RejectedDraft]]:
+        """Sample `n` questions, each conditioned on a parent (cycling through `parents`), and
+        keep those the world's oracle can solve; the rest come back as rejected drafts with
+        reason empty, too_long (no end within max_new_tokens), duplicate (of its parent or of
+        an earlier draft in this batch) or unparseable (the oracle's reason in `detail`)."""
+        from curriculum.engines.hf import HFEngine
+
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if n == 0:
+            return [], []
+        if not parents:
+            raise ValueError("propose needs at least one parent problem")
+        cfg = self.gen_cfg
+        fitting = self._parents_that_fit(parents)
+        chosen = [fitting[i % len(fitting)] for i in range(n)]
+        engine = HFEngine(self.model, self.tokenizer, batch_size=GENERATION_BATCH)
+        samples = engine.generate([self.prompt_for_parent(p) for p in chosen], n=1, temperature=cfg.temperature,
+                                  max_new_tokens=cfg.max_new_tokens, seed=self._sampling_seed(round))
+
+        problems: list[Problem] = []
+        rejected: list[RejectedDraft] = []
+        seen: set[str] = set()
+
+        def reject(parent: Problem, text: str, reason: str, detail: str) -> None:
+            rejected.append(RejectedDraft(source="generator", parent_id=parent.id, text=text, reason=reason,
+                                          detail=detail, round=round, created_by=self.name))
+
+        for parent, [sample] in zip(chosen, samples):
+            text = sample.text.strip()
+            key = normalize_question(text)
+            if not text:
+                reject(parent, sample.text, "empty", "the sample holds no text")
+            elif not sample.finished:
+                reject(parent, text, "too_long", f"no end of text within {cfg.max_new_tokens} new tokens")
+            elif key == normalize_question(parent.question):
+                reject(parent, text, "duplicate", "same question as its parent")
+            elif key in seen:
+                reject(parent, text, "duplicate", "proposed earlier in this batch")
+            else:
+                seen.add(key)
+                problem = world.problem_from_question(text, source="generator", parent_id=parent.id, round=round,
+                                                      created_by=self.name)
+                if problem is None:
+                    reject(parent, text, "unparseable", _oracle_reason(world, text))
+                else:
+                    problems.append(Problem.model_validate({**problem.model_dump(), "model_version": self.version}))
+        return problems, rejected
+
+    def _parents_that_fit(self, parents: Sequence[Problem]) -> list[Problem]:
+        """Parents whose prompt leaves room for `max_new_tokens` in the model's context."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is None:
+            return list(parents)
+        room = limit - self.gen_cfg.max_new_tokens
+        fitting = [p for p in parents if len(self.tokenizer(self.prompt_for_parent(p))["input_ids"]) <= room]
+        if not fitting:
+            raise ValueError(f"no parent prompt fits the model's context of {limit} tokens with "
+                             f"generator.max_new_tokens={self.gen_cfg.max_new_tokens}; lower it")
+        return fitting
+
+    def _sampling_seed(self, round: int) -> int:
+        """Different for each round and version, the same on a rerun."""
+        return int(content_id("generator", self.seed, round, self.version), 16) % (2**31)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, directory: str | Path) -> Path:
+        """Model, tokenizer and version into `directory`, replacing it atomically."""
+        from curriculum.models import save_model
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+        old = directory.parent / f".{directory.name}.old-{os.getpid()}"
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+        try:
+            save_model(self.model, self.tokenizer, tmp)
+            state = {"format": STATE_FORMAT, "version": self.version, "name": self.name}
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+            if directory.exists():  # two renames: a crash leaves either the old or the new folder complete
+                os.replace(directory, old)
+            os.replace(tmp, directory)
+        finally:
+            for leftover in (tmp, old):
+                if leftover.exists():
+                    shutil.rmtree(leftover, ignore_errors=True)
+        return directory
+
+    def load(self, directory: str | Path) -> "Generator":
+        """Replace the model, tokenizer and version with those saved in `directory`."""
+        from curriculum.models import load_model_and_tokenizer
+
+        directory = Path(directory)
+        state_file = directory / STATE_FILE
+        if not state_file.is_file():
+            raise ValueError(f"no Generator checkpoint at '{directory}' ({STATE_FILE} missing)")
+        state = json.loads(state_file.read_text())
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{state_file}: format {state.get('format')!r}, this code reads format {STATE_FORMAT}")
+        self.model, self.tokenizer = load_model_and_tokenizer(directory)
+        self.version = int(state["version"])
+        return self
+
+    @staticmethod
+    def is_checkpoint(directory: str | Path) -> bool:
+        return (Path(directory) / STATE_FILE).is_file()
+
+
+class GeneratorRole:
+    """The Generator with its world bound, built from the config (what the Ray actor hosts).
+
+    It checkpoints itself to `work_dir/latest` after every update and resumes from there.
+    """
+
+    def __init__(self, config: Config, work_dir: str | Path) -> None:
+        from curriculum.worlds.arithmetic import ArithmeticWorld
+
+        base = config.model.path if config.model.kind == "hf" else None
+        self.checkpoint = Path(work_dir) / "latest"
+        self.generator = Generator(base, config.model.tiny, config.generator, work_dir, seed=config.experiment.seed)
+        if Generator.is_checkpoint(self.checkpoint):
+            self.generator.load(self.checkpoint)
+        self.world = ArithmeticWorld(config.world, seed=config.experiment.seed)
+
+    @property
+    def version(self) -> int:
+        return self.generator.version
+
+    def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> dict[str, float]:
+        metrics = self.generator.train(examples)
+        if examples:
+            self.generator.save(self.checkpoint)
+        return metrics
+
+    def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]:
+        return self.generator.propose(parents, n, self.world, round)
+
+
+def _oracle_reason(world: Any, text: str) -> str:
+    """Why the oracle refused `text`, where the world can say (the arithmetic parser can)."""
+    from curriculum.worlds.arithmetic import ArithmeticWorld, parse_question
+
+    if isinstance(world, ArithmeticWorld):
+        return f"oracle: {parse_question(text)[1]}"
+    return "the oracle cannot solve it"
+
+
+@contextmanager
+def _kept_global_rng() -> Iterator[None]:
+    """Trainer.train reseeds Python, NumPy and torch globally; give the caller its RNG state back."""
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
