@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,19 @@ class RoleActor:
         # Stages run one after another, so a role may use the cores it was given.
         torch.set_num_threads(threads)
         self.target = factory()
+        self.busy: dict[str, float] = {}  # seconds spent inside each role method (for bench/overhead.py)
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.target, method)(*args, **kwargs)
+        start = time.perf_counter()
+        try:
+            return getattr(self.target, method)(*args, **kwargs)
+        finally:
+            self.busy[method] = self.busy.get(method, 0.0) + time.perf_counter() - start
+
+    def busy_seconds(self) -> dict[str, float]:
+        """Seconds spent in role methods since the last call of this method."""
+        busy, self.busy = self.busy, {}
+        return busy
 
     def pid(self) -> int:
         return os.getpid()

@@ -103,6 +103,7 @@ class CoEvolution:
         self.heldout = world.heldout()
         self.heldout_ids = {p.id for p in self.heldout}
         self.policy_version = 0
+        self.round = 0
         self.on_stage = on_stage or (lambda stage: None)
         self._seconds: dict[str, float] = {}
 
@@ -164,6 +165,7 @@ class CoEvolution:
 
     def run_round(self, round: int) -> RoundReport:
         self._seconds = {}
+        self.round = round
         cfg = self.config
         metrics: dict[str, float] = {}
 

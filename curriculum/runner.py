@@ -15,9 +15,10 @@ from curriculum.rundir import atomic_write_json, create_run_dir
 
 def run_experiment(config: Config, console=None) -> Path:
     from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agents import cluster, roles as factories
-    from curriculum.loop import CoEvolution, Roles
+    from curriculum.loop import STAGES, CoEvolution
     from curriculum.models import load_tokenizer, prompt_for
     from curriculum.tracking import Tracker, default_tracking_uri
     from curriculum.training.sft import pretrain
@@ -34,31 +35,21 @@ def run_experiment(config: Config, console=None) -> Path:
     tracker.log_params(flatten(config))
     tracker.log_metrics({**base.evaluation.metrics("eval"), "policy_version": 0}, step=0)
 
-    ray_cfg = config.ray
-    cluster.start_ray(ray_cfg)
-    wanted = [("store", ray_cfg.store), ("solver", ray_cfg.solver), ("teacher", ray_cfg.teacher),
-              ("learner", ray_cfg.learner)]
-    if config.generator.enabled:
-        wanted.append(("generator", ray_cfg.generator))
-    placement = cluster.Placement(ray_cfg, wanted)
+    cluster.start_ray(config.ray)
+    roles, placement = start_roles(config, run_dir, base_path)
     status = "FAILED"
     try:
-        store = placement.spawn("store", ray_cfg.store, partial(factories.make_store, str(run_dir / "store.duckdb")))
-        solvers = [placement.spawn("solver", ray_cfg.solver,
-                                   partial(factories.make_solver, config, base_path, f"solver-{i}"))
-                   for i in range(ray_cfg.solver.count)]
-        teacher = placement.spawn("teacher", ray_cfg.teacher, partial(factories.make_teacher, config))
-        learner = placement.spawn("learner", ray_cfg.learner, partial(
-            factories.make_learner, config, base_path, str(run_dir / "checkpoints" / "learner")))
-        generator = None
-        if config.generator.enabled:
-            generator = placement.spawn("generator", ray_cfg.generator, partial(
-                factories.make_generator, config, str(run_dir / "checkpoints" / "generator")))
         tokenizer = load_tokenizer(base_path)
         world = factories.make_world(config)
-        loop = CoEvolution(config, Roles(store, solvers, teacher, learner, generator), world, run_dir,
-                           prompt=lambda question: prompt_for(question, tokenizer),
-                           on_stage=lambda stage: console.log(f"stage: {stage}"))
+        progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TimeElapsedColumn(), console=console, transient=True)
+        bar = progress.add_task("", total=len(STAGES))
+
+        def on_stage(stage: str) -> None:
+            progress.update(bar, description=f"round {loop.round}: {stage}", completed=STAGES.index(stage))
+
+        loop = CoEvolution(config, roles, world, run_dir,
+                           prompt=lambda question: prompt_for(question, tokenizer), on_stage=on_stage)
 
         with console.status("round 0: screening seed problems with the base model"):
             seeds = loop.prepare_seeds()
@@ -68,7 +59,9 @@ def run_experiment(config: Config, console=None) -> Path:
 
         reports = []
         for round_ in range(1, config.loop.rounds + 1):
-            report = loop.run_round(round_)
+            with progress:
+                progress.reset(bar, total=len(STAGES))
+                report = loop.run_round(round_)
             reports.append(report)
             tracker.log_metrics(report.metrics, step=round_)
             console.print(round_table(report))
@@ -80,7 +73,7 @@ def run_experiment(config: Config, console=None) -> Path:
         if reports:
             tracker.log_artifacts(run_dir / "checkpoints" / f"policy_v{loop.policy_version:04d}", "adapter")
             tracker.log_artifacts(run_dir / "snapshots" / f"round_{reports[-1].round:04d}", "snapshot")
-        store.call("close").result()
+        roles.store.call("close").result()
         status = "FINISHED"
     finally:
         tracker.finish(status)
@@ -88,6 +81,31 @@ def run_experiment(config: Config, console=None) -> Path:
         cluster.stop_ray()
     console.print(f"done: {run_dir}")
     return run_dir
+
+
+def start_roles(config: Config, run_dir: Path, base_path: str):
+    """Place one actor per role (solvers: `ray.solver.count`) in a placement group."""
+    from agents import cluster, roles as factories
+    from curriculum.loop import Roles
+
+    ray_cfg = config.ray
+    wanted = [("store", ray_cfg.store), ("solver", ray_cfg.solver), ("teacher", ray_cfg.teacher),
+              ("learner", ray_cfg.learner)]
+    if config.generator.enabled:
+        wanted.append(("generator", ray_cfg.generator))
+    placement = cluster.Placement(ray_cfg, wanted)
+    checkpoints = run_dir / "checkpoints"
+    store = placement.spawn("store", ray_cfg.store, partial(factories.make_store, str(run_dir / "store.duckdb")))
+    solvers = [placement.spawn("solver", ray_cfg.solver, partial(factories.make_solver, config, base_path, f"solver-{i}"))
+               for i in range(ray_cfg.solver.count)]
+    teacher = placement.spawn("teacher", ray_cfg.teacher, partial(factories.make_teacher, config))
+    learner = placement.spawn("learner", ray_cfg.learner,
+                              partial(factories.make_learner, config, base_path, str(checkpoints / "learner")))
+    generator = None
+    if config.generator.enabled:
+        generator = placement.spawn("generator", ray_cfg.generator,
+                                    partial(factories.make_generator, config, str(checkpoints / "generator")))
+    return Roles(store, solvers, teacher, learner, generator), placement
 
 
 def round_table(report):
