@@ -199,7 +199,8 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
           f"of levels {list(config.pretrain.levels)} ({torch.get_num_threads()} threads)")
     dataset = build_sft_dataset(problems, tokenizer)
     with tempfile.TemporaryDirectory(prefix="curriculum-sft-") as scratch:
-        trainer = make_sft_trainer(model, tokenizer, dataset, pretrain_args(scratch, config.pretrain, seed, progress))
+        args = pretrain_args(scratch, config.pretrain, seed, progress)
+        trainer = make_sft_trainer(model, tokenizer, dataset, args, pack=True)
         output = trainer.train()
     train_seconds = time.perf_counter() - start
     model = trainer.model.eval()

@@ -6,7 +6,7 @@ import torch
 from curriculum.config import Config, TinyModelConfig
 from curriculum.models import build_char_tokenizer, build_tiny_model, is_saved_model, prompt_for
 from curriculum.records import Problem
-from curriculum.training.sft import build_sft_dataset, make_sft_trainer, pretrain, sft_args
+from curriculum.training.sft import PackingCollator, build_sft_dataset, make_sft_trainer, pretrain, sft_args
 
 SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
 
@@ -69,6 +69,29 @@ def test_trainer_masks_the_prompt_out_of_the_loss(tokenizer, problems, tmp_path)
     completion_ids = tokenizer(problems[0].solution)["input_ids"] + [tokenizer.eos_token_id]
     assert row["labels"][:prompt_length] == [-100] * prompt_length
     assert row["labels"][prompt_length:] == completion_ids
+
+
+def test_packed_batches_give_the_same_loss_and_gradients_as_padded_ones(tokenizer, problems):
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    torch.manual_seed(0)
+    model = build_tiny_model(SMALL, tokenizer)
+    examples = []
+    for p in problems[:12]:
+        prompt = tokenizer(prompt_for(p.question, tokenizer))["input_ids"]
+        completion = tokenizer(p.solution + tokenizer.eos_token)["input_ids"]
+        examples.append({"input_ids": prompt + completion, "labels": [-100] * len(prompt) + completion})
+    padded = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)(examples)
+    packed = PackingCollator(tokenizer.pad_token_id, row_length=64)(examples)
+    assert packed["input_ids"].numel() < padded["input_ids"].numel()
+    assert int((packed["labels"] != -100).sum()) == int((padded["labels"] != -100).sum())
+    weight = model.model.layers[0].self_attn.q_proj.weight
+    results = []
+    for batch in (padded, packed):
+        loss = model(**batch, use_cache=False).loss  # the trainer passes use_cache=False too
+        results.append((float(loss), torch.autograd.grad(loss, weight)[0]))
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-5)
+    assert torch.allclose(results[1][1], results[0][1], atol=1e-7)
 
 
 def test_a_few_sft_steps_change_every_parameter_and_lower_the_loss(tokenizer, problems, tmp_path):
