@@ -39,6 +39,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from curriculum.errors import CurriculumError
 from curriculum.records import (
     Attempt,
     PolicyVersion,
@@ -50,7 +51,7 @@ from curriculum.records import (
 )
 
 
-class StoreError(Exception):
+class StoreError(CurriculumError):
     """The store cannot do what was asked; the message says why and what to do."""
 
 

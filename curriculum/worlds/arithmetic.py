@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from curriculum.config import WorldConfig
+from curriculum.errors import CurriculumError
 from curriculum.records import Problem, ProblemSource, normalize_question
 
 FAMILIES = ("add", "sub", "mul", "sum", "linear", "word")
@@ -611,6 +612,10 @@ def _easier_knobs(op: str, knobs: dict[str, int]) -> dict[str, int] | None:
 # ----------------------------------------------------------------------------- the world
 
 
+class WorldConfigError(CurriculumError, ValueError):
+    """A world.* or pretrain.levels setting this world cannot honour."""
+
+
 class ArithmeticWorld:
     """Problems, held-out and seed sets, a solving oracle and variant-making for the Teacher.
 
@@ -620,7 +625,7 @@ class ArithmeticWorld:
     def __init__(self, config: WorldConfig, seed: int):
         unknown = [f for f in config.families if f not in FAMILIES]
         if unknown:
-            raise ValueError(f"world.families: unknown family '{unknown[0]}' (known: {', '.join(FAMILIES)})")
+            raise WorldConfigError(f"world.families: unknown family '{unknown[0]}' (known: {', '.join(FAMILIES)})")
         self.config = config
         self.seed = seed
         self.families: tuple[str, ...] = tuple(dict.fromkeys(config.families))
@@ -666,7 +671,7 @@ class ArithmeticWorld:
         (level 1 has few distinct questions) but no question matches a held-out one."""
         for level in levels:
             if level not in self.levels:
-                raise ValueError(
+                raise WorldConfigError(
                     f"pretrain.levels: level {level} is outside 1..{self.config.max_level} (world.max_level)"
                 )
         held = self._held_keys()
@@ -680,7 +685,7 @@ class ArithmeticWorld:
                     problems.append(self._problem(task, "dataset"))
                     break
             else:
-                raise ValueError(f"every {family} problem at level {level} is held out; lower world.heldout_per_level")
+                raise WorldConfigError(f"every {family} problem at level {level} is held out; lower world.heldout_per_level")
         rng.shuffle(problems)
         return problems
 
@@ -698,7 +703,7 @@ class ArithmeticWorld:
                 seen.add(key)
                 problems.append(self._problem(task, source))
         if len(problems) < count:
-            raise ValueError(f"{setting}: found only {len(problems)} distinct {family} problems at level {level}, "
+            raise WorldConfigError(f"{setting}: found only {len(problems)} distinct {family} problems at level {level}, "
                              f"{count} needed; lower it")
         return problems
 
