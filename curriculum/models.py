@@ -36,7 +36,7 @@ MARKER_FILE = "curriculum_model.json"
 CHAR_TOKENIZER = "char"
 # Bump when the tokenizer, model construction or pretraining recipe changes in a way
 # that makes an old cached base model wrong.
-BASE_MODEL_FORMAT = 1
+BASE_MODEL_FORMAT = 2
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$|^[A-Za-z0-9][\w.\-]*$")
 
@@ -261,8 +261,23 @@ def base_model_key(config: Config) -> dict[str, Any]:
         "tiny": config.model.tiny.model_dump(mode="json"),
         "pretrain": config.pretrain.model_dump(mode="json"),
         "world": config.world.model_dump(mode="json"),
+        "traces": _trace_fingerprint(config),
         "seed": config.experiment.seed,
     }
+
+
+def _trace_fingerprint(config: Config) -> str:
+    """A hash of sample problems and traces, so a change in the world's trace format
+    invalidates cached base models trained on the old one."""
+    import random
+
+    from curriculum.worlds.arithmetic import ArithmeticWorld
+
+    world = ArithmeticWorld(config.world, seed=0)
+    rng = random.Random(0)
+    samples = [world.sample(family, level, rng) for family in world.families for level in (1, config.world.max_level)]
+    text = "\n\n".join(f"{p.question}\n{p.solution}" for p in samples)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def base_model_dir(config: Config) -> Path:

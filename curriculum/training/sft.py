@@ -19,9 +19,6 @@ from typing import Any
 from curriculum.config import Config, PretrainConfig
 from curriculum.records import Problem
 
-EVAL_FILE = "pretrain_eval.json"
-
-
 @dataclass
 class PretrainResult:
     path: Path
@@ -175,7 +172,7 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     from transformers import set_seed
 
     from curriculum.evaluation import EvalResult, format_accuracy_table
-    from curriculum.models import (ModelError, base_model_dir, base_model_key, build_char_tokenizer,
+    from curriculum.models import (MARKER_FILE, ModelError, base_model_dir, base_model_key, build_char_tokenizer,
                                    build_tiny_model, count_parameters, is_saved_model, save_atomically)
 
     if config.model.kind != "tiny":
@@ -183,7 +180,8 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     folder = base_model_dir(config)
     if is_saved_model(folder):
         print(f"base model cached at {folder}: skipping pretraining")
-        evaluation = EvalResult.from_dict(json.loads((folder / EVAL_FILE).read_text()))
+        marker = json.loads((folder / MARKER_FILE).read_text())
+        evaluation = EvalResult.from_dict(marker["evaluation"])
         print(format_accuracy_table(evaluation, title="held-out accuracy of the cached base model"))
         return PretrainResult(path=folder, trained=False, evaluation=evaluation, seconds=0.0)
 
@@ -208,8 +206,8 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
 
     evaluation = evaluate_base(model, tokenizer, heldout, config, progress)
     seconds = time.perf_counter() - start
-    save_atomically(model, tokenizer, folder, extra={"key": base_model_key(config)})
-    (folder / EVAL_FILE).write_text(json.dumps(evaluation.to_dict(), indent=1) + "\n")
+    # The held-out table travels in the marker file, so a cache hit can show it without decoding.
+    save_atomically(model, tokenizer, folder, extra={"key": base_model_key(config), "evaluation": evaluation.to_dict()})
     print(f"trained in {train_seconds:.0f} s (loss {output.training_loss:.3f}), total {seconds:.0f} s; saved {folder}")
     print(format_accuracy_table(evaluation, title="held-out accuracy of the base model"))
     return PretrainResult(path=folder, trained=True, evaluation=evaluation, seconds=seconds,

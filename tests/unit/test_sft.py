@@ -77,7 +77,8 @@ def test_packed_batches_give_the_same_loss_and_gradients_as_padded_ones(tokenize
     torch.manual_seed(0)
     model = build_tiny_model(SMALL, tokenizer)
     examples = []
-    for p in problems[:12]:
+    mixed = [addition(3, 4), addition(123456, 98765), addition(5, 60), addition(7777777, 1), addition(42, 9)]
+    for p in mixed + problems[:6]:
         prompt = tokenizer(prompt_for(p.question, tokenizer))["input_ids"]
         completion = tokenizer(p.solution + tokenizer.eos_token)["input_ids"]
         examples.append({"input_ids": prompt + completion, "labels": [-100] * len(prompt) + completion})
@@ -89,7 +90,7 @@ def test_packed_batches_give_the_same_loss_and_gradients_as_padded_ones(tokenize
     results = []
     for batch in (padded, packed):
         loss = model(**batch, use_cache=False).loss  # the trainer passes use_cache=False too
-        results.append((float(loss), torch.autograd.grad(loss, weight)[0]))
+        results.append((loss.item(), torch.autograd.grad(loss, weight)[0]))
     assert results[1][0] == pytest.approx(results[0][0], rel=1e-5)
     assert torch.allclose(results[1][1], results[0][1], atol=1e-7)
 
