@@ -37,7 +37,7 @@ def threads_for(resources: RoleResources) -> int:
 
 class Placement:
     """One placement group holding a bundle per actor, so a role's CPUs/GPUs are reserved
-    together (strategy from config) and no device id is ever hard-coded."""
+    together (strategy from config) and no device id is written into the code."""
 
     def __init__(self, config: RayConfig, roles: list[tuple[str, RoleResources]]):
         from ray.util.placement_group import placement_group

@@ -10,9 +10,7 @@ world's oracle computes answers and traces, and rejects what it cannot solve.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -182,26 +180,14 @@ class Generator:
     def save(self, directory: str | Path) -> Path:
         """Model, tokenizer and version into `directory`, replacing it atomically."""
         from curriculum.models import save_model
+        from curriculum.rundir import replace_dir_atomically
 
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-        old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-        for leftover in (tmp, old):
-            if leftover.exists():
-                shutil.rmtree(leftover)
-        try:
+        def write(tmp: Path) -> None:
             save_model(self.model, self.tokenizer, tmp)
             state = {"format": STATE_FORMAT, "version": self.version, "name": self.name}
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-            if directory.exists():  # two renames: a crash leaves either the old or the new folder complete
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-        finally:
-            for leftover in (tmp, old):
-                if leftover.exists():
-                    shutil.rmtree(leftover, ignore_errors=True)
-        return directory
+
+        return replace_dir_atomically(directory, write)
 
     def load(self, directory: str | Path) -> "Generator":
         """Replace the model, tokenizer and version with those saved in `directory`."""

@@ -12,8 +12,6 @@ A published version is a folder with the adapter (PEFT `save_pretrained`) and
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -175,25 +173,15 @@ class DPOLearner:
         """
         import torch
 
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-        old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-        for leftover in (tmp, old):
-            if leftover.exists():
-                shutil.rmtree(leftover)
-        try:
+        from curriculum.rundir import replace_dir_atomically
+
+        def write(tmp: Path) -> None:
             self.model.save_pretrained(str(tmp))
             torch.save({"version": version, "parameters": self._trainable_shapes(),
                         "optimizer": self.optimizer.state_dict()}, tmp / OPTIMIZER_FILE)
-            if directory.exists():  # a resumed run publishing the same version again: the new copy wins
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-        finally:
-            for leftover in (tmp, old):
-                if leftover.exists():
-                    shutil.rmtree(leftover, ignore_errors=True)
-        return str(directory)
+
+        # An existing folder (a resumed run publishing the same version again) is replaced.
+        return str(replace_dir_atomically(directory, write))
 
     def restore(self, directory: str | Path) -> int:
         """Load adapter weights and optimizer state published by `publish`; returns the version."""

@@ -132,7 +132,7 @@ def sft_args(output_dir: str | Path, *, learning_rate: float, batch_size: int, e
 
 
 def make_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, pack: bool = False,
-                     **kwargs: Any) -> Any:
+                     trainer_class: Any = None, **kwargs: Any) -> Any:
     """TRL SFTTrainer on a prompt-completion dataset (loss on the completion only).
 
     `pack=True` packs each batch with `PackingCollator` (needs an attention implementation
@@ -149,7 +149,8 @@ def make_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, pack: 
     if quiet:  # no "Tokenizing train dataset" bars either
         datasets.disable_progress_bars()
     try:
-        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, **kwargs)
+        trainer = (trainer_class or SFTTrainer)(model=model, args=args, train_dataset=dataset,
+                                                processing_class=tokenizer, **kwargs)
     finally:
         if quiet and bars_were_on:
             datasets.enable_progress_bars()

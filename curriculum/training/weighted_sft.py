@@ -137,19 +137,7 @@ def weighted_example_loss(log_probs: torch.Tensor, label_mask: torch.Tensor, wei
 
 
 def make_weighted_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, **kwargs: Any) -> WeightedSFTTrainer:
-    """`make_sft_trainer` for the weighted trainer (same quiet set-up; that helper hard-codes SFTTrainer)."""
-    import datasets
-    from transformers import PrinterCallback
+    """`make_sft_trainer` (same quiet set-up) building the weighted trainer."""
+    from curriculum.training.sft import make_sft_trainer
 
-    quiet = args.disable_tqdm
-    bars_were_on = datasets.is_progress_bar_enabled()
-    if quiet:  # no "Tokenizing train dataset" bars either
-        datasets.disable_progress_bars()
-    try:
-        trainer = WeightedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, **kwargs)
-    finally:
-        if quiet and bars_were_on:
-            datasets.enable_progress_bars()
-    if quiet:  # without tqdm, transformers prints every log dict instead
-        trainer.remove_callback(PrinterCallback)
-    return trainer
+    return make_sft_trainer(model, tokenizer, dataset, args, trainer_class=WeightedSFTTrainer, **kwargs)
