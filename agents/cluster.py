@@ -20,7 +20,9 @@ def start_ray(config: RayConfig) -> None:
     if config.address:
         ray.init(address=config.address, log_to_driver=True)
     else:
-        ray.init(num_cpus=config.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+        # No dashboard; usage stats off (module top). Loopback is asked for, but Ray 2.60 resolves
+        # it to the host's address and binds its ports there, guarded by its cluster token.
+        ray.init(num_cpus=config.num_cpus, include_dashboard=False, _node_ip_address=config.node_ip_address,
                  configure_logging=False, log_to_driver=True)
 
 
@@ -42,6 +44,7 @@ class Placement:
     def __init__(self, config: RayConfig, roles: list[tuple[str, RoleResources]]):
         from ray.util.placement_group import placement_group
 
+        self.max_restarts = config.max_restarts
         self.names: list[str] = []
         bundles = []
         for name, resources in roles:
@@ -66,11 +69,14 @@ class Placement:
             raise RuntimeError(f"placement: bundle {index} is for {self.names[index]}, not {name}")
         self._next += 1
         cpus = resources.num_cpus if resources.num_cpus > 0 else 0.001
+        # A dead actor is rebuilt by Ray from the same factory (max_restarts); RayCall then restores
+        # its state and resends the call, so Ray itself must not resend it first (max_task_retries=0).
         handle = RoleActor.options(
             num_cpus=cpus, num_gpus=resources.num_gpus, name=None,
+            max_restarts=self.max_restarts, max_task_retries=0,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
         ).remote(factory, threads_for(resources))
-        return RayRole(handle, name)
+        return RayRole(handle, name, call_retries=self.max_restarts)
 
     def remove(self) -> None:
         from ray.util.placement_group import remove_placement_group

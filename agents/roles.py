@@ -38,9 +38,9 @@ def make_teacher(config: Config):
 
 
 def make_learner(config: Config, base_model_path: str, work_dir: str):
-    from curriculum.training.dpo import DPOLearner
+    from curriculum.training.learners import make_learner as build
 
-    return DPOLearner(base_model_path, config.model.lora, config.learner, work_dir, seed=config.experiment.seed)
+    return build(config, base_model_path, work_dir)  # the algorithm of `learner.algorithm`
 
 
 def make_generator(config: Config, work_dir: str):

@@ -97,11 +97,24 @@ class PretrainConfig(Section):
     """SFT of the toy base model on the easy levels only."""
 
     levels: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    level_weights: dict[int, float] = Field(
+        default_factory=dict, description="relative share of examples per level in `levels` (missing: 1.0); "
+                                          "a small share of a harder level gives the base a weak start there")
     examples: int = Field(default=20000, ge=1, description="training examples, spread over families and levels")
     epochs: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=3e-3, gt=0)
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _weights_name_levels(self) -> "PretrainConfig":
+        for level, weight in self.level_weights.items():
+            if level not in self.levels:
+                raise ValueError(f"pretrain.level_weights names level {level}, which is not in pretrain.levels "
+                                 f"{self.levels}")
+            if weight < 0:
+                raise ValueError(f"pretrain.level_weights[{level}]={weight} must be >= 0")
+        return self
 
 
 class SolverConfig(Section):
@@ -115,6 +128,23 @@ class SolverConfig(Section):
 class EvaluationConfig(Section):
     max_new_tokens: int = Field(default=192, ge=1)
     batch_size: int = Field(default=256, ge=1)
+    # `curriculum eval` on benchmarks (held-out evaluation in the loop is greedy and ignores these):
+    temperature: float = Field(default=0.6, ge=0, description="sampling temperature when samples > 1")
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    instruction: str = Field(
+        default="\nPlease reason step by step, and put your final answer within \\boxed{}.",
+        description="appended to every benchmark question before the chat template",
+    )
+
+
+class DecontaminationConfig(Section):
+    """Teacher and Generator problems whose n-grams overlap an evaluation set are rejected."""
+
+    enabled: bool = True
+    eval_sets: list[str] = Field(default_factory=list, description="names in `datasets` to check against")
+    heldout: bool = Field(default=True, description="also check against the world's held-out problems")
+    ngram: int = Field(default=8, ge=1, description="n of the word n-grams compared")
+    threshold: float = Field(default=0.5, gt=0, le=1, description="share of a draft's n-grams that makes a match")
 
 
 class DatasetSpec(Section):
@@ -148,6 +178,7 @@ class SelectionConfig(Section):
 
 
 class TeacherConfig(Section):
+    enabled: bool = Field(default=True, description="rewrite failed problems each round (Socratic-Zero)")
     kind: Literal["symbolic"] = "symbolic"
     mutations: list[Literal["harder", "easier", "sibling"]] = Field(
         default_factory=lambda: ["harder", "sibling"], min_length=1
@@ -169,20 +200,77 @@ class GeneratorConfig(Section):
     max_new_tokens: int = Field(default=128, ge=1)
 
 
+class GRPOSettings(Section):
+    """GRPO on the Solver's groups: one group = the `solver.attempts` graded attempts at one problem."""
+
+    groups_per_step: int = Field(default=4, ge=1, description="problems (groups) per optimizer step")
+    # SwS's online difficulty filter: a group whose solve rate is outside the band (with 8 samples,
+    # [1/8, 7/8]: all right or all wrong) has zero advantage everywhere, so it is dropped and the
+    # batch is refilled from the rest of the round's (oversampled) groups. Multiples of 1/solver.attempts.
+    filter_low: float = Field(default=0.125, ge=0, le=1)
+    filter_high: float = Field(default=0.875, ge=0, le=1)
+    kl_beta: float = Field(default=0.0, ge=0, description="KL weight to the base model (TRL beta); 0: no reference")
+    epsilon: float = Field(default=0.2, gt=0, description="PPO clip range")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+
+
 class LearnerConfig(Section):
-    algorithm: Literal["dpo"] = "dpo"
+    algorithm: Literal["dpo", "grpo", "sft"] = Field(
+        default="dpo", description="dpo: preference pairs; grpo: groups with the difficulty filter; "
+                                   "sft: correct attempts (or the reference solution when all fail)")
     beta: float = Field(default=0.1, gt=0)
     pairing: Literal["first", "all"] = Field(default="all", description="wrong attempts paired per problem")
     max_pairs_per_problem: int = Field(default=4, ge=1)
     rpo_alpha: float | None = Field(default=None, ge=0, description="NLL weight on chosen (TRL rpo_alpha)")
     learning_rate: float = Field(default=5e-4, gt=0)
     epochs: float = Field(default=1.0, gt=0)
-    batch_size: int = Field(default=16, ge=1)
+    batch_size: int = Field(default=16, ge=1, description="pairs (dpo) or examples (sft) per optimizer step")
+    steps_per_round: int | None = Field(
+        default=None, ge=1, description="optimizer steps per round whatever the data size (equal compute "
+                                        "across recipes); default: `epochs` passes over the round's data")
+    grpo: GRPOSettings = GRPOSettings()
+
+
+class WeaknessConfig(Section):
+    """SwS weakness mining over each problem's accuracy per round (from the store's attempts)."""
+
+    threshold: float = Field(default=0.5, gt=0, le=1, description="weak: best accuracy in the window below this")
+    window: int = Field(default=3, ge=2, description="the last rounds (in which the problem was attempted) looked at")
+    min_rounds: int = Field(default=2, ge=2, description="rounds needed in the window to fit a slope")
+
+    @model_validator(mode="after")
+    def _window_holds_min_rounds(self) -> "WeaknessConfig":
+        if self.min_rounds > self.window:
+            raise ValueError(f"weakness.min_rounds={self.min_rounds} is above weakness.window={self.window}")
+        return self
+
+
+class SynthesisConfig(Section):
+    """New problems aimed at concepts, screened by the Solver's solve rate (SwS)."""
+
+    enabled: bool = False
+    budget: int = Field(default=16, ge=1, description="drafts per round; each is screened with solver.attempts attempts")
+    concepts: Literal["weakness", "uniform"] = Field(
+        default="weakness", description="weakness: budget per concept by failure ratio (SwS); "
+                                        "uniform: concepts drawn uniformly (the random-synthesis baseline)")
+    band_low: float = Field(default=0.25, ge=0, le=1, description="keep a draft whose solve rate is at least")
+    band_high: float = Field(default=0.75, ge=0, le=1)
+    mutations: list[Literal["harder", "easier", "sibling"]] = Field(
+        default_factory=lambda: ["sibling", "harder"], min_length=1,
+        description="how a draft varies its parent problem, in turn")
 
 
 class LoopConfig(Section):
     rounds: int = Field(default=6, ge=0)
-    problems_per_round: int = Field(default=64, ge=1)
+    problems_per_round: int = Field(
+        default=64, ge=1, description="problems attempted per round (solver.attempts each); with synthesis on, "
+                                      "synthesis.budget of them are the screened drafts, the rest are selected")
+
+    def selected_per_round(self, synthesis: "SynthesisConfig") -> int:
+        """Problems the curriculum selects for training: the round's attempts budget minus the drafts
+        synthesis screens, so every recipe generates the same attempts (equal compute)."""
+        return self.problems_per_round - (synthesis.budget if synthesis.enabled else 0)
 
 
 class RoleResources(Section):
@@ -195,6 +283,12 @@ class RayConfig(Section):
     address: str | None = Field(default=None, description="join this cluster; default: a local one")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local cluster")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    in_process: bool = Field(default=False, description="run every role in the driver process, without Ray "
+                                                        "(debugging, tests)")
+    max_restarts: int = Field(default=3, ge=0, description="times Ray restarts a dead role actor; the call it "
+                                                           "was running is then sent again")
+    node_ip_address: str = Field(default="127.0.0.1", description="node address of a local cluster (Ray 2.60 "
+                                 "resolves loopback to the host's address and guards its ports with a token)")
     store: RoleResources = RoleResources(num_cpus=0)
     solver: RoleResources = RoleResources()
     teacher: RoleResources = RoleResources(num_cpus=0)
@@ -234,11 +328,22 @@ class Config(Section):
     teacher: TeacherConfig = TeacherConfig()
     generator: GeneratorConfig = GeneratorConfig()
     learner: LearnerConfig = LearnerConfig()
+    weakness: WeaknessConfig = WeaknessConfig()
+    synthesis: SynthesisConfig = SynthesisConfig()
     loop: LoopConfig = LoopConfig()
     ray: RayConfig = RayConfig()
     tracking: TrackingConfig = TrackingConfig()
     data_root: str = Field(default="../shared/data/benchmarks", description="relative dataset paths start here")
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    decontamination: DecontaminationConfig = DecontaminationConfig()
+
+    @model_validator(mode="after")
+    def _eval_sets_are_datasets(self) -> "Config":
+        for name in self.decontamination.eval_sets:
+            if name not in self.datasets:
+                known = ", ".join(sorted(self.datasets)) or "none"
+                raise ValueError(f"decontamination.eval_sets: '{name}' is not a dataset in `datasets` (known: {known})")
+        return self
 
     @model_validator(mode="after")
     def _bands_fit_attempts(self) -> "Config":
@@ -248,6 +353,21 @@ class Config(Section):
                 raise ValueError(f"selection.{low}={getattr(sel, low)} is above selection.{high}={getattr(sel, high)}")
             for name in (low, high):
                 error = band_edge_error(getattr(sel, name), k, f"selection.{name}")
+                if error:
+                    raise ValueError(error)
+        if self.synthesis.enabled and self.synthesis.budget >= self.loop.problems_per_round:
+            raise ValueError(f"synthesis.budget={self.synthesis.budget} must be below loop.problems_per_round="
+                             f"{self.loop.problems_per_round}: the drafts' screening comes out of the round's attempts")
+        bands = [("synthesis", self.synthesis, "band_low", "band_high")]
+        if self.learner.algorithm == "grpo":  # the filter band only matters (and is checked) for GRPO
+            if k < 2:
+                raise ValueError(f"learner.algorithm=grpo needs solver.attempts >= 2 (a group), got {k}")
+            bands.append(("learner.grpo", self.learner.grpo, "filter_low", "filter_high"))
+        for prefix, section, low, high in bands:
+            if getattr(section, low) > getattr(section, high):
+                raise ValueError(f"{prefix}.{low}={getattr(section, low)} is above {prefix}.{high}={getattr(section, high)}")
+            for name in (low, high):
+                error = band_edge_error(getattr(section, name), k, f"{prefix}.{name}")
                 if error:
                     raise ValueError(error)
         return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -212,27 +213,64 @@ class Generator:
 class GeneratorRole:
     """The Generator with its world bound, built from the config (what the Ray actor hosts).
 
-    It checkpoints itself to `work_dir/latest` after every update and resumes from there.
+    After every update it checkpoints itself to `work_dir/vNNNN` (its version) and keeps the
+    previous version too, so a run killed between an update and the end of its stage can go
+    back one version (`restore`). A new role starts from the newest checkpoint there.
     """
+
+    KEEP = 2  # checkpoint versions kept: the newest and the one before
 
     def __init__(self, config: Config, work_dir: str | Path) -> None:
         from curriculum.worlds.arithmetic import ArithmeticWorld
 
-        base = config.model.path if config.model.kind == "hf" else None
-        self.checkpoint = Path(work_dir) / "latest"
-        self.generator = Generator(base, config.model.tiny, config.generator, work_dir, seed=config.experiment.seed)
-        if Generator.is_checkpoint(self.checkpoint):
-            self.generator.load(self.checkpoint)
+        self.config = config
+        self.work_dir = Path(work_dir)
+        self.generator = self._fresh()
+        saved = self._saved_versions()
+        if saved:
+            self.generator.load(self._folder(saved[-1]))
         self.world = ArithmeticWorld(config.world, seed=config.experiment.seed)
+
+    def _fresh(self) -> Generator:
+        config = self.config
+        base = config.model.path if config.model.kind == "hf" else None
+        return Generator(base, config.model.tiny, config.generator, self.work_dir, seed=config.experiment.seed)
+
+    def _folder(self, version: int) -> Path:
+        return self.work_dir / f"v{version:04d}"
+
+    def _saved_versions(self) -> list[int]:
+        found = [int(p.name[1:]) for p in self.work_dir.glob("v[0-9][0-9][0-9][0-9]") if Generator.is_checkpoint(p)]
+        return sorted(found)
 
     @property
     def version(self) -> int:
         return self.generator.version
 
+    @property
+    def checkpoint(self) -> Path:
+        """The folder of the current version (absent for version 0, the untrained model)."""
+        return self._folder(self.version)
+
+    def restore(self, version: int) -> int:
+        """Go back (or forward) to a checkpointed version; 0 is the untrained model of the seed."""
+        if version == self.version:
+            return version
+        if version == 0:
+            self.generator = self._fresh()
+        elif Generator.is_checkpoint(self._folder(version)):
+            self.generator.load(self._folder(version))
+        else:
+            raise ValueError(f"no Generator checkpoint of version {version} in {self.work_dir} "
+                             f"(have {self._saved_versions() or 'none'})")
+        return self.version
+
     def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> dict[str, float]:
         metrics = self.generator.train(examples)
         if examples:
             self.generator.save(self.checkpoint)
+            for old in self._saved_versions()[: -self.KEEP]:
+                shutil.rmtree(self._folder(old), ignore_errors=True)
         return metrics
 
     def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]:

@@ -2,6 +2,7 @@
 
 DuckDB refuses to open a store file another process writes, so readers use the
 latest `snapshots/round_NNNN/` folder, which the store exports atomically each round.
+`open_snapshot` gives an in-memory DuckDB connection with one view per table of it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from curriculum.errors import CurriculumError
 
 TABLES = ("problems", "attempts", "pairs", "policies", "rejected", "rounds")
 _LEVEL_METRIC = re.compile(r"^eval/level_(\d+)/accuracy$")
+WEAK_CONCEPTS = 10  # concepts listed by summarize()
+DRAFT_SOURCES = ("teacher", "generator")  # always listed in the acceptance table, even with no drafts
 
 
 class InspectError(CurriculumError):
@@ -30,26 +33,58 @@ def latest_snapshot(run_dir: str | Path) -> Path:
     return snapshots[-1]
 
 
-def summarize(run_dir: str | Path) -> dict[str, Any]:
-    """Per-round evaluation, problems by source and stage seconds, plus store counts."""
+def open_snapshot(run_dir: str | Path) -> tuple[Any, Path]:
+    """(an in-memory DuckDB connection with a view per table of the latest snapshot, its folder).
+
+    The views read the Parquet files when queried; the snapshot of a finished round is
+    never rewritten while the run goes on, so the views stay valid.
+    """
     import duckdb
 
     snapshot = latest_snapshot(run_dir)
     con = duckdb.connect()
-    try:
-        def table(name: str) -> str:
-            return f"read_parquet('{snapshot / (name + '.parquet')}')"
+    for file in sorted(snapshot.glob("*.parquet")):
+        path = str(file).replace("'", "''")
+        con.execute(f"CREATE VIEW {file.stem} AS SELECT * FROM read_parquet('{path}')")
+    missing = [name for name in TABLES if not (snapshot / f"{name}.parquet").is_file()]
+    if missing:
+        con.close()
+        raise InspectError(f"{snapshot} lacks {', '.join(missing)}.parquet: not a complete store snapshot")
+    return con, snapshot
 
-        counts = {name: con.execute(f"SELECT count(*) FROM {table(name)}").fetchone()[0]
+
+def run_config(run_dir: str | Path) -> Any:
+    """The run's resolved config; defaults when config.yaml is missing or from an older version."""
+    from curriculum.config import Config, ConfigError, load_config
+
+    try:
+        return load_config(Path(run_dir) / "config.yaml")
+    except ConfigError:
+        return Config()
+
+
+def summarize(run_dir: str | Path) -> dict[str, Any]:
+    """Per-round evaluation, problems by source and stage seconds, plus store counts, the
+    current learning band, the weakest concepts and the Teacher/Generator acceptance."""
+    config = run_config(run_dir)
+    con, snapshot = open_snapshot(run_dir)
+    try:
+        counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
                   for name in ("problems", "attempts", "pairs", "rejected")}
         by_source: dict[int, dict[str, int]] = {}
         for round_, source, n in con.execute(
-            f"SELECT round_created, source, count(*) FROM {table('problems')} GROUP BY ALL ORDER BY ALL"
+            "SELECT round_created, source, count(*) FROM problems GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             by_source.setdefault(round_, {})[source] = n
+        attempted: dict[int, dict[str, int]] = {}
+        for round_, level, n in con.execute(
+            """SELECT a.round, p.level, count(DISTINCT a.problem_id) FROM attempts a
+               JOIN problems p ON p.id = a.problem_id GROUP BY ALL ORDER BY ALL"""
+        ).fetchall():
+            attempted.setdefault(round_, {})[str(level)] = n
         rounds = []
         for round_, version, metrics, seconds in con.execute(
-            f"SELECT round, policy_version, metrics, seconds FROM {table('rounds')} ORDER BY round"
+            "SELECT round, policy_version, metrics, seconds FROM rounds ORDER BY round"
         ).fetchall():
             by_level = {m.group(1): value for key, value in metrics.items() if (m := _LEVEL_METRIC.match(key))}
             rounds.append({
@@ -58,9 +93,94 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                 "eval": {"overall": metrics.get("eval/accuracy"),
                          "by_level": dict(sorted(by_level.items(), key=lambda kv: int(kv[0])))},
                 "problems_by_source": by_source.get(round_, {}),
+                "attempted_by_level": attempted.get(round_, {}),
+                "mean_level_attempted": _mean_level(attempted.get(round_, {})),
                 "seconds": seconds,
                 "metrics": metrics,
             })
+        band = learning_band(con, config.selection.band_low, config.selection.band_high,
+                             config.selection.last_n_rounds)
+        weak = weak_concepts(con, config.selection.last_n_rounds, min_attempts=config.solver.attempts)
+        accept = acceptance(con)
     finally:
         con.close()
-    return {"run_dir": str(run_dir), "snapshot": snapshot.name, "rounds": rounds, "store": counts}
+    return {"run_dir": str(run_dir), "snapshot": snapshot.name, "rounds": rounds, "store": counts,
+            "band": band, "weak_concepts": weak, "acceptance": accept}
+
+
+def _mean_level(counts: dict[str, int]) -> float | None:
+    known = {int(level): n for level, n in counts.items() if level != "None"}
+    total = sum(known.values())
+    return sum(level * n for level, n in known.items()) / total if total else None
+
+
+def _recent_rates_sql(last_n_rounds: int) -> str:
+    """Each problem's solve rate as the loop's selection estimates it: over the attempts of
+    the last n rounds where it has some there, else over all its attempts."""
+    return f"""
+        WITH recent AS (
+            SELECT problem_id, count(*) AS n, count_if(correct) AS c FROM attempts
+            WHERE round > (SELECT max(round) FROM attempts) - {int(last_n_rounds)} GROUP BY problem_id),
+        overall AS (
+            SELECT problem_id, count(*) AS n, count_if(correct) AS c FROM attempts GROUP BY problem_id)
+        SELECT o.problem_id, coalesce(r.n, o.n) AS n, coalesce(r.c, o.c) AS c,
+               coalesce(r.c, o.c) / coalesce(r.n, o.n) AS rate
+        FROM overall o LEFT JOIN recent r USING (problem_id)"""
+
+
+def learning_band(con: Any, low: float, high: float, last_n_rounds: int) -> dict[str, Any]:
+    """How the problems sit against the band [low, high] now: counts below, inside, above,
+    never attempted, and the levels of the problems inside (where the curriculum works)."""
+    eps = 1e-9  # estimates are c/k: allow for float rounding at the edges
+    rows = con.execute(
+        f"""WITH rates AS ({_recent_rates_sql(last_n_rounds)})
+            SELECT CASE WHEN r.rate IS NULL THEN 'unattempted'
+                        WHEN r.rate < {low - eps} THEN 'below'
+                        WHEN r.rate > {high + eps} THEN 'above' ELSE 'in_band' END AS place,
+                   p.level, count(*)
+            FROM problems p LEFT JOIN rates r ON r.problem_id = p.id GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    counts = {"below": 0, "in_band": 0, "above": 0, "unattempted": 0}
+    in_band_by_level: dict[str, int] = {}
+    for place, level, n in rows:
+        counts[place] += n
+        if place == "in_band":
+            in_band_by_level[str(level)] = in_band_by_level.get(str(level), 0) + n
+    return {"low": low, "high": high, "last_n_rounds": last_n_rounds, "counts": counts,
+            "in_band_by_level": in_band_by_level}
+
+
+def weak_concepts(con: Any, last_n_rounds: int, min_attempts: int = 1,
+                  limit: int = WEAK_CONCEPTS) -> list[dict[str, Any]]:
+    """Concepts by failure rate over the attempts of the last n rounds (SwS's failure ratio),
+    worst first; a concept needs `min_attempts` attempts to be ranked."""
+    rows = con.execute(
+        f"""WITH tagged AS (SELECT id, unnest(concepts) AS concept FROM problems)
+            SELECT t.concept, count(DISTINCT a.problem_id) AS problems, count(*) AS attempts,
+                   count_if(NOT a.correct) AS failures
+            FROM attempts a JOIN tagged t ON t.id = a.problem_id
+            WHERE a.round > (SELECT max(round) FROM attempts) - {int(last_n_rounds)}
+            GROUP BY t.concept HAVING count(*) >= ?
+            ORDER BY failures / attempts DESC, attempts DESC, concept LIMIT ?""",
+        [min_attempts, limit]).fetchall()
+    return [{"concept": c, "problems": p, "attempts": n, "failures": f, "failure_rate": f / n}
+            for c, p, n, f in rows]
+
+
+def acceptance(con: Any) -> dict[str, dict[str, Any]]:
+    """Per draft source (teacher, generator, ...): accepted problems, rejected drafts, the
+    acceptance rate and the rejection reasons with their counts."""
+    accepted = dict(con.execute("SELECT source, count(*) FROM problems GROUP BY source").fetchall())
+    reasons: dict[str, dict[str, int]] = {}
+    for source, reason, n in con.execute(
+        "SELECT source, reason, count(*) FROM rejected GROUP BY ALL ORDER BY source, count(*) DESC, reason"
+    ).fetchall():
+        reasons.setdefault(source, {})[reason] = n
+    out = {}
+    made = sorted(s for s in accepted if s not in ("seed", "dataset"))  # seeds and datasets are not drafts
+    for source in dict.fromkeys([*DRAFT_SOURCES, *made, *sorted(reasons)]):
+        ok, rejected = accepted.get(source, 0), sum(reasons.get(source, {}).values())
+        out[source] = {"accepted": ok, "rejected": rejected,
+                       "rate": ok / (ok + rejected) if ok + rejected else None,
+                       "reasons": reasons.get(source, {})}
+    return out

@@ -1,6 +1,12 @@
 """The round schedule of a co-evolution run (Socratic-Zero recipe).
 
-Select -> attempt -> learn -> teach -> distil -> evaluate -> snapshot -> checkpoint.
+Select -> attempt -> learn -> teach -> synthesize -> distil -> evaluate -> snapshot -> checkpoint.
+Which of teach (Socratic-Zero Teacher), synthesize (SwS) and distil (Generator) do anything is
+the recipe's choice (`teacher.enabled`, `synthesis.enabled`, `generator.enabled`).
+
+Each stage is a method that reads and extends the round's `RoundState`. When a stage
+ends, its store writes and a record of the state are committed in one transaction, so a
+killed run resumes after the last completed stage (`resume`, see `curriculum/resume.py`).
 
 The loop talks to each role through `Role.call(method, ...)`, which returns something
 with `.result()`. `LocalRole` runs the call in-process (tests, debugging); the Ray
@@ -19,14 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from curriculum import admission
 from curriculum.config import Config
+from curriculum.evaluation import EvalResult
+from curriculum.faults import kill_point
 from curriculum.records import Attempt, PolicyVersion, Problem, RoundStats, content_id
+from curriculum.resume import RoundState, capture_rng, last_state, restore_rng
 from curriculum.rundir import atomic_write_json
 from curriculum.roles.teacher import Failure
 from curriculum.selection import gaussian_usefulness, select_round_problems
-from curriculum.training.pairs import build_preference_pairs
+from curriculum.training.learners import Group, LearnBatch
 
-STAGES = ("select", "attempt", "learn", "teach", "distil", "evaluate", "snapshot", "checkpoint")
+STAGES = ("select", "attempt", "learn", "teach", "synthesize", "distil", "evaluate", "snapshot", "checkpoint")
 
 
 class Pending(Protocol):
@@ -102,26 +112,52 @@ class CoEvolution:
         self.run_dir = Path(run_dir)
         self.heldout = world.heldout()
         self.heldout_ids = {p.id for p in self.heldout}
+        # Teacher and Generator problems that overlap an evaluation set are rejected (decontam.py).
+        from curriculum.decontam import build_index
+
+        self.contamination = build_index(config, self.heldout)
         self.policy_version = 0
+        self.generator_version = 0
         self.round = 0
         self.on_stage = on_stage or (lambda stage: None)
-        self._seconds: dict[str, float] = {}
+        self._pending: list[Any] | None = None  # store writes held back until the stage ends
 
     # -- helpers
 
     @contextmanager
-    def _stage(self, name: str) -> Iterator[None]:
+    def _stage(self, name: str, state: RoundState) -> Iterator[None]:
+        """Run one stage; on success commit its buffered store writes together with the stage's
+        record (one transaction), so a crash leaves all of the stage in the store or none of it."""
+        kill_point(f"stage:{name}", state.round)
         self.on_stage(name)
         start = time.perf_counter()
-        yield
-        self._seconds[name] = self._seconds.get(name, 0.0) + time.perf_counter() - start
+        self._pending = []
+        try:
+            yield
+            state.seconds[name] = state.seconds.get(name, 0.0) + time.perf_counter() - start
+            state.done.append(name)
+            state.rng = capture_rng()
+            kill_point(f"commit:{name}", state.round)
+            self.roles.store.call("append", [*self._pending, state.record(name)]).result()
+        finally:
+            self._pending = None
 
     def _store(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the store. Inside a stage, appends are held back and committed at its end; a read
+        first commits what is held, so a stage always reads its own writes."""
+        if self._pending is not None:
+            if method == "append":
+                records = list(args[0])
+                self._pending.extend(records)
+                return len(records)
+            if self._pending:
+                held, self._pending = self._pending, []
+                self.roles.store.call("append", held).result()
         return self.roles.store.call(method, *args, **kwargs).result()
 
-    def _attempt(self, problems: Sequence[Problem], round: int) -> list[Attempt]:
+    def _attempt(self, problems: Sequence[Problem], round: int, purpose: str = "attempt") -> list[Attempt]:
         """All attempts of a round, split across the Solver actors, run in parallel."""
-        seed = round_seed(self.config.experiment.seed, round, "attempt")
+        seed = round_seed(self.config.experiment.seed, round, purpose)
         chunks = split_evenly(problems, len(self.roles.solvers))
         pending = [solver.call("attempt", chunk, round, seed + i)
                    for i, (solver, chunk) in enumerate(zip(self.roles.solvers, chunks)) if chunk]
@@ -131,6 +167,52 @@ class CoEvolution:
         for p in [s.call("use_policy", version, adapter_path) for s in self.roles.solvers]:
             p.result()
 
+    def adapter_path(self, version: int) -> str | None:
+        """Where policy `version` is published (None: version 0 is the base model)."""
+        return str(self.run_dir / "checkpoints" / f"policy_v{version:04d}") if version else None
+
+    # -- resume
+
+    def resume(self) -> RoundState | None:
+        """Bring the roles back to the last completed stage recorded in the store and return its
+        state (None for a fresh store): the Learner's adapter and optimizer and the Solvers'
+        policy from the published version, the Generator from its checkpoint, the driver's RNGs."""
+        state = last_state(self._store("stage_records"))
+        if state is None:
+            return None
+        self.round, self.policy_version, self.generator_version = (
+            state.round, state.policy_version, state.generator_version)
+        for role, calls in self.restore_calls().items():
+            for method, args in calls:
+                role.call(method, *args).result()
+        restore_rng(state.rng)
+        return state
+
+    def restore_calls(self) -> dict[Any, list[tuple[str, tuple]]]:
+        """Per role, the calls that bring a freshly built role to the loop's current state: used on
+        resume, and by the Ray wrapper after it restarts a dead actor."""
+        adapter = self.adapter_path(self.policy_version)
+        calls: dict[Any, list[tuple[str, tuple]]] = {
+            solver: [("use_policy", (self.policy_version, adapter))] for solver in self.roles.solvers}
+        calls[self.roles.learner] = [("restore", (adapter,))] if adapter else []
+        if self.roles.generator is not None:
+            calls[self.roles.generator] = [("restore", (self.generator_version,))]
+        return calls
+
+    def _problems_of(self, state: RoundState) -> list[Problem]:
+        if state.problems is None:  # a resumed round: read the selection back from the store
+            state.problems = self._store("get_problems", state.problem_ids)
+        return state.problems
+
+    def _attempts_by_problem(self, state: RoundState) -> dict[str, list[Attempt]]:
+        if state.attempts is None:  # a resumed round: read this round's attempts back from the store
+            state.attempts = [a for a in self._store("round_attempts", state.round, state.problem_ids)
+                              if a.policy_version == state.start_version]
+        by_problem: dict[str, list[Attempt]] = defaultdict(list)
+        for attempt in state.attempts:
+            by_problem[attempt.problem_id].append(attempt)
+        return by_problem
+
     # -- round 0: the seed set
 
     def prepare_seeds(self) -> dict[str, float]:
@@ -138,48 +220,64 @@ class CoEvolution:
 
         Candidates are screened with k attempts each; the in-band ones closest to 1/2 become seeds.
         If too few are in band, the nearest outside it fill up to `world.seed_set_size` (reported).
+        Round 0 has this one stage, "seed".
         """
         sel, size = self.config.selection, self.config.world.seed_set_size
-        rng = random.Random(round_seed(self.config.experiment.seed, 0, "seed-candidates"))
-        cells = [(f, level) for f in self.world.families for level in self.world.levels]
-        candidates: dict[str, Problem] = {}
-        for i in range(sel.seed_candidates):
-            family, level = cells[i % len(cells)]
-            problem = self.world.sample(family, level, rng, source="seed")
-            if problem.id not in self.heldout_ids:
-                candidates[problem.id] = problem
-        attempts = self._attempt(list(candidates.values()), round=0)
-        by_problem: dict[str, list[Attempt]] = defaultdict(list)
-        for attempt in attempts:
-            by_problem[attempt.problem_id].append(attempt)
-        rate = {pid: sum(a.correct for a in atts) / len(atts) for pid, atts in by_problem.items()}
-        in_band = [pid for pid, r in rate.items() if sel.seed_band_low - 1e-9 <= r <= sel.seed_band_high + 1e-9]
-        ranked = sorted(rate, key=lambda pid: (pid not in in_band, abs(rate[pid] - 0.5), pid))
-        chosen = ranked[:size]
-        self._store("append", [candidates[pid] for pid in chosen])
-        self._store("append", [a for pid in chosen for a in by_problem[pid]])
-        return {"seeds": len(chosen), "seeds_in_band": sum(pid in in_band for pid in chosen),
-                "seed_candidates": len(candidates)}
+        state = RoundState(round=0, start_version=0, policy_version=0, generator_version=self.generator_version)
+        with self._stage("seed", state):
+            rng = random.Random(round_seed(self.config.experiment.seed, 0, "seed-candidates"))
+            cells = [(f, level) for f in self.world.families for level in self.world.levels]
+            candidates: dict[str, Problem] = {}
+            for i in range(sel.seed_candidates):
+                family, level = cells[i % len(cells)]
+                problem = self.world.sample(family, level, rng, source="seed")
+                if problem.id not in self.heldout_ids:
+                    candidates[problem.id] = problem
+            attempts = self._attempt(list(candidates.values()), round=0)
+            by_problem: dict[str, list[Attempt]] = defaultdict(list)
+            for attempt in attempts:
+                by_problem[attempt.problem_id].append(attempt)
+            rate = {pid: sum(a.correct for a in atts) / len(atts) for pid, atts in by_problem.items()}
+            in_band = [pid for pid, r in rate.items() if sel.seed_band_low - 1e-9 <= r <= sel.seed_band_high + 1e-9]
+            ranked = sorted(rate, key=lambda pid: (pid not in in_band, abs(rate[pid] - 0.5), pid))
+            chosen = ranked[:size]
+            self._store("append", [candidates[pid] for pid in chosen])
+            self._store("append", [a for pid in chosen for a in by_problem[pid]])
+            state.metrics = {"seeds": len(chosen), "seeds_in_band": sum(pid in in_band for pid in chosen),
+                             "seed_candidates": len(candidates)}
+        return dict(state.metrics)
 
     # -- one round
 
-    def run_round(self, round: int) -> RoundReport:
-        self._seconds = {}
+    def run_round(self, round: int, state: RoundState | None = None) -> RoundReport:
+        """Run the stages of `round` that `state` (from `resume`) has not completed; all of them
+        without a state."""
+        if state is None or state.round != round:
+            state = RoundState(round=round, start_version=self.policy_version, policy_version=self.policy_version,
+                               generator_version=self.generator_version)
         self.round = round
-        cfg = self.config
-        metrics: dict[str, float] = {}
+        stages = {"select": self._select_stage, "attempt": self._attempt_stage, "learn": self._learn_stage,
+                  "teach": self._teach_stage, "synthesize": self._synthesize_stage, "distil": self._distil_stage,
+                  "evaluate": self._evaluate_stage, "snapshot": self._snapshot_stage, "checkpoint": self._checkpoint_stage}
+        assert tuple(stages) == STAGES
+        for name, run_stage in stages.items():
+            if name not in state.done:
+                with self._stage(name, state):
+                    run_stage(state)
+        evaluation = state.evaluation_result or EvalResult.from_dict(state.evaluation)
+        return RoundReport(round, state.policy_version, evaluation, dict(state.metrics), dict(state.seconds),
+                           dict(state.by_source))
 
-        with self._stage("select"):
-            problems = self._select(round)
-        metrics["selected"] = len(problems)
+    def _select_stage(self, s: RoundState) -> None:
+        s.problems = self._select(s.round)
+        s.problem_ids = [p.id for p in s.problems]
+        s.metrics["selected"] = len(s.problems)
 
-        with self._stage("attempt"):
-            attempts = self._attempt(problems, round)
-            self._store("append", attempts)
-        by_problem: dict[str, list[Attempt]] = defaultdict(list)
-        for attempt in attempts:
-            by_problem[attempt.problem_id].append(attempt)
-        rates = [sum(a.correct for a in atts) / len(atts) for atts in by_problem.values()]
+    def _attempt_stage(self, s: RoundState) -> None:
+        s.attempts = self._attempt(self._problems_of(s), s.round)
+        self._store("append", s.attempts)
+        attempts, metrics = s.attempts, s.metrics
+        rates = [sum(a.correct for a in atts) / len(atts) for atts in self._attempts_by_problem(s).values()]
         metrics["attempts"] = len(attempts)
         metrics["tokens_per_attempt"] = sum(a.num_tokens for a in attempts) / max(len(attempts), 1)
         metrics["selected_solve_rate_mean"] = sum(rates) / max(len(rates), 1)
@@ -188,57 +286,115 @@ class CoEvolution:
             metrics[f"selected_solve_rate_hist/{low:02d}_{high:02d}"] = sum(
                 low / 100 <= r < high / 100 or (high == 100 and r == 1.0) for r in rates)
 
-        with self._stage("learn"):
-            pairs = [pair for problem in problems for pair in build_preference_pairs(
-                problem, by_problem[problem.id], self.prompt(problem.question), self.policy_version, round,
-                cfg.learner.pairing, cfg.learner.max_pairs_per_problem)]
-            learn_metrics = self.roles.learner.call("update", pairs, round).result()
-            version = self.policy_version + 1
-            adapter = str(self.run_dir / "checkpoints" / f"policy_v{version:04d}")
-            self.roles.learner.call("publish", version, adapter).result()
-            self._store("append", pairs)
-            self._store("append", [PolicyVersion(
-                version=version, round=round, parent_version=self.policy_version, adapter_path=adapter,
-                algorithm=cfg.learner.algorithm, metrics={k: float(v) for k, v in learn_metrics.items()})])
-            self._publish_to_solvers(version, adapter)
-            self.policy_version = version
-        metrics["pairs"] = len(pairs)
-        metrics["pairs_with_reference"] = sum(p.chosen_is_reference for p in pairs)
-        metrics.update({f"learner/{k}": float(v) for k, v in learn_metrics.items()})
+    def _learn_stage(self, s: RoundState) -> None:
+        cfg, round = self.config, s.round
+        problems, by_problem = self._problems_of(s), self._attempts_by_problem(s)
+        # The Learner builds its own training data (DPO pairs, GRPO groups, SFT examples) from the
+        # batch: `learner.algorithm` picks it (training/learners.py), the loop does not branch on it.
+        batch = LearnBatch(round=round, policy_version=self.policy_version, groups=tuple(
+            Group(p, self.prompt(p.question), tuple(by_problem[p.id])) for p in problems if by_problem[p.id]))
+        outcome = self.roles.learner.call("learn", batch).result()
+        pairs, learn_metrics = outcome.pairs, outcome.metrics
+        kill_point("learn:after-update", round)
+        version = self.policy_version + 1
+        adapter = self.adapter_path(version)
+        self.roles.learner.call("publish", version, adapter).result()
+        self._store("append", pairs)
+        self._store("append", [PolicyVersion(
+            version=version, round=round, parent_version=self.policy_version, adapter_path=adapter,
+            algorithm=cfg.learner.algorithm, metrics={k: float(v) for k, v in learn_metrics.items()})])
+        self._publish_to_solvers(version, adapter)
+        self.policy_version = s.policy_version = version
+        s.metrics["pairs"] = len(pairs)
+        s.metrics["pairs_with_reference"] = sum(p.chosen_is_reference for p in pairs)
+        s.metrics.update({f"learner/{k}": float(v) for k, v in learn_metrics.items()})
 
-        with self._stage("teach"):
-            failures = [Failure(p, tuple(by_problem[p.id])) for p in problems
-                        if by_problem[p.id] and not all(a.correct for a in by_problem[p.id])]
-            known = set(self._store("problem_ids")) | self.heldout_ids
-            taught = self.roles.teacher.call("teach", failures, known, round).result()
-            self._store("append", taught.problems)
-            self._store("append", taught.rejected)
+    def _failures(self, s: RoundState) -> list[Failure]:
+        by_problem = self._attempts_by_problem(s)
+        return [Failure(p, tuple(by_problem[p.id])) for p in self._problems_of(s)
+                if by_problem[p.id] and not all(a.correct for a in by_problem[p.id])]
+
+    def _known_ids(self) -> set[str]:
+        """Ids a new problem must not have: every stored problem and every held-out one."""
+        return set(self._store("problem_ids")) | self.heldout_ids
+
+    def _teach_stage(self, s: RoundState) -> None:
+        round, metrics = s.round, s.metrics
+        if not self.config.teacher.enabled:  # recipes without the Socratic Teacher (sws, static, random)
+            return
+        stored = set(self._store("problem_ids"))
+        taught = self.roles.teacher.call("teach", self._failures(s), stored | self.heldout_ids, round).result()
+        # Whatever the Teacher is (a model may write anything), its drafts pass the admission gate.
+        taught.problems, malformed = admission.screen_form(taught.problems, "teacher", round)
+        taught.problems, contaminated = self._decontaminate(taught.problems, "teacher", round)
+        taught.problems, screened = admission.screen(taught.problems, stored, self.heldout_ids, self.world,
+                                                     "teacher", round)
+        taught.rejected = admission.sanitize([*taught.rejected, *malformed, *contaminated, *screened])
+        self._store("append", taught.problems)
+        self._store("append", taught.rejected)
         drafts = len(taught.problems) + len(taught.rejected)
         metrics["teacher/accepted"] = len(taught.problems)
         metrics["teacher/rejected"] = len(taught.rejected)
         metrics["teacher/acceptance_rate"] = len(taught.problems) / drafts if drafts else 0.0
+        metrics["teacher/contaminated"] = len(contaminated)
+        metrics.update(admission.rejection_metrics(taught.rejected, "teacher"))
 
-        with self._stage("distil"):
-            metrics.update(self._distil(round, failures, known | {p.id for p in taught.problems}))
+    def _synthesize_stage(self, s: RoundState) -> None:
+        """SwS: mine weaknesses from the store's accuracy history, write `synthesis.budget` variants
+        aimed at their concepts (or at uniformly drawn ones), screen them with the Solver (the
+        policy just published) and keep those inside the band (synthesis.py)."""
+        from curriculum import synthesis, weakness
 
-        with self._stage("evaluate"):
-            evaluation = self.roles.solvers[0].call(
-                "evaluate", self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size).result()
-        metrics.update(evaluation.metrics("eval"))
-        metrics["policy_version"] = self.policy_version
+        cfg, round = self.config.synthesis, s.round
+        if not cfg.enabled:
+            return
+        report = weakness.mine(self._store, self.config.weakness)
+        rng = random.Random(round_seed(self.config.experiment.seed, round, "synthesis"))
+        targets = synthesis.plan(cfg, report, rng)
+        drafts = synthesis.draft(targets, self.world, cfg.mutations, self._known_ids(), round, rng)
+        clean, contaminated = self._decontaminate(drafts.problems, "synthesis", round)
+        attempts = self._attempt(clean, round, purpose="synthesis")
+        screened = synthesis.screen(clean, attempts, cfg.band_low, cfg.band_high, round)
+        self._store("append", screened.kept)
+        self._store("append", screened.attempts)
+        self._store("append", [*drafts.rejected, *contaminated, *screened.rejected])
+        s.metrics.update(report.metrics("weakness"))
+        s.metrics.update({"synthesis/drafts": len(targets), "synthesis/accepted": len(screened.kept),
+                          "synthesis/rejected": len(drafts.rejected) + len(contaminated) + len(screened.rejected),
+                          "synthesis/out_of_band": len(screened.rejected),
+                          "synthesis/attempts": len(attempts),  # screening is generation compute too
+                          "synthesis/tokens_per_attempt": sum(a.num_tokens for a in attempts) / max(len(attempts), 1)})
 
-        by_source = self._store("problem_counts_by_source", round)
-        metrics.update({f"problems_added/{source}": n for source, n in by_source.items()})
-        with self._stage("snapshot"):
-            stats = RoundStats(round=round, policy_version=self.policy_version,
-                               metrics={k: float(v) for k, v in metrics.items()}, seconds=dict(self._seconds))
-            self._store("append", [stats])
-            self._store("export_parquet", str(self.run_dir / "snapshots" / f"round_{round:04d}"))
-        with self._stage("checkpoint"):
-            atomic_write_json(self.run_dir / "checkpoints" / "LATEST.json",
-                              {"round": round, "policy_version": self.policy_version,
-                               "adapter_path": adapter})
-        return RoundReport(round, self.policy_version, evaluation, metrics, dict(self._seconds), by_source)
+    def _distil_stage(self, s: RoundState) -> None:
+        # The store now holds the Teacher's problems of this round: known = before teach + taught.
+        s.metrics.update(self._distil(s.round, self._failures(s), self._known_ids()))
+        self.generator_version = s.generator_version = int(
+            s.metrics.get("generator/version", s.generator_version))
+        s.metrics.update(self._label_quality(s.round))
+
+    def _evaluate_stage(self, s: RoundState) -> None:
+        cfg = self.config
+        evaluation = self.roles.solvers[0].call(
+            "evaluate", self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size).result()
+        s.evaluation, s.evaluation_result = evaluation.to_dict(), evaluation
+        s.metrics.update(evaluation.metrics("eval"))
+        s.metrics["policy_version"] = s.policy_version
+        s.by_source = self._store("problem_counts_by_source", s.round)
+        s.metrics.update({f"problems_added/{source}": n for source, n in s.by_source.items()})
+
+    def _snapshot_stage(self, s: RoundState) -> None:
+        stats = RoundStats(round=s.round, policy_version=s.policy_version,
+                           metrics={k: float(v) for k, v in s.metrics.items()}, seconds=dict(s.seconds))
+        self._store("append", [stats])
+        self._store("export_parquet", str(self.run_dir / "snapshots" / f"round_{s.round:04d}"))
+
+    def _checkpoint_stage(self, s: RoundState) -> None:
+        """The round's checkpoint pointer. The adapter and optimizer (`policy_vNNNN`) and the
+        Generator (`generator/vNNNN`) were written atomically when they were made; LATEST goes last."""
+        kill_point("checkpoint:before-latest", s.round)
+        atomic_write_json(self.run_dir / "checkpoints" / "LATEST.json", {
+            "round": s.round, "policy_version": s.policy_version, "adapter_path": self.adapter_path(s.policy_version),
+            "generator_version": s.generator_version})
 
     def _select(self, round: int) -> list[Problem]:
         sel = self.config.selection
@@ -246,8 +402,8 @@ class CoEvolution:
         rates = dict(self._store("solve_rates"))
         rates.update(self._store("solve_rates", last_n_rounds=sel.last_n_rounds))
         rng = random.Random(round_seed(self.config.experiment.seed, round, "select"))
-        return select_round_problems(candidates, rates, self.config.loop.problems_per_round, sel.band_low,
-                                     sel.band_high, sel.fresh_fraction, rng)
+        n = self.config.loop.selected_per_round(self.config.synthesis)  # synthesis screening shares the budget
+        return select_round_problems(candidates, rates, n, sel.band_low, sel.band_high, sel.fresh_fraction, rng)
 
     def _distil(self, round: int, failures: Sequence[Failure], known: set[str]) -> dict[str, float]:
         """Train the Generator on (failed problem -> Teacher problem) pairs weighted by how useful
@@ -268,24 +424,31 @@ class CoEvolution:
         if round > gen_cfg.warmup_rounds and failures and gen_cfg.proposals_per_round:
             proposed, rejected = self.roles.generator.call(
                 "propose", [f.problem for f in failures], gen_cfg.proposals_per_round, round).result()
-            fresh = []
-            for problem in proposed:
-                if problem.id in known:
-                    rejected.append(_rejected_duplicate(problem, round))
-                else:
-                    known.add(problem.id)
-                    fresh.append(problem)
+            fresh, malformed = admission.screen_form(proposed, "generator", round)
+            fresh, contaminated = self._decontaminate(fresh, "generator", round)
+            fresh, screened = admission.screen(fresh, known - self.heldout_ids, self.heldout_ids, self.world,
+                                               "generator", round)
+            rejected = admission.sanitize([*rejected, *malformed, *contaminated, *screened])
             self._store("append", fresh)
             self._store("append", rejected)
             total = len(fresh) + len(rejected)
             out.update({"generator/accepted": len(fresh), "generator/rejected": len(rejected),
+                        "generator/contaminated": len(contaminated),
                         "generator/acceptance_rate": len(fresh) / total if total else 0.0})
+            out.update(admission.rejection_metrics(rejected, "generator"))
         return out
 
+    def _decontaminate(self, problems: list[Problem], source: str, round: int) -> tuple[list[Problem], list[Any]]:
+        """(clean problems, "contaminated" rejected drafts) against the configured evaluation sets."""
+        if self.contamination is None:
+            return problems, []
+        return self.contamination.split(problems, source, round)
 
-def _rejected_duplicate(problem: Problem, round: int):
-    from curriculum.records import RejectedDraft
+    def _label_quality(self, round: int) -> dict[str, float]:
+        """Agreement of this round's model-labelled answers with the world's oracle (label_quality.py)."""
+        from curriculum.label_quality import label_agreement
 
-    return RejectedDraft(source="generator", parent_id=problem.parent_id, text=problem.question,
-                         reason="duplicate", detail="already in the store or the held-out set", round=round,
-                         created_by=problem.created_by)
+        solve = getattr(self.world, "solve", None)
+        if solve is None:
+            return {}
+        return label_agreement(self._store("problems", round=round), solve).metrics("labels")

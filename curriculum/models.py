@@ -207,6 +207,11 @@ def _check_exists(path_or_id: str) -> None:
         raise ModelError(f"model path '{path_or_id}' does not exist and is not a hub id like 'org/name'")
 
 
+def check_model_path(path_or_id: str | Path) -> None:
+    """Raise ModelError (one line) for a local model path that does not exist; hub ids pass."""
+    _check_exists(str(path_or_id))
+
+
 # ----------------------------------------------------------------------------- LoRA
 
 

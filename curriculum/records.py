@@ -13,8 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ProblemSource = Literal["seed", "teacher", "generator", "dataset"]
-DraftSource = Literal["teacher", "generator"]
+# "synthesis": weakness-driven (or uniform) problem synthesis, SwS (curriculum/synthesis.py).
+ProblemSource = Literal["seed", "teacher", "generator", "dataset", "synthesis"]
+# Where a reference answer came from: computed by the world's oracle, given by a dataset,
+# or voted by a model (an LLM Teacher's majority); model labels are audited (label_quality.py).
+AnswerSource = Literal["oracle", "dataset", "model"]
+DraftSource = Literal["teacher", "generator", "synthesis"]
 
 
 def content_id(*parts: Any, length: int = 16) -> str:
@@ -32,8 +36,11 @@ def problem_id(question: str) -> str:
     return "p" + content_id(normalize_question(question))
 
 
-def attempt_id(problem: str, policy_version: int, sample_index: int) -> str:
-    return "a" + content_id(problem, policy_version, sample_index)
+def attempt_id(problem: str, policy_version: int, sample_index: int, round: int) -> str:
+    # The round is part of the identity: the same policy may sample the same problem again in
+    # a later round (seed screening in round 0, then round 1, both with version 0) with another
+    # seed, and that is a new attempt, not a retried write of the old one.
+    return "a" + content_id(problem, policy_version, sample_index, round)
 
 
 def utc_now() -> datetime:
@@ -60,6 +67,7 @@ class Problem(Record):
     round_created: int = 0
     created_by: str = ""
     model_version: int | None = None  # Generator version for source="generator"
+    answer_source: AnswerSource = "oracle"
 
     @model_validator(mode="after")
     def _derive_id(self) -> "Problem":
@@ -87,7 +95,8 @@ class Attempt(Record):
     @model_validator(mode="after")
     def _derive_id(self) -> "Attempt":
         if not self.id:
-            object.__setattr__(self, "id", attempt_id(self.problem_id, self.policy_version, self.sample_index))
+            object.__setattr__(self, "id", attempt_id(self.problem_id, self.policy_version, self.sample_index,
+                                                          self.round))
         return self
 
 
@@ -153,3 +162,23 @@ class RoundStats(Record):
     metrics: dict[str, float] = Field(default_factory=dict)
     seconds: dict[str, float] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utc_now)
+
+
+class StageRecord(Record):
+    """A completed stage of a round, stored in the same transaction as the stage's records.
+
+    `state` is the JSON of what the round has computed so far (`loop.RoundState`): a resumed
+    run continues after the last stage that has one. Its id is the round and stage.
+    """
+
+    id: str = ""
+    round: int
+    stage: str
+    state: str
+    created_at: datetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> "StageRecord":
+        if not self.id:
+            object.__setattr__(self, "id", f"s{self.round:06d}:{self.stage}")
+        return self

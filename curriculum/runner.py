@@ -1,42 +1,103 @@
-"""`curriculum run`: one co-evolution experiment from a recipe into its run directory.
+"""`curriculum run` and `curriculum resume`: one co-evolution experiment in its run directory.
 
-Builds (or reuses) the base model, starts Ray, places the role actors, runs the rounds
-of `loop.CoEvolution`, logs to MLflow and prints base vs final accuracy per level.
+Builds (or reuses) the base model, starts Ray (or, with `ray.in_process`, builds every role in
+this process), places the role actors, runs the rounds of `loop.CoEvolution`, logs to MLflow
+and prints base vs final accuracy per level. A resumed run continues after the last stage the
+store records as complete (see `curriculum/resume.py`) and the same MLflow run.
 """
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from curriculum.config import Config, flatten
-from curriculum.rundir import atomic_write_json, create_run_dir
+from curriculum.faults import kill_point
+from curriculum.rundir import atomic_write_json, check_new_run_dir, create_run_dir, open_run_dir, run_dir_for
+
+MLFLOW_FILE = "mlflow.json"
 
 
-def run_experiment(config: Config, console=None) -> Path:
+def run_experiment(config: Config, console=None, run_dir: str | Path | None = None) -> Path:
+    """A new run in a new run directory (`run_dir`, default runs/<experiment>/<run_name>).
+
+    An existing run directory is refused before anything is written: continue it with
+    `resume_experiment` (`curriculum resume RUN_DIR`).
+    """
+    check_new_run_dir(run_dir_for(config, run_dir))
+    preflight(config)
+    return _drive(config, lambda: create_run_dir(config, run_dir), console)
+
+
+def resume_experiment(run_dir: str | Path, console=None, expected: Config | None = None) -> Path:
+    """Continue a run from the last stage it completed, with the config saved in its directory.
+
+    `expected`: refuse unless it equals the saved config (`curriculum run --resume` passes the
+    config it was given, so a changed recipe is not mixed into an old run).
+    """
+    run_dir = Path(run_dir)
+    config = open_run_dir(run_dir)
+    if expected is not None and expected != config:
+        from curriculum.rundir import RunDirError
+
+        saved, given = flatten(config), flatten(expected)
+        keys = sorted(k for k in saved.keys() | given.keys() if saved.get(k) != given.get(k))
+        raise RunDirError(f"{run_dir} was started with another config (differs at {', '.join(keys[:5])}); "
+                          f"resume it with `curriculum resume {run_dir}` or start a new run")
+    preflight(config)
+    _check_store(run_dir)
+    return _drive(config, lambda: run_dir, console, resumed=True)
+
+
+def preflight(config: Config) -> None:
+    """Check what the run will read (model path, evaluation data sets) before anything is
+    written: a bad path or a malformed data file fails here with one line, leaving nothing behind."""
+    if config.model.kind == "hf":
+        from curriculum.models import check_model_path
+
+        check_model_path(config.model.path)
+    if config.decontamination.enabled and config.decontamination.eval_sets:
+        from curriculum.worlds.datasets import load_named
+
+        for name in config.decontamination.eval_sets:
+            load_named(config, name)
+
+
+def _check_store(run_dir: Path) -> None:
+    """Open the run's store once here: a schema from newer code is refused with a clear line, an
+    older one is migrated, before any actor starts."""
+    from curriculum.store import Store
+
+    path = run_dir / "store.duckdb"
+    if path.exists():
+        Store(path).close()
+
+
+def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) -> Path:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from agents import cluster, roles as factories
+    from agents import roles as factories
     from curriculum.loop import STAGES, CoEvolution
     from curriculum.models import load_tokenizer, prompt_for
+    from curriculum.resume import RoundState
     from curriculum.tracking import Tracker, default_tracking_uri
     from curriculum.training.sft import pretrain
 
     console = console or Console()
-    run_dir = create_run_dir(config)
-    console.print(f"run directory: [bold]{run_dir}[/bold]")
     base = pretrain(config, progress=True)
     base_path = str(base.path)
+    run_dir = make_run_dir()  # after pretraining: a failed pretraining leaves no run directory behind
+    console.print(f"{'resuming' if resumed else 'run directory:'} [bold]{run_dir}[/bold]")
 
-    uri = config.tracking.tracking_uri or default_tracking_uri(config.experiment.runs_dir)
-    tracker = Tracker(uri, experiment=config.experiment.name, run_name=run_dir.name)
-    atomic_write_json(run_dir / "mlflow.json", {"tracking_uri": uri, "run_id": tracker.run_id})
-    tracker.log_params(flatten(config))
-    tracker.log_metrics({**base.evaluation.metrics("eval"), "policy_version": 0}, step=0)
+    tracker = _tracker(config, run_dir, Tracker, default_tracking_uri)
+    logged = tracker.logged_steps("policy_version")
+    if 0 not in logged:
+        tracker.log_metrics({**base.evaluation.metrics("eval"), "policy_version": 0}, step=0)
 
-    cluster.start_ray(config.ray)
-    roles, placement = start_roles(config, run_dir, base_path)
+    roles, placement = _start_roles(config, run_dir, base_path)
     status = "FAILED"
     try:
         tokenizer = load_tokenizer(base_path)
@@ -46,41 +107,142 @@ def run_experiment(config: Config, console=None) -> Path:
         bar = progress.add_task("", total=len(STAGES))
 
         def on_stage(stage: str) -> None:
-            progress.update(bar, description=f"round {loop.round}: {stage}", completed=STAGES.index(stage))
+            if stage in STAGES:
+                progress.update(bar, description=f"round {loop.round}: {stage}", completed=STAGES.index(stage))
 
         loop = CoEvolution(config, roles, world, run_dir,
                            prompt=lambda question: prompt_for(question, tokenizer), on_stage=on_stage)
+        _restore_on_restart(roles, loop)
+        state = loop.resume()
+        records = [RoundState.from_json(r.state) for r in roles.store.call("stage_records").result()]
+        finished = {s.round: s for s in records if s.done and s.done[-1] in ("seed", "checkpoint")}
+        if state is not None:
+            where = "seeds" if state.round == 0 else f"round {state.round}"
+            console.print(f"resuming after {where}: {state.done[-1]} (policy v{state.policy_version})")
 
-        with console.status("round 0: screening seed problems with the base model"):
-            seeds = loop.prepare_seeds()
-        console.print(f"seed set: {seeds['seeds']} problems ({seeds['seeds_in_band']} inside the seed band, "
-                      f"{seeds['seed_candidates']} screened)")
-        tracker.log_metrics({f"seeds/{k}": v for k, v in seeds.items()}, step=0)
+        if 0 not in finished:
+            with console.status("round 0: screening seed problems with the base model"):
+                seeds = loop.prepare_seeds()
+            console.print(f"seed set: {seeds['seeds']} problems ({seeds['seeds_in_band']} inside the seed band, "
+                          f"{seeds['seed_candidates']} screened)")
+        else:
+            seeds = finished[0].metrics
+        if not tracker.logged_steps("seeds/seeds"):
+            tracker.log_metrics({f"seeds/{k}": v for k, v in seeds.items()}, step=0)
+        for round_, done in sorted(finished.items()):  # rounds whose metrics a crash kept from MLflow
+            if round_ > 0 and round_ not in logged:
+                tracker.log_metrics(done.metrics, step=round_)
 
         reports = []
         for round_ in range(1, config.loop.rounds + 1):
+            if round_ in finished:
+                continue
             with progress:
                 progress.reset(bar, total=len(STAGES))
-                report = loop.run_round(round_)
+                report = loop.run_round(round_, state if state is not None and state.round == round_ else None)
             reports.append(report)
+            kill_point("round:before-log", round_)
             tracker.log_metrics(report.metrics, step=round_)
             console.print(round_table(report))
-        final = reports[-1].evaluation if reports else base.evaluation
+        final = _final_evaluation(base.evaluation, reports, finished)
         console.print(comparison_table(base.evaluation, final))
+        last_round = max([r.round for r in reports] + [r for r in finished if r > 0], default=0)
         atomic_write_json(run_dir / "results.json", {
             "base_model": base_path, "base_eval": base.evaluation.to_dict(), "final_eval": final.to_dict(),
-            "rounds": len(reports), "policy_version": loop.policy_version})
-        if reports:
+            "rounds": last_round, "policy_version": loop.policy_version})
+        if last_round:
             tracker.log_artifacts(run_dir / "checkpoints" / f"policy_v{loop.policy_version:04d}", "adapter")
-            tracker.log_artifacts(run_dir / "snapshots" / f"round_{reports[-1].round:04d}", "snapshot")
+            tracker.log_artifacts(run_dir / "snapshots" / f"round_{last_round:04d}", "snapshot")
         roles.store.call("close").result()
         status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"  # stopped by the user; `curriculum resume` continues it
+        raise
     finally:
         tracker.finish(status)
-        placement.remove()
-        cluster.stop_ray()
+        _stop_roles(roles, placement)
     console.print(f"done: {run_dir}")
     return run_dir
+
+
+def _tracker(config: Config, run_dir: Path, Tracker, default_tracking_uri):
+    """The run's MLflow run: the one named in mlflow.json (a resumed run), else a new one."""
+    saved_file = run_dir / MLFLOW_FILE
+    if saved_file.is_file():
+        saved = json.loads(saved_file.read_text())
+        tracker = Tracker(saved["tracking_uri"], experiment=config.experiment.name, run_name=run_dir.name,
+                          run_id=saved["run_id"])
+    else:
+        uri = config.tracking.tracking_uri or default_tracking_uri(config.experiment.runs_dir)
+        tracker = Tracker(uri, experiment=config.experiment.name, run_name=run_dir.name)
+        atomic_write_json(saved_file, {"tracking_uri": uri, "run_id": tracker.run_id})  # at once: resume finds it
+    tracker.log_params(flatten(config))  # the same values again on resume (MLflow accepts that)
+    return tracker
+
+
+def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
+    from curriculum.evaluation import EvalResult
+
+    if reports:
+        return reports[-1].evaluation
+    done = [state for round_, state in sorted(finished.items()) if round_ > 0 and state.evaluation]
+    return EvalResult.from_dict(done[-1].evaluation) if done else base
+
+
+def _start_roles(config: Config, run_dir: Path, base_path: str):
+    if config.ray.in_process:
+        return local_roles(config, run_dir, base_path), None
+    from agents import cluster
+
+    cluster.start_ray(config.ray)
+    try:
+        return start_roles(config, run_dir, base_path)
+    except BaseException:
+        cluster.stop_ray()
+        raise
+
+
+def _stop_roles(roles, placement) -> None:
+    if placement is None:
+        for role in (roles.solvers + [roles.teacher, roles.learner, roles.generator]):
+            verifier = getattr(getattr(role, "target", None), "verifier", None)
+            if verifier is not None:
+                verifier.close()
+        return
+    from agents import cluster
+
+    placement.remove()
+    cluster.stop_ray()
+
+
+def _restore_on_restart(roles, loop) -> None:
+    """A Ray actor that died and was restarted gets the loop's current state back before its call
+    is sent again (see `agents.actor.RayCall`)."""
+    def restore(role) -> None:
+        for method, args in loop.restore_calls().get(role, []):
+            role.call(method, *args).result()
+
+    for role in [roles.store, *roles.solvers, roles.teacher, roles.learner, roles.generator]:
+        if role is not None and hasattr(role, "on_restart"):
+            role.on_restart = restore
+
+
+def local_roles(config: Config, run_dir: Path, base_path: str):
+    """Every role as a plain object in this process (`ray.in_process=true`): the same factories
+    as the actors, no Ray. For debugging and for the crash tests, which kill the whole run."""
+    from agents import roles as factories
+    from curriculum.loop import LocalRole, Roles
+
+    checkpoints = run_dir / "checkpoints"
+    store = LocalRole(factories.make_store(str(run_dir / "store.duckdb")))
+    solvers = [LocalRole(factories.make_solver(config, base_path, f"solver-{i}"))
+               for i in range(config.ray.solver.count)]
+    teacher = LocalRole(factories.make_teacher(config))
+    learner = LocalRole(factories.make_learner(config, base_path, str(checkpoints / "learner")))
+    generator = None
+    if config.generator.enabled:
+        generator = LocalRole(factories.make_generator(config, str(checkpoints / "generator")))
+    return Roles(store, solvers, teacher, learner, generator)
 
 
 def start_roles(config: Config, run_dir: Path, base_path: str):

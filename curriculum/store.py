@@ -48,6 +48,7 @@ from curriculum.records import (
     Record,
     RejectedDraft,
     RoundStats,
+    StageRecord,
 )
 
 
@@ -136,7 +137,21 @@ _SCHEMA_V1 = (
     )""",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _SCHEMA_V1),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _SCHEMA_V1),
+    Migration(2, "problems.answer_source: who labelled the reference answer", (
+        "ALTER TABLE problems ADD COLUMN answer_source VARCHAR NOT NULL DEFAULT 'oracle'",
+    )),
+    Migration(3, "stages: completed stages of each round, for resume", (
+        """CREATE TABLE stages (
+            id VARCHAR PRIMARY KEY,
+            round INTEGER NOT NULL,
+            stage VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )""",
+    )),
+)
 
 
 def supported_schema_version() -> int:
@@ -174,7 +189,7 @@ _TABLES: tuple[_Table, ...] = (
         ("id", _STR), ("question", _STR), ("answer", _STR), ("solution", _STR), ("source", _STR),
         ("parent_id", _STR), ("family", _STR), ("level", _INT), ("concepts", pa.list_(_STR)),
         ("knobs", pa.map_(pa.string(), pa.int64())), ("round_created", _INT), ("created_by", _STR),
-        ("model_version", _INT),
+        ("model_version", _INT), ("answer_source", _STR),
     ])),
     _Table("attempts", Attempt, "id", pa.schema([
         ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("sample_index", _INT),
@@ -196,6 +211,9 @@ _TABLES: tuple[_Table, ...] = (
     _Table("rounds", RoundStats, "round", pa.schema([
         ("round", _INT), ("policy_version", _INT), ("metrics", _FLOAT_MAP), ("seconds", _FLOAT_MAP),
         ("created_at", _TIME),
+    ])),
+    _Table("stages", StageRecord, "id", pa.schema([
+        ("id", _STR), ("round", _INT), ("stage", _STR), ("state", _STR), ("created_at", _TIME),
     ])),
 )
 _TABLE_BY_RECORD = {table.record: table for table in _TABLES}
@@ -292,8 +310,11 @@ class Store:
     def close(self) -> None:
         """Close the file (DuckDB checkpoints on close). Safe to call twice."""
         if self._con is not None:
-            self._con.close()
-            self._con = None
+            con, self._con = self._con, None
+            try:
+                con.close()
+            except duckdb.Error as exc:  # the final checkpoint failed; the WAL still holds every commit
+                raise StoreError(f"{self.path}: closing failed: {_first_line(exc)}{_hint(exc)}") from exc
 
     def __enter__(self) -> "Store":
         return self
@@ -311,9 +332,13 @@ class Store:
     def checkpoint(self) -> None:
         """Move committed rows from the WAL into the database file.
 
-        DuckDB also checkpoints by itself past ``CHECKPOINT_THRESHOLD`` of WAL and on close.
+        DuckDB also checkpoints by itself past ``CHECKPOINT_THRESHOLD`` of WAL and on close. If it
+        fails (disk full), committed rows stay in the WAL and the next open replays them.
         """
-        self.con.execute("CHECKPOINT")
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: checkpoint failed: {_first_line(exc)}{_hint(exc)}") from exc
 
     # -- schema
 
@@ -397,12 +422,12 @@ class Store:
                 new_hashes.append((table.name, hashes))
             self.con.commit()
         except BaseException as exc:
-            self.con.rollback()
+            _rollback(self.con)
             if not isinstance(exc, Exception):  # KeyboardInterrupt and the like pass through
                 raise
             names = ", ".join(table.name for table, _ in batches)
             raise StoreError(
-                f"{self.path}: append to {names} failed, nothing was written: {_first_line(exc)}"
+                f"{self.path}: append to {names} failed, nothing was written: {_first_line(exc)}{_hint(exc)}"
             ) from exc
         for name, hashes in new_hashes:  # only once committed
             self._key_filters[name].add(hashes)
@@ -643,6 +668,25 @@ class Store:
         """The highest published policy version, or None before the first."""
         return self.con.execute("SELECT max(version) FROM policies").fetchone()[0]
 
+    def round_attempts(self, round: int, problem_ids: Iterable[str] | None = None) -> list[Attempt]:
+        """The attempts made in one round (optionally at some problems), by problem id, then
+        policy version and sample index: what a resumed round reads back instead of re-sampling."""
+        where, params = "WHERE round = ?", [round]
+        if problem_ids is not None:
+            where += " AND problem_id IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(problem_ids))
+        rows = self.con.execute(
+            f"SELECT {_select('attempts')} FROM attempts {where} ORDER BY problem_id, policy_version, sample_index",
+            params,
+        ).fetchall()
+        return _records("attempts", rows)
+
+    def stage_records(self) -> list[StageRecord]:
+        """Completed stages of every round (see `loop.RoundState`), in the order they completed."""
+        rows = self.con.execute(
+            f"SELECT {_select('stages')} FROM stages ORDER BY round, created_at, id").fetchall()
+        return _records("stages", rows)
+
     # -- snapshots
 
     def export_parquet(self, directory: str | Path) -> Path:
@@ -682,6 +726,25 @@ class Store:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back if a transaction is still open: a failed COMMIT (e.g. the disk is full) has
+    already ended it, and a second error here would hide the first."""
+    try:
+        con.rollback()
+    except duckdb.TransactionException:
+        pass
+
+
+def _hint(exc: BaseException) -> str:
+    """What to do about an I/O failure, for the one-line error."""
+    text = str(exc).lower()
+    if any(s in text for s in ("no space left", "file too large", "disk quota")):
+        return " (the disk is full: free space, then `curriculum resume RUN_DIR`)"
+    if "permission denied" in text or "read-only file system" in text:
+        return " (the store file is not writable: fix its permissions, then `curriculum resume RUN_DIR`)"
+    return ""
 
 
 def _first_line(exc: BaseException) -> str:

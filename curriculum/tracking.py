@@ -53,6 +53,10 @@ class Tracker:
         for start in range(0, len(items), METRICS_PER_BATCH):
             self.client.log_batch(self.run_id, metrics=items[start : start + METRICS_PER_BATCH])
 
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps at which `key` was logged: a resumed run logs only the steps still missing."""
+        return {metric.step for metric in self.client.get_metric_history(self.run_id, key)}
+
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
 

@@ -117,6 +117,7 @@ class DPOLearner:
             learning_rate=cfg.learning_rate,
             per_device_train_batch_size=cfg.batch_size,
             num_train_epochs=cfg.epochs,
+            max_steps=cfg.steps_per_round or -1,  # a fixed step count (equal compute) overrides the epochs
             lr_scheduler_type="constant",  # one constant rate across rounds; the optimizer carries on
             warmup_steps=0,
             weight_decay=0.0,

@@ -235,6 +235,7 @@ def _world(config: Config) -> Any:
 def _training_problems(world: Any, config: Config, heldout: Sequence[Problem]) -> list[Problem]:
     """Training problems on the pretraining levels, none of them a held-out question."""
     rng = random.Random(config.experiment.seed)
-    problems = world.training_problems(list(config.pretrain.levels), config.pretrain.examples, rng)
+    problems = world.training_problems(list(config.pretrain.levels), config.pretrain.examples, rng,
+                                        config.pretrain.level_weights)
     heldout_ids = {p.id for p in heldout}
     return [p for p in problems if p.id not in heldout_ids]

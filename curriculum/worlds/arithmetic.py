@@ -666,8 +666,10 @@ class ArithmeticWorld:
                 problems += self._distinct(family, level, count, rng, held, "seed", "world.seed_set_size")
         return problems
 
-    def training_problems(self, levels: list[int] | tuple[int, ...], n: int, rng: random.Random) -> list[Problem]:
-        """`n` problems for pretraining, cycling over families x `levels`; repeats are allowed
+    def training_problems(self, levels: list[int] | tuple[int, ...], n: int, rng: random.Random,
+                          weights: dict[int, float] | None = None) -> list[Problem]:
+        """`n` problems for pretraining over families x `levels`, each level's share of `n` in
+        proportion to its weight (default 1), families cycled within a level; repeats are allowed
         (level 1 has few distinct questions) but no question matches a held-out one."""
         for level in levels:
             if level not in self.levels:
@@ -675,10 +677,13 @@ class ArithmeticWorld:
                     f"pretrain.levels: level {level} is outside 1..{self.config.max_level} (world.max_level)"
                 )
         held = self._held_keys()
-        cells = [(f, level) for f in self.families for level in levels]
+        share = [(weights or {}).get(level, 1.0) for level in levels]
+        counts = [round(n * w / sum(share)) for w in share]
+        counts[0] += n - sum(counts)  # rounding leftovers go to the first (easiest) level
+        cells = [(self.families[i % len(self.families)], level)
+                 for level, count in zip(levels, counts) for i in range(count)]
         problems = []
-        for i in range(n):
-            family, level = cells[i % len(cells)]
+        for family, level in cells:
             for _ in range(1000):
                 task = _sample_at_level(family, level, rng)
                 if key_of(task) not in held:

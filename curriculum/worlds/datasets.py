@@ -248,4 +248,5 @@ def _to_problem(record: dict[str, Any], where: str, spec: DatasetSpec, name: str
         family=name,
         level=level,
         concepts=concepts,
+        answer_source="dataset",
     )

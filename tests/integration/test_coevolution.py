@@ -8,24 +8,17 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from curriculum.config import load_config
 from curriculum.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-from conftest import TINY_RUN_OVERRIDES  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from curriculum.runner import run_experiment
-
-    tmp = tmp_path_factory.mktemp("coevolution")
-    config = load_config(ROOT / "configs/tiny.yaml", TINY_RUN_OVERRIDES + [
-        f"experiment.runs_dir={tmp / 'runs'}", f"model.cache_dir={tmp / 'cache'}", "experiment.run_name=it"])
-    return run_experiment(config)
+def run_dir(tiny_run_dir):
+    """The session's shared run (tests/conftest.py): TINY_RUN_OVERRIDES, run name `it`."""
+    return tiny_run_dir
 
 
 def test_policy_advanced_and_lora_weights_changed(run_dir):

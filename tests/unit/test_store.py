@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from curriculum import store as store_module
-from curriculum.records import Attempt, PolicyVersion, PreferencePair, Problem, RejectedDraft, RoundStats
+from curriculum.records import (Attempt, PolicyVersion, PreferencePair, Problem, RejectedDraft, RoundStats,
+                                StageRecord)
 from curriculum.store import Migration, Store, StoreError, supported_schema_version
 
 
@@ -66,7 +67,8 @@ def test_append_is_idempotent_within_a_call_across_calls_and_across_reopen(path:
         assert s.counts()["attempts"] == 4
     with Store(path) as s:  # the key filter is rebuilt from the file
         assert s.append([a, *tries]) == 0
-        assert s.counts() == {"problems": 3, "attempts": 4, "pairs": 0, "policies": 0, "rejected": 0, "rounds": 0}
+        assert s.counts() == {"problems": 3, "attempts": 4, "pairs": 0, "policies": 0, "rejected": 0, "rounds": 0,
+                              "stages": 0}
         assert s.con.execute("SELECT count(DISTINCT id) = count(*) FROM attempts").fetchone()[0]
 
 
@@ -190,29 +192,33 @@ def test_older_schema_is_migrated_in_a_transaction(path: Path, monkeypatch):
     a = problem("1+0")
     with Store(path) as s:
         s.append([a])
-    v2 = Migration(2, "problems get a note", ("ALTER TABLE problems ADD COLUMN note VARCHAR DEFAULT ''",))
+    shipped = supported_schema_version()
+    v2 = Migration(shipped + 1, "problems get a note", ("ALTER TABLE problems ADD COLUMN note VARCHAR DEFAULT ''",))
     monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, v2))
 
     with pytest.raises(StoreError, match="open it read-write once"):
         Store(path, read_only=True)
     with Store(path) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == shipped + 1
         assert s.get_problems([a.id]) == [a]
         assert s.con.execute("SELECT note FROM problems").fetchall() == [("",)]
         assert s.append([problem("2+0")]) == 1
-        assert [r[0] for r in s.con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()] == [1, 2]
+        versions = [r[0] for r in s.con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()]
+        assert versions == list(range(1, shipped + 2))
 
 
 def test_failed_migration_leaves_the_file_at_its_old_version(path: Path, monkeypatch):
     with Store(path) as s:
         s.append([problem("1+0")])
-    broken = Migration(2, "half done", ("ALTER TABLE problems ADD COLUMN note VARCHAR", "SELECT * FROM no_such_table"))
+    shipped = supported_schema_version()
+    broken = Migration(shipped + 1, "half done",
+                       ("ALTER TABLE problems ADD COLUMN note VARCHAR", "SELECT * FROM no_such_table"))
     monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, broken))
-    with pytest.raises(StoreError, match="migration to schema version 2 failed.*unchanged at version 1"):
+    with pytest.raises(StoreError, match=f"migration to schema version {shipped + 1} failed.*unchanged at version {shipped}"):
         Store(path)
     monkeypatch.undo()
     with Store(path) as s:
-        assert s.schema_version == 1
+        assert s.schema_version == shipped
         columns = [r[0] for r in s.con.execute("DESCRIBE problems").fetchall()]
         assert "note" not in columns and s.counts()["problems"] == 1
 
@@ -363,6 +369,7 @@ def _every_kind_of_record() -> dict[str, list]:
         "rejected": [RejectedDraft(source="teacher", parent_id=p.id, text="bad", reason="duplicate", round=0)],
         "rounds": [RoundStats(round=0, policy_version=1, metrics={"acc": 0.25}, seconds={"solve": 1.5},
                               created_at=when)],
+        "stages": [StageRecord(round=1, stage="select", state='{"round": 1}', created_at=when)],
     }
 
 

@@ -1,0 +1,142 @@
+"""Where a problem came from and what came of it, read from a run's latest Parquet snapshot.
+
+`lineage(con, id)` walks `parent_id` up to the root (a seed, or a dataset problem) and
+down to every problem derived from this one, and attaches each problem's solve rate per
+round (attempts and correct answers of that round). It reads the snapshot, not the
+store file, so it works while the run is live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curriculum.inspect import InspectError, open_snapshot
+
+_COLUMNS = "id, parent_id, source, family, level, round_created, created_by, question, answer"
+
+
+@dataclass
+class Node:
+    """One problem of a lineage with its solve rate per round: {round: (attempts, correct)}."""
+
+    id: str
+    parent_id: str | None
+    source: str
+    family: str
+    level: int | None
+    round_created: int
+    created_by: str
+    question: str
+    answer: str
+    solve: dict[int, tuple[int, int]] = field(default_factory=dict)
+    children: list["Node"] = field(default_factory=list)
+
+    def rate(self, round: int) -> float | None:
+        attempts, correct = self.solve.get(round, (0, 0))
+        return correct / attempts if attempts else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "parent_id": self.parent_id, "source": self.source, "family": self.family,
+            "level": self.level, "round_created": self.round_created, "created_by": self.created_by,
+            "question": self.question, "answer": self.answer,
+            "solve_rate": {str(r): {"attempts": n, "correct": c, "rate": c / n}
+                           for r, (n, c) in sorted(self.solve.items())},
+            "children": [child.to_dict() for child in self.children],
+        }
+
+
+@dataclass
+class Lineage:
+    problem: Node  # its `children` hold the descendant tree
+    ancestors: list[Node]  # parent first, root last
+
+    @property
+    def root(self) -> Node:
+        return self.ancestors[-1] if self.ancestors else self.problem
+
+    def descendants(self) -> list[Node]:
+        """Every derived problem, children first (breadth first)."""
+        out, level = [], list(self.problem.children)
+        while level:
+            out.extend(level)
+            level = [child for node in level for child in node.children]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        problem = self.problem.to_dict()
+        return {"problem": {k: v for k, v in problem.items() if k != "children"},
+                "ancestors": [{k: v for k, v in a.to_dict().items() if k != "children"} for a in self.ancestors],
+                "descendants": problem["children"],
+                "root_source": self.root.source}
+
+
+def resolve_id(con: Any, problem_id: str) -> str:
+    """The full id for `problem_id` or a unique prefix of one."""
+    rows = con.execute("SELECT id FROM problems WHERE starts_with(id, ?) ORDER BY id LIMIT 3",
+                       [problem_id]).fetchall()
+    exact = [row[0] for row in rows if row[0] == problem_id]
+    if exact:
+        return exact[0]
+    if not rows:
+        raise InspectError(f"problem '{problem_id}' is not in the snapshot (ids look like p0123abcd...)")
+    if len(rows) > 1:
+        raise InspectError(f"problem id prefix '{problem_id}' is ambiguous ({', '.join(r[0] for r in rows)}, ...)")
+    return rows[0][0]
+
+
+def lineage(con: Any, problem_id: str) -> Lineage:
+    """The lineage of one problem in the snapshot `con` reads (see `inspect.open_snapshot`)."""
+    problem_id = resolve_id(con, problem_id)
+    # The paths guard against a parent cycle, which a correct run never writes.
+    up = con.execute(
+        f"""WITH RECURSIVE chain(id, parent_id, depth, path) AS (
+                SELECT id, parent_id, 0, [id] FROM problems WHERE id = ?
+                UNION ALL
+                SELECT p.id, p.parent_id, c.depth + 1, list_append(c.path, p.id)
+                FROM problems p JOIN chain c ON p.id = c.parent_id
+                WHERE NOT list_contains(c.path, p.id))
+            SELECT {', '.join('p.' + c.strip() for c in _COLUMNS.split(','))}
+            FROM chain c JOIN problems p ON p.id = c.id ORDER BY c.depth""",
+        [problem_id]).fetchall()
+    down = con.execute(
+        f"""WITH RECURSIVE tree(id, depth, path) AS (
+                SELECT id, 0, [id] FROM problems WHERE id = ?
+                UNION ALL
+                SELECT p.id, t.depth + 1, list_append(t.path, p.id)
+                FROM problems p JOIN tree t ON p.parent_id = t.id
+                WHERE NOT list_contains(t.path, p.id))
+            SELECT {', '.join('p.' + c.strip() for c in _COLUMNS.split(','))}
+            FROM tree t JOIN problems p ON p.id = t.id WHERE t.depth > 0 ORDER BY t.depth, p.round_created, p.id""",
+        [problem_id]).fetchall()
+    nodes = {row[0]: Node(*row) for row in up + down}
+    for pid, round_, attempts, correct in con.execute(
+        """SELECT problem_id, round, count(*), count_if(correct) FROM attempts
+           WHERE problem_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL ORDER BY ALL""",
+        [list(nodes)]).fetchall():
+        nodes[pid].solve[round_] = (attempts, correct)
+    for row in down:  # parents come before children (ordered by depth)
+        nodes[row[1]].children.append(nodes[row[0]])
+    return Lineage(problem=nodes[problem_id], ancestors=[nodes[row[0]] for row in up[1:]])
+
+
+def load_lineage(run_dir: str | Path, problem_id: str) -> tuple[Lineage, str]:
+    """(lineage, snapshot name) from the run's latest snapshot."""
+    con, snapshot = open_snapshot(run_dir)
+    try:
+        return lineage(con, problem_id), snapshot.name
+    finally:
+        con.close()
+
+
+def node_label(node: Node, rounds: list[int] | None = None, width: int = 60) -> str:
+    """One line: id, source, round, level, question and the solve rate per round."""
+    question = " ".join(node.question.split())
+    if len(question) > width:
+        question = question[: width - 3] + "..."
+    level = f" L{node.level}" if node.level is not None else ""
+    rates = " ".join(f"r{r}:{c}/{n}" for r, (n, c) in sorted(node.solve.items())
+                     if rounds is None or r in rounds) or "never attempted"
+    return f"{node.id} [{node.source} r{node.round_created}{level}] {question}  solve {rates}"

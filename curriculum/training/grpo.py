@@ -1,0 +1,222 @@
+"""The GRPO Learner: TRL's GRPOTrainer on the Solver's graded attempts, with SwS's online
+difficulty filter.
+
+One group = the k attempts the Solver sampled at one problem (k = `solver.attempts`), the
+reward of each = its verifier grade (stored on the attempt). GRPO's advantage is the reward
+minus the group mean (over the group std), so a group whose attempts are all right or all wrong
+contributes nothing. The difficulty filter drops such groups (solve rate outside
+`learner.grpo.filter_low..filter_high`) and refills the batch from the rest of the round's
+groups: the round's problems are an oversampled pool (`loop.problems_per_round` >
+`groups_per_step x steps_per_round`).
+
+The attempts are not generated again. TRL 1.16's GRPOTrainer takes a `rollout_func`
+(experimental) that replaces its generation step; ours serves each prompt's stored completions,
+so TRL's loss, clipping, KL and logging run unchanged on the Solver's samples. The Solver
+sampled them with the current policy version (the one this Learner holds), so they are on
+policy; all of a round's groups are served as one generation batch, and TRL keeps their
+log-probs from before the first step, so later steps of the round are importance-weighted and
+clipped like PPO epochs. (The loss scores tokens at the Solver's temperature without its top_p
+truncation: with solver.top_p < 1 the ratio is taken against the untruncated distribution.)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from curriculum.training.dpo import DPOLearner, _quiet_datasets
+from curriculum.training.learners import Group, LearnBatch, LearnOutcome
+
+# Per-step metrics of TRL's GRPOTrainer that `update_groups` reports (means over the round's steps).
+GRPO_METRICS = ("loss", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
+                "clip_ratio/region_mean", "completions/mean_length")
+
+
+@dataclass(frozen=True)
+class FilteredBatch:
+    """The difficulty filter's verdict on a round's pool of groups (all in pool order)."""
+
+    kept: list[Group]  # the batch: in-band groups, at most `need`
+    dropped: list[Group]  # out-of-band groups met while filling the batch
+    unused: list[Group]  # the rest of the pool, not looked at once the batch was full
+
+
+def in_filter_band(group: Group, low: float, high: float) -> bool:
+    return bool(group.attempts) and low - 1e-9 <= group.solve_rate <= high + 1e-9
+
+
+def difficulty_filter(pool: Sequence[Group], low: float, high: float, need: int | None) -> FilteredBatch:
+    """Fill a batch of `need` groups (None: as many as there are) from `pool` in order, dropping
+    each group whose solve rate is outside [low, high]; each dropped group's slot goes to the
+    next group of the pool (SwS: with 8 samples, [0.125, 0.875] drops all-right and all-wrong)."""
+    kept: list[Group] = []
+    dropped: list[Group] = []
+    for index, group in enumerate(pool):
+        if need is not None and len(kept) == need:
+            return FilteredBatch(kept, dropped, list(pool[index:]))
+        (kept if in_filter_band(group, low, high) else dropped).append(group)
+    return FilteredBatch(kept, dropped, [])
+
+
+def verifier_reward(prompts: list[Any], completions: list[Any], reward: list[float], **_: Any) -> list[float]:
+    """TRL reward function: the verifier's grade of each attempt, served alongside it (`reward`)."""
+    return [float(r) for r in reward]
+
+
+class GroupServer:
+    """TRL `rollout_func` that hands back stored attempts instead of generating.
+
+    TRL calls it with each prompt of the generation batch repeated `num_generations` times in a
+    row; the i-th call for a prompt gets that group's i-th attempt.
+    """
+
+    def __init__(self, groups: Sequence[Group], tokenizer: Any, group_size: int):
+        self.group_size = group_size
+        prompt_ids = tokenizer([g.prompt for g in groups])["input_ids"]  # as the Solver's engine encodes them
+        self.groups: dict[str, tuple[list[int], list[list[int]], list[float]]] = {}
+        for group, ids in zip(groups, prompt_ids):
+            if group.prompt in self.groups:
+                raise ValueError(f"two groups share the prompt of problem {group.problem.id}")
+            attempts = sorted(group.attempts, key=lambda a: a.sample_index)[:group_size]
+            if len(attempts) < group_size:
+                raise ValueError(f"problem {group.problem.id} has {len(attempts)} attempts, GRPO needs {group_size}")
+            self.groups[group.prompt] = (ids, [completion_ids(a, tokenizer) for a in attempts],
+                                         [a.reward for a in attempts])
+
+    def __call__(self, prompts: list[str], trainer: Any = None) -> dict[str, Any]:
+        served: dict[str, int] = {}
+        out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "reward": []}
+        for prompt in prompts:
+            ids, completions, rewards = self.groups[prompt]
+            i = served.get(prompt, 0) % self.group_size
+            served[prompt] = served.get(prompt, 0) + 1
+            out["prompt_ids"].append(ids)
+            out["completion_ids"].append(completions[i])
+            out["reward"].append(rewards[i])
+        return out
+
+
+def completion_ids(attempt: Any, tokenizer: Any) -> list[int]:
+    """The sampled token ids of an attempt: its text re-tokenized, plus eos when it stopped there.
+
+    Attempts keep text and token count, not ids; for the character tokenizer re-tokenizing is
+    exact, and a count one above the text's length means the sample ended with eos.
+    """
+    ids = tokenizer(attempt.completion, add_special_tokens=False)["input_ids"]
+    if attempt.num_tokens > len(ids):
+        ids = ids + [tokenizer.eos_token_id]
+    return ids
+
+
+class GRPOLearner(DPOLearner):
+    """Holds the LoRA adapter and optimizer (see DPOLearner); `learn` runs one round of GRPO."""
+
+    def __init__(self, *args: Any, group_size: int, temperature: float, max_completion_length: int,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if group_size < 2:
+            raise ValueError(f"GRPO needs groups of at least 2 attempts, got {group_size}")
+        self.group_size = group_size
+        # The loss's log-probs use the Solver's sampling temperature, so the importance ratio
+        # compares the same distributions the attempts were drawn from.
+        self.temperature = temperature
+        self.max_completion_length = max_completion_length
+
+    def learn(self, batch: LearnBatch) -> LearnOutcome:
+        cfg = self.learner_cfg
+        need = cfg.steps_per_round * cfg.grpo.groups_per_step if cfg.steps_per_round else None
+        pool = [g for g in batch.groups if len(g.attempts) >= self.group_size]
+        filtered = difficulty_filter(pool, cfg.grpo.filter_low, cfg.grpo.filter_high, need)
+        metrics = self.update_groups(filtered.kept, batch.round)
+        metrics.update(groups_pool=float(len(pool)), groups_kept=float(len(filtered.kept)),
+                       groups_dropped=float(len(filtered.dropped)), groups_unused=float(len(filtered.unused)),
+                       groups_short=float(need - len(filtered.kept)) if need else 0.0)
+        return LearnOutcome(metrics)
+
+    def update_groups(self, groups: Sequence[Group], round: int) -> dict[str, float]:
+        """GRPO steps on `groups`: `steps_per_round` steps (default: `epochs` passes), each over
+        `groups_per_step` groups; with fewer groups than that the batch shrinks to all of them,
+        and with fewer than the steps need the groups are passed over again."""
+        cfg = self.learner_cfg
+        per_step = min(cfg.grpo.groups_per_step, len(groups))
+        if per_step == 0:
+            self.last_log_history = []
+            return {"steps": 0.0}
+        start = time.perf_counter()
+        batches = len(groups) // per_step
+        groups = list(groups[:batches * per_step])  # a remainder smaller than a step stays out
+        steps = cfg.steps_per_round or max(1, math.ceil(cfg.epochs * batches))
+        with _quiet_datasets(not self.progress):
+            trainer = self._grpo_trainer(groups, per_step, batches, steps, round)
+        self._use_base_as_reference()
+        try:
+            trainer.train()
+            self.last_log_history = [e for e in trainer.state.log_history if "loss" in e]
+            steps_done = trainer.state.global_step
+        finally:
+            self._undo_trainer_patches()
+            self.model.eval()
+            del trainer
+        metrics = {key: _mean(self.last_log_history, key) for key in GRPO_METRICS  # kl: only with kl_beta > 0
+                   if any(key in entry for entry in self.last_log_history)}
+        metrics.update(steps=float(steps_done), groups=float(len(groups)), seconds=time.perf_counter() - start)
+        return metrics
+
+    def _grpo_trainer(self, groups: Sequence[Group], per_step: int, batches: int, steps: int, round: int) -> Any:
+        from datasets import Dataset
+        from transformers import PrinterCallback
+        from trl import GRPOConfig, GRPOTrainer
+
+        grpo = self.learner_cfg.grpo
+        args = GRPOConfig(
+            output_dir=str(self.work_dir / "grpo-trainer"),
+            learning_rate=self.learner_cfg.learning_rate,
+            per_device_train_batch_size=per_step * self.group_size,
+            gradient_accumulation_steps=1,
+            num_generations=self.group_size,
+            # The whole round is one generation batch (served once, old log-probs taken then), split
+            # into `batches` steps; num_iterations passes over it cover `steps`.
+            steps_per_generation=batches,
+            num_iterations=math.ceil(steps / batches),
+            max_steps=steps,
+            max_completion_length=self.max_completion_length,
+            temperature=self.temperature,
+            beta=grpo.kl_beta,
+            epsilon=grpo.epsilon,
+            loss_type=grpo.loss_type,
+            scale_rewards=grpo.scale_rewards,
+            lr_scheduler_type="constant",  # one constant rate across rounds; the optimizer carries on
+            warmup_steps=0,
+            weight_decay=0.0,
+            seed=self.seed + round,
+            data_seed=self.seed + round,
+            use_cpu=self.use_cpu,
+            bf16=False,
+            fp16=False,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=1,
+            disable_tqdm=not self.progress,
+            dataloader_num_workers=0,
+            gradient_checkpointing=False,
+            log_completions=False,
+        )
+        dataset = Dataset.from_dict({"prompt": [g.prompt for g in groups]})
+        server = GroupServer(groups, self.tokenizer, self.group_size)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
+            trainer = GRPOTrainer(model=self.model, reward_funcs=[verifier_reward], args=args, train_dataset=dataset,
+                                  processing_class=self.tokenizer, rollout_func=server,
+                                  optimizers=(self.optimizer, None))
+        if not self.progress:
+            trainer.remove_callback(PrinterCallback)
+        return trainer
+
+
+def _mean(history: Sequence[dict[str, float]], key: str) -> float:
+    values = [float(entry[key]) for entry in history if key in entry]
+    return sum(values) / len(values) if values else math.nan

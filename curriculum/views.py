@@ -1,0 +1,115 @@
+"""Rich renderings of `inspect`, `lineage` and `eval` results (the data comes from their modules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.0f}"
+
+
+def inspect_views(summary: dict[str, Any]) -> list[Any]:
+    """Tables: rounds with accuracy per level, problems by source and round, the learning band,
+    the weakest concepts, Teacher/Generator acceptance."""
+    from rich.table import Table
+
+    views: list[Any] = []
+    rounds = summary["rounds"]
+    levels = sorted({lv for r in rounds for lv in r["eval"]["by_level"]}, key=int)
+    table = Table(title=f"held-out accuracy % by level  ({summary['run_dir']}, {summary['snapshot']})",
+                  title_justify="left")
+    for name in ["round", "policy", *[f"L{lv}" for lv in levels], "all", "trained on (mean level)"]:
+        table.add_column(name, justify="right")
+    for r in rounds:
+        by_level = r["eval"]["by_level"]
+        mean_level = r.get("mean_level_attempted")
+        table.add_row(str(r["round"]), f"v{r['policy_version']}", *[_pct(by_level.get(lv)) for lv in levels],
+                      _pct(r["eval"]["overall"]), "" if mean_level is None else f"{mean_level:.2f}")
+    views.append(table)
+
+    sources = sorted({s for r in rounds for s in r["problems_by_source"]})
+    table = Table(title="problems added by source and round", title_justify="left")
+    for name in ["round", *sources, "total"]:
+        table.add_column(name, justify="right")
+    for r in rounds:
+        added = r["problems_by_source"]
+        table.add_row(str(r["round"]), *[str(added.get(s, 0)) for s in sources], str(sum(added.values())))
+    views.append(table)
+
+    band = summary.get("band")
+    if band:
+        counts = band["counts"]
+        table = Table(title=f"learning band now: solve rate in [{band['low']:g}, {band['high']:g}] over the last "
+                            f"{band['last_n_rounds']} round(s)", title_justify="left")
+        for name in ["below", "in band", "above", "never attempted", "in band by level"]:
+            table.add_column(name, justify="right")
+        by_level = ", ".join(f"L{lv} {n}" for lv, n in sorted(band["in_band_by_level"].items())) or "-"
+        table.add_row(str(counts["below"]), str(counts["in_band"]), str(counts["above"]), str(counts["unattempted"]),
+                      by_level)
+        views.append(table)
+
+    weak = summary.get("weak_concepts")
+    if weak:
+        table = Table(title="weakest concepts (failure rate of recent attempts)", title_justify="left")
+        for name in ["concept", "failure %", "attempts", "problems"]:
+            table.add_column(name, justify="left" if name == "concept" else "right")
+        for w in weak:
+            table.add_row(w["concept"], _pct(w["failure_rate"]), str(w["attempts"]), str(w["problems"]))
+        views.append(table)
+
+    accept = summary.get("acceptance")
+    if accept:
+        table = Table(title="drafts: accepted and rejected", title_justify="left")
+        for name in ["source", "accepted", "rejected", "acceptance %", "rejection reasons"]:
+            table.add_column(name, justify="left" if name in ("source", "rejection reasons") else "right")
+        for source, a in accept.items():
+            reasons = ", ".join(f"{reason} {n}" for reason, n in a["reasons"].items()) or "-"
+            table.add_row(source, str(a["accepted"]), str(a["rejected"]), _pct(a["rate"]), reasons)
+        views.append(table)
+    views.append("store: " + ", ".join(f"{k} {v}" for k, v in summary["store"].items()))
+    return views
+
+
+def lineage_tree(lineage: Any) -> Any:
+    """The chain from the root down to the problem (highlighted), then its descendants."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from curriculum.lineage import node_label
+
+    chain = [*reversed(lineage.ancestors), lineage.problem]
+    tree = Tree(escape(node_label(chain[0])) if len(chain) > 1 else f"[bold]{escape(node_label(chain[0]))}[/bold]")
+    branch = tree
+    for node in chain[1:]:
+        label = escape(node_label(node))
+        branch = branch.add(f"[bold]{label}[/bold]" if node is lineage.problem else label)
+
+    def grow(parent_branch: Any, node: Any) -> None:
+        for child in node.children:
+            grow(parent_branch.add(escape(node_label(child))), child)
+
+    grow(branch, lineage.problem)
+    return tree
+
+
+def eval_table(summary: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    ks = [key for key in summary if key.startswith("pass@")]
+    settings = summary["settings"]
+    table = Table(title=f"{summary['dataset']['name']}: {summary['dataset']['rows']} problems, "
+                        f"{settings['samples']} sample(s) each, temperature {settings['temperature']:g}",
+                  title_justify="left")
+    for name in ["group", "problems", *[f"{k} %" for k in ks], "mean tokens"]:
+        table.add_column(name, justify="left" if name == "group" else "right")
+
+    def row(name: str, scores: dict[str, Any]) -> None:
+        table.add_row(name, str(int(scores["problems"])), *[f"{100 * scores[k]:.1f}" for k in ks],
+                      f"{scores['mean_tokens']:.1f}")
+
+    row("all", summary)
+    for group in ("by_level", "by_subject"):
+        for value, scores in summary[group].items():
+            row(("level " if group == "by_level" else "") + value, scores)
+    return table

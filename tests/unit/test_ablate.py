@@ -1,0 +1,97 @@
+"""The ablation recipes, the equal-compute check and the results written from runs."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from curriculum.ablate import (AblationError, RunResult, check_equal_compute, load_recipes, mean_std,
+                               results_markdown, seed_config, write_outputs)
+from curriculum.config import ConfigError, flatten, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = [str(ROOT / f"configs/{name}.yaml") for name in
+           ("socratic_zero_tiny", "sws_tiny", "static_tiny", "random_synthesis_tiny")]
+
+
+def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
+    tiny = flatten(load_config(ROOT / "configs/tiny.yaml"))
+    shared = {"learner.steps_per_round", "learner.batch_size", "learner.grpo.groups_per_step", "experiment.name"}
+    own = {
+        "socratic_zero_tiny": set(),
+        "sws_tiny": {"learner.algorithm", "teacher.enabled", "generator.enabled", "synthesis.enabled"},
+        "static_tiny": {"learner.algorithm", "teacher.enabled", "generator.enabled"},
+        "random_synthesis_tiny": {"learner.algorithm", "teacher.enabled", "generator.enabled", "synthesis.enabled",
+                                  "synthesis.concepts"},
+    }
+    for recipe in load_recipes(RECIPES, []):
+        flat = flatten(recipe.config)
+        differ = {k for k in flat if flat[k] != tiny.get(k)}
+        assert differ <= shared | own[recipe.name], recipe.name
+        assert own[recipe.name] <= differ, recipe.name
+
+
+def test_the_recipes_have_equal_compute_and_unequal_ones_are_refused():
+    recipes = load_recipes(RECIPES, [])
+    assert check_equal_compute(recipes) == {"rounds": 6, "attempts_per_round": 512, "learner_steps_per_round": 8}
+    sws = load_config(RECIPES[1])
+    assert sws.loop.selected_per_round(sws.synthesis) == 64 - 16  # the screened drafts share the budget
+    with pytest.raises(AblationError, match="learner.steps_per_round is not set"):
+        check_equal_compute(load_recipes([str(ROOT / "configs/tiny.yaml")], []))
+    unequal = load_recipes(RECIPES[:1], ["learner.steps_per_round=3"]) + load_recipes(RECIPES[1:2], [])
+    with pytest.raises(AblationError, match="learner_steps_per_round is 3 for socratic_zero_tiny but 8 for sws_tiny"):
+        check_equal_compute(unequal)
+    with pytest.raises(AblationError, match="share a file name"):
+        load_recipes(RECIPES[:1] * 2, [])
+
+
+def test_config_checks_of_the_new_sections():
+    with pytest.raises(ConfigError, match=r"learner.grpo.filter_low=0.125 is not a multiple of 1/solver.attempts"):
+        load_config(RECIPES[1], ["solver.attempts=4"])
+    load_config(RECIPES[1], ["solver.attempts=4", "learner.grpo.filter_low=0.25", "learner.grpo.filter_high=0.75"])
+    load_config(RECIPES[0], ["solver.attempts=4"])  # the GRPO band is not checked for a DPO recipe
+    with pytest.raises(ConfigError, match="synthesis.budget=64 must be below loop.problems_per_round=64"):
+        load_config(RECIPES[1], ["synthesis.budget=64"])
+    with pytest.raises(ConfigError, match="weakness.min_rounds=4 is above weakness.window=3"):
+        load_config(RECIPES[1], ["weakness.min_rounds=4"])
+
+
+def test_seed_config_puts_each_run_under_the_output_folder(tmp_path):
+    recipe = load_recipes(RECIPES[1:2], [])[0]
+    config = seed_config(recipe, 7, tmp_path)
+    assert (config.experiment.seed, config.experiment.run_name) == (7, "seed7")
+    assert config.experiment.runs_dir == str(tmp_path / "runs") and config.experiment.name == "sws_tiny"
+
+
+def result(recipe, seed, final, by_round):
+    return RunResult(recipe=recipe, seed=seed, run_dir=f"runs/{recipe}/seed{seed}", wall_seconds=60.0 + seed,
+                     levels=[1, 2], base={"overall": 0.5, "L1": 1.0, "L2": 0.0},
+                     final={"overall": final, "L1": 1.0, "L2": 2 * final - 1.0}, accuracy_by_round=by_round,
+                     tokens_per_attempt=40.0, attempts_per_round=512.0, learner_steps_per_round=8.0)
+
+
+def test_results_table_and_picture(tmp_path):
+    results = [result("sws", 0, 0.6, [0.5, 0.55, 0.6]), result("sws", 1, 0.7, [0.5, 0.6, 0.7]),
+               result("static", 0, 0.5, [0.5, 0.5, 0.5]), result("static", 1, 0.5, [0.5, 0.45, 0.5])]
+    budget = {"rounds": 2, "attempts_per_round": 512, "learner_steps_per_round": 8}
+    text = results_markdown(results, ["sws", "static", "random"], "curriculum ablate x", budget, [0, 1])
+    # overall 0.6 and 0.7 -> 65.0 ± 7.1 (sample std); L2 0.2 and 0.4 -> 30.0 ± 14.1; change +15 ± 7.1.
+    assert "| sws | 2 | 100.0 ± 0.0 | 30.0 ± 14.1 | 65.0 ± 7.1 | 15.0 ± 7.1 | 40.0 ± 0.0 | 512 ± 0 | 8.0 ± 0.0 " \
+           "| 60 ± 1 |" in text
+    assert "| base model | 2 | 100.0 ± 0.0 | 0.0 ± 0.0 | 50.0 ± 0.0 |" in text
+    assert "| random | 0 |" in text  # a recipe without finished runs is shown, not dropped
+    assert "| static | 50.0 ± 0.0 | 47.5 ± 3.5 | 50.0 ± 0.0 |" in text  # accuracy per round
+    assert "Command: `curriculum ablate x`" in text
+    tables = [line for line in text.splitlines() if line.startswith("|")]
+    header, rule = tables[0], tables[1]
+    assert header.count("|") == rule.count("|") == tables[2].count("|")  # a well-formed Markdown table
+    write_outputs(tmp_path, results, ["sws", "static"], "curriculum ablate x", budget, [0, 1])
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000
+    assert (tmp_path / "results.md").read_text() == results_markdown(results, ["sws", "static"], "curriculum ablate x",
+                                                                     budget, [0, 1])
+
+
+def test_mean_std_is_the_sample_std_and_skips_nan():
+    assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
+    assert mean_std([2.0, math.nan]) == (2.0, 0.0)
+    assert all(math.isnan(v) for v in mean_std([]))

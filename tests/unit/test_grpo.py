@@ -1,0 +1,110 @@
+import math
+
+import pytest
+import torch
+
+from curriculum.config import GRPOSettings, LearnerConfig, LoraConfig, TinyModelConfig
+from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
+from curriculum.records import Attempt, Problem
+from curriculum.training.grpo import GroupServer, GRPOLearner, completion_ids, difficulty_filter
+from curriculum.training.learners import Group, LearnBatch
+
+SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
+LORA = LoraConfig(r=4, alpha=8)
+K = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def base_path(tmp_path_factory):
+    torch.manual_seed(0)
+    tokenizer = build_char_tokenizer()
+    folder = tmp_path_factory.mktemp("base") / "tiny"
+    save_model(build_tiny_model(SMALL, tokenizer), tokenizer, folder)
+    return folder
+
+
+def group(i: int, correct: int, k: int = K) -> Group:
+    """Problem i+1=? with `correct` right attempts out of k (right ones first)."""
+    problem = Problem(question=f"{i}+1=?", answer=str(i + 1), solution=f"answer: {i + 1}", source="seed")
+    attempts = tuple(
+        Attempt(problem_id=problem.id, policy_version=0, sample_index=j, round=1,
+                completion=f"answer: {i + 1 if j < correct else i + 2}", extracted_answer=None,
+                correct=j < correct, reward=float(j < correct), num_tokens=len(f"answer: {i + 1}") + 1)
+        for j in range(k))
+    return Group(problem, f"{i}+1=?\n", attempts)
+
+
+def test_filter_drops_exactly_the_uniform_groups_and_refills_from_the_pool():
+    rates = [0, 2, 4, 1, 3, 0, 2, 1, 4, 3]  # correct out of 4; 0 and 4 are uniform
+    pool = [group(i, c) for i, c in enumerate(rates)]
+    batch = difficulty_filter(pool, 0.25, 0.75, need=4)
+    # The 4 slots go to the first 4 mixed groups; the uniform ones met on the way are dropped,
+    # and the groups after the batch filled up are left untouched.
+    assert [g.problem.question for g in batch.kept] == ["1+1=?", "3+1=?", "4+1=?", "6+1=?"]
+    assert [g.problem.question for g in batch.dropped] == ["0+1=?", "2+1=?", "5+1=?"]
+    assert batch.unused == pool[7:]
+
+    everything = difficulty_filter(pool, 0.25, 0.75, need=None)
+    assert {g.solve_rate for g in everything.dropped} == {0.0, 1.0}
+    assert len(everything.dropped) == 4 and len(everything.kept) == 6 and not everything.unused
+    # With 8 samples SwS's band [0.125, 0.875] is exactly "not all right and not all wrong".
+    eight = [group(i, c, k=8) for i, c in enumerate([0, 1, 7, 8, 4])]
+    assert [g.solve_rate for g in difficulty_filter(eight, 0.125, 0.875, None).kept] == [1 / 8, 7 / 8, 4 / 8]
+
+
+def test_filter_with_too_few_mixed_groups_keeps_what_there_is():
+    pool = [group(0, 0), group(1, 2), group(2, 4)]
+    batch = difficulty_filter(pool, 0.25, 0.75, need=3)
+    assert [g.problem.question for g in batch.kept] == ["1+1=?"]
+    assert len(batch.dropped) == 2 and batch.unused == []
+
+
+def test_server_hands_back_each_groups_attempts_in_order():
+    tokenizer = build_char_tokenizer()
+    groups = [group(0, 1), group(1, 3)]
+    server = GroupServer(groups, tokenizer, group_size=K)
+    prompts = [g.prompt for g in groups for _ in range(K)]  # as TRL's sampler repeats them
+    out = server(prompts)
+    assert out["reward"] == [1.0, 0, 0, 0, 1.0, 1.0, 1.0, 0]
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in out["completion_ids"]]
+    assert texts == [a.completion for g in groups for a in g.attempts]
+    assert all(ids[-1] == tokenizer.eos_token_id for ids in out["completion_ids"])  # they stopped at eos
+    assert out["prompt_ids"][0] == tokenizer("0+1=?\n")["input_ids"]
+    truncated = groups[0].attempts[0].model_copy(update={"num_tokens": len("answer: 1")})
+    assert tokenizer.eos_token_id not in completion_ids(truncated, tokenizer)
+
+
+def test_learn_filters_then_updates_every_lora_parameter(base_path, tmp_path):
+    cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=2,
+                        grpo=GRPOSettings(groups_per_step=2, filter_low=0.25, filter_high=0.75))
+    learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
+                          max_completion_length=16)
+    start = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+    pool = [group(i, c) for i, c in enumerate([4, 1, 0, 3, 2, 2, 0, 1])]
+    outcome = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(pool)))
+    m = outcome.metrics
+    assert outcome.pairs == []
+    assert (m["steps"], m["groups_kept"], m["groups_dropped"], m["groups_unused"], m["groups_short"]) == (2, 4, 2, 2, 0)
+    assert learner.optimizer_steps == 2
+    # The reward TRL saw is the verifier grade of the kept groups' attempts: (1 + 3 + 2 + 2) / 16.
+    assert m["reward"] == pytest.approx(8 / 16)
+    assert math.isfinite(m["loss"])
+    trainable = {n for n, p in learner.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    changed = {n for n, p in learner.model.named_parameters() if not torch.equal(p, start[n])}
+    assert changed == trainable
+    assert "ref" not in learner.model.peft_config  # no TRL reference copy is left in the policy
+
+    # A round where every group is uniform gives GRPO no gradient: nothing is trained.
+    before = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+    idle = learner.learn(LearnBatch(round=2, policy_version=1, groups=(group(0, 0), group(1, 4))))
+    assert idle.metrics["steps"] == 0 and idle.metrics["groups_short"] == 4
+    assert all(torch.equal(p, before[n]) for n, p in learner.model.named_parameters())
