@@ -6,9 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from curriculum.config import RayConfig, RoleResources
-
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from curriculum.config import RayConfig, RoleResources  # importing curriculum turns Ray usage stats off
 
 
 def start_ray(config: RayConfig) -> None:

@@ -174,15 +174,35 @@ class SelectionConfig(Section):
     band_low: float = Field(default=0.25, ge=0, le=1, description="learning band of a round")
     band_high: float = Field(default=0.75, ge=0, le=1)
     last_n_rounds: int = Field(default=2, ge=1, description="solve rates are estimated over these rounds")
+    # A round's problems come from four pools (selection.select_round_problems): fresh (never
+    # attempted), failed (below the band), solved (above it) and the band; the band gets what the
+    # other three leave.
     fresh_fraction: float = Field(default=0.5, ge=0, le=1, description="share of slots for never-attempted problems")
+    failed_fraction: float = Field(default=0.25, ge=0, le=1, description="most slots for problems below the "
+                                   "band (the lowest level first): they teach through their reference solution")
+    solved_fraction: float = Field(default=0.0, ge=0, le=1, description="share of slots for problems above the "
+                                   "band: keeps what the Solver can do in the training mix")
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> "SelectionConfig":
+        total = self.fresh_fraction + self.failed_fraction + self.solved_fraction
+        if total > 1 + 1e-9:
+            raise ValueError(f"selection.fresh_fraction + failed_fraction + solved_fraction = {total:g} is above 1")
+        return self
 
 
 class TeacherConfig(Section):
     enabled: bool = Field(default=True, description="rewrite failed problems each round (Socratic-Zero)")
     kind: Literal["symbolic"] = "symbolic"
     mutations: list[Literal["harder", "easier", "sibling"]] = Field(
-        default_factory=lambda: ["harder", "sibling"], min_length=1
-    )
+        default_factory=lambda: ["harder", "sibling"], min_length=1,
+        description="variants of a failure the Solver partly solves, in turn")
+    # A failure the Solver (almost) never solves gets variants of its own size or smaller: a harder
+    # one would be further out of reach and teach nothing (multiple of 1/solver.attempts).
+    unsolved_below: float = Field(default=0.25, ge=0, le=1, description="a failure solved less often than this "
+                                  "is out of reach and gets `unsolved_mutations`")
+    unsolved_mutations: list[Literal["harder", "easier", "sibling"]] = Field(
+        default_factory=lambda: ["sibling", "easier"], min_length=1)
     variants_per_failure: int = Field(default=2, ge=1)
     max_failures: int = Field(default=32, ge=1, description="failed problems the Teacher rewrites per round")
 
@@ -224,6 +244,10 @@ class LearnerConfig(Section):
     max_pairs_per_problem: int = Field(default=4, ge=1)
     rpo_alpha: float | None = Field(default=None, ge=0, description="NLL weight on chosen (TRL rpo_alpha)")
     learning_rate: float = Field(default=5e-4, gt=0)
+    # The optimizer carries over from round to round; the schedule restarts each round. "cosine"
+    # decays to zero within a round (warm restarts), so every published policy is an annealed one.
+    lr_schedule: Literal["constant", "cosine"] = Field(default="constant", description="within each round")
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1, description="share of a round's steps warming up")
     epochs: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=16, ge=1, description="pairs (dpo) or examples (sft) per optimizer step")
     steps_per_round: int | None = Field(
@@ -358,6 +382,9 @@ class Config(Section):
         if self.synthesis.enabled and self.synthesis.budget >= self.loop.problems_per_round:
             raise ValueError(f"synthesis.budget={self.synthesis.budget} must be below loop.problems_per_round="
                              f"{self.loop.problems_per_round}: the drafts' screening comes out of the round's attempts")
+        error = band_edge_error(self.teacher.unsolved_below, k, "teacher.unsolved_below")
+        if error:
+            raise ValueError(error)
         bands = [("synthesis", self.synthesis, "band_low", "band_high")]
         if self.learner.algorithm == "grpo":  # the filter band only matters (and is checked) for GRPO
             if k < 2:

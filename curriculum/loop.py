@@ -33,7 +33,8 @@ from curriculum.records import Attempt, PolicyVersion, Problem, RoundStats, cont
 from curriculum.resume import RoundState, capture_rng, last_state, restore_rng
 from curriculum.rundir import atomic_write_json
 from curriculum.roles.teacher import Failure
-from curriculum.selection import gaussian_usefulness, select_round_problems
+from curriculum.selection import gaussian_usefulness, in_band, select_round_problems
+from curriculum.store import SolveRate
 from curriculum.training.learners import Group, LearnBatch
 
 STAGES = ("select", "attempt", "learn", "teach", "synthesize", "distil", "evaluate", "snapshot", "checkpoint")
@@ -218,8 +219,9 @@ class CoEvolution:
     def prepare_seeds(self) -> dict[str, float]:
         """Seed problems where the base policy succeeds within the seed band (Socratic-Zero: 30-70%).
 
-        Candidates are screened with k attempts each; the in-band ones closest to 1/2 become seeds.
-        If too few are in band, the nearest outside it fill up to `world.seed_set_size` (reported).
+        Candidates are screened with k attempts each and chosen as a round's problems are
+        (`select_round_problems` with the seed band): the in-band ones closest to 1/2 first; if too
+        few are in band, failed and solved ones fill up to `world.seed_set_size` (reported).
         Round 0 has this one stage, "seed".
         """
         sel, size = self.config.selection, self.config.world.seed_set_size
@@ -237,13 +239,16 @@ class CoEvolution:
             by_problem: dict[str, list[Attempt]] = defaultdict(list)
             for attempt in attempts:
                 by_problem[attempt.problem_id].append(attempt)
-            rate = {pid: sum(a.correct for a in atts) / len(atts) for pid, atts in by_problem.items()}
-            in_band = [pid for pid, r in rate.items() if sel.seed_band_low - 1e-9 <= r <= sel.seed_band_high + 1e-9]
-            ranked = sorted(rate, key=lambda pid: (pid not in in_band, abs(rate[pid] - 0.5), pid))
-            chosen = ranked[:size]
+            rate = {pid: SolveRate(len(atts), sum(a.correct for a in atts), sum(a.correct for a in atts) / len(atts))
+                    for pid, atts in by_problem.items()}
+            # The round's pools, with the seed band as the band and no fresh problems.
+            chosen = [p.id for p in select_round_problems(
+                list(candidates.values()), rate, size, sel.seed_band_low, sel.seed_band_high, rng, fresh_fraction=0,
+                failed_fraction=sel.failed_fraction, solved_fraction=sel.solved_fraction)]
+            banded = {pid for pid, r in rate.items() if in_band(r, sel.seed_band_low, sel.seed_band_high)}
             self._store("append", [candidates[pid] for pid in chosen])
             self._store("append", [a for pid in chosen for a in by_problem[pid]])
-            state.metrics = {"seeds": len(chosen), "seeds_in_band": sum(pid in in_band for pid in chosen),
+            state.metrics = {"seeds": len(chosen), "seeds_in_band": sum(pid in banded for pid in chosen),
                              "seed_candidates": len(candidates)}
         return dict(state.metrics)
 
@@ -403,7 +408,8 @@ class CoEvolution:
         rates.update(self._store("solve_rates", last_n_rounds=sel.last_n_rounds))
         rng = random.Random(round_seed(self.config.experiment.seed, round, "select"))
         n = self.config.loop.selected_per_round(self.config.synthesis)  # synthesis screening shares the budget
-        return select_round_problems(candidates, rates, n, sel.band_low, sel.band_high, sel.fresh_fraction, rng)
+        return select_round_problems(candidates, rates, n, sel.band_low, sel.band_high, rng, sel.fresh_fraction,
+                                     sel.failed_fraction, sel.solved_fraction)
 
     def _distil(self, round: int, failures: Sequence[Failure], known: set[str]) -> dict[str, float]:
         """Train the Generator on (failed problem -> Teacher problem) pairs weighted by how useful

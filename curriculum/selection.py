@@ -24,31 +24,51 @@ def select_round_problems(
     n: int,
     low: float,
     high: float,
-    fresh_fraction: float,
     rng: random.Random,
+    fresh_fraction: float = 0.5,
+    failed_fraction: float = 0.0,
+    solved_fraction: float = 0.0,
     min_attempts: int = 1,
 ) -> list[Problem]:
-    """Pick up to ``n`` problems for a round.
+    """Pick up to ``n`` problems for a round from four pools:
 
-    Fresh problems (never attempted) are estimated by attempting them, so they get up to
-    ``fresh_fraction`` of the slots, newest first; the rest go to problems whose solve rate
-    lies in [low, high], closest to 1/2 first (the most informative), ties broken at random.
-    Slots one kind leaves empty go to the other. Only when both run out do problems outside
-    the band fill the round, nearest to the band first: early on, a weak policy may have no
-    problem in band at all, and a failed problem still teaches through its reference solution.
+    - fresh: never attempted (attempting them is how they get estimated), newest first;
+    - failed: solve rate below the band, nearest to it first, then the lowest level (every
+      all-wrong problem is as far from the band as every other: the frontier goes first, not the
+      far end); a failure still teaches, through its reference solution;
+    - solved: above the band, at random: the occasional wrong sample of a mastered problem is a
+      preference pair that keeps the skill, where a small student would forget it;
+    - band: inside [low, high], closest to 1/2 first (the most informative).
+
+    Fresh, failed and solved get up to their fraction of the slots, the band the rest. Slots a
+    pool cannot fill go to the band, then to fresh problems, then to solved ones; never to more
+    failed ones: training on failures far beyond the frontier (reference solutions of problems two
+    levels up) costs a small student what it knows. So a round can come out smaller than ``n``.
+    Ties are broken at random (``rng``).
     """
-    fresh = [p for p in candidates if p.id not in rates]
-    banded = [p for p in candidates if p.id in rates and in_band(rates[p.id], low, high, min_attempts)]
-    chosen_ids = {p.id for p in fresh} | {p.id for p in banded}
-    outside = [p for p in candidates if p.id not in chosen_ids]
-    fresh.sort(key=lambda p: (-p.round_created, rng.random()))
-    banded.sort(key=lambda p: (abs(rates[p.id].rate - 0.5), rng.random()))
-    outside.sort(key=lambda p: (max(low - rates[p.id].rate, rates[p.id].rate - high), rng.random()))
-    fresh_slots = min(len(fresh), round(n * fresh_fraction))
-    band_slots = min(len(banded), n - fresh_slots)
-    fresh_slots = min(len(fresh), n - band_slots)
-    fill = n - fresh_slots - band_slots
-    return fresh[:fresh_slots] + banded[:band_slots] + outside[:fill]
+    pools: dict[str, list[Problem]] = {"fresh": [], "failed": [], "solved": [], "band": []}
+    for problem in candidates:
+        rate = rates.get(problem.id)
+        if rate is None:
+            pools["fresh"].append(problem)
+        elif in_band(rate, low, high, min_attempts):
+            pools["band"].append(problem)
+        else:
+            pools["failed" if rate.rate < low else "solved"].append(problem)
+    level = lambda p: p.level if p.level is not None else math.inf  # noqa: E731
+    keys = {"fresh": lambda p: (-p.round_created, rng.random()),
+            "failed": lambda p: (low - rates[p.id].rate, level(p), rng.random()),
+            "solved": lambda p: rng.random(),  # a random sample of everything mastered, every level
+            "band": lambda p: (abs(rates[p.id].rate - 0.5), rng.random())}
+    for name, pool in pools.items():
+        pool.sort(key=keys[name])
+    quota = {"fresh": round(n * fresh_fraction), "failed": round(n * failed_fraction),
+             "solved": round(n * solved_fraction)}
+    quota["band"] = max(0, n - sum(quota.values()))
+    taken = {name: min(quota[name], len(pool)) for name, pool in pools.items()}
+    for name in ("band", "fresh", "solved"):  # leftover slots
+        taken[name] += min(n - sum(taken.values()), len(pools[name]) - taken[name])
+    return [p for name in ("fresh", "band", "failed", "solved") for p in pools[name][:taken[name]]]
 
 
 def gaussian_usefulness(rate: float, center: float, width: float) -> float:

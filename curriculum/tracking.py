@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 PARAMS_PER_BATCH = 100  # MLflow's log_batch limit

@@ -13,7 +13,7 @@ TINY_RUN_OVERRIDES = [
     "world.families=[add,sub]", "world.max_level=3", "world.heldout_per_level=3", "world.seed_set_size=12",
     "selection.seed_candidates=24", "solver.attempts=4", "solver.max_new_tokens=48", "evaluation.max_new_tokens=48",
     "loop.rounds=2", "loop.problems_per_round=8", "generator.warmup_rounds=0", "generator.proposals_per_round=4",
-    "teacher.max_failures=4", "ray.num_cpus=2",
+    "teacher.max_failures=4", "ray.num_cpus=2", "model.lora.r=8", "model.lora.alpha=16", "learner.steps_per_round=4",
 ]
 
 

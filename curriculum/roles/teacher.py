@@ -42,7 +42,7 @@ class Teacher(ABC):
 
 
 class SymbolicTeacher(Teacher):
-    """Harder or sibling variants of each failed problem, with exact answers from the world."""
+    """Variants of each failed problem aimed at the Solver's reach, with exact answers from the world."""
 
     def __init__(self, world, config: TeacherConfig, seed: int, name: str = "teacher"):
         self.world = world
@@ -58,8 +58,9 @@ class SymbolicTeacher(Teacher):
         # Hardest failures first: they say most about what the Solver cannot do yet.
         chosen = sorted(failures, key=lambda f: (f.solve_rate, f.problem.id))[: self.config.max_failures]
         for failure in chosen:
+            mutations = self.mutations_for(failure)
             for i in range(self.config.variants_per_failure):
-                kind = self.config.mutations[i % len(self.config.mutations)]
+                kind = mutations[i % len(mutations)]
                 draft = self.world.mutate(failure.problem, kind, rng, round=round, source="teacher")
                 draft = draft.model_copy(update={"created_by": self.name})
                 reason = "duplicate" if draft.id in known else self.world.check(draft)
@@ -72,3 +73,11 @@ class SymbolicTeacher(Teacher):
                 known.add(draft.id)
                 result.problems.append(draft)
         return result
+
+    def mutations_for(self, failure: Failure) -> list[str]:
+        """Out of reach (solve rate under `unsolved_below`): the same size again or smaller;
+        otherwise `mutations` (harder and sibling by default), so the curriculum moves up a level
+        only from problems the Solver already partly solves."""
+        if failure.solve_rate < self.config.unsolved_below - 1e-9:
+            return list(self.config.unsolved_mutations)
+        return list(self.config.mutations)

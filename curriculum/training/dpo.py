@@ -118,8 +118,8 @@ class DPOLearner:
             per_device_train_batch_size=cfg.batch_size,
             num_train_epochs=cfg.epochs,
             max_steps=cfg.steps_per_round or -1,  # a fixed step count (equal compute) overrides the epochs
-            lr_scheduler_type="constant",  # one constant rate across rounds; the optimizer carries on
-            warmup_steps=0,
+            lr_scheduler_type=cfg.lr_schedule,  # restarts each round; the optimizer carries on
+            warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the round's steps
             weight_decay=0.0,
             seed=self.seed + round,  # a different but reproducible shuffle each round
             data_seed=self.seed + round,

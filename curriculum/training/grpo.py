@@ -189,8 +189,8 @@ class GRPOLearner(DPOLearner):
             epsilon=grpo.epsilon,
             loss_type=grpo.loss_type,
             scale_rewards=grpo.scale_rewards,
-            lr_scheduler_type="constant",  # one constant rate across rounds; the optimizer carries on
-            warmup_steps=0,
+            lr_scheduler_type=self.learner_cfg.lr_schedule,  # restarts each round; the optimizer carries on
+            warmup_steps=self.learner_cfg.warmup_ratio,
             weight_decay=0.0,
             seed=self.seed + round,
             data_seed=self.seed + round,

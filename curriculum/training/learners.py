@@ -121,9 +121,9 @@ class SFTLearner(DPOLearner):
         dataset = Dataset.from_dict({"prompt": list(prompts),
                                      "completion": [c if c.endswith(eos) else c + eos for c in completions]})
         args = sft_args(self.work_dir / "sft-trainer", learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                        epochs=cfg.epochs, warmup_ratio=0.0, seed=self.seed + round, progress=self.progress,
-                        use_cpu=self.use_cpu, max_steps=cfg.steps_per_round or -1, logging_steps=1,
-                        lr_scheduler_type="constant")  # one constant rate across rounds, as DPO
+                        epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, seed=self.seed + round,
+                        progress=self.progress, use_cpu=self.use_cpu, max_steps=cfg.steps_per_round or -1,
+                        logging_steps=1, lr_scheduler_type=cfg.lr_schedule)  # restarts each round, as DPO
         with _quiet_datasets(not self.progress):
             trainer = make_sft_trainer(self.model, self.tokenizer, dataset, args, optimizers=(self.optimizer, None))
         try:

@@ -75,7 +75,7 @@ def test_every_kill_point_was_reached(runs):
 def test_store_has_no_lost_duplicated_or_changed_record(runs):
     reference, killed, _, _ = runs
     comparison = compare_stores(reference / "store.duckdb", killed / "store.duckdb")
-    assert comparison.compared > 100
+    assert comparison.compared > 50  # problems, attempts, pairs, policies, rounds of two small rounds
     assert comparison.equal, comparison.details[:10]
 
 

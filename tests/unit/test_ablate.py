@@ -16,7 +16,8 @@ RECIPES = [str(ROOT / f"configs/{name}.yaml") for name in
 
 def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
     tiny = flatten(load_config(ROOT / "configs/tiny.yaml"))
-    shared = {"learner.steps_per_round", "learner.batch_size", "learner.grpo.groups_per_step", "experiment.name"}
+    shared = {"learner.steps_per_round", "learner.batch_size", "learner.grpo.groups_per_step", "experiment.name",
+              "world.seed_set_size", "selection.seed_candidates", "loop.rounds", "loop.problems_per_round"}
     own = {
         "socratic_zero_tiny": set(),
         "sws_tiny": {"learner.algorithm", "teacher.enabled", "generator.enabled", "synthesis.enabled"},
@@ -33,13 +34,13 @@ def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
 
 def test_the_recipes_have_equal_compute_and_unequal_ones_are_refused():
     recipes = load_recipes(RECIPES, [])
-    assert check_equal_compute(recipes) == {"rounds": 6, "attempts_per_round": 512, "learner_steps_per_round": 8}
+    assert check_equal_compute(recipes) == {"rounds": 4, "attempts_per_round": 2560, "learner_steps_per_round": 32}
     sws = load_config(RECIPES[1])
-    assert sws.loop.selected_per_round(sws.synthesis) == 64 - 16  # the screened drafts share the budget
+    assert sws.loop.selected_per_round(sws.synthesis) == 320 - 16  # the screened drafts share the budget
     with pytest.raises(AblationError, match="learner.steps_per_round is not set"):
-        check_equal_compute(load_recipes([str(ROOT / "configs/tiny.yaml")], []))
+        check_equal_compute(load_recipes([str(ROOT / "configs/tiny.yaml")], ["learner.steps_per_round=null"]))
     unequal = load_recipes(RECIPES[:1], ["learner.steps_per_round=3"]) + load_recipes(RECIPES[1:2], [])
-    with pytest.raises(AblationError, match="learner_steps_per_round is 3 for socratic_zero_tiny but 8 for sws_tiny"):
+    with pytest.raises(AblationError, match="learner_steps_per_round is 3 for socratic_zero_tiny but 32 for sws_tiny"):
         check_equal_compute(unequal)
     with pytest.raises(AblationError, match="share a file name"):
         load_recipes(RECIPES[:1] * 2, [])
@@ -51,7 +52,7 @@ def test_config_checks_of_the_new_sections():
     load_config(RECIPES[1], ["solver.attempts=4", "learner.grpo.filter_low=0.25", "learner.grpo.filter_high=0.75"])
     load_config(RECIPES[0], ["solver.attempts=4"])  # the GRPO band is not checked for a DPO recipe
     with pytest.raises(ConfigError, match="synthesis.budget=64 must be below loop.problems_per_round=64"):
-        load_config(RECIPES[1], ["synthesis.budget=64"])
+        load_config(RECIPES[1], ["synthesis.budget=64", "loop.problems_per_round=64"])
     with pytest.raises(ConfigError, match="weakness.min_rounds=4 is above weakness.window=3"):
         load_config(RECIPES[1], ["weakness.min_rounds=4"])
 

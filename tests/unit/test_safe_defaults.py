@@ -42,12 +42,13 @@ def test_code_in_a_completion_is_graded_false_and_never_runs(completion, tmp_pat
     assert not marker.exists()
 
 
-def test_ray_and_mlflow_telemetry_are_off_by_default():
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_USAGE_STATS_ENABLED", "MLFLOW_DISABLE_TELEMETRY")}
-    code = ("import os, agents.cluster, curriculum.tracking; "
-            "print(os.environ['RAY_USAGE_STATS_ENABLED'], os.environ['MLFLOW_DISABLE_TELEMETRY'])")
+def test_ray_mlflow_and_hugging_face_telemetry_are_off_by_default():
+    names = ("RAY_USAGE_STATS_ENABLED", "MLFLOW_DISABLE_TELEMETRY", "HF_HUB_DISABLE_TELEMETRY")
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    code = ("import os, agents.cluster, curriculum.tracking, huggingface_hub.constants as hf; "
+            f"print(*[os.environ[n] for n in {names!r}], hf.HF_HUB_DISABLE_TELEMETRY)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
-    assert out.stdout.split() == ["0", "true"]
+    assert out.stdout.split() == ["0", "true", "1", "True"]
 
 
 def test_local_ray_cluster_has_no_dashboard_and_asks_for_loopback(monkeypatch):

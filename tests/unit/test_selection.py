@@ -37,7 +37,7 @@ def test_selection_keeps_band_prefers_informative_and_fresh():
     assert problems[0].id not in ids and problems[1].id not in ids
 
 
-def test_out_of_band_problems_fill_only_what_is_left_nearest_first():
+def test_out_of_band_problems_fill_only_what_the_band_leaves():
     problems = [problem(i) for i in range(4)]
     rates = {
         problems[0].id: SolveRate(8, 0, 0.0),
@@ -45,8 +45,9 @@ def test_out_of_band_problems_fill_only_what_is_left_nearest_first():
         problems[2].id: SolveRate(8, 8, 1.0),
         problems[3].id: SolveRate(8, 4, 0.5),
     }
-    chosen = select_round_problems(problems, rates, n=2, low=0.25, high=0.75, fresh_fraction=0.5, rng=random.Random(0))
-    assert [p.id for p in chosen] == [problems[3].id, problems[1].id]  # 0.125 is nearer the band than 0 or 1
+    chosen = select_round_problems(problems, rates, n=2, low=0.25, high=0.75, fresh_fraction=0.5,
+                                   failed_fraction=0.5, rng=random.Random(0))
+    assert [p.id for p in chosen] == [problems[3].id, problems[1].id]  # 0.125 is nearer the band than 0
 
 
 def test_empty_slots_of_one_kind_go_to_the_other():
@@ -62,3 +63,36 @@ def test_gaussian_usefulness_peaks_at_center():
     assert gaussian_usefulness(0.5, 0.5, 0.2) == pytest.approx(1.0)
     assert gaussian_usefulness(0.3, 0.5, 0.2) == pytest.approx(gaussian_usefulness(0.7, 0.5, 0.2))
     assert gaussian_usefulness(0.0, 0.5, 0.2) < gaussian_usefulness(0.25, 0.5, 0.2) < 1.0
+
+
+def leveled(i: int, level: int) -> Problem:
+    return Problem(question=f"{i}+{level}", answer="0", source="seed", level=level)
+
+
+def test_failed_and_solved_pools_get_their_shares_lowest_failed_level_first():
+    failed = [leveled(i, level) for i, level in enumerate([5, 3, 4, 3])]
+    solved = [leveled(10 + i, 1) for i in range(4)]
+    banded = [leveled(20 + i, 2) for i in range(4)]
+    rates = {**{p.id: SolveRate(8, 0, 0.0) for p in failed}, **{p.id: SolveRate(8, 8, 1.0) for p in solved},
+             **{p.id: SolveRate(8, 4, 0.5) for p in banded}}
+    chosen = select_round_problems(failed + solved + banded, rates, n=8, low=0.25, high=0.75, rng=random.Random(0),
+                                   fresh_fraction=0.0, failed_fraction=0.25, solved_fraction=0.25)
+    by_pool = [p.level for p in chosen]
+    assert by_pool.count(2) == 4 and by_pool.count(1) == 2  # the band gets what the shares leave
+    assert sorted(p.level for p in chosen if p in failed) == [3, 3]  # the frontier, not the far end
+
+
+def test_slots_a_pool_cannot_fill_go_to_the_band_fresh_and_solved_never_to_more_failed():
+    failed = [leveled(i, 3) for i in range(4)]
+    solved = [leveled(10 + i, 1) for i in range(2)]
+    rates = {**{p.id: SolveRate(8, 0, 0.0) for p in failed}, **{p.id: SolveRate(8, 8, 1.0) for p in solved}}
+    chosen = select_round_problems(failed + solved, rates, n=6, low=0.25, high=0.75, rng=random.Random(0),
+                                   fresh_fraction=0.0, failed_fraction=0.5, solved_fraction=0.0)
+    assert sorted(p.level for p in chosen) == [1, 1, 3, 3, 3]  # 3 failed at most; the round comes out smaller
+
+
+def test_shares_above_one_are_a_config_error():
+    from curriculum.config import SelectionConfig
+
+    with pytest.raises(ValueError, match="above 1"):
+        SelectionConfig(fresh_fraction=0.5, failed_fraction=0.4, solved_fraction=0.2)

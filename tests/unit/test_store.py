@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -87,6 +88,43 @@ def test_key_filter_hit_that_is_not_stored_is_still_inserted(store: Store, monke
     monkeypatch.setattr(store_module._KeyFilter, "might_contain", lambda self, hashes: hashes == hashes)
     assert store.append([a, problem("2+0"), problem("3+0")]) == 2
     assert store.counts()["problems"] == 3
+
+
+def test_many_appends_of_mixed_sizes_are_all_recognised_on_resend(path: Path):
+    """The key filter merges its sorted runs as appends come in; no stored key may get lost in a merge."""
+    ps = [problem(f"{i}+1") for i in range(40)]
+    sizes = [1, 3, 1, 7, 2, 12, 1, 5, 4, 4]  # uneven, so runs of every size get merged
+    batches, start = [], 0
+    with Store(path) as s:
+        for size in sizes:
+            batches.append(ps[start:start + size])
+            start += size
+            assert s.append(batches[-1]) == size
+            assert s.append(ps[:start]) == 0  # everything so far, re-sent
+        assert s.append([problem("new+1"), *ps]) == 1
+        assert s.counts()["problems"] == start + 1
+
+
+def test_key_filter_holds_every_hash_in_few_sorted_runs():
+    rng = np.random.default_rng(0)
+    added = [rng.integers(0, 2**64, size, dtype=np.uint64) for size in [5, 1, 300, 2, 2, 40, 7, 1000, 1, 64]]
+    key_filter = store_module._KeyFilter(np.zeros(0, dtype=np.uint64))
+    for hashes in added:
+        key_filter.add(hashes)
+    every = np.concatenate(added)
+    assert key_filter.might_contain(every).all()
+    assert key_filter.might_contain(np.sort(every)).all()
+    assert not key_filter.might_contain(rng.integers(0, 2**64, 1000, dtype=np.uint64)).any()
+    assert all((run[1:] >= run[:-1]).all() for run in key_filter._runs)
+    assert len(key_filter._runs) <= int(np.log2(len(every))) + 1
+
+
+def test_a_repeat_that_cannot_be_stored_is_dropped_not_an_error(store: Store):
+    a = problem("1+0")
+    good = attempts(a, 0, 1, 1)[0]
+    broken = Attempt.model_construct(**{**good.__dict__, "round": "three"})  # same id, unstorable
+    assert store.append([a, good, broken]) == 2
+    assert store.round_attempts(0) == [good]
 
 
 def test_failure_late_in_a_batch_leaves_every_table_unchanged(store: Store):
@@ -205,6 +243,25 @@ def test_older_schema_is_migrated_in_a_transaction(path: Path, monkeypatch):
         assert s.append([problem("2+0")]) == 1
         versions = [r[0] for r in s.con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()]
         assert versions == list(range(1, shipped + 2))
+
+
+def test_migration_4_moves_attempts_to_zstd_completions_and_keeps_every_row(path: Path, monkeypatch):
+    a = problem("1+0")
+    tries = attempts(a, 0, 2, 4)
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:3])  # a file from before it
+    with Store(path) as s:
+        s.append([a, *tries])
+    monkeypatch.undo()
+    with Store(path) as s:
+        assert s.schema_version >= 4
+        assert s.round_attempts(0) == tries
+        table_sql = s.con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'attempts'").fetchone()[0]
+        assert "completion VARCHAR USING COMPRESSION ZSTD NOT NULL" in table_sql
+        assert s.append(tries) == 0  # the key filter is built from the rebuilt table
+        bad = tries[0].model_copy(update={"id": "a-bad", "num_tokens": -1})
+        with pytest.raises(StoreError, match="nothing was written"):  # the CHECKs came along
+            s.append([bad])
+        assert s.counts()["attempts"] == 4
 
 
 def test_failed_migration_leaves_the_file_at_its_old_version(path: Path, monkeypatch):
