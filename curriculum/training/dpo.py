@@ -73,17 +73,20 @@ class DPOLearner:
         with _quiet_datasets(not self.progress):
             trainer = self._trainer(dataset, round)
         self._use_base_as_reference()
-        try:
-            trainer.train()
-            self.last_log_history = [entry for entry in trainer.state.log_history if "loss" in entry]
-            steps = trainer.state.global_step
-        finally:
-            self._undo_trainer_patches()
-            self.model.eval()
-            del trainer
+        steps = self._run_trainer(trainer)
         metrics = _mean_metrics(self.last_log_history)
         metrics.update(steps=float(steps), pairs=float(len(pairs)), seconds=time.perf_counter() - start)
         return metrics
+
+    def _run_trainer(self, trainer: Any) -> int:
+        """Run one round's TRL trainer on the adapter; keep its per-step logs; return its steps."""
+        try:
+            trainer.train()
+            self.last_log_history = [entry for entry in trainer.state.log_history if "loss" in entry]
+            return trainer.state.global_step
+        finally:
+            self._undo_trainer_patches()
+            self.model.eval()
 
     @property
     def optimizer_steps(self) -> int:

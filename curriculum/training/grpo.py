@@ -153,14 +153,7 @@ class GRPOLearner(DPOLearner):
         with _quiet_datasets(not self.progress):
             trainer = self._grpo_trainer(groups, per_step, batches, steps, round)
         self._use_base_as_reference()
-        try:
-            trainer.train()
-            self.last_log_history = [e for e in trainer.state.log_history if "loss" in e]
-            steps_done = trainer.state.global_step
-        finally:
-            self._undo_trainer_patches()
-            self.model.eval()
-            del trainer
+        steps_done = self._run_trainer(trainer)
         metrics = {key: _mean(self.last_log_history, key) for key in GRPO_METRICS  # kl: only with kl_beta > 0
                    if any(key in entry for entry in self.last_log_history)}
         metrics.update(steps=float(steps_done), groups=float(len(groups)), seconds=time.perf_counter() - start)

@@ -126,14 +126,7 @@ class SFTLearner(DPOLearner):
                         logging_steps=1, lr_scheduler_type=cfg.lr_schedule)  # restarts each round, as DPO
         with _quiet_datasets(not self.progress):
             trainer = make_sft_trainer(self.model, self.tokenizer, dataset, args, optimizers=(self.optimizer, None))
-        try:
-            trainer.train()
-            self.last_log_history = [e for e in trainer.state.log_history if "loss" in e]
-            steps = trainer.state.global_step
-        finally:
-            self._undo_trainer_patches()
-            self.model.eval()
-            del trainer
+        steps = self._run_trainer(trainer)
         losses = [float(e["loss"]) for e in self.last_log_history]
         return {"loss": sum(losses) / len(losses) if losses else float("nan"), "steps": float(steps),
                 "examples": float(len(prompts)), "seconds": time.perf_counter() - start}

@@ -4,12 +4,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from curriculum.config import LearnerConfig, LoraConfig, TinyModelConfig
-from curriculum.models import build_char_tokenizer, build_tiny_model, load_adapter, load_model_and_tokenizer, save_model
+from curriculum.config import LearnerConfig, LoraConfig
+from curriculum.models import (
+    load_adapter,
+    load_model_and_tokenizer,
+)
 from curriculum.records import PreferencePair
 from curriculum.training.dpo import OPTIMIZER_FILE, DPOLearner, LearnerStateError
 
-SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
 LORA = LoraConfig(r=4, alpha=8)
 BETA = 0.1
 # One batch holds every pair, so each step sees the same data whatever the shuffle, and
@@ -24,21 +26,8 @@ REWARD_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Toy tensors: extra threads only add contention on a shared machine (8 s vs 0.7 s a round)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def base_path(tmp_path_factory):
-    torch.manual_seed(0)
-    tokenizer = build_char_tokenizer()
-    folder = tmp_path_factory.mktemp("base") / "tiny"
-    save_model(build_tiny_model(SMALL, tokenizer), tokenizer, folder)
-    return folder
+def _one_thread(one_thread):
+    pass
 
 
 def snapshot(model):

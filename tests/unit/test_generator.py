@@ -1,15 +1,18 @@
 import pytest
 import torch
+from toy_models import SMALL
 
-from curriculum.config import Config, GeneratorConfig, TinyModelConfig, WorldConfig
+from curriculum.config import Config, GeneratorConfig, WorldConfig
 from curriculum.generator import Generator, GeneratorRole
 from curriculum.models import build_char_tokenizer, build_tiny_model
 from curriculum.selection import gaussian_usefulness
 from curriculum.training.sft import sft_args
-from curriculum.training.weighted_sft import build_weighted_dataset, make_weighted_sft_trainer
+from curriculum.training.weighted_sft import (
+    build_weighted_dataset,
+    make_weighted_sft_trainer,
+)
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
-SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
 # Enough steps (32 examples / 8 x 24 epochs) for the tiny model to learn one target by heart.
 MEMORISE = GeneratorConfig(learning_rate=3e-2, epochs=24, batch_size=8, max_new_tokens=16)
 TARGET = "57+38=?"
@@ -17,12 +20,8 @@ REASONS = {"empty", "too_long", "duplicate", "unparseable"}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Toy-sized ops spend their time in thread hand-offs; on a busy 2-core box, 2 threads run ~100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    pass
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +203,6 @@ def test_save_and_load_round_trip(trained, world, parent, tmp_path):
     assert restored.propose([parent], 4, world, round=5) == generator.propose([parent], 4, world, round=5)
     with pytest.raises(ValueError, match="no Generator checkpoint"):
         restored.load(tmp_path / "missing")
-
 
 
 def test_the_role_checkpoints_after_training_and_resumes(tmp_path, parent, child):

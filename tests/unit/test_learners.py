@@ -3,32 +3,23 @@
 import pytest
 import torch
 
-from curriculum.config import Config, LearnerConfig, LoraConfig, TinyModelConfig
-from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
+from curriculum.config import Config, LearnerConfig, LoraConfig
 from curriculum.records import Attempt, Problem
 from curriculum.training.grpo import GRPOLearner
-from curriculum.training.learners import (Group, LearnBatch, PairwiseDPOLearner, SFTLearner, make_learner,
-                                          sft_examples)
+from curriculum.training.learners import (
+    Group,
+    LearnBatch,
+    PairwiseDPOLearner,
+    SFTLearner,
+    make_learner,
+    sft_examples,
+)
 from curriculum.training.pairs import build_preference_pairs
-
-SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def base_path(tmp_path_factory):
-    torch.manual_seed(0)
-    tokenizer = build_char_tokenizer()
-    folder = tmp_path_factory.mktemp("base") / "tiny"
-    save_model(build_tiny_model(SMALL, tokenizer), tokenizer, folder)
-    return folder
+def _one_thread(one_thread):
+    pass
 
 
 def group(i: int, outcomes: str) -> Group:
