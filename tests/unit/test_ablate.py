@@ -20,10 +20,11 @@ def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
               "world.seed_set_size", "selection.seed_candidates", "loop.rounds", "loop.problems_per_round"}
     own = {
         "socratic_zero_tiny": set(),
-        "sws_tiny": {"learner.algorithm", "teacher.enabled", "generator.enabled", "synthesis.enabled"},
-        "static_tiny": {"learner.algorithm", "teacher.enabled", "generator.enabled"},
-        "random_synthesis_tiny": {"learner.algorithm", "teacher.enabled", "generator.enabled", "synthesis.enabled",
-                                  "synthesis.concepts"},
+        "sws_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled",
+                     "synthesis.enabled"},
+        "static_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled"},
+        "random_synthesis_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled",
+                                  "synthesis.enabled", "synthesis.concepts"},
     }
     for recipe in load_recipes(RECIPES, []):
         flat = flatten(recipe.config)
