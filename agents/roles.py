@@ -28,7 +28,7 @@ def make_solver(config: Config, base_model_path: str, name: str):
 
     engine = HFEngine.from_pretrained(base_model_path, dtype=config.model.dtype,
                                       batch_size=config.solver.batch_size)
-    return Solver(engine, Verifier(), config.solver, extraction="answer_colon", name=name)
+    return Solver(engine, Verifier(config.verifier.timeout_s), config.solver, extraction="answer_colon", name=name)
 
 
 def make_teacher(config: Config):

@@ -3,7 +3,9 @@
 Model compute = time inside the Solver, Teacher, Learner and Generator role methods
 (generation, grading, training, variant-making), measured by each actor. Everything
 else — Ray messaging, store writes and queries, snapshots, checkpoints, the driver —
-is overhead. Prints per-round numbers and ends with `RESULT overhead_share=...`.
+is overhead. A round's wall time is measured around the whole round as `curriculum run` does
+it (every stage, then the MLflow log). Prints per-round numbers and ends with
+`RESULT overhead_share=...`.
 
     .venv/bin/python bench/overhead.py [--rounds N] [key=value ...]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +35,7 @@ def main() -> None:
     from curriculum.models import load_tokenizer, prompt_for
     from curriculum.rundir import create_run_dir
     from curriculum.runner import start_roles
+    from curriculum.tracking import Tracker, default_tracking_uri
     from curriculum.training.sft import pretrain
 
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
@@ -46,13 +50,16 @@ def main() -> None:
             tokenizer = load_tokenizer(base_path)
             loop = CoEvolution(config, roles, factories.make_world(config), run_dir,
                                prompt=lambda q: prompt_for(q, tokenizer))
+            tracker = Tracker(default_tracking_uri(tmp), experiment="bench-overhead", run_name="bench")
             loop.prepare_seeds()
             for role in compute_roles:  # start every round from zero
                 role.handle.busy_seconds.remote()
             shares = []
             for round_ in range(1, args.rounds + 1):
+                start = time.perf_counter()
                 report = loop.run_round(round_)
-                wall = sum(report.seconds.values())
+                tracker.log_metrics(report.metrics, step=round_)
+                wall = time.perf_counter() - start
                 import ray
 
                 busy = [ray.get(role.handle.busy_seconds.remote()) for role in compute_roles]
@@ -63,6 +70,7 @@ def main() -> None:
                 shares.append((wall, compute))
                 print(f"round {round_}: wall {wall:.2f} s, model compute {compute:.2f} s, overhead {share:.3f}",
                       flush=True)
+            tracker.finish()
             roles.store.call("close").result()
         finally:
             placement.remove()

@@ -155,6 +155,20 @@ def _pm(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
+def _shortfalls(by_recipe: dict[str, list[RunResult]], budget: dict[str, Any]) -> list[str]:
+    """Lines naming each recipe that used less compute than the budget: equal compute is configured,
+    but a round can run short of problems (no pool holds enough) or lose drafts before screening."""
+    lines = []
+    for key, label in (("attempts_per_round", "attempts"), ("learner_steps_per_round", "learner steps")):
+        want = budget.get(key)
+        for name, runs in by_recipe.items():
+            used = statistics.fmean([getattr(r, key) for r in runs]) if runs else math.nan
+            if want and used < want - 1e-9:
+                lines.append(f"- below budget: {name} used {used:.0f} of {want} {label} per round "
+                             f"({100 * used / want:.1f}%)")
+    return ["", *lines] if lines else []
+
+
 def results_markdown(results: Sequence[RunResult], recipes: Sequence[str], command: str,
                      budget: dict[str, Any], seeds: Sequence[int]) -> str:
     levels = sorted({lv for r in results for lv in r.levels})
@@ -187,6 +201,7 @@ def results_markdown(results: Sequence[RunResult], recipes: Sequence[str], comma
             + f" | {_pm([r.attempts_per_round for r in runs], 1, 0)}"
             + f" | {_pm([r.learner_steps_per_round for r in runs], 1)}"
             + f" | {_pm([r.wall_seconds for r in runs], 1, 0)} |")
+    lines += _shortfalls(by_recipe, budget)
     rounds = max((len(r.accuracy_by_round) for r in results), default=0)
     if rounds:
         lines += ["", "## Held-out accuracy per round (%, mean ± std; round 0 is the base model)", "",
@@ -207,6 +222,7 @@ def plot_accuracy(results: Sequence[RunResult], recipes: Sequence[str], path: Pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name in recipes:
@@ -219,6 +235,7 @@ def plot_accuracy(results: Sequence[RunResult], recipes: Sequence[str], path: Pa
         means = [m for m, _ in stats]
         ax.plot(xs, means, marker="o", label=f"{name} (n={len(runs)})")
         ax.fill_between(xs, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round (0 = base model)")
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_title("Curricula at equal compute (mean ± std over seeds)")

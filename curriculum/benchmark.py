@@ -282,7 +282,7 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
                 "instruction": cfg.instruction, "extraction": spec.completion_extraction,
                 "chat_template": bool(getattr(engine.tokenizer, "chat_template", None))}
     start = time.perf_counter()
-    with Verifier() as verifier:
+    with Verifier(config.verifier.timeout_s) as verifier:
         result = evaluate_benchmark(engine, problems, verifier, spec.completion_extraction, samples, temperature,
                                     settings["top_p"], settings["max_new_tokens"], cfg.instruction,
                                     cfg.batch_size, seed, progress)

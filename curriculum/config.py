@@ -125,6 +125,11 @@ class SolverConfig(Section):
     batch_size: int = Field(default=256, ge=1, description="prompts per generate() call")
 
 
+class VerifierConfig(Section):
+    timeout_s: float = Field(default=2.0, gt=0, description="seconds one grade may take before it counts as wrong; "
+                                                       "raise it for long competition answers on a busy machine")
+
+
 class EvaluationConfig(Section):
     max_new_tokens: int = Field(default=192, ge=1)
     batch_size: int = Field(default=256, ge=1)
@@ -347,6 +352,7 @@ class Config(Section):
     world: WorldConfig = WorldConfig()
     pretrain: PretrainConfig = PretrainConfig()
     solver: SolverConfig = SolverConfig()
+    verifier: VerifierConfig = VerifierConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     selection: SelectionConfig = SelectionConfig()
     teacher: TeacherConfig = TeacherConfig()

@@ -221,7 +221,7 @@ def evaluate_base(model: Any, tokenizer: Any, heldout: Sequence[Problem], config
     from curriculum.verify import Verifier
 
     engine = HFEngine(model, tokenizer, batch_size=config.evaluation.batch_size)
-    with Verifier() as verifier:
+    with Verifier(config.verifier.timeout_s) as verifier:
         return evaluate(engine, heldout, verifier, "answer_colon", config.evaluation.max_new_tokens,
                         progress=progress)
 

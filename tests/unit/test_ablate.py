@@ -11,7 +11,7 @@ from curriculum.config import ConfigError, flatten, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [str(ROOT / f"configs/{name}.yaml") for name in
-           ("socratic_zero_tiny", "sws_tiny", "static_tiny", "random_synthesis_tiny")]
+           ("socratic_zero_tiny", "sws_tiny", "static_tiny", "random_synthesis_tiny", "static_dpo_tiny")]
 
 
 def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
@@ -21,10 +21,11 @@ def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
     own = {
         "socratic_zero_tiny": set(),
         "sws_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled",
-                     "synthesis.enabled"},
+                     "synthesis.enabled", "synthesis.budget"},
         "static_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled"},
         "random_synthesis_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled",
-                                  "synthesis.enabled", "synthesis.concepts"},
+                                  "synthesis.enabled", "synthesis.budget", "synthesis.concepts"},
+        "static_dpo_tiny": {"teacher.enabled", "generator.enabled"},
     }
     for recipe in load_recipes(RECIPES, []):
         flat = flatten(recipe.config)
@@ -37,7 +38,7 @@ def test_the_recipes_have_equal_compute_and_unequal_ones_are_refused():
     recipes = load_recipes(RECIPES, [])
     assert check_equal_compute(recipes) == {"rounds": 4, "attempts_per_round": 2560, "learner_steps_per_round": 32}
     sws = load_config(RECIPES[1])
-    assert sws.loop.selected_per_round(sws.synthesis) == 320 - 16  # the screened drafts share the budget
+    assert sws.loop.selected_per_round(sws.synthesis) == 320 - 64  # the screened drafts share the budget
     with pytest.raises(AblationError, match="learner.steps_per_round is not set"):
         check_equal_compute(load_recipes([str(ROOT / "configs/tiny.yaml")], ["learner.steps_per_round=null"]))
     unequal = load_recipes(RECIPES[:1], ["learner.steps_per_round=3"]) + load_recipes(RECIPES[1:2], [])
@@ -65,11 +66,11 @@ def test_seed_config_puts_each_run_under_the_output_folder(tmp_path):
     assert config.experiment.runs_dir == str(tmp_path / "runs") and config.experiment.name == "sws_tiny"
 
 
-def result(recipe, seed, final, by_round):
+def result(recipe, seed, final, by_round, attempts=512.0):
     return RunResult(recipe=recipe, seed=seed, run_dir=f"runs/{recipe}/seed{seed}", wall_seconds=60.0 + seed,
                      levels=[1, 2], base={"overall": 0.5, "L1": 1.0, "L2": 0.0},
                      final={"overall": final, "L1": 1.0, "L2": 2 * final - 1.0}, accuracy_by_round=by_round,
-                     tokens_per_attempt=40.0, attempts_per_round=512.0, learner_steps_per_round=8.0)
+                     tokens_per_attempt=40.0, attempts_per_round=attempts, learner_steps_per_round=8.0)
 
 
 def test_results_table_and_picture(tmp_path):
@@ -84,6 +85,10 @@ def test_results_table_and_picture(tmp_path):
     assert "| random | 0 |" in text  # a recipe without finished runs is shown, not dropped
     assert "| static | 50.0 ± 0.0 | 47.5 ± 3.5 | 50.0 ± 0.0 |" in text  # accuracy per round
     assert "Command: `curriculum ablate x`" in text
+    assert "below budget" not in text
+    short = [*results[:2], result("static", 0, 0.5, [0.5, 0.5, 0.5], attempts=384.0)]
+    assert ("- below budget: static used 384 of 512 attempts per round (75.0%)"
+            in results_markdown(short, ["sws", "static"], "curriculum ablate x", budget, [0]))
     tables = [line for line in text.splitlines() if line.startswith("|")]
     header, rule = tables[0], tables[1]
     assert header.count("|") == rule.count("|") == tables[2].count("|")  # a well-formed Markdown table

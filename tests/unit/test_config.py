@@ -53,6 +53,7 @@ def test_unknown_top_level_section(tmp_path):
         ("selection.band_low=0.3", r"selection.band_low=0.3 is not a multiple of 1/solver.attempts .*use 0.25 or 0.375"),
         ("selection.band_low=0.875", r"selection.band_low=0.875 is above selection.band_high=0.75"),
         ("loop.rounds=-1", r"'loop.rounds' = -1 .*greater than or equal to 0"),
+        ("verifier.timeout_s=0", r"'verifier.timeout_s' = 0 .*greater than 0"),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(override, expected):
