@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from curriculum import admission
 from curriculum.config import Config
 from curriculum.evaluation import EvalResult
 from curriculum.faults import kill_point
-from curriculum.records import Attempt, PolicyVersion, Problem, RoundStats, content_id
+from curriculum.records import Attempt, PolicyVersion, Problem, RoundStats, content_id, group_by_problem
 from curriculum.resume import RoundState, capture_rng, last_state, restore_rng
 from curriculum.rundir import atomic_write_json
 from curriculum.roles.teacher import Failure
@@ -209,10 +208,7 @@ class CoEvolution:
         if state.attempts is None:  # a resumed round: read this round's attempts back from the store
             state.attempts = [a for a in self._store("round_attempts", state.round, state.problem_ids)
                               if a.policy_version == state.start_version]
-        by_problem: dict[str, list[Attempt]] = defaultdict(list)
-        for attempt in state.attempts:
-            by_problem[attempt.problem_id].append(attempt)
-        return by_problem
+        return group_by_problem(state.attempts)
 
     # -- round 0: the seed set
 
@@ -236,11 +232,8 @@ class CoEvolution:
                 if problem.id not in self.heldout_ids:
                     candidates[problem.id] = problem
             attempts = self._attempt(list(candidates.values()), round=0)
-            by_problem: dict[str, list[Attempt]] = defaultdict(list)
-            for attempt in attempts:
-                by_problem[attempt.problem_id].append(attempt)
-            rate = {pid: SolveRate(len(atts), sum(a.correct for a in atts), sum(a.correct for a in atts) / len(atts))
-                    for pid, atts in by_problem.items()}
+            by_problem = group_by_problem(attempts)
+            rate = {pid: SolveRate.of(atts) for pid, atts in by_problem.items()}
             # The round's pools, with the seed band as the band and no fresh problems.
             chosen = [p.id for p in select_round_problems(
                 list(candidates.values()), rate, size, sel.seed_band_low, sel.seed_band_high, rng, fresh_fraction=0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -182,3 +183,11 @@ class StageRecord(Record):
         if not self.id:
             object.__setattr__(self, "id", f"s{self.round:06d}:{self.stage}")
         return self
+
+
+def group_by_problem(attempts: Iterable[Attempt]) -> dict[str, list[Attempt]]:
+    """Attempts per problem id, in their order."""
+    groups: dict[str, list[Attempt]] = {}
+    for attempt in attempts:
+        groups.setdefault(attempt.problem_id, []).append(attempt)
+    return groups

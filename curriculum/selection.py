@@ -14,8 +14,13 @@ from curriculum.records import Problem
 from curriculum.store import SolveRate
 
 
+def rate_within(rate: float, low: float, high: float) -> bool:
+    """low <= rate <= high, allowing for float rounding at the edges (estimates are c/k)."""
+    return low - 1e-9 <= rate <= high + 1e-9
+
+
 def in_band(rate: SolveRate, low: float, high: float, min_attempts: int = 1) -> bool:
-    return rate.attempts >= min_attempts and low - 1e-9 <= rate.rate <= high + 1e-9
+    return rate.attempts >= min_attempts and rate_within(rate.rate, low, high)
 
 
 def select_round_problems(

@@ -257,6 +257,11 @@ class SolveRate(NamedTuple):
     correct: int
     rate: float
 
+    @classmethod
+    def of(cls, attempts: Sequence[Attempt]) -> "SolveRate":
+        correct = sum(a.correct for a in attempts)
+        return cls(len(attempts), correct, correct / len(attempts))
+
 
 class Weakness(NamedTuple):
     """A problem flagged by the SwS rule, with the numbers that flagged it."""

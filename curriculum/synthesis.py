@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from curriculum.config import SynthesisConfig
-from curriculum.records import Attempt, Problem, RejectedDraft
+from curriculum.records import Attempt, Problem, RejectedDraft, group_by_problem
+from curriculum.selection import rate_within
 from curriculum.weakness import WeaknessReport, allocate_budget, concept_of
 
 NAME = "synthesis"
@@ -120,15 +121,13 @@ class Screened:
 def screen(problems: Sequence[Problem], attempts: Sequence[Attempt], low: float, high: float, round: int,
            name: str = NAME) -> Screened:
     """Keep the drafts whose solve rate over their attempts lies in [low, high]."""
-    by_problem: dict[str, list[Attempt]] = defaultdict(list)
-    for attempt in attempts:
-        by_problem[attempt.problem_id].append(attempt)
+    by_problem = group_by_problem(attempts)
     out = Screened()
     for problem in problems:
         tries = by_problem.get(problem.id, [])
         correct = sum(a.correct for a in tries)
         rate = correct / len(tries) if tries else None
-        if rate is not None and low - 1e-9 <= rate <= high + 1e-9:
+        if rate is not None and rate_within(rate, low, high):
             out.kept.append(problem)
             out.attempts += tries
             continue

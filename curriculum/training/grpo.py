@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from curriculum.selection import rate_within
 from curriculum.training.dpo import DPOLearner, _quiet_datasets
 from curriculum.training.learners import Group, LearnBatch, LearnOutcome
 
@@ -46,7 +47,7 @@ class FilteredBatch:
 
 
 def in_filter_band(group: Group, low: float, high: float) -> bool:
-    return bool(group.attempts) and low - 1e-9 <= group.solve_rate <= high + 1e-9
+    return bool(group.attempts) and rate_within(group.solve_rate, low, high)
 
 
 def difficulty_filter(pool: Sequence[Group], low: float, high: float, need: int | None) -> FilteredBatch:
