@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
+    import ray
+
     from agents import cluster, roles as factories
     from curriculum.loop import CoEvolution
     from curriculum.models import load_tokenizer, prompt_for
@@ -60,8 +62,6 @@ def main() -> None:
                 report = loop.run_round(round_)
                 tracker.log_metrics(report.metrics, step=round_)
                 wall = time.perf_counter() - start
-                import ray
-
                 busy = [ray.get(role.handle.busy_seconds.remote()) for role in compute_roles]
                 # Solvers run in parallel: count the slowest one, plus the other roles in full.
                 solver_busy = max(sum(b.values()) for b in busy[: len(roles.solvers)])
