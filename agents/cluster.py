@@ -6,7 +6,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from curriculum.config import RayConfig, RoleResources  # importing curriculum turns Ray usage stats off
+from curriculum.config import (  # importing curriculum turns Ray usage stats off
+    RayConfig,
+    RoleResources,
+)
 
 
 def start_ray(config: RayConfig) -> None:
@@ -29,6 +32,11 @@ def stop_ray() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+def device_for(resources: RoleResources) -> str:
+    """Where a role's model runs: on the GPU(s) Ray assigns its actor when it asks for any."""
+    return "cuda" if resources.num_gpus > 0 else "cpu"
 
 
 def threads_for(resources: RoleResources) -> int:

@@ -32,13 +32,14 @@ def main() -> None:
 
     import ray
 
-    from agents import cluster, roles as factories
-    from curriculum.loop import CoEvolution
+    from agents import cluster
+    from agents import roles as factories
     from curriculum.models import load_tokenizer, prompt_for
-    from curriculum.rundir import create_run_dir
-    from curriculum.runner import start_roles
-    from curriculum.tracking import Tracker, default_tracking_uri
-    from curriculum.training.sft import pretrain
+    from curriculum.report.tracking import Tracker, default_tracking_uri
+    from curriculum.run.loop import CoEvolution
+    from curriculum.run.rundir import create_run_dir
+    from curriculum.run.runner import start_roles
+    from curriculum.training.pretrain import pretrain
 
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         config = load_config(ROOT / "configs/tiny.yaml", [

@@ -1,7 +1,7 @@
 """Crash safety and input hardening, measured end to end.
 
 1. Kills: an uninterrupted tiny run, then the same run SIGKILLed at every kill point of
-   `curriculum.faults` in turn (each stage's commit, mid-learn, mid-checkpoint, before the
+   `curriculum.run.faults` in turn (each stage's commit, mid-learn, mid-checkpoint, before the
    MLflow log...), resumed after each kill with `curriculum resume`. Every record of the
    two stores is compared by key (timings aside); the adapters, the final evaluation and the
    MLflow history must match too.
@@ -67,7 +67,7 @@ def curriculum(args: list[str], kill_at: str | None = None) -> int:
 def kills(tmp: Path, points: list[str]) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from curriculum.resume import compare_stores
+    from curriculum.run.resume import compare_stores
 
     common = ["run", "configs/tiny.yaml", *TINY, f"experiment.runs_dir={tmp / 'runs'}",
               f"model.cache_dir={tmp / 'cache'}"]
@@ -155,8 +155,8 @@ def hostile(fuzz_cases: int) -> tuple[int, int, float]:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from curriculum import admission
     from curriculum.config import from_dict
+    from curriculum.curricula import admission
     from curriculum.records import Problem
     from curriculum.verify import Verifier
     from curriculum.worlds.arithmetic import ArithmeticWorld

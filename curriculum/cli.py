@@ -29,7 +29,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     config = _load(args)  # validate before the slow imports
-    from curriculum.training.sft import pretrain
+    from curriculum.training.pretrain import pretrain
 
     pretrain(config, progress=True)
     return 0
@@ -37,8 +37,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
-    from curriculum.rundir import is_run_dir, run_dir_for
-    from curriculum.runner import resume_experiment, run_experiment
+    from curriculum.run.rundir import is_run_dir, run_dir_for
+    from curriculum.run.runner import resume_experiment, run_experiment
 
     if args.resume and (args.run_dir or config.experiment.run_name) and is_run_dir(run_dir_for(config, args.run_dir)):
         resume_experiment(run_dir_for(config, args.run_dir), expected=config)
@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from curriculum.runner import resume_experiment
+    from curriculum.run.runner import resume_experiment
 
     resume_experiment(args.run_dir)
     return 0
@@ -57,7 +57,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from curriculum.inspect import summarize
+    from curriculum.report.summary import summarize
 
     summary = summarize(args.run_dir)
     if args.json:
@@ -65,7 +65,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
-    from curriculum.views import inspect_views
+    from curriculum.report.views import inspect_views
 
     console = Console()
     for view in inspect_views(summary):
@@ -76,7 +76,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_lineage(args: argparse.Namespace) -> int:
     import json
 
-    from curriculum.lineage import load_lineage
+    from curriculum.report.lineage import load_lineage
 
     lineage, snapshot = load_lineage(args.run_dir, args.problem_id)
     if args.json:
@@ -84,7 +84,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
-    from curriculum.views import lineage_tree
+    from curriculum.report.views import lineage_tree
 
     console = Console()
     console.print(f"lineage of {lineage.problem.id} ({snapshot}; solve r<round>:<correct>/<attempts>)")
@@ -93,8 +93,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from curriculum.benchmark import resolve_target
-    from curriculum.rundir import is_run_dir
+    from curriculum.report.benchmark import resolve_target
+    from curriculum.run.rundir import is_run_dir
 
     target_path = Path(args.target)
     if args.config is not None:
@@ -109,7 +109,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
               "subject_field": args.subject_field, "level_field": args.level_field, "split": args.split}
     import json
 
-    from curriculum.benchmark import run_eval
+    from curriculum.report.benchmark import run_eval
 
     summary, path = run_eval(config, target, args.dataset, k=args.k, samples=args.samples,
                              temperature=args.temperature, limit=args.limit, max_new_tokens=args.max_new_tokens,
@@ -119,7 +119,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
-    from curriculum.views import eval_table
+    from curriculum.report.views import eval_table
 
     console = Console()
     console.print(eval_table(summary))
@@ -137,7 +137,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         raise CurriculumError("ablate: name at least one recipe, e.g. configs/sws_tiny.yaml")
     for path in paths:  # validate every recipe before the slow imports
         load_config(path, overrides)
-    from curriculum.ablate import run_ablation
+    from curriculum.run.ablate import run_ablation
 
     command = " ".join(["curriculum ablate", *map(shlex.quote, [*paths, *overrides]),
                         f"--seeds {args.seeds}", f"--out {shlex.quote(args.out)}"])

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from curriculum.errors import CurriculumError
 
 Extraction = Literal["auto", "boxed", "gsm8k", "answer_colon", "last_number", "none"]
+# What real models are asked to do with their final answer (the papers' evaluation prompt).
+BOXED_INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 
 
 class ConfigError(CurriculumError, ValueError):
@@ -65,14 +67,15 @@ class LoraConfig(Section):
 
 
 class ModelConfig(Section):
-    """`kind: tiny` builds the toy model locally; `kind: hf` loads `path` (local folder or hub id)."""
+    """`kind: tiny` builds the toy model locally; `kind: hf` loads `path` (local folder or hub id) as it is."""
 
     kind: Literal["tiny", "hf"] = "tiny"
     path: str | None = None
     tiny: TinyModelConfig = TinyModelConfig()
     lora: LoraConfig = LoraConfig()
     cache_dir: str = ".cache/curriculum"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="auto: bfloat16 on a GPU that supports it, float32 on CPU")
 
     @model_validator(mode="after")
     def _hf_needs_path(self) -> "ModelConfig":
@@ -82,15 +85,62 @@ class ModelConfig(Section):
 
 
 class WorldConfig(Section):
-    """The built-in arithmetic world."""
+    """Where problems and reference answers come from (curriculum/worlds/).
 
-    name: Literal["arithmetic"] = "arithmetic"
+    `arithmetic`: the built-in world with an exact oracle and mutation operators (what the
+    symbolic Teacher, SwS synthesis and the Generator need). `dataset`: real problem sets, seeds
+    from `seed_sets` and held-out subsets of `heldout_sets`, all named in `datasets`.
+    """
+
+    name: Literal["arithmetic", "dataset"] = "arithmetic"
+    seed_set_size: int = Field(default=100, ge=1, description="seed problems chosen in round 0")
+    # How a model is asked to answer and how its answer is read: answer_colon (`answer: N`, the
+    # toy model's trace) on arithmetic, boxed (\boxed{}) with BOXED_INSTRUCTION on dataset.
+    extraction: Extraction | None = Field(default=None, description="default: answer_colon (arithmetic), "
+                                          "boxed (dataset)")
+    instruction: str | None = Field(default=None, description="appended to every question before the chat "
+                                    "template; default: none (arithmetic), BOXED_INSTRUCTION (dataset)")
+    # arithmetic
     families: list[str] = Field(
         default_factory=lambda: ["add", "sub", "mul", "sum", "linear", "word"], min_length=1
     )
     max_level: int = Field(default=5, ge=1, le=9)
     heldout_per_level: int = Field(default=20, ge=1, description="held-out problems per family and level")
-    seed_set_size: int = Field(default=100, ge=1)
+    # dataset
+    seed_sets: list[str] = Field(default_factory=list, description="dataset: names in `datasets` whose "
+                                 "problems form the seed pool (held-out questions excluded)")
+    heldout_sets: dict[str, int] = Field(default_factory=dict, description="dataset: benchmark name in "
+                                         "`datasets` -> problems held out from it (0: all), chosen by experiment.seed")
+    level_edges: list[float] = Field(
+        default_factory=lambda: [0.75, 0.5, 0.25, 0.125],
+        description="dataset problems without a level field get level 1 + the number of edges above the base "
+                    "model's solve rate at screening: 1.0 -> 1, 0.6 -> 2, 0.3 -> 3, 0.2 -> 4, 0 -> 5")
+
+    @model_validator(mode="after")
+    def _world_settings(self) -> "WorldConfig":
+        if self.name == "dataset":
+            if not self.seed_sets:
+                raise ValueError("world.name=dataset needs world.seed_sets (dataset names, e.g. [gsm8k_train])")
+            if not self.heldout_sets:
+                raise ValueError("world.name=dataset needs world.heldout_sets (e.g. {gsm8k: 200, math500: 100})")
+            for name, size in self.heldout_sets.items():
+                if size < 0:
+                    raise ValueError(f"world.heldout_sets.{name}={size} must be >= 0 (0: the whole set)")
+        return self
+
+    @property
+    def answer_extraction(self) -> Extraction:
+        """How the Solver's answers are read in this world."""
+        if self.extraction is not None:
+            return self.extraction
+        return "boxed" if self.name == "dataset" else "answer_colon"
+
+    @property
+    def answer_instruction(self) -> str:
+        """What is appended to each question before the chat template."""
+        if self.instruction is not None:
+            return self.instruction
+        return BOXED_INSTRUCTION if self.name == "dataset" else ""
 
 
 class PretrainConfig(Section):
@@ -136,10 +186,8 @@ class EvaluationConfig(Section):
     # `curriculum eval` on benchmarks (held-out evaluation in the loop is greedy and ignores these):
     temperature: float = Field(default=0.6, ge=0, description="sampling temperature when samples > 1")
     top_p: float = Field(default=0.95, gt=0, le=1)
-    instruction: str = Field(
-        default="\nPlease reason step by step, and put your final answer within \\boxed{}.",
-        description="appended to every benchmark question before the chat template",
-    )
+    instruction: str = Field(default=BOXED_INSTRUCTION,
+                             description="appended to every benchmark question before the chat template")
 
 
 class DecontaminationConfig(Section):
@@ -158,7 +206,8 @@ class DatasetSpec(Section):
     path: str = Field(description="a .jsonl or .parquet file, or a Hugging Face dataset name when format=hf")
     format: Literal["auto", "jsonl", "parquet", "hf"] = "auto"
     split: str = "test"
-    question_field: str = "question"
+    question_field: str = Field(default="question", description="a field name, or a template of fields such "
+                                "as '{Body} {Question}' (SVAMP)")
     answer_field: str = "answer"
     extraction: Extraction = Field(
         default="none", description="how to pull the final answer out of answer_field"
@@ -373,6 +422,30 @@ class Config(Section):
             if name not in self.datasets:
                 known = ", ".join(sorted(self.datasets)) or "none"
                 raise ValueError(f"decontamination.eval_sets: '{name}' is not a dataset in `datasets` (known: {known})")
+        return self
+
+    @model_validator(mode="after")
+    def _world_can_host_the_recipe(self) -> "Config":
+        """The symbolic Teacher, SwS synthesis and the Generator need a world with mutation operators
+        and an oracle (arithmetic); real problem sets have neither."""
+        world = self.world
+        for name in [*world.seed_sets, *world.heldout_sets]:
+            if name not in self.datasets:
+                known = ", ".join(sorted(self.datasets)) or "none"
+                raise ValueError(f"world: '{name}' is not a dataset in `datasets` (known: {known})")
+        if world.name != "dataset":
+            return self
+        needs = "needs a world with mutation operators and an oracle (world.name=arithmetic)"
+        if self.teacher.enabled and self.teacher.kind == "symbolic":
+            raise ValueError(f"teacher.kind=symbolic {needs}; on world.name=dataset set teacher.enabled=false")
+        if self.synthesis.enabled:
+            raise ValueError(f"synthesis.enabled=true {needs}; on world.name=dataset set synthesis.enabled=false")
+        if self.generator.enabled:
+            raise ValueError("generator.enabled=true needs the world's oracle to answer the Generator's questions "
+                             "(world.name=arithmetic); on world.name=dataset set generator.enabled=false")
+        if self.model.kind == "tiny":
+            raise ValueError("model.kind=tiny is pretrained on the arithmetic world; on world.name=dataset use "
+                             "model.kind=hf with model.path")
         return self
 
     @model_validator(mode="after")

@@ -94,16 +94,18 @@ def load_char_tokenizer(folder: str | Path) -> "PreTrainedTokenizerBase":
     return tokenizer
 
 
-def prompt_for(question: str, tokenizer: "PreTrainedTokenizerBase") -> str:
+def prompt_for(question: str, tokenizer: "PreTrainedTokenizerBase", instruction: str = "") -> str:
     """The prompt text for a question; the Solver, evaluation and training all use this.
 
-    A model with a chat template gets the question as one user turn; the tiny model
-    (no template) gets the question followed by a newline.
+    `instruction` (the world's answer format, e.g. "put your final answer within \\boxed{}")
+    follows the question. A model with a chat template gets both as one user turn; the tiny
+    model (no template) gets them followed by a newline.
     """
+    text = question + instruction
     if getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": question}]
+        messages = [{"role": "user", "content": text}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return question + "\n"
+    return text + "\n"
 
 
 # ----------------------------------------------------------------------------- models
@@ -156,13 +158,26 @@ def _is_char_tokenizer(tokenizer: Any) -> bool:
     return len(vocab) == len(SPECIAL_TOKENS) + len(CHARACTERS) and all(c in vocab for c in CHARACTERS)
 
 
-def _torch_dtype(dtype: str) -> Any:
+def resolve_dtype(dtype: str, device: str | None) -> str:
+    """`model.dtype` for a model on `device`: auto is bfloat16 on a GPU that supports it, else float32."""
+    if dtype != "auto":
+        return dtype
+    if device is not None and device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bfloat16"
+    return "float32"
+
+
+def _torch_dtype(dtype: str, device: str | None = None) -> Any:
     import torch
 
     try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                "float16": torch.float16}[resolve_dtype(dtype, device)]
     except KeyError:
-        raise ModelError(f"unknown dtype '{dtype}' (use float32, bfloat16 or float16)") from None
+        raise ModelError(f"unknown dtype '{dtype}' (use auto, float32, bfloat16 or float16)") from None
 
 
 def load_tokenizer(path_or_id: str | Path) -> "PreTrainedTokenizerBase":
@@ -180,7 +195,7 @@ def load_tokenizer(path_or_id: str | Path) -> "PreTrainedTokenizerBase":
     return tokenizer
 
 
-def load_model_and_tokenizer(path_or_id: str | Path, dtype: str = "float32",
+def load_model_and_tokenizer(path_or_id: str | Path, dtype: str = "auto",
                              device: str | None = None) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load a causal LM and its tokenizer from an HF folder (e.g. the tiny base model) or a hub id."""
     _check_exists(str(path_or_id))
@@ -189,7 +204,7 @@ def load_model_and_tokenizer(path_or_id: str | Path, dtype: str = "float32",
     tokenizer = load_tokenizer(path_or_id)
     try:
         with quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(str(path_or_id), dtype=_torch_dtype(dtype))
+            model = AutoModelForCausalLM.from_pretrained(str(path_or_id), dtype=_torch_dtype(dtype, device))
     except OSError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model '{path_or_id}': {first_line}") from None
@@ -265,7 +280,9 @@ def base_model_key(config: Config) -> dict[str, Any]:
         "format": BASE_MODEL_FORMAT,
         "tiny": config.model.tiny.model_dump(mode="json"),
         "pretrain": config.pretrain.model_dump(mode="json"),
-        "world": config.world.model_dump(mode="json"),
+        # the fields the toy world had before dataset worlds existed: cached base models stay valid
+        "world": config.world.model_dump(mode="json", include={"name", "families", "max_level",
+                                                                "heldout_per_level", "seed_set_size"}),
         "traces": _trace_fingerprint(config),
         "seed": config.experiment.seed,
     }
@@ -276,9 +293,9 @@ def _trace_fingerprint(config: Config) -> str:
     invalidates cached base models trained on the old one."""
     import random
 
-    from curriculum.worlds.arithmetic import ArithmeticWorld
+    from curriculum.worlds import make_world
 
-    world = ArithmeticWorld(config.world, seed=0)
+    world = make_world(config.model_copy(update={"experiment": config.experiment.model_copy(update={"seed": 0})}))
     rng = random.Random(0)
     samples = [world.sample(family, level, rng) for family in world.families for level in (1, config.world.max_level)]
     text = "\n\n".join(f"{p.question}\n{p.solution}" for p in samples)

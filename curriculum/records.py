@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -191,3 +191,21 @@ def group_by_problem(attempts: Iterable[Attempt]) -> dict[str, list[Attempt]]:
     for attempt in attempts:
         groups.setdefault(attempt.problem_id, []).append(attempt)
     return groups
+
+
+class SolveRate(NamedTuple):
+    """How often a problem was solved: `correct` of `attempts`."""
+
+    attempts: int
+    correct: int
+    rate: float
+
+    @classmethod
+    def of(cls, attempts: Sequence[Attempt]) -> "SolveRate":
+        correct = sum(a.correct for a in attempts)
+        return cls(len(attempts), correct, correct / len(attempts))
+
+
+def rate_within(rate: float, low: float, high: float) -> bool:
+    """low <= rate <= high, allowing for float rounding at the edges (estimates are c/k)."""
+    return low - 1e-9 <= rate <= high + 1e-9

@@ -41,7 +41,7 @@ def tiny_config(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_base_model(tiny_config) -> Path:
     """The pretrained tiny base model of `tiny_config` (seconds at these sizes)."""
-    from curriculum.training.sft import pretrain
+    from curriculum.training.pretrain import pretrain
 
     return Path(pretrain(tiny_config, progress=False).path)
 
@@ -49,7 +49,7 @@ def tiny_base_model(tiny_config) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run_dir(tiny_config, tiny_base_model) -> Path:
     """Two rounds of the Socratic-Zero recipe on a local Ray cluster, at minimal sizes."""
-    from curriculum.runner import run_experiment
+    from curriculum.run.runner import run_experiment
 
     return run_experiment(tiny_config)
 

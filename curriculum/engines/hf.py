@@ -13,7 +13,10 @@ from typing import Any
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+from transformers.generation.logits_process import (
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from curriculum.engines.base import Generation, InferenceEngine, validate_sampling
 
@@ -44,6 +47,19 @@ class _LogProbRecorder(LogitsProcessor):
         return torch.stack(self.steps[-num_generated:], dim=1)
 
 
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token that ends a completion: the model's generation config lists the end-of-turn
+    tokens of a chat model (Qwen2.5-Instruct: <|im_end|> and <|endoftext|>), the tokenizer its eos."""
+    found: list[int] = []
+    for ids in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        for token in [ids] if isinstance(ids, int) else list(ids or []):
+            if token not in found:
+                found.append(int(token))
+    if not found:
+        raise ValueError("neither the model's generation config nor the tokenizer names an end-of-sequence token")
+    return found
+
+
 class HFEngine(InferenceEngine):
     """Generates with a transformers causal LM; LoRA adapters are merged into the weights.
 
@@ -58,10 +74,7 @@ class HFEngine(InferenceEngine):
         self.batch_size = batch_size
         self._adapter_path: str | None = None
         self._base_state: dict[str, torch.Tensor] | None = None
-        eos = model.generation_config.eos_token_id
-        if eos is None:
-            eos = tokenizer.eos_token_id
-        self.eos_token_ids: list[int] = [eos] if isinstance(eos, int) else list(eos)
+        self.eos_token_ids = stop_token_ids(model, tokenizer)
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; batched generation needs one")
         # The engine's arguments alone decide sampling: no top_k/temperature from the model's folder.
@@ -72,7 +85,7 @@ class HFEngine(InferenceEngine):
         )
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str | Path, dtype: str = "float32", device: str | None = None,
+    def from_pretrained(cls, path_or_id: str | Path, dtype: str = "auto", device: str | None = None,
                         batch_size: int = 64, adapter: str | Path | None = None) -> "HFEngine":
         from curriculum.models import load_model_and_tokenizer
 

@@ -13,11 +13,12 @@ from curriculum.verify import Verifier
 
 class Solver:
     def __init__(self, engine: InferenceEngine, verifier: Verifier, config: SolverConfig,
-                 extraction: Extraction, name: str = "solver"):
+                 extraction: Extraction, instruction: str = "", name: str = "solver"):
         self.engine = engine
         self.verifier = verifier
         self.config = config
-        self.extraction = extraction
+        self.extraction = extraction  # how answers are read, and what follows each question: the world's
+        self.instruction = instruction
         self.name = name
         self.policy_version = 0
 
@@ -35,7 +36,7 @@ class Solver:
         if not problems:
             return []
         k = self.config.attempts
-        prompts = [prompt_for(p.question, self.engine.tokenizer) for p in problems]
+        prompts = [prompt_for(p.question, self.engine.tokenizer, self.instruction) for p in problems]
         samples = self.engine.generate(
             prompts, n=k, temperature=self.config.temperature, top_p=self.config.top_p,
             max_new_tokens=self.config.max_new_tokens, seed=seed, batch_size=self.config.batch_size,
@@ -58,6 +59,7 @@ class Solver:
 
     def evaluate(self, problems: Sequence[Problem], max_new_tokens: int, batch_size: int):
         """Greedy held-out evaluation of the current policy version (an EvalResult)."""
-        from curriculum.evaluation import evaluate
+        from curriculum.report.evaluation import evaluate
 
-        return evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size)
+        return evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size,
+                        instruction=self.instruction)

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from curriculum.selection import rate_within
-from curriculum.training.dpo import DPOLearner, _quiet_datasets
-from curriculum.training.learners import Group, LearnBatch, LearnOutcome
+from curriculum.records import rate_within
+from curriculum.training.batch import Group, LearnBatch, LearnOutcome
+from curriculum.training.policy import PolicyLearner, quiet_datasets
 
 # Per-step metrics of TRL's GRPOTrainer that `update_groups` reports (means over the round's steps).
 GRPO_METRICS = ("loss", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
@@ -113,8 +113,8 @@ def completion_ids(attempt: Any, tokenizer: Any) -> list[int]:
     return ids
 
 
-class GRPOLearner(DPOLearner):
-    """Holds the LoRA adapter and optimizer (see DPOLearner); `learn` runs one round of GRPO."""
+class GRPOLearner(PolicyLearner):
+    """GRPO on the round's groups, with the difficulty filter; adapter and optimizer as in PolicyLearner."""
 
     def __init__(self, *args: Any, group_size: int, temperature: float, max_completion_length: int,
                  **kwargs: Any) -> None:
@@ -151,7 +151,7 @@ class GRPOLearner(DPOLearner):
         batches = len(groups) // per_step
         groups = list(groups[:batches * per_step])  # a remainder smaller than a step stays out
         steps = cfg.steps_per_round or max(1, math.ceil(cfg.epochs * batches))
-        with _quiet_datasets(not self.progress):
+        with quiet_datasets(not self.progress):
             trainer = self._grpo_trainer(groups, per_step, batches, steps, round)
         self._use_base_as_reference()
         steps_done = self._run_trainer(trainer)
@@ -188,9 +188,7 @@ class GRPOLearner(DPOLearner):
             weight_decay=0.0,
             seed=self.seed + round,
             data_seed=self.seed + round,
-            use_cpu=self.use_cpu,
-            bf16=False,
-            fp16=False,
+            **self.trainer_precision,
             report_to="none",
             save_strategy="no",
             logging_steps=1,

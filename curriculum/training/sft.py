@@ -1,33 +1,25 @@
-"""Supervised fine-tuning with TRL's SFTTrainer, and pretraining of the toy base model.
+"""Supervised fine-tuning with TRL's SFTTrainer: the pieces the toy pretraining (pretrain.py),
+the Generator (weighted_sft.py) and the SFT Learner (below) share.
 
-The dataset is prompt-completion (prompt = `prompt_for(question)`, completion = the
+Datasets are prompt-completion (prompt = `prompt_for(question)`, completion = the
 step-by-step solution + eos), so TRL 1.16 masks the loss on the prompt
 (`completion_only_loss` defaults to True for such datasets).
+
+The SFT Learner (`learner.algorithm: sft`, rejection-sampling fine-tuning) imitates each
+group's distinct correct attempts, or the reference solution when every attempt failed.
 """
 
 from __future__ import annotations
 
-import json
-import random
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curriculum.config import Config, PretrainConfig
 from curriculum.records import Problem
-
-@dataclass
-class PretrainResult:
-    path: Path
-    trained: bool  # False when the cached base model was reused
-    evaluation: Any  # curriculum.evaluation.EvalResult
-    seconds: float
-    train_loss: float | None = None
-    examples: int = 0
-
+from curriculum.training.batch import Group, LearnBatch, LearnOutcome
+from curriculum.training.policy import PolicyLearner, quiet_datasets
 
 # ----------------------------------------------------------------------------- reusable pieces
 
@@ -159,83 +151,56 @@ def make_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, pack: 
     return trainer
 
 
-def pretrain_args(output_dir: str | Path, pretrain: PretrainConfig, seed: int, progress: bool) -> Any:
-    return sft_args(output_dir, learning_rate=pretrain.learning_rate, batch_size=pretrain.batch_size,
-                    epochs=pretrain.epochs, warmup_ratio=pretrain.warmup_ratio, seed=seed, progress=progress)
+# ----------------------------------------------------------------------------- the SFT Learner
 
 
-# ----------------------------------------------------------------------------- the toy base model
+def sft_examples(group: Group) -> tuple[list[str], bool]:
+    """Completions to imitate for one group: its distinct correct attempts, or the reference
+    solution when every attempt failed (as Socratic-Zero's DPO winner). Second value: from the reference."""
+    ordered = sorted(group.attempts, key=lambda a: a.sample_index)
+    correct = list(dict.fromkeys(a.completion for a in ordered if a.correct))
+    if correct:
+        return correct, False
+    if group.attempts and group.problem.solution:
+        return [group.problem.solution], True
+    return [], False
 
 
-def pretrain(config: Config, progress: bool = True) -> PretrainResult:
-    """Build (or reuse) the tiny base model: SFT on the easy levels, then a held-out accuracy table."""
-    import torch
-    from transformers import set_seed
+class SFTLearner(PolicyLearner):
+    """Rejection-sampling fine-tuning: SFT of the adapter on the round's correct attempts."""
 
-    from curriculum.evaluation import EvalResult, format_accuracy_table
-    from curriculum.models import (MARKER_FILE, ModelError, base_model_dir, base_model_key, build_char_tokenizer,
-                                   build_tiny_model, count_parameters, is_saved_model, save_atomically)
+    def learn(self, batch: LearnBatch) -> LearnOutcome:
+        prompts: list[str] = []
+        completions: list[str] = []
+        from_reference = 0
+        for group in batch.groups:
+            texts, is_reference = sft_examples(group)
+            prompts += [group.prompt] * len(texts)
+            completions += texts
+            from_reference += len(texts) if is_reference else 0
+        metrics = self.update_examples(prompts, completions, batch.round)
+        metrics["examples_from_reference"] = float(from_reference)
+        return LearnOutcome(metrics)
 
-    if config.model.kind != "tiny":
-        raise ModelError("pretrain builds the tiny model (model.kind=tiny); with model.kind=hf the base is model.path")
-    folder = base_model_dir(config)
-    if is_saved_model(folder):
-        print(f"base model cached at {folder}: skipping pretraining")
-        marker = json.loads((folder / MARKER_FILE).read_text())
-        evaluation = EvalResult.from_dict(marker["evaluation"])
-        print(format_accuracy_table(evaluation, title="held-out accuracy of the cached base model"))
-        return PretrainResult(path=folder, trained=False, evaluation=evaluation, seconds=0.0)
+    def update_examples(self, prompts: Sequence[str], completions: Sequence[str], round: int) -> dict[str, float]:
+        from datasets import Dataset
 
-    start = time.perf_counter()
-    seed = config.experiment.seed
-    set_seed(seed)
-    world = _world(config)
-    heldout = list(world.heldout())
-    problems = _training_problems(world, config, heldout)
-    tokenizer = build_char_tokenizer()
-    model = build_tiny_model(config.model.tiny, tokenizer)
-    print(f"pretraining a {count_parameters(model) / 1e6:.2f}M-parameter model on {len(problems)} problems "
-          f"of levels {list(config.pretrain.levels)} ({torch.get_num_threads()} threads)")
-    dataset = build_sft_dataset(problems, tokenizer)
-    with tempfile.TemporaryDirectory(prefix="curriculum-sft-") as scratch:
-        args = pretrain_args(scratch, config.pretrain, seed, progress)
-        trainer = make_sft_trainer(model, tokenizer, dataset, args, pack=True)
-        output = trainer.train()
-    train_seconds = time.perf_counter() - start
-    model = trainer.model.eval()
-    model.config.use_cache = True  # the trainer turns the KV cache off; generation wants it back
-
-    evaluation = evaluate_base(model, tokenizer, heldout, config, progress)
-    seconds = time.perf_counter() - start
-    # The held-out table travels in the marker file, so a cache hit can show it without decoding.
-    save_atomically(model, tokenizer, folder, extra={"key": base_model_key(config), "evaluation": evaluation.to_dict()})
-    print(f"trained in {train_seconds:.0f} s (loss {output.training_loss:.3f}), total {seconds:.0f} s; saved {folder}")
-    print(format_accuracy_table(evaluation, title="held-out accuracy of the base model"))
-    return PretrainResult(path=folder, trained=True, evaluation=evaluation, seconds=seconds,
-                          train_loss=float(output.training_loss), examples=len(problems))
-
-
-def evaluate_base(model: Any, tokenizer: Any, heldout: Sequence[Problem], config: Config, progress: bool) -> Any:
-    from curriculum.engines.hf import HFEngine
-    from curriculum.evaluation import evaluate
-    from curriculum.verify import Verifier
-
-    engine = HFEngine(model, tokenizer, batch_size=config.evaluation.batch_size)
-    with Verifier(config.verifier.timeout_s) as verifier:
-        return evaluate(engine, heldout, verifier, "answer_colon", config.evaluation.max_new_tokens,
-                        progress=progress)
-
-
-def _world(config: Config) -> Any:
-    from curriculum.worlds.arithmetic import ArithmeticWorld
-
-    return ArithmeticWorld(config.world, seed=config.experiment.seed)
-
-
-def _training_problems(world: Any, config: Config, heldout: Sequence[Problem]) -> list[Problem]:
-    """Training problems on the pretraining levels, none of them a held-out question."""
-    rng = random.Random(config.experiment.seed)
-    problems = world.training_problems(list(config.pretrain.levels), config.pretrain.examples, rng,
-                                        config.pretrain.level_weights)
-    heldout_ids = {p.id for p in heldout}
-    return [p for p in problems if p.id not in heldout_ids]
+        if not prompts:
+            self.last_log_history = []
+            return {"steps": 0.0, "examples": 0.0}
+        start = time.perf_counter()
+        cfg = self.learner_cfg
+        eos = self.tokenizer.eos_token
+        dataset = Dataset.from_dict({"prompt": list(prompts),
+                                     "completion": [c if c.endswith(eos) else c + eos for c in completions]})
+        args = sft_args(self.work_dir / "sft-trainer", learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+                        epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, seed=self.seed + round,
+                        progress=self.progress, max_steps=cfg.steps_per_round or -1, logging_steps=1,
+                        lr_scheduler_type=cfg.lr_schedule,  # restarts each round, as DPO
+                        **self.trainer_precision)
+        with quiet_datasets(not self.progress):
+            trainer = make_sft_trainer(self.model, self.tokenizer, dataset, args, optimizers=(self.optimizer, None))
+        steps = self._run_trainer(trainer)
+        losses = [float(e["loss"]) for e in self.last_log_history]
+        return {"loss": sum(losses) / len(losses) if losses else float("nan"), "steps": float(steps),
+                "examples": float(len(prompts)), "seconds": time.perf_counter() - start}

@@ -47,7 +47,7 @@ from typing import Literal
 
 from curriculum.config import WorldConfig
 from curriculum.errors import CurriculumError
-from curriculum.records import Problem, ProblemSource, normalize_question
+from curriculum.records import Problem, ProblemSource, SolveRate, normalize_question
 
 FAMILIES = ("add", "sub", "mul", "sum", "linear", "word")
 WORD_OPS = ("add", "sub", "mul", "sum", "linear")  # the arithmetic a word problem can hide
@@ -622,18 +622,31 @@ class ArithmeticWorld:
     Everything is deterministic given `seed` (and the `rng` passed to sampling methods).
     """
 
+    name = "arithmetic"
+    report_by = "level"
+
     def __init__(self, config: WorldConfig, seed: int):
         unknown = [f for f in config.families if f not in FAMILIES]
         if unknown:
             raise WorldConfigError(f"world.families: unknown family '{unknown[0]}' (known: {', '.join(FAMILIES)})")
         self.config = config
         self.seed = seed
+        self.extraction = config.answer_extraction
+        self.instruction = config.answer_instruction
         self.families: tuple[str, ...] = tuple(dict.fromkeys(config.families))
         self.levels: tuple[int, ...] = tuple(range(1, config.max_level + 1))
         self._heldout: list[Problem] | None = None
         self._heldout_keys: set[tuple[str, str]] = set()
 
     # -- sampling
+
+    def seed_candidates(self, n: int, rng: random.Random) -> list[Problem]:
+        """`n` problems cycling over families x levels (one family's levels in a row)."""
+        cells = [(f, level) for f in self.families for level in self.levels]
+        return [self.sample(*cells[i % len(cells)], rng, source="seed") for i in range(n)]
+
+    def screened(self, problem: Problem, rate: SolveRate) -> Problem:
+        return problem  # levels come from the problem's knobs
 
     def sample(self, family: str, level: int, rng: random.Random, source: ProblemSource = "seed") -> Problem:
         self._check_cell(family, level)
@@ -784,6 +797,10 @@ class ArithmeticWorld:
         if lines[-1].strip() != f"{ANSWER_PREFIX}{expected}":
             return "answer_line_mismatch"
         return None
+
+    def unsolvable_reason(self, question: str) -> str:
+        """Why the oracle cannot solve `question` (what its parser says)."""
+        return f"oracle: {parse_question(question)[1]}"
 
     def problem_from_question(self, question: str, source: ProblemSource, parent_id: str | None = None,
                               round: int = 0, created_by: str = CREATED_BY) -> Problem | None:

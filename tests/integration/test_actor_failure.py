@@ -19,14 +19,15 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray import cloudpickle  # noqa: E402
 
-from agents import cluster, roles as factories  # noqa: E402
+from agents import cluster  # noqa: E402
+from agents import roles as factories
 from curriculum.config import from_dict  # noqa: E402
-from curriculum.evaluation import EvalResult  # noqa: E402
-from curriculum.loop import CoEvolution, Roles  # noqa: E402
 from curriculum.records import Attempt  # noqa: E402
-from curriculum.resume import compare_stores  # noqa: E402
+from curriculum.report.evaluation import EvalResult  # noqa: E402
 from curriculum.roles.teacher import SymbolicTeacher  # noqa: E402
-from curriculum.runner import _restore_on_restart  # noqa: E402
+from curriculum.run.loop import CoEvolution, Roles  # noqa: E402
+from curriculum.run.resume import compare_stores  # noqa: E402
+from curriculum.run.runner import _restore_on_restart  # noqa: E402
 from curriculum.worlds.arithmetic import ArithmeticWorld  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -72,7 +73,7 @@ class SlowTeacher(SymbolicTeacher):
 
 class ScriptedLearner:
     def learn(self, batch):
-        from curriculum.training.learners import LearnOutcome
+        from curriculum.training.batch import LearnOutcome
 
         return LearnOutcome(metrics={"groups": float(len(batch.groups))})
 

@@ -47,7 +47,7 @@ def test_inspect_and_lineage_read_the_run(tiny_run_dir, capsys):
     assert main(["inspect", str(tiny_run_dir)]) == 0
     assert "learning band now" in capsys.readouterr().out
 
-    from curriculum.inspect import open_snapshot
+    from curriculum.report.summary import open_snapshot
 
     con, _ = open_snapshot(tiny_run_dir)
     child = con.execute("SELECT id FROM problems WHERE source = 'teacher' ORDER BY round_created DESC, id").fetchone()[0]

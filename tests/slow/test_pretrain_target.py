@@ -7,7 +7,7 @@ Minutes on a laptop CPU: `pytest -m slow tests/slow/test_pretrain_target.py`.
 import pytest
 
 from curriculum.config import Config
-from curriculum.training.sft import pretrain
+from curriculum.training.pretrain import pretrain
 
 
 @pytest.mark.slow

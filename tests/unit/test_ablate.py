@@ -5,9 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.ablate import (AblationError, RunResult, check_equal_compute, load_recipes, mean_std,
-                               results_markdown, seed_config, write_outputs)
 from curriculum.config import ConfigError, flatten, load_config
+from curriculum.run.ablate import (
+    AblationError,
+    RunResult,
+    check_equal_compute,
+    load_recipes,
+    mean_std,
+    results_markdown,
+    seed_config,
+    write_outputs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [str(ROOT / f"configs/{name}.yaml") for name in

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from curriculum import admission
 from curriculum.config import from_dict
-from curriculum.evaluation import EvalResult
-from curriculum.loop import CoEvolution, LocalRole, Roles
+from curriculum.curricula import admission
 from curriculum.records import Attempt, Problem
+from curriculum.report.evaluation import EvalResult
 from curriculum.roles.teacher import TeachingResult
+from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
@@ -100,7 +100,7 @@ class HostileTeacher:
 
 class Learner:
     def learn(self, batch):
-        from curriculum.training.learners import LearnOutcome
+        from curriculum.training.batch import LearnOutcome
 
         return LearnOutcome(metrics={"loss": 0.0})
 

@@ -8,8 +8,13 @@ from hypothesis import strategies as st
 
 from curriculum.config import SolverConfig, WorldConfig
 from curriculum.records import Problem
-from curriculum.worlds import ArithmeticWorld
-from curriculum.worlds.arithmetic import FAMILIES, knob_options, level_of, parse_question
+from curriculum.worlds.arithmetic import (
+    FAMILIES,
+    ArithmeticWorld,
+    knob_options,
+    level_of,
+    parse_question,
+)
 
 LEVELS = range(1, 6)
 

@@ -142,14 +142,15 @@ def test_resume_of_a_directory_it_cannot_continue(case, tmp_path, capsys):
 
 def test_an_older_store_schema_is_migrated_on_resume(tmp_path, monkeypatch):
     """The other half of 'incompatible schema': older stores are brought up to date, not refused."""
-    from curriculum import runner, store as store_module
+    from curriculum.run import runner
+    from curriculum.store import schema
 
     run_dir = make_run_dir(tmp_path / "run")
     with Store(run_dir / "store.duckdb"):
         pass
-    newer = store_module.Migration(store_module.supported_schema_version() + 1, "a test column",
+    newer = schema.Migration(schema.supported_schema_version() + 1, "a test column",
                                    ("ALTER TABLE problems ADD COLUMN note VARCHAR DEFAULT ''",))
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, newer))
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, newer))
     runner._check_store(run_dir)
     with Store(run_dir / "store.duckdb", read_only=True) as s:
         assert s.schema_version == newer.version

@@ -4,13 +4,20 @@ import json
 
 import pytest
 
-from curriculum.benchmark import (EvalError, default_output, evaluate_benchmark, mlflow_metrics, report,
-                                  resolve_dataset, resolve_target)
 from curriculum.cli import main
 from curriculum.config import from_dict
 from curriculum.engines.base import Generation, InferenceEngine
 from curriculum.models import build_char_tokenizer
 from curriculum.records import Problem
+from curriculum.report.benchmark import (
+    EvalError,
+    default_output,
+    evaluate_benchmark,
+    mlflow_metrics,
+    report,
+    resolve_dataset,
+    resolve_target,
+)
 from curriculum.verify import Verifier
 
 CHAT = "{% for m in messages %}<user>{{ m['content'] }}</user>{% endfor %}<assistant>"

@@ -16,7 +16,7 @@ import pytest
 
 from curriculum.config import DatasetSpec, load_config
 from curriculum.verify import Verifier
-from curriculum.worlds.datasets import load_problem_set
+from curriculum.worlds.loading import load_problem_set
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = load_config(REPO / "configs" / "benchmarks.yaml")

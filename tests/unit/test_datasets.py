@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from curriculum.config import Config, DatasetSpec, load_config  # noqa: E402
-from curriculum.worlds.datasets import DatasetError, load_named, load_problem_set  # noqa: E402
+from curriculum.worlds.loading import DatasetError, load_named, load_problem_set  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

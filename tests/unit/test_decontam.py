@@ -4,7 +4,12 @@ from pathlib import Path
 import pytest
 
 from curriculum.config import ConfigError, from_dict
-from curriculum.decontam import ContaminationIndex, build_index, ngrams, normalized_tokens
+from curriculum.curricula.decontam import (
+    ContaminationIndex,
+    build_index,
+    ngrams,
+    normalized_tokens,
+)
 from curriculum.records import Problem
 
 GSM_LIKE = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "

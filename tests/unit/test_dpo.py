@@ -10,7 +10,8 @@ from curriculum.models import (
     load_model_and_tokenizer,
 )
 from curriculum.records import PreferencePair
-from curriculum.training.dpo import OPTIMIZER_FILE, DPOLearner, LearnerStateError
+from curriculum.training.dpo import DPOLearner
+from curriculum.training.policy import OPTIMIZER_FILE, LearnerStateError
 
 LORA = LoraConfig(r=4, alpha=8)
 BETA = 0.1

@@ -1,9 +1,9 @@
 import pytest
 
 from curriculum.engines.base import Generation, InferenceEngine
-from curriculum.evaluation import EvalResult, evaluate, format_accuracy_table
 from curriculum.models import build_char_tokenizer
 from curriculum.records import Problem
+from curriculum.report.evaluation import EvalResult, evaluate, format_accuracy_table
 from curriculum.verify import Verifier
 
 

@@ -3,9 +3,9 @@ import torch
 from toy_models import SMALL
 
 from curriculum.config import Config, GeneratorConfig, WorldConfig
-from curriculum.generator import Generator, GeneratorRole
+from curriculum.curricula.selection import gaussian_usefulness
 from curriculum.models import build_char_tokenizer, build_tiny_model
-from curriculum.selection import gaussian_usefulness
+from curriculum.roles.generator import Generator, GeneratorRole
 from curriculum.training.sft import sft_args
 from curriculum.training.weighted_sft import (
     build_weighted_dataset,

@@ -6,13 +6,13 @@ import torch
 from curriculum.config import GRPOSettings, LearnerConfig, LoraConfig
 from curriculum.models import build_char_tokenizer
 from curriculum.records import Attempt, Problem
+from curriculum.training.batch import Group, LearnBatch
 from curriculum.training.grpo import (
     GroupServer,
     GRPOLearner,
     completion_ids,
     difficulty_filter,
 )
-from curriculum.training.learners import Group, LearnBatch
 
 LORA = LoraConfig(r=4, alpha=8)
 K = 4

@@ -1,9 +1,10 @@
 import duckdb
 import pytest
 
-from curriculum.label_quality import label_agreement, same_answer
+from curriculum.curricula.label_quality import label_agreement, same_answer
 from curriculum.records import Problem
-from curriculum.store import MIGRATIONS, Store
+from curriculum.store import Store
+from curriculum.store.schema import MIGRATIONS
 
 
 def oracle(question: str) -> str | None:

@@ -5,16 +5,12 @@ import torch
 
 from curriculum.config import Config, LearnerConfig, LoraConfig
 from curriculum.records import Attempt, Problem
+from curriculum.roles.learner import make_learner
+from curriculum.training.batch import Group, LearnBatch
+from curriculum.training.dpo import DPOLearner
 from curriculum.training.grpo import GRPOLearner
-from curriculum.training.learners import (
-    Group,
-    LearnBatch,
-    PairwiseDPOLearner,
-    SFTLearner,
-    make_learner,
-    sft_examples,
-)
 from curriculum.training.pairs import build_preference_pairs
+from curriculum.training.sft import SFTLearner, sft_examples
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,7 +33,7 @@ def group(i: int, outcomes: str) -> Group:
 BATCH = LearnBatch(round=1, policy_version=0, groups=(group(1, "RWWR"), group(2, "WWWW"), group(3, "RRRR")))
 
 
-@pytest.mark.parametrize("algorithm, kind", [("dpo", PairwiseDPOLearner), ("sft", SFTLearner), ("grpo", GRPOLearner)])
+@pytest.mark.parametrize("algorithm, kind", [("dpo", DPOLearner), ("sft", SFTLearner), ("grpo", GRPOLearner)])
 def test_factory_builds_the_configured_algorithm(algorithm, kind, base_path, tmp_path):
     config = Config.model_validate({"learner": {"algorithm": algorithm}, "solver": {"attempts": 8},
                                     "model": {"lora": {"r": 2, "alpha": 4}}})
@@ -48,7 +44,7 @@ def test_factory_builds_the_configured_algorithm(algorithm, kind, base_path, tmp
 
 def test_dpo_learner_builds_socratic_zero_pairs_from_the_batch(base_path, tmp_path):
     cfg = LearnerConfig(learning_rate=1e-2, batch_size=8)
-    learner = PairwiseDPOLearner(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0)
+    learner = DPOLearner(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0)
     outcome = learner.learn(BATCH)
     expected = [p for g in BATCH.groups for p in build_preference_pairs(
         g.problem, g.attempts, g.prompt, 0, 1, cfg.pairing, cfg.max_pairs_per_problem)]

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from curriculum.cli import main
-from curriculum.inspect import InspectError, summarize
-from curriculum.lineage import load_lineage
+from curriculum.report.lineage import load_lineage
+from curriculum.report.summary import InspectError, summarize
 
 
 def test_lineage_walks_to_the_seed_and_down_to_every_descendant(synthetic_run):

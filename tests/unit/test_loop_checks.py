@@ -5,10 +5,10 @@ import json
 import pytest
 
 from curriculum.config import from_dict
-from curriculum.evaluation import EvalResult
-from curriculum.loop import CoEvolution, LocalRole, Roles
 from curriculum.records import Attempt, Problem
+from curriculum.report.evaluation import EvalResult
 from curriculum.roles.teacher import TeachingResult
+from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
@@ -46,7 +46,7 @@ class ScriptedTeacher:
 
 class Learner:
     def learn(self, batch):
-        from curriculum.training.learners import LearnOutcome
+        from curriculum.training.batch import LearnOutcome
 
         return LearnOutcome({"loss": 0.0})
 

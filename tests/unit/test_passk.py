@@ -3,7 +3,7 @@ from itertools import combinations
 
 import pytest
 
-from curriculum.passk import mean_pass_at_k, pass_at_k
+from curriculum.report.passk import mean_pass_at_k, pass_at_k
 
 
 def brute_force(n: int, c: int, k: int) -> Fraction:

@@ -17,13 +17,19 @@ import pytest
 import torch
 
 from curriculum.config import Config, from_dict
-from curriculum.evaluation import EvalResult
-from curriculum.faults import KILL_ENV
-from curriculum.generator import GeneratorRole
-from curriculum.loop import STAGES, CoEvolution, LocalRole, Roles
 from curriculum.records import Attempt
-from curriculum.resume import RoundState, capture_rng, compare_stores, last_state, restore_rng
+from curriculum.report.evaluation import EvalResult
+from curriculum.roles.generator import GeneratorRole
 from curriculum.roles.teacher import SymbolicTeacher
+from curriculum.run.faults import KILL_ENV
+from curriculum.run.loop import STAGES, CoEvolution, LocalRole, Roles
+from curriculum.run.resume import (
+    RoundState,
+    capture_rng,
+    compare_stores,
+    last_state,
+    restore_rng,
+)
 from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
@@ -69,7 +75,7 @@ class CountingLearner:
         self.updates, self.crash_at_round = 0, crash_at_round
 
     def learn(self, batch):
-        from curriculum.training.learners import LearnOutcome
+        from curriculum.training.batch import LearnOutcome
 
         self.updates += 1
         if batch.round == self.crash_at_round:
@@ -169,7 +175,7 @@ def test_rng_states_are_captured_and_restored():
 
 def test_generator_role_keeps_two_versions_and_goes_back(tmp_path, monkeypatch):
     from curriculum.config import GeneratorConfig, TinyModelConfig
-    from curriculum.generator import Generator
+    from curriculum.roles.generator import Generator
 
     def train(self, examples):  # stands in for weighted SFT: new weights, next version
         with torch.no_grad():
@@ -206,7 +212,7 @@ def test_generator_role_keeps_two_versions_and_goes_back(tmp_path, monkeypatch):
 @pytest.mark.parametrize("wanted, killed", [("commit:learn@2", True), ("commit:learn@3", False),
                                             ("commit:learn", True), ("stage:learn@2", False), ("", False)])
 def test_kill_point_kills_only_where_asked(wanted, killed):
-    code = "from curriculum.faults import kill_point; kill_point('commit:learn', 2); print('alive')"
+    code = "from curriculum.run.faults import kill_point; kill_point('commit:learn', 2); print('alive')"
     env = {**os.environ, KILL_ENV: wanted}
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
     assert (result.returncode == -9) is killed

@@ -45,7 +45,7 @@ def test_code_in_a_completion_is_graded_false_and_never_runs(completion, tmp_pat
 def test_ray_mlflow_and_hugging_face_telemetry_are_off_by_default():
     names = ("RAY_USAGE_STATS_ENABLED", "MLFLOW_DISABLE_TELEMETRY", "HF_HUB_DISABLE_TELEMETRY")
     env = {k: v for k, v in os.environ.items() if k not in names}
-    code = ("import os, agents.cluster, curriculum.tracking, huggingface_hub.constants as hf; "
+    code = ("import os, agents.cluster, curriculum.report.tracking, huggingface_hub.constants as hf; "
             f"print(*[os.environ[n] for n in {names!r}], hf.HF_HUB_DISABLE_TELEMETRY)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     assert out.stdout.split() == ["0", "true", "1", "True"]
@@ -66,7 +66,7 @@ def test_local_ray_cluster_has_no_dashboard_and_asks_for_loopback(monkeypatch):
 
 def test_mlflow_defaults_to_a_local_sqlite_file_not_a_server(tmp_path):
     from curriculum.config import TrackingConfig
-    from curriculum.tracking import default_tracking_uri
+    from curriculum.report.tracking import default_tracking_uri
 
     assert TrackingConfig().tracking_uri is None
     assert default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"

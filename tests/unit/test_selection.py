@@ -2,10 +2,9 @@ import random
 
 import pytest
 
-from curriculum.records import Problem
 from curriculum.config import band_edge_error
-from curriculum.selection import gaussian_usefulness, select_round_problems
-from curriculum.store import SolveRate
+from curriculum.curricula.selection import gaussian_usefulness, select_round_problems
+from curriculum.records import Problem, SolveRate
 
 
 def problem(i: int, round_created: int = 0) -> Problem:

@@ -4,9 +4,20 @@ import pytest
 import torch
 
 from curriculum.config import Config, TinyModelConfig
-from curriculum.models import build_char_tokenizer, build_tiny_model, is_saved_model, prompt_for
+from curriculum.models import (
+    build_char_tokenizer,
+    build_tiny_model,
+    is_saved_model,
+    prompt_for,
+)
 from curriculum.records import Problem
-from curriculum.training.sft import PackingCollator, build_sft_dataset, make_sft_trainer, pretrain, sft_args
+from curriculum.training.pretrain import pretrain
+from curriculum.training.sft import (
+    PackingCollator,
+    build_sft_dataset,
+    make_sft_trainer,
+    sft_args,
+)
 
 SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
 

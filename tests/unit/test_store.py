@@ -13,10 +13,18 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from curriculum import store as store_module
-from curriculum.records import (Attempt, PolicyVersion, PreferencePair, Problem, RejectedDraft, RoundStats,
-                                StageRecord)
-from curriculum.store import Migration, Store, StoreError, supported_schema_version
+from curriculum.records import (
+    Attempt,
+    PolicyVersion,
+    PreferencePair,
+    Problem,
+    RejectedDraft,
+    RoundStats,
+    StageRecord,
+)
+from curriculum.store import Store, StoreError, schema
+from curriculum.store import store as store_module
+from curriculum.store.schema import Migration, supported_schema_version
 
 
 def problem(question: str, parent: Problem | None = None, source: str = "seed", round_created: int = 0) -> Problem:
@@ -232,7 +240,7 @@ def test_older_schema_is_migrated_in_a_transaction(path: Path, monkeypatch):
         s.append([a])
     shipped = supported_schema_version()
     v2 = Migration(shipped + 1, "problems get a note", ("ALTER TABLE problems ADD COLUMN note VARCHAR DEFAULT ''",))
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, v2))
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, v2))
 
     with pytest.raises(StoreError, match="open it read-write once"):
         Store(path, read_only=True)
@@ -248,7 +256,7 @@ def test_older_schema_is_migrated_in_a_transaction(path: Path, monkeypatch):
 def test_migration_4_moves_attempts_to_zstd_completions_and_keeps_every_row(path: Path, monkeypatch):
     a = problem("1+0")
     tries = attempts(a, 0, 2, 4)
-    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:3])  # a file from before it
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:3])  # a file from before it
     with Store(path) as s:
         s.append([a, *tries])
     monkeypatch.undo()
@@ -270,7 +278,7 @@ def test_failed_migration_leaves_the_file_at_its_old_version(path: Path, monkeyp
     shipped = supported_schema_version()
     broken = Migration(shipped + 1, "half done",
                        ("ALTER TABLE problems ADD COLUMN note VARCHAR", "SELECT * FROM no_such_table"))
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, broken))
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
     with pytest.raises(StoreError, match=f"migration to schema version {shipped + 1} failed.*unchanged at version {shipped}"):
         Store(path)
     monkeypatch.undo()

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from curriculum import cli
-from curriculum.records import Problem
-from curriculum.rundir import RunDirError, atomic_write_json, create_run_dir
 from curriculum.config import from_dict
+from curriculum.files import atomic_write_json
+from curriculum.records import Problem
+from curriculum.run.rundir import RunDirError, create_run_dir
 from curriculum.store import Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,12 +103,12 @@ def test_atomic_write_that_fails_keeps_the_old_file_and_leaves_no_temp(tmp_path,
 
 
 def test_cli_reports_a_full_disk_or_a_permission_error_in_one_line(monkeypatch, capsys):
-    import curriculum.runner
+    import curriculum.run.runner
 
     def run(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "runs/tiny/x/store.duckdb.wal")
 
-    monkeypatch.setattr(curriculum.runner, "resume_experiment", run)
+    monkeypatch.setattr(curriculum.run.runner, "resume_experiment", run)
     assert cli.main(["resume", "runs/tiny/x"]) == cli.EXIT_ENVIRONMENT
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: No space left on device (runs/tiny/x/store.duckdb.wal): free space or fix permissions, "

@@ -4,9 +4,9 @@ import random
 from collections import Counter
 
 from curriculum.config import SynthesisConfig, WorldConfig
+from curriculum.curricula.synthesis import Target, draft, plan, screen
+from curriculum.curricula.weakness import WeaknessReport, concept_of
 from curriculum.records import Attempt
-from curriculum.synthesis import Target, draft, plan, screen
-from curriculum.weakness import WeaknessReport, concept_of
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 WORLD = ArithmeticWorld(WorldConfig(families=["add", "sub"], max_level=4), seed=0)

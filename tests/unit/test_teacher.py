@@ -5,7 +5,7 @@ import random
 from curriculum.config import TeacherConfig, WorldConfig
 from curriculum.records import Attempt
 from curriculum.roles.teacher import Failure, SymbolicTeacher
-from curriculum.worlds import ArithmeticWorld
+from curriculum.worlds.arithmetic import ArithmeticWorld
 
 WORLD = ArithmeticWorld(WorldConfig(families=["add"], max_level=5), seed=0)
 

@@ -1,6 +1,6 @@
 from mlflow.tracking import MlflowClient
 
-from curriculum.tracking import Tracker, default_tracking_uri
+from curriculum.report.tracking import Tracker, default_tracking_uri
 
 
 def test_params_metrics_and_resume_continue_the_same_run(tmp_path):

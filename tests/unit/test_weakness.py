@@ -3,9 +3,14 @@
 import pytest
 
 from curriculum.config import WeaknessConfig, WorldConfig
+from curriculum.curricula.weakness import (
+    allocate_budget,
+    concept_of,
+    failure_ratios,
+    mine,
+)
 from curriculum.records import Attempt
 from curriculum.store import Store
-from curriculum.weakness import allocate_budget, concept_of, failure_ratios, mine
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 WORLD = ArithmeticWorld(WorldConfig(families=["add", "sub"], max_level=3), seed=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import string
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -218,10 +219,32 @@ def _level(value: Any, field: str, where: str) -> int | None:
     raise DatasetError(f"{where}: field '{field}' = {value!r} is not a level number")
 
 
+def question_fields(template: str) -> list[str]:
+    """The fields a question template names: '{Body} {Question}' -> [Body, Question]; a plain
+    field name (no braces) is itself."""
+    if "{" not in template:
+        return [template]
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise DatasetError(f"question_field template '{template}': {exc}") from None
+
+
+def _question(record: dict[str, Any], template: str, where: str) -> str:
+    """The question text: one field, or a template of several filled from the record."""
+    values = {}
+    for name in question_fields(template):
+        value = _field(record, name, where)
+        if not isinstance(value, str) or not value.strip():
+            raise DatasetError(f"{where}: field '{name}' must be a non-empty string, got {value!r:.60}")
+        values[name] = value
+    if "{" not in template:
+        return values[template]
+    return template.format(**{name: value.strip() for name, value in values.items()})
+
+
 def _to_problem(record: dict[str, Any], where: str, spec: DatasetSpec, name: str) -> Problem:
-    question = _field(record, spec.question_field, where)
-    if not isinstance(question, str) or not question.strip():
-        raise DatasetError(f"{where}: field '{spec.question_field}' must be a non-empty string, got {question!r:.60}")
+    question = _question(record, spec.question_field, where)
     answer_text = _answer_text(_field(record, spec.answer_field, where), spec.answer_field, where)
     answer = extract_answer(answer_text, spec.extraction)
     if answer is None:

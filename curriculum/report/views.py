@@ -76,7 +76,7 @@ def lineage_tree(lineage: Any) -> Any:
     from rich.markup import escape
     from rich.tree import Tree
 
-    from curriculum.lineage import node_label
+    from curriculum.report.lineage import node_label
 
     chain = [*reversed(lineage.ancestors), lineage.problem]
     tree = Tree(escape(node_label(chain[0])) if len(chain) > 1 else f"[bold]{escape(node_label(chain[0]))}[/bold]")

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.errors import CurriculumError
-from curriculum.passk import mean_pass_at_k
 from curriculum.records import Problem
-from curriculum.rundir import is_run_dir
+from curriculum.report.passk import mean_pass_at_k
+from curriculum.run.rundir import is_run_dir
 
 
 class EvalError(CurriculumError):
@@ -155,7 +155,7 @@ def evaluate_benchmark(engine: Any, problems: Sequence[Problem], verifier: Any, 
 
     if not problems:
         raise EvalError("the dataset has no problems to evaluate")
-    prompts = [prompt_for(problem.question + instruction, engine.tokenizer) for problem in problems]
+    prompts = [prompt_for(problem.question, engine.tokenizer, instruction) for problem in problems]
     outputs = engine.generate(prompts, n=samples, temperature=temperature, top_p=top_p,
                               max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, progress=progress)
     texts = [g.text for per_problem in outputs for g in per_problem]
@@ -258,9 +258,9 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
              progress: bool = False) -> tuple[dict[str, Any], Path]:
     """Evaluate `target` on `dataset`; write the JSON report; log to MLflow for a run. (report, its path)"""
     from curriculum.engines.hf import HFEngine
-    from curriculum.rundir import atomic_write_json
+    from curriculum.files import atomic_write_json
     from curriculum.verify import Verifier
-    from curriculum.worlds.datasets import load_problem_set
+    from curriculum.worlds.loading import load_problem_set
 
     samples = k if samples is None else samples
     if k < 1 or samples < k:

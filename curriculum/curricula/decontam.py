@@ -111,7 +111,7 @@ class ContaminationIndex:
 
 def build_index(config: Any, heldout: Sequence[Problem] = ()) -> ContaminationIndex | None:
     """The index of `config.decontamination` (its datasets, plus `heldout` when asked), or None when off."""
-    from curriculum.worlds.datasets import load_named
+    from curriculum.worlds.loading import load_named
 
     cfg = config.decontamination
     if not cfg.enabled:

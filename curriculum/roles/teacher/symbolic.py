@@ -1,44 +1,14 @@
-"""Teachers: given failed problems and their failed attempts, write new problems.
-
-The interface is what the loop sees; `SymbolicTeacher` implements it for the arithmetic
-world with mutation operators. An LLM Teacher (a prompted model behind an
-OpenAI-compatible endpoint) implements the same `teach` and plugs in by config.
-"""
+"""The symbolic Teacher: variants of each failed problem made by the world's mutation operators,
+with exact answers from its oracle."""
 
 from __future__ import annotations
 
 import random
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from curriculum.config import TeacherConfig
-from curriculum.records import Attempt, Problem, RejectedDraft
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A problem the Solver failed, with the attempts that failed it."""
-
-    problem: Problem
-    attempts: tuple[Attempt, ...]
-
-    @property
-    def solve_rate(self) -> float:
-        return sum(a.correct for a in self.attempts) / len(self.attempts) if self.attempts else 0.0
-
-
-@dataclass
-class TeachingResult:
-    problems: list[Problem] = field(default_factory=list)
-    rejected: list[RejectedDraft] = field(default_factory=list)
-
-
-class Teacher(ABC):
-    @abstractmethod
-    def teach(self, failures: Sequence[Failure], known_ids: Iterable[str], round: int) -> TeachingResult:
-        """New problems aimed at the failures' concepts; drafts that are invalid or already
-        known (`known_ids`: store problems and held-out problems) come back as rejected."""
+from curriculum.records import RejectedDraft
+from curriculum.roles.teacher.base import Failure, Teacher, TeachingResult
 
 
 class SymbolicTeacher(Teacher):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curriculum.inspect import InspectError, open_snapshot
+from curriculum.report.summary import InspectError, open_snapshot
 
 _COLUMNS = "id, parent_id, source, family, level, round_created, created_by, question, answer"
 

@@ -24,17 +24,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from curriculum import admission
 from curriculum.config import Config
-from curriculum.evaluation import EvalResult
-from curriculum.faults import kill_point
-from curriculum.records import Attempt, PolicyVersion, Problem, RoundStats, content_id, group_by_problem
-from curriculum.resume import RoundState, capture_rng, last_state, restore_rng
-from curriculum.rundir import atomic_write_json
+from curriculum.curricula import admission
+from curriculum.curricula.selection import (
+    gaussian_usefulness,
+    in_band,
+    select_round_problems,
+)
+from curriculum.files import atomic_write_json
+from curriculum.records import (
+    Attempt,
+    PolicyVersion,
+    Problem,
+    RoundStats,
+    SolveRate,
+    content_id,
+    group_by_problem,
+)
+from curriculum.report.evaluation import EvalResult
 from curriculum.roles.teacher import Failure
-from curriculum.selection import gaussian_usefulness, in_band, select_round_problems
-from curriculum.store import SolveRate
-from curriculum.training.learners import Group, LearnBatch
+from curriculum.run.faults import kill_point
+from curriculum.run.resume import RoundState, capture_rng, last_state, restore_rng
+from curriculum.training.batch import Group, LearnBatch
 
 STAGES = ("select", "attempt", "learn", "teach", "synthesize", "distil", "evaluate", "snapshot", "checkpoint")
 
@@ -69,7 +80,7 @@ class LocalRole:
 class Roles:
     store: Role
     solvers: list[Role]
-    teacher: Role
+    teacher: Role | None
     learner: Role
     generator: Role | None = None
 
@@ -113,7 +124,7 @@ class CoEvolution:
         self.heldout = world.heldout()
         self.heldout_ids = {p.id for p in self.heldout}
         # Teacher and Generator problems that overlap an evaluation set are rejected (decontam.py).
-        from curriculum.decontam import build_index
+        from curriculum.curricula.decontam import build_index
 
         self.contamination = build_index(config, self.heldout)
         self.policy_version = 0
@@ -212,23 +223,24 @@ class CoEvolution:
 
     # -- round 0: the seed set
 
-    def prepare_seeds(self) -> dict[str, float]:
+    def prepare_seeds(self, evaluate_base: bool = False) -> RoundState:
         """Seed problems where the base policy succeeds within the seed band (Socratic-Zero: 30-70%).
 
-        Candidates are screened with k attempts each and chosen as a round's problems are
-        (`select_round_problems` with the seed band): the in-band ones closest to 1/2 first; if too
-        few are in band, failed and solved ones fill up to `world.seed_set_size` (reported).
-        Round 0 has this one stage, "seed".
+        Candidates (`world.seed_candidates`) are screened with k attempts each and chosen as a
+        round's problems are (`select_round_problems` with the seed band): the in-band ones closest
+        to 1/2 first; if too few are in band, failed and solved ones fill up to
+        `world.seed_set_size` (reported). With `evaluate_base` the base model (policy v0) is first
+        evaluated on the held-out set (a real model; the toy one was evaluated when it was built).
+        Round 0 has this one stage, "seed"; its state carries the metrics and that evaluation.
         """
         sel, size = self.config.selection, self.config.world.seed_set_size
         state = RoundState(round=0, start_version=0, policy_version=0, generator_version=self.generator_version)
         with self._stage("seed", state):
+            if evaluate_base:
+                self._evaluate_policy(state)
             rng = random.Random(round_seed(self.config.experiment.seed, 0, "seed-candidates"))
-            cells = [(f, level) for f in self.world.families for level in self.world.levels]
             candidates: dict[str, Problem] = {}
-            for i in range(sel.seed_candidates):
-                family, level = cells[i % len(cells)]
-                problem = self.world.sample(family, level, rng, source="seed")
+            for problem in self.world.seed_candidates(sel.seed_candidates, rng):
                 if problem.id not in self.heldout_ids:
                     candidates[problem.id] = problem
             attempts = self._attempt(list(candidates.values()), round=0)
@@ -239,11 +251,11 @@ class CoEvolution:
                 list(candidates.values()), rate, size, sel.seed_band_low, sel.seed_band_high, rng, fresh_fraction=0,
                 failed_fraction=sel.failed_fraction, solved_fraction=sel.solved_fraction)]
             banded = {pid for pid, r in rate.items() if in_band(r, sel.seed_band_low, sel.seed_band_high)}
-            self._store("append", [candidates[pid] for pid in chosen])
+            self._store("append", [self.world.screened(candidates[pid], rate[pid]) for pid in chosen])
             self._store("append", [a for pid in chosen for a in by_problem[pid]])
-            state.metrics = {"seeds": len(chosen), "seeds_in_band": sum(pid in banded for pid in chosen),
-                             "seed_candidates": len(candidates)}
-        return dict(state.metrics)
+            state.metrics.update({"seeds": len(chosen), "seeds_in_band": sum(pid in banded for pid in chosen),
+                                  "seed_candidates": len(candidates)})
+        return state
 
     # -- one round
 
@@ -288,7 +300,7 @@ class CoEvolution:
         cfg, round = self.config, s.round
         problems, by_problem = self._problems_of(s), self._attempts_by_problem(s)
         # The Learner builds its own training data (DPO pairs, GRPO groups, SFT examples) from the
-        # batch: `learner.algorithm` picks it (training/learners.py), the loop does not branch on it.
+        # batch: `learner.algorithm` picks it (roles/learner.py), the loop does not branch on it.
         batch = LearnBatch(round=round, policy_version=self.policy_version, groups=tuple(
             Group(p, self.prompt(p.question), tuple(by_problem[p.id])) for p in problems if by_problem[p.id]))
         outcome = self.roles.learner.call("learn", batch).result()
@@ -317,31 +329,33 @@ class CoEvolution:
         return set(self._store("problem_ids")) | self.heldout_ids
 
     def _teach_stage(self, s: RoundState) -> None:
-        round, metrics = s.round, s.metrics
         if not self.config.teacher.enabled:  # recipes without the Socratic Teacher (sws, static, random)
             return
         stored = set(self._store("problem_ids"))
-        taught = self.roles.teacher.call("teach", self._failures(s), stored | self.heldout_ids, round).result()
-        # Whatever the Teacher is (a model may write anything), its drafts pass the admission gate.
-        taught.problems, malformed = admission.screen_form(taught.problems, "teacher", round)
-        taught.problems, contaminated = self._decontaminate(taught.problems, "teacher", round)
-        taught.problems, screened = admission.screen(taught.problems, stored, self.heldout_ids, self.world,
-                                                     "teacher", round)
-        taught.rejected = admission.sanitize([*taught.rejected, *malformed, *contaminated, *screened])
-        self._store("append", taught.problems)
-        self._store("append", taught.rejected)
-        drafts = len(taught.problems) + len(taught.rejected)
-        metrics["teacher/accepted"] = len(taught.problems)
-        metrics["teacher/rejected"] = len(taught.rejected)
-        metrics["teacher/acceptance_rate"] = len(taught.problems) / drafts if drafts else 0.0
-        metrics["teacher/contaminated"] = len(contaminated)
-        metrics.update(admission.rejection_metrics(taught.rejected, "teacher"))
+        taught = self.roles.teacher.call("teach", self._failures(s), stored | self.heldout_ids, s.round).result()
+        s.metrics.update(self._admit(taught.problems, taught.rejected, "teacher", s.round, stored))
+
+    def _admit(self, drafts: list[Problem], rejected: list[Any], source: str, round: int,
+               stored: set[str]) -> dict[str, float]:
+        """The gate every model-written problem passes, whatever wrote it (admission.py): form,
+        decontamination, duplicates and the oracle. Stores the admitted problems and every
+        rejected draft with its reason; returns `<source>/...` counts."""
+        drafts, malformed = admission.screen_form(drafts, source, round)
+        drafts, contaminated = self._decontaminate(drafts, source, round)
+        drafts, screened = admission.screen(drafts, stored, self.heldout_ids, self.world, source, round)
+        rejected = admission.sanitize([*rejected, *malformed, *contaminated, *screened])
+        self._store("append", drafts)
+        self._store("append", rejected)
+        total = len(drafts) + len(rejected)
+        return {f"{source}/accepted": len(drafts), f"{source}/rejected": len(rejected),
+                f"{source}/acceptance_rate": len(drafts) / total if total else 0.0,
+                f"{source}/contaminated": len(contaminated), **admission.rejection_metrics(rejected, source)}
 
     def _synthesize_stage(self, s: RoundState) -> None:
         """SwS: mine weaknesses from the store's accuracy history, write `synthesis.budget` variants
         aimed at their concepts (or at uniformly drawn ones), screen them with the Solver (the
         policy just published) and keep those inside the band (synthesis.py)."""
-        from curriculum import synthesis, weakness
+        from curriculum.curricula import synthesis, weakness
 
         cfg, round = self.config.synthesis, s.round
         if not cfg.enabled:
@@ -370,13 +384,17 @@ class CoEvolution:
             s.metrics.get("generator/version", s.generator_version))
         s.metrics.update(self._label_quality(s.round))
 
-    def _evaluate_stage(self, s: RoundState) -> None:
+    def _evaluate_policy(self, s: RoundState) -> None:
+        """Greedy held-out evaluation of the Solvers' current policy into the round's state."""
         cfg = self.config
         evaluation = self.roles.solvers[0].call(
             "evaluate", self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size).result()
         s.evaluation, s.evaluation_result = evaluation.to_dict(), evaluation
         s.metrics.update(evaluation.metrics("eval"))
         s.metrics["policy_version"] = s.policy_version
+
+    def _evaluate_stage(self, s: RoundState) -> None:
+        self._evaluate_policy(s)
         s.by_source = self._store("problem_counts_by_source", s.round)
         s.metrics.update({f"problems_added/{source}": n for source, n in s.by_source.items()})
 
@@ -423,18 +441,7 @@ class CoEvolution:
         if round > gen_cfg.warmup_rounds and failures and gen_cfg.proposals_per_round:
             proposed, rejected = self.roles.generator.call(
                 "propose", [f.problem for f in failures], gen_cfg.proposals_per_round, round).result()
-            fresh, malformed = admission.screen_form(proposed, "generator", round)
-            fresh, contaminated = self._decontaminate(fresh, "generator", round)
-            fresh, screened = admission.screen(fresh, known - self.heldout_ids, self.heldout_ids, self.world,
-                                               "generator", round)
-            rejected = admission.sanitize([*rejected, *malformed, *contaminated, *screened])
-            self._store("append", fresh)
-            self._store("append", rejected)
-            total = len(fresh) + len(rejected)
-            out.update({"generator/accepted": len(fresh), "generator/rejected": len(rejected),
-                        "generator/contaminated": len(contaminated),
-                        "generator/acceptance_rate": len(fresh) / total if total else 0.0})
-            out.update(admission.rejection_metrics(rejected, "generator"))
+            out.update(self._admit(proposed, rejected, "generator", round, known - self.heldout_ids))
         return out
 
     def _decontaminate(self, problems: list[Problem], source: str, round: int) -> tuple[list[Problem], list[Any]]:
@@ -445,7 +452,7 @@ class CoEvolution:
 
     def _label_quality(self, round: int) -> dict[str, float]:
         """Agreement of this round's model-labelled answers with the world's oracle (label_quality.py)."""
-        from curriculum.label_quality import label_agreement
+        from curriculum.curricula.label_quality import label_agreement
 
         solve = getattr(self.world, "solve", None)
         if solve is None:

@@ -24,9 +24,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from curriculum.config import SynthesisConfig
-from curriculum.records import Attempt, Problem, RejectedDraft, group_by_problem
-from curriculum.selection import rate_within
-from curriculum.weakness import WeaknessReport, allocate_budget, concept_of
+from curriculum.curricula.weakness import WeaknessReport, allocate_budget, concept_of
+from curriculum.records import (
+    Attempt,
+    Problem,
+    RejectedDraft,
+    group_by_problem,
+    rate_within,
+)
 
 NAME = "synthesis"
 

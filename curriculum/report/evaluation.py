@@ -132,13 +132,14 @@ def evaluate(
     max_new_tokens: int,
     batch_size: int | None = None,
     progress: bool = False,
+    instruction: str = "",
 ) -> EvalResult:
-    """Greedy-decode every problem once and grade it against its reference answer."""
+    """Greedy-decode every problem once (its question + `instruction`) and grade it against its reference."""
     from curriculum.models import prompt_for
 
     if not problems:
         raise ValueError("evaluate() needs at least one problem")
-    prompts = [prompt_for(problem.question, engine.tokenizer) for problem in problems]
+    prompts = [prompt_for(problem.question, engine.tokenizer, instruction) for problem in problems]
     outputs = engine.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens,
                               batch_size=batch_size, progress=progress)
     completions = [samples[0] for samples in outputs]

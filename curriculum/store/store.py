@@ -33,7 +33,6 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -44,223 +43,19 @@ import pyarrow as pa
 from curriculum.errors import CurriculumError
 from curriculum.records import (
     Attempt,
-    PolicyVersion,
-    PreferencePair,
     Problem,
     Record,
-    RejectedDraft,
-    RoundStats,
+    SolveRate,
     StageRecord,
 )
+from curriculum.store import schema
 
 
 class StoreError(CurriculumError):
     """The store cannot do what was asked; the message says why and what to do."""
 
 
-# --------------------------------------------------------------------------- schema
-
-
-@dataclass(frozen=True)
-class Migration:
-    """SQL that moves the schema from ``version - 1`` to ``version``."""
-
-    version: int
-    description: str
-    statements: tuple[str, ...]
-
-
-_SCHEMA_V1 = (
-    """CREATE TABLE problems (
-        id VARCHAR PRIMARY KEY,
-        question VARCHAR NOT NULL,
-        answer VARCHAR NOT NULL,
-        solution VARCHAR NOT NULL,
-        source VARCHAR NOT NULL,
-        parent_id VARCHAR,
-        family VARCHAR NOT NULL,
-        level INTEGER,
-        concepts VARCHAR[] NOT NULL,
-        knobs MAP(VARCHAR, BIGINT) NOT NULL,
-        round_created INTEGER NOT NULL,
-        created_by VARCHAR NOT NULL,
-        model_version INTEGER
-    )""",
-    # No PRIMARY KEY on attempts.id: see the module docstring (ingest speed).
-    """CREATE TABLE attempts (
-        id VARCHAR NOT NULL,
-        problem_id VARCHAR NOT NULL,
-        policy_version INTEGER NOT NULL,
-        sample_index INTEGER NOT NULL CHECK (sample_index >= 0),
-        round INTEGER NOT NULL,
-        completion VARCHAR NOT NULL,
-        extracted_answer VARCHAR,
-        correct BOOLEAN NOT NULL,
-        reward DOUBLE NOT NULL,
-        num_tokens INTEGER NOT NULL CHECK (num_tokens >= 0),
-        logprob DOUBLE,
-        created_by VARCHAR NOT NULL
-    )""",
-    """CREATE TABLE pairs (
-        id VARCHAR PRIMARY KEY,
-        problem_id VARCHAR NOT NULL,
-        policy_version INTEGER NOT NULL,
-        round INTEGER NOT NULL,
-        prompt VARCHAR NOT NULL,
-        chosen VARCHAR NOT NULL,
-        rejected VARCHAR NOT NULL,
-        chosen_is_reference BOOLEAN NOT NULL
-    )""",
-    """CREATE TABLE policies (
-        version INTEGER PRIMARY KEY,
-        round INTEGER NOT NULL,
-        parent_version INTEGER,
-        adapter_path VARCHAR NOT NULL,
-        algorithm VARCHAR NOT NULL,
-        metrics MAP(VARCHAR, DOUBLE) NOT NULL,
-        created_at TIMESTAMP NOT NULL
-    )""",
-    """CREATE TABLE rejected (
-        id VARCHAR PRIMARY KEY,
-        source VARCHAR NOT NULL,
-        parent_id VARCHAR,
-        text VARCHAR NOT NULL,
-        reason VARCHAR NOT NULL,
-        detail VARCHAR NOT NULL,
-        round INTEGER NOT NULL,
-        created_by VARCHAR NOT NULL
-    )""",
-    """CREATE TABLE rounds (
-        round INTEGER PRIMARY KEY,
-        policy_version INTEGER NOT NULL,
-        metrics MAP(VARCHAR, DOUBLE) NOT NULL,
-        seconds MAP(VARCHAR, DOUBLE) NOT NULL,
-        created_at TIMESTAMP NOT NULL
-    )""",
-)
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema", _SCHEMA_V1),
-    Migration(2, "problems.answer_source: who labelled the reference answer", (
-        "ALTER TABLE problems ADD COLUMN answer_source VARCHAR NOT NULL DEFAULT 'oracle'",
-    )),
-    Migration(3, "stages: completed stages of each round, for resume", (
-        """CREATE TABLE stages (
-            id VARCHAR PRIMARY KEY,
-            round INTEGER NOT NULL,
-            stage VARCHAR NOT NULL,
-            state VARCHAR NOT NULL,
-            created_at TIMESTAMP NOT NULL
-        )""",
-    )),
-    # DuckDB cannot change a column's compression in place, so the table is rebuilt (one copy).
-    Migration(4, "attempts.completion compressed with zstd: checkpoints a quarter faster, file a third smaller", (
-        """CREATE TABLE attempts_v4 (
-            id VARCHAR NOT NULL,
-            problem_id VARCHAR NOT NULL,
-            policy_version INTEGER NOT NULL,
-            sample_index INTEGER NOT NULL CHECK (sample_index >= 0),
-            round INTEGER NOT NULL,
-            completion VARCHAR USING COMPRESSION zstd NOT NULL,
-            extracted_answer VARCHAR,
-            correct BOOLEAN NOT NULL,
-            reward DOUBLE NOT NULL,
-            num_tokens INTEGER NOT NULL CHECK (num_tokens >= 0),
-            logprob DOUBLE,
-            created_by VARCHAR NOT NULL
-        )""",
-        "INSERT INTO attempts_v4 BY NAME SELECT * FROM attempts",
-        "DROP TABLE attempts",
-        "ALTER TABLE attempts_v4 RENAME TO attempts",
-    )),
-)
-
-
-def supported_schema_version() -> int:
-    """The newest schema version this code knows (the last migration)."""
-    return MIGRATIONS[-1].version if MIGRATIONS else 0
-
-
-_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
-    version INTEGER PRIMARY KEY,
-    description VARCHAR NOT NULL,
-    applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp()
-)"""
-
-
-@dataclass(frozen=True)
-class _Table:
-    """How one record type maps onto one table."""
-
-    name: str
-    record: type[Record]
-    key: str
-    arrow: pa.Schema  # column order = record field order
-
-    @property
-    def columns(self) -> list[str]:
-        return self.arrow.names
-
-    @property
-    def struct(self) -> pa.StructType:
-        return pa.struct(list(self.arrow))
-
-
-_STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int32(), pa.float64(), pa.bool_()
-_TIME = pa.timestamp("us")
-_FLOAT_MAP = pa.map_(pa.string(), pa.float64())
-
-_TABLES: tuple[_Table, ...] = (
-    _Table("problems", Problem, "id", pa.schema([
-        ("id", _STR), ("question", _STR), ("answer", _STR), ("solution", _STR), ("source", _STR),
-        ("parent_id", _STR), ("family", _STR), ("level", _INT), ("concepts", pa.list_(_STR)),
-        ("knobs", pa.map_(pa.string(), pa.int64())), ("round_created", _INT), ("created_by", _STR),
-        ("model_version", _INT), ("answer_source", _STR),
-    ])),
-    _Table("attempts", Attempt, "id", pa.schema([
-        ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("sample_index", _INT),
-        ("round", _INT), ("completion", _STR), ("extracted_answer", _STR), ("correct", _BOOL),
-        ("reward", _FLOAT), ("num_tokens", _INT), ("logprob", _FLOAT), ("created_by", _STR),
-    ])),
-    _Table("pairs", PreferencePair, "id", pa.schema([
-        ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("round", _INT),
-        ("prompt", _STR), ("chosen", _STR), ("rejected", _STR), ("chosen_is_reference", _BOOL),
-    ])),
-    _Table("policies", PolicyVersion, "version", pa.schema([
-        ("version", _INT), ("round", _INT), ("parent_version", _INT), ("adapter_path", _STR),
-        ("algorithm", _STR), ("metrics", _FLOAT_MAP), ("created_at", _TIME),
-    ])),
-    _Table("rejected", RejectedDraft, "id", pa.schema([
-        ("id", _STR), ("source", _STR), ("parent_id", _STR), ("text", _STR), ("reason", _STR),
-        ("detail", _STR), ("round", _INT), ("created_by", _STR),
-    ])),
-    _Table("rounds", RoundStats, "round", pa.schema([
-        ("round", _INT), ("policy_version", _INT), ("metrics", _FLOAT_MAP), ("seconds", _FLOAT_MAP),
-        ("created_at", _TIME),
-    ])),
-    _Table("stages", StageRecord, "id", pa.schema([
-        ("id", _STR), ("round", _INT), ("stage", _STR), ("state", _STR), ("created_at", _TIME),
-    ])),
-)
-_TABLE_BY_RECORD = {table.record: table for table in _TABLES}
-_TABLE_BY_NAME = {table.name: table for table in _TABLES}
-
-for _table in _TABLES:  # the arrow layout must follow the record exactly
-    assert _table.columns == list(_table.record.model_fields), _table.name
-
-
 # --------------------------------------------------------------------------- results
-
-
-class SolveRate(NamedTuple):
-    attempts: int
-    correct: int
-    rate: float
-
-    @classmethod
-    def of(cls, attempts: Sequence[Attempt]) -> "SolveRate":
-        correct = sum(a.correct for a in attempts)
-        return cls(len(attempts), correct, correct / len(attempts))
 
 
 class Weakness(NamedTuple):
@@ -393,7 +188,7 @@ class Store:
 
     def _prepare_schema(self) -> int:
         found = self._found_schema_version()
-        supported = supported_schema_version()
+        supported = schema.supported_schema_version()
         if found > supported:
             raise StoreError(
                 f"{self.path}: schema version {found} is newer than this code supports ({supported}); "
@@ -422,11 +217,11 @@ class Store:
         return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
 
     def _migrate(self, found: int) -> None:
-        pending = [m for m in MIGRATIONS if m.version > found]
+        pending = [m for m in schema.MIGRATIONS if m.version > found]
         current = found
         self.con.begin()
         try:
-            self.con.execute(_VERSION_TABLE)
+            self.con.execute(schema.VERSION_TABLE)
             for migration in pending:
                 current = migration.version
                 for statement in migration.statements:
@@ -482,7 +277,7 @@ class Store:
             self._key_filters[name].add(hashes)
         return inserted
 
-    def _insert_new_rows(self, table: _Table, batch: pa.Table) -> tuple[int, np.ndarray]:
+    def _insert_new_rows(self, table: schema.Table, batch: pa.Table) -> tuple[int, np.ndarray]:
         """Insert the rows of ``batch`` whose key is neither stored nor repeated earlier in the batch
         (the first of a repeated key is kept); return (count, their key hashes, sorted)."""
         key_filter = self._key_filter(table)
@@ -512,13 +307,13 @@ class Store:
             self.con.unregister("_incoming")
         return batch.num_rows, ordered
 
-    def _key_filter(self, table: _Table) -> _KeyFilter:
+    def _key_filter(self, table: schema.Table) -> _KeyFilter:
         if table.name not in self._key_filters:
             hashes = self.con.execute(f"SELECT hash({table.key}) AS h FROM {table.name}").fetchnumpy()["h"]
             self._key_filters[table.name] = _KeyFilter(hashes)
         return self._key_filters[table.name]
 
-    def _keys_present(self, table: _Table, keys: pa.ChunkedArray) -> set[Any]:
+    def _keys_present(self, table: schema.Table, keys: pa.ChunkedArray) -> set[Any]:
         """Which of ``keys`` the table already holds (one scan of the key column)."""
         self.con.register("_candidates", pa.table({"k": keys}))
         try:
@@ -720,7 +515,7 @@ class Store:
         """Rows per table."""
         return {
             table.name: self.con.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0]
-            for table in _TABLES
+            for table in schema.TABLES
         }
 
     def latest_policy_version(self) -> int | None:
@@ -764,7 +559,7 @@ class Store:
         try:
             self.con.begin()
             try:
-                for table in _TABLES:
+                for table in schema.TABLES:
                     file = str(staging / f"{table.name}.parquet").replace("'", "''")
                     self.con.execute(f"COPY {table.name} TO '{file}' (FORMAT parquet)")
             finally:
@@ -818,28 +613,28 @@ def _select(table_name: str, alias: str | None = None) -> str:
     per row in Python and validating that (measured on the band query).
     """
     prefix = f"{alias}." if alias else ""
-    fields = ", ".join(f"{column} := {prefix}{column}" for column in _TABLE_BY_NAME[table_name].columns)
+    fields = ", ".join(f"{column} := {prefix}{column}" for column in schema.TABLE_BY_NAME[table_name].columns)
     return f"to_json(struct_pack({fields}))"
 
 
 def _records(table_name: str, rows: Iterable[Sequence[Any]]) -> list[Any]:
     """Records from rows whose first column is :func:`_select`'s JSON."""
-    validate_json = _TABLE_BY_NAME[table_name].record.model_validate_json
+    validate_json = schema.TABLE_BY_NAME[table_name].record.model_validate_json
     return [validate_json(row[0]) for row in rows]
 
 
-def _group_by_table(records: Sequence[Record]) -> list[tuple[_Table, list[Record]]]:
+def _group_by_table(records: Sequence[Record]) -> list[tuple[schema.Table, list[Record]]]:
     """Records grouped by table, in schema order."""
     kinds = {type(record) for record in records}
-    for kind in kinds - _TABLE_BY_RECORD.keys():
+    for kind in kinds - schema.TABLE_BY_RECORD.keys():
         index = next(i for i, record in enumerate(records) if type(record) is kind)
         raise StoreError(f"append: item {index} is a {kind.__name__}, not a store record")
     if len(kinds) == 1:  # the usual case: one Solver batch
-        return [(_TABLE_BY_RECORD[kinds.pop()], list(records))]
+        return [(schema.TABLE_BY_RECORD[kinds.pop()], list(records))]
     groups: dict[type, list[Record]] = {kind: [] for kind in kinds}
     for record in records:
         groups[type(record)].append(record)
-    return [(table, groups[table.record]) for table in _TABLES if table.record in groups]
+    return [(table, groups[table.record]) for table in schema.TABLES if table.record in groups]
 
 
 def _first_of_each(keys: list[Any]) -> np.ndarray:
@@ -848,7 +643,7 @@ def _first_of_each(keys: list[Any]) -> np.ndarray:
     return np.array([not (key in seen or seen.add(key)) for key in keys], dtype=bool)
 
 
-def _to_arrow(table: _Table, records: list[Record]) -> pa.Table:
+def _to_arrow(table: schema.Table, records: list[Record]) -> pa.Table:
     """One Arrow table from the records' attribute dicts. A key repeated in the batch
     keeps its first record: ``Store._insert_new_rows`` drops the rest, found through
     their hashes, so the common batch without repeats pays no Python set of keys.

@@ -10,13 +10,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 
-from curriculum.records import Problem
-from curriculum.store import SolveRate
-
-
-def rate_within(rate: float, low: float, high: float) -> bool:
-    """low <= rate <= high, allowing for float rounding at the edges (estimates are c/k)."""
-    return low - 1e-9 <= rate <= high + 1e-9
+from curriculum.records import Problem, SolveRate, rate_within
 
 
 def in_band(rate: SolveRate, low: float, high: float, min_attempts: int = 1) -> bool:

@@ -30,7 +30,8 @@ from typing import Any
 
 from curriculum.config import Config, load_config
 from curriculum.errors import CurriculumError
-from curriculum.rundir import atomic_write_json, atomic_write_text, is_run_dir
+from curriculum.files import atomic_write_json, atomic_write_text
+from curriculum.run.rundir import is_run_dir
 
 
 class AblationError(CurriculumError):
@@ -112,7 +113,7 @@ def _accuracies(evaluation: Any) -> dict[str, float]:
 
 def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunResult:
     """A finished run's numbers, from its results.json and the round metrics in its store."""
-    from curriculum.evaluation import EvalResult
+    from curriculum.report.evaluation import EvalResult
     from curriculum.store import Store
 
     saved = json.loads((run_dir / "results.json").read_text())
@@ -265,9 +266,9 @@ def run_ablation(paths: Sequence[str], overrides: Sequence[str], seeds: int, out
     """Run every recipe for `seeds` seeds (experiment.seed, +1, ...) one after another; see the module doc."""
     from rich.console import Console
 
-    from curriculum.runner import resume_experiment, run_experiment
-    from curriculum.rundir import run_dir_for
-    from curriculum.training.sft import pretrain
+    from curriculum.run.rundir import run_dir_for
+    from curriculum.run.runner import resume_experiment, run_experiment
+    from curriculum.training.pretrain import pretrain
 
     console = console or Console()
     if seeds < 1:

@@ -17,11 +17,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from curriculum.config import Config, GeneratorConfig, TinyModelConfig
-from curriculum.records import Problem, ProblemSource, RejectedDraft, content_id, normalize_question
-from curriculum.selection import gaussian_usefulness
+from curriculum.config import Config, GeneratorConfig, LoraConfig, TinyModelConfig
+from curriculum.curricula.selection import gaussian_usefulness
+from curriculum.records import Problem, RejectedDraft, content_id, normalize_question
+from curriculum.worlds.base import MutableWorld
 
 PROMPT_TEMPLATE = "failed: {question}\nnew:\n"
 STATE_FILE = "generator.json"
@@ -30,34 +31,57 @@ GENERATION_BATCH = 64  # sequences per generate() call
 NAME = "generator"
 
 
-class Oracle(Protocol):
-    """What `propose` needs from a world: a full problem for question text, or None."""
-
-    def problem_from_question(self, question: str, source: ProblemSource, parent_id: str | None = None,
-                              round: int = 0, created_by: str = ...) -> Problem | None: ...
-
-
 class Generator:
     """A causal LM trained on (failed problem -> new problem) pairs; `version` counts its updates."""
 
     def __init__(self, base_model_path: str | Path | None, tiny_cfg: TinyModelConfig, gen_cfg: GeneratorConfig,
-                 work_dir: str | Path, seed: int, name: str = NAME) -> None:
+                 work_dir: str | Path, seed: int, name: str = NAME, lora_cfg: LoraConfig | None = None,
+                 device: str = "cpu", dtype: str = "float32") -> None:
+        """`base_model_path` None: a fresh tiny model of `tiny_cfg`, trained in full. Otherwise that
+        model (a real one) with a LoRA adapter of `lora_cfg`, the only weights trained."""
         import torch
 
-        from curriculum.models import build_char_tokenizer, build_tiny_model, load_model_and_tokenizer
+        from curriculum.models import (
+            build_char_tokenizer,
+            build_tiny_model,
+            resolve_dtype,
+        )
 
         self.gen_cfg = gen_cfg
         self.work_dir = Path(work_dir)
         self.seed = seed
         self.name = name
         self.version = 0
+        self.base_model_path = base_model_path
+        self.lora_cfg = lora_cfg
+        self.device = device
+        self.dtype = resolve_dtype(dtype, device)
         if base_model_path is None:
             self.tokenizer = build_char_tokenizer()
             with torch.random.fork_rng(devices=[]):  # the same seed gives the same initial weights
                 torch.manual_seed(seed)
-                self.model = build_tiny_model(tiny_cfg, self.tokenizer).eval()
+                self.model = build_tiny_model(tiny_cfg, self.tokenizer).to(device).eval()
         else:
-            self.model, self.tokenizer = load_model_and_tokenizer(base_model_path)
+            self.model, self.tokenizer = self._base_with_adapter(None)
+
+    def _base_with_adapter(self, adapter: Path | None) -> tuple[Any, Any]:
+        """The real base model with a fresh LoRA adapter, or with the one saved at `adapter`."""
+        from curriculum.models import (
+            attach_lora,
+            load_adapter,
+            load_model_and_tokenizer,
+        )
+
+        if self.lora_cfg is None:
+            raise ValueError("a Generator on a real model trains a LoRA adapter: pass lora_cfg")
+        model, tokenizer = load_model_and_tokenizer(self.base_model_path, dtype=self.dtype, device=self.device)
+        if adapter is None:
+            with _kept_global_rng():
+                import torch
+
+                torch.manual_seed(self.seed)  # the LoRA A matrices are drawn at random
+                return attach_lora(model, self.lora_cfg), tokenizer
+        return load_adapter(model, adapter, trainable=True), tokenizer
 
     # ------------------------------------------------------------------ the SFT format
 
@@ -75,10 +99,12 @@ class Generator:
         The weight of a pair is `gaussian_usefulness(rate, usefulness_center, usefulness_width)`.
         No examples: nothing changes and the metrics say so.
         """
-        import torch
 
         from curriculum.training.sft import sft_args
-        from curriculum.training.weighted_sft import build_weighted_dataset, make_weighted_sft_trainer
+        from curriculum.training.weighted_sft import (
+            build_weighted_dataset,
+            make_weighted_sft_trainer,
+        )
 
         if not examples:
             return {"examples": 0.0, "loss": 0.0, "mean_weight": 0.0, "seconds": 0.0, "steps": 0.0,
@@ -96,13 +122,15 @@ class Generator:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="generator-sft-", dir=self.work_dir) as scratch, _kept_global_rng():
             args = sft_args(scratch, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                            warmup_ratio=0.0, seed=self.seed + self.version, use_cpu=not torch.cuda.is_available())
+                            warmup_ratio=0.0, seed=self.seed + self.version, use_cpu=self.device == "cpu",
+                            bf16=self.dtype == "bfloat16" and self.device != "cpu")
             trainer = make_weighted_sft_trainer(self.model, self.tokenizer, dataset, args)
             output = trainer.train()
         self.model = trainer.model.eval()
         self.model.config.use_cache = True  # the trainer turns the KV cache off; generation wants it back
         # TRL patches `forward` on the instance (fused LM head); drop it so patches do not pile up each round
-        self.model.__dict__.pop("forward", None)
+        patched = self.model.get_base_model() if self.base_model_path is not None else self.model
+        vars(patched).pop("forward", None)
         self.version += 1
         return {"examples": float(len(examples)), "loss": float(output.training_loss),
                 "mean_weight": sum(weights) / len(weights), "seconds": time.perf_counter() - start,
@@ -110,7 +138,7 @@ class Generator:
 
     # ------------------------------------------------------------------ proposing
 
-    def propose(self, parents: Sequence[Problem], n: int, world: Oracle,
+    def propose(self, parents: Sequence[Problem], n: int, world: MutableWorld,
                 round: int) -> tuple[list[Problem], list[RejectedDraft]]:
         """Sample `n` questions, each conditioned on a parent (cycling through `parents`), and
         keep those the world's oracle can solve; the rest come back as rejected drafts with
@@ -155,7 +183,7 @@ class Generator:
                 problem = world.problem_from_question(text, source="generator", parent_id=parent.id, round=round,
                                                       created_by=self.name)
                 if problem is None:
-                    reject(parent, text, "unparseable", _oracle_reason(world, text))
+                    reject(parent, text, "unparseable", world.unsolvable_reason(text))
                 else:
                     problems.append(Problem.model_validate({**problem.model_dump(), "model_version": self.version}))
         return problems, rejected
@@ -180,12 +208,13 @@ class Generator:
 
     def save(self, directory: str | Path) -> Path:
         """Model, tokenizer and version into `directory`, replacing it atomically."""
+        from curriculum.files import replace_dir_atomically
         from curriculum.models import save_model
-        from curriculum.rundir import replace_dir_atomically
 
         def write(tmp: Path) -> None:
-            save_model(self.model, self.tokenizer, tmp)
-            state = {"format": STATE_FORMAT, "version": self.version, "name": self.name}
+            save_model(self.model, self.tokenizer, tmp)  # a LoRA model saves its adapter only
+            state = {"format": STATE_FORMAT, "version": self.version, "name": self.name,
+                     "base_model": None if self.base_model_path is None else str(self.base_model_path)}
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
 
         return replace_dir_atomically(directory, write)
@@ -201,7 +230,10 @@ class Generator:
         state = json.loads(state_file.read_text())
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{state_file}: format {state.get('format')!r}, this code reads format {STATE_FORMAT}")
-        self.model, self.tokenizer = load_model_and_tokenizer(directory)
+        if self.base_model_path is None:
+            self.model, self.tokenizer = load_model_and_tokenizer(directory, device=self.device)
+        else:
+            self.model, self.tokenizer = self._base_with_adapter(directory)
         self.version = int(state["version"])
         return self
 
@@ -220,21 +252,23 @@ class GeneratorRole:
 
     KEEP = 2  # checkpoint versions kept: the newest and the one before
 
-    def __init__(self, config: Config, work_dir: str | Path) -> None:
-        from curriculum.worlds.arithmetic import ArithmeticWorld
+    def __init__(self, config: Config, work_dir: str | Path, device: str = "cpu") -> None:
+        from curriculum.worlds import make_world
 
         self.config = config
         self.work_dir = Path(work_dir)
+        self.device = device
         self.generator = self._fresh()
         saved = self._saved_versions()
         if saved:
             self.generator.load(self._folder(saved[-1]))
-        self.world = ArithmeticWorld(config.world, seed=config.experiment.seed)
+        self.world = make_world(config)
 
     def _fresh(self) -> Generator:
         config = self.config
         base = config.model.path if config.model.kind == "hf" else None
-        return Generator(base, config.model.tiny, config.generator, self.work_dir, seed=config.experiment.seed)
+        return Generator(base, config.model.tiny, config.generator, self.work_dir, seed=config.experiment.seed,
+                         lora_cfg=config.model.lora, device=self.device, dtype=config.model.dtype)
 
     def _folder(self, version: int) -> Path:
         return self.work_dir / f"v{version:04d}"
@@ -275,15 +309,6 @@ class GeneratorRole:
 
     def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]:
         return self.generator.propose(parents, n, self.world, round)
-
-
-def _oracle_reason(world: Any, text: str) -> str:
-    """Why the oracle refused `text`, where the world can say (the arithmetic parser can)."""
-    from curriculum.worlds.arithmetic import ArithmeticWorld, parse_question
-
-    if isinstance(world, ArithmeticWorld):
-        return f"oracle: {parse_question(text)[1]}"
-    return "the oracle cannot solve it"
 
 
 @contextmanager

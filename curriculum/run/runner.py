@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.config import Config, flatten
-from curriculum.faults import kill_point
-from curriculum.rundir import atomic_write_json, check_new_run_dir, create_run_dir, open_run_dir, run_dir_for
+from curriculum.files import atomic_write_json
+from curriculum.run.faults import kill_point
+from curriculum.run.rundir import (
+    check_new_run_dir,
+    create_run_dir,
+    open_run_dir,
+    run_dir_for,
+)
 
 MLFLOW_FILE = "mlflow.json"
 
@@ -40,7 +46,7 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
     run_dir = Path(run_dir)
     config = open_run_dir(run_dir)
     if expected is not None and expected != config:
-        from curriculum.rundir import RunDirError
+        from curriculum.run.rundir import RunDirError
 
         saved, given = flatten(config), flatten(expected)
         keys = sorted(k for k in saved.keys() | given.keys() if saved.get(k) != given.get(k))
@@ -59,7 +65,7 @@ def preflight(config: Config) -> None:
 
         check_model_path(config.model.path)
     if config.decontamination.enabled and config.decontamination.eval_sets:
-        from curriculum.worlds.datasets import load_named
+        from curriculum.worlds.loading import load_named
 
         for name in config.decontamination.eval_sets:
             load_named(config, name)
@@ -79,29 +85,26 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from agents import roles as factories
-    from curriculum.loop import STAGES, CoEvolution
     from curriculum.models import load_tokenizer, prompt_for
-    from curriculum.resume import RoundState
-    from curriculum.tracking import Tracker, default_tracking_uri
-    from curriculum.training.sft import pretrain
+    from curriculum.report.evaluation import EvalResult
+    from curriculum.report.tracking import Tracker, default_tracking_uri
+    from curriculum.run.loop import STAGES, CoEvolution
+    from curriculum.run.resume import RoundState
+    from curriculum.worlds import make_world
 
     console = console or Console()
-    base = pretrain(config, progress=True)
-    base_path = str(base.path)
+    base_path, base_eval = prepare_base(config)
     run_dir = make_run_dir()  # after pretraining: a failed pretraining leaves no run directory behind
     console.print(f"{'resuming' if resumed else 'run directory:'} [bold]{run_dir}[/bold]")
 
     tracker = _tracker(config, run_dir, Tracker, default_tracking_uri)
     logged = tracker.logged_steps("policy_version")
-    if 0 not in logged:
-        tracker.log_metrics({**base.evaluation.metrics("eval"), "policy_version": 0}, step=0)
 
     roles, placement = _start_roles(config, run_dir, base_path)
     status = "FAILED"
     try:
         tokenizer = load_tokenizer(base_path)
-        world = factories.make_world(config)
+        world = make_world(config)
         progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TimeElapsedColumn(), console=console, transient=True)
         bar = progress.add_task("", total=len(STAGES))
@@ -110,8 +113,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
             if stage in STAGES:
                 progress.update(bar, description=f"round {loop.round}: {stage}", completed=STAGES.index(stage))
 
-        loop = CoEvolution(config, roles, world, run_dir,
-                           prompt=lambda question: prompt_for(question, tokenizer), on_stage=on_stage)
+        loop = CoEvolution(config, roles, world, run_dir, on_stage=on_stage,
+                           prompt=lambda question: prompt_for(question, tokenizer, world.instruction))
         _restore_on_restart(roles, loop)
         state = loop.resume()
         records = [RoundState.from_json(r.state) for r in roles.store.call("stage_records").result()]
@@ -121,14 +124,20 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
             console.print(f"resuming after {where}: {state.done[-1]} (policy v{state.policy_version})")
 
         if 0 not in finished:
-            with console.status("round 0: screening seed problems with the base model"):
-                seeds = loop.prepare_seeds()
+            what = "evaluating the base model and screening" if base_eval is None else "screening"
+            with console.status(f"round 0: {what} seed problems with the base model"):
+                finished[0] = loop.prepare_seeds(evaluate_base=base_eval is None)
+            seeds = finished[0].metrics
             console.print(f"seed set: {seeds['seeds']} problems ({seeds['seeds_in_band']} inside the seed band, "
                           f"{seeds['seed_candidates']} screened)")
-        else:
-            seeds = finished[0].metrics
+        if base_eval is None:  # a real model: evaluated by the Solver in round 0
+            base_eval = EvalResult.from_dict(finished[0].evaluation)
+            console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
+        if 0 not in logged:
+            tracker.log_metrics({**base_eval.metrics("eval"), "policy_version": 0}, step=0)
         if not tracker.logged_steps("seeds/seeds"):
-            tracker.log_metrics({f"seeds/{k}": v for k, v in seeds.items()}, step=0)
+            tracker.log_metrics({f"seeds/{k}": v for k, v in finished[0].metrics.items()
+                                 if not k.startswith("eval/") and k != "policy_version"}, step=0)
         for round_, done in sorted(finished.items()):  # rounds whose metrics a crash kept from MLflow
             if round_ > 0 and round_ not in logged:
                 tracker.log_metrics(done.metrics, step=round_)
@@ -143,12 +152,12 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
             reports.append(report)
             kill_point("round:before-log", round_)
             tracker.log_metrics(report.metrics, step=round_)
-            console.print(round_table(report))
-        final = _final_evaluation(base.evaluation, reports, finished)
-        console.print(comparison_table(base.evaluation, final))
+            console.print(round_table(report, world.report_by))
+        final = _final_evaluation(base_eval, reports, finished)
+        console.print(comparison_table(base_eval, final, world.report_by))
         last_round = max([r.round for r in reports] + [r for r in finished if r > 0], default=0)
         atomic_write_json(run_dir / "results.json", {
-            "base_model": base_path, "base_eval": base.evaluation.to_dict(), "final_eval": final.to_dict(),
+            "base_model": base_path, "base_eval": base_eval.to_dict(), "final_eval": final.to_dict(),
             "rounds": last_round, "policy_version": loop.policy_version})
         if last_round:
             tracker.log_artifacts(run_dir / "checkpoints" / f"policy_v{loop.policy_version:04d}", "adapter")
@@ -163,6 +172,18 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
         _stop_roles(roles, placement)
     console.print(f"done: {run_dir}")
     return run_dir
+
+
+def prepare_base(config: Config) -> tuple[str, Any]:
+    """(base model path, its held-out evaluation or None). The toy model is built (or reused) and
+    evaluated here; a real model (`model.kind: hf`) is `model.path` as it is, evaluated by the
+    Solver in round 0."""
+    if config.model.kind == "hf":
+        return str(config.model.path), None
+    from curriculum.training.pretrain import pretrain
+
+    base = pretrain(config, progress=True)
+    return str(base.path), base.evaluation
 
 
 def _tracker(config: Config, run_dir: Path, Tracker, default_tracking_uri):
@@ -181,7 +202,7 @@ def _tracker(config: Config, run_dir: Path, Tracker, default_tracking_uri):
 
 
 def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
-    from curriculum.evaluation import EvalResult
+    from curriculum.report.evaluation import EvalResult
 
     if reports:
         return reports[-1].evaluation
@@ -204,7 +225,7 @@ def _start_roles(config: Config, run_dir: Path, base_path: str):
 
 def _stop_roles(roles, placement) -> None:
     if placement is None:
-        for role in (roles.solvers + [roles.teacher, roles.learner, roles.generator]):
+        for role in (roles.solvers + [roles.teacher, roles.learner, roles.generator]):  # None: not in the recipe
             verifier = getattr(getattr(role, "target", None), "verifier", None)
             if verifier is not None:
                 verifier.close()
@@ -230,74 +251,111 @@ def _restore_on_restart(roles, loop) -> None:
 def local_roles(config: Config, run_dir: Path, base_path: str):
     """Every role as a plain object in this process (`ray.in_process=true`): the same factories
     as the actors, no Ray. For debugging and for the crash tests, which kill the whole run."""
-    from agents import roles as factories
-    from curriculum.loop import LocalRole, Roles
+    from curriculum.run.loop import LocalRole
 
-    checkpoints = run_dir / "checkpoints"
-    store = LocalRole(factories.make_store(str(run_dir / "store.duckdb")))
-    solvers = [LocalRole(factories.make_solver(config, base_path, f"solver-{i}"))
-               for i in range(config.ray.solver.count)]
-    teacher = LocalRole(factories.make_teacher(config))
-    learner = LocalRole(factories.make_learner(config, base_path, str(checkpoints / "learner")))
-    generator = None
-    if config.generator.enabled:
-        generator = LocalRole(factories.make_generator(config, str(checkpoints / "generator")))
-    return Roles(store, solvers, teacher, learner, generator)
+    return _build_roles(_role_factories(config, run_dir, base_path), lambda role, factory: LocalRole(factory()))
 
 
 def start_roles(config: Config, run_dir: Path, base_path: str):
     """Place one actor per role (solvers: `ray.solver.count`) in a placement group."""
-    from agents import cluster, roles as factories
-    from curriculum.loop import Roles
+    from agents import cluster
 
-    ray_cfg = config.ray
-    wanted = [("store", ray_cfg.store), ("solver", ray_cfg.solver), ("teacher", ray_cfg.teacher),
-              ("learner", ray_cfg.learner)]
-    if config.generator.enabled:
-        wanted.append(("generator", ray_cfg.generator))
-    placement = cluster.Placement(ray_cfg, wanted)
-    checkpoints = run_dir / "checkpoints"
-    store = placement.spawn("store", ray_cfg.store, partial(factories.make_store, str(run_dir / "store.duckdb")))
-    solvers = [placement.spawn("solver", ray_cfg.solver, partial(factories.make_solver, config, base_path, f"solver-{i}"))
-               for i in range(ray_cfg.solver.count)]
-    teacher = placement.spawn("teacher", ray_cfg.teacher, partial(factories.make_teacher, config))
-    learner = placement.spawn("learner", ray_cfg.learner,
-                              partial(factories.make_learner, config, base_path, str(checkpoints / "learner")))
-    generator = None
-    if config.generator.enabled:
-        generator = placement.spawn("generator", ray_cfg.generator,
-                                    partial(factories.make_generator, config, str(checkpoints / "generator")))
-    return Roles(store, solvers, teacher, learner, generator), placement
+    factories = _role_factories(config, run_dir, base_path)
+    placement = cluster.Placement(config.ray, [(_RESOURCES[field], getattr(config.ray, _RESOURCES[field]))
+                                               for field, made in factories.items() if made is not None])
+
+    def spawn(role: str, factory) -> Any:  # in the order the bundles were listed
+        return placement.spawn(role, getattr(config.ray, role), factory)
+
+    return _build_roles(factories, spawn), placement
 
 
-def round_table(report):
+def _build_roles(factories: dict[str, Any], make):
+    """`Roles` from `_role_factories`, each role built by `make(role name, factory)`."""
+    from curriculum.run.loop import Roles
+
+    def build(field: str, made: Any) -> Any:
+        if made is None:
+            return None
+        if isinstance(made, list):
+            return [make(_RESOURCES[field], factory) for factory in made]
+        return make(_RESOURCES[field], made)
+
+    return Roles(**{field: build(field, made) for field, made in factories.items()})
+
+
+_RESOURCES = {"store": "store", "solvers": "solver", "teacher": "teacher", "learner": "learner",
+              "generator": "generator"}  # Roles field -> its `ray.<role>` section
+
+
+def _role_factories(config: Config, run_dir: Path, base_path: str) -> dict[str, Any]:
+    """Per `Roles` field, the picklable factory that builds it (a list for the Solvers, None for a
+    role the recipe leaves out), each told its device from `ray.<role>.num_gpus`."""
+    from agents import roles as factories
+    from agents.cluster import device_for
+
+    ray_cfg, checkpoints = config.ray, run_dir / "checkpoints"
+    return {
+        "store": partial(factories.make_store, str(run_dir / "store.duckdb")),
+        "solvers": [partial(factories.make_solver, config, base_path, f"solver-{i}", device_for(ray_cfg.solver))
+                    for i in range(ray_cfg.solver.count)],
+        "teacher": partial(factories.make_teacher, config) if config.teacher.enabled else None,
+        "learner": partial(factories.make_learner, config, base_path, str(checkpoints / "learner"),
+                           device_for(ray_cfg.learner)),
+        "generator": partial(factories.make_generator, config, str(checkpoints / "generator"),
+                             device_for(ray_cfg.generator)) if config.generator.enabled else None,
+    }
+
+
+def accuracy_groups(evaluation, report_by: str) -> dict[str, float]:
+    """Held-out accuracy per difficulty level (L1, L2, ...) or per benchmark (family)."""
+    if report_by == "family":
+        return dict(evaluation.by_family)
+    levels = sorted(evaluation.by_level, key=lambda level: -1 if level is None else level)
+    return {f"L{'?' if level is None else level}": evaluation.by_level[level] for level in levels}
+
+
+def accuracy_table(evaluation, report_by: str, title: str):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    groups = accuracy_groups(evaluation, report_by)
+    for name in groups:
+        table.add_column(name, justify="right")
+    table.add_column("all", justify="right")
+    table.add_row(*[f"{100 * value:.1f}" for value in groups.values()], f"{100 * evaluation.accuracy:.1f}")
+    return table
+
+
+def round_table(report, report_by: str = "level"):
     from rich.table import Table
 
     table = Table(title=f"round {report.round}  (policy v{report.policy_version})", title_justify="left")
-    levels = sorted(report.evaluation.by_level)
-    for level in levels:
-        table.add_column(f"L{level}", justify="right")
+    groups = accuracy_groups(report.evaluation, report_by)
+    for name in groups:
+        table.add_column(name, justify="right")
     table.add_column("all", justify="right")
     table.add_column("added", justify="left")
     table.add_column("seconds", justify="left")
     added = ", ".join(f"{k} {v}" for k, v in sorted(report.problems_by_source.items())) or "-"
     seconds = ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items())
-    table.add_row(*[f"{100 * report.evaluation.by_level[lv]:.0f}" for lv in levels],
+    table.add_row(*[f"{100 * value:.0f}" for value in groups.values()],
                   f"{100 * report.evaluation.accuracy:.0f}", added, seconds)
     return table
 
 
-def comparison_table(base, final):
+def comparison_table(base, final, report_by: str = "level"):
     from rich.table import Table
 
     table = Table(title="held-out accuracy %: base model vs final policy", title_justify="left")
-    table.add_column("level")
+    table.add_column("level" if report_by == "level" else "benchmark")
     table.add_column("base", justify="right")
     table.add_column("final", justify="right")
     table.add_column("change", justify="right")
-    for level in sorted(base.by_level):
-        b, f = 100 * base.by_level[level], 100 * final.by_level.get(level, 0.0)
-        table.add_row(f"L{level}", f"{b:.1f}", f"{f:.1f}", f"{f - b:+.1f}")
+    finals = accuracy_groups(final, report_by)
+    for name, value in accuracy_groups(base, report_by).items():
+        b, f = 100 * value, 100 * finals.get(name, 0.0)
+        table.add_row(name, f"{b:.1f}", f"{f:.1f}", f"{f - b:+.1f}")
     table.add_row("all", f"{100 * base.accuracy:.1f}", f"{100 * final.accuracy:.1f}",
                   f"{100 * (final.accuracy - base.accuracy):+.1f}")
     return table

@@ -1,0 +1,177 @@
+"""The one Learner base class: the student's LoRA adapter on a frozen base model.
+
+Every algorithm (DPO, GRPO, SFT; `learner.algorithm`, see `roles/learner.py`) is a subclass that
+brings its own `learn(batch)`: it builds its training data from the round's graded attempts and
+runs one TRL trainer on the adapter. What they share lives here:
+
+- the base model (on the device the Learner's actor was given) with a fresh LoRA adapter;
+- one AdamW optimizer that carries over from round to round (each round's TRL trainer is handed
+  it), so DPO or GRPO on a few hundred examples per round is one long optimisation in chunks;
+- atomic publish/restore of the adapter together with the optimizer state.
+
+A published version is a folder with the adapter (PEFT `save_pretrained`) and `optimizer.pt`,
+written to a temporary sibling and renamed into place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from curriculum.config import LearnerConfig, LoraConfig
+from curriculum.errors import CurriculumError
+from curriculum.training.batch import LearnBatch, LearnOutcome
+
+OPTIMIZER_FILE = "optimizer.pt"
+# The adapter name TRL gives its frozen copy of a PeftModel's adapter (see `_use_base_as_reference`).
+TRL_REFERENCE_ADAPTER = "ref"
+
+
+class LearnerStateError(CurriculumError, ValueError):
+    """A published Learner folder that cannot be restored into this Learner."""
+
+
+class PolicyLearner(ABC):
+    """Holds the student's LoRA adapter and optimizer; subclasses implement `learn`."""
+
+    def __init__(self, base_model_path: str | Path, lora_cfg: LoraConfig, learner_cfg: LearnerConfig,
+                 work_dir: str | Path, seed: int, dtype: str = "float32", device: str = "cpu",
+                 progress: bool = False) -> None:
+        import torch
+        from transformers import set_seed
+
+        from curriculum.models import (
+            attach_lora,
+            load_model_and_tokenizer,
+            resolve_dtype,
+        )
+
+        self.learner_cfg = learner_cfg
+        self.work_dir = Path(work_dir)
+        self.seed = seed
+        self.progress = progress
+        self.use_cpu = device == "cpu"
+        self.dtype = resolve_dtype(dtype, device)
+        set_seed(seed)  # the LoRA A matrices are drawn at random
+        base, self.tokenizer = load_model_and_tokenizer(base_model_path, dtype=self.dtype, device=device)
+        self.model = attach_lora(base, lora_cfg)
+        # The optimizer belongs to the Learner, not to a round's trainer: DPO on a few pairs per
+        # round is one long optimisation split into chunks, and Adam's moment estimates (and its
+        # bias-correction step count) are what keep the step size sane at the start of each
+        # chunk. A fresh AdamW every round would restart with bias-corrected first steps of
+        # full size `lr` in a direction estimated from a single batch.
+        self.optimizer = torch.optim.AdamW(self._trainable_parameters(), lr=learner_cfg.learning_rate,
+                                           weight_decay=0.0)
+        self.last_log_history: list[dict[str, float]] = []  # TRL's per-step logs of the last update
+
+    @abstractmethod
+    def learn(self, batch: LearnBatch) -> LearnOutcome:
+        """One round of training on the round's graded attempts."""
+
+    # ------------------------------------------------------------------------- for subclasses
+
+    @property
+    def trainer_precision(self) -> dict[str, Any]:
+        """TRL/transformers precision arguments: bf16 autocast for a bf16 model on a GPU."""
+        return {"use_cpu": self.use_cpu, "bf16": self.dtype == "bfloat16" and not self.use_cpu,
+                "fp16": self.dtype == "float16" and not self.use_cpu}
+
+    def _run_trainer(self, trainer: Any) -> int:
+        """Run one round's TRL trainer on the adapter; keep its per-step logs; return its steps."""
+        try:
+            trainer.train()
+            self.last_log_history = [entry for entry in trainer.state.log_history if "loss" in entry]
+            return trainer.state.global_step
+        finally:
+            # TRL's trainers replace the base model's `forward` by a wrapper (their fused LM
+            # head) on every construction; drop it so the wrappers do not pile up round after round.
+            vars(self.model.get_base_model()).pop("forward", None)
+            self.model.eval()
+
+    def _use_base_as_reference(self) -> None:
+        """Make the base model (adapter off) the reference policy of this round's trainer.
+
+        Handed a PeftModel and no ref_model, TRL 1.16's DPOTrainer (and GRPOTrainer with beta > 0) adds a frozen copy of the
+        current adapter named "ref" and uses it as the reference: from round 2 on that would
+        anchor each round to the previous policy instead of the base. Without that copy TRL
+        computes the reference with the adapter disabled, i.e. the base model.
+        """
+        if TRL_REFERENCE_ADAPTER in self.model.peft_config:
+            self.model.delete_adapter(TRL_REFERENCE_ADAPTER)
+        self.model.set_adapter("default")
+
+    @property
+    def optimizer_steps(self) -> int:
+        """AdamW steps taken over the whole run (continues across rounds and restores)."""
+        states = [self.optimizer.state[p] for group in self.optimizer.param_groups for p in group["params"]]
+        return max((int(state["step"]) for state in states if "step" in state), default=0)
+
+    def _trainable_parameters(self) -> list[Any]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _trainable_shapes(self) -> list[list[Any]]:
+        """Name and shape of every trainable parameter, in the optimizer's order."""
+        return [[name, list(p.shape)] for name, p in self.model.named_parameters() if p.requires_grad]
+
+    # ------------------------------------------------------------------------- publish / restore
+
+    def publish(self, version: int, directory: str | Path) -> str:
+        """Save the adapter and optimizer state to `directory` atomically; returns its path.
+
+        The folder is complete or absent, never half-written; an existing one is replaced.
+        """
+        import torch
+
+        from curriculum.files import replace_dir_atomically
+
+        def write(tmp: Path) -> None:
+            self.model.save_pretrained(str(tmp))
+            torch.save({"version": version, "parameters": self._trainable_shapes(),
+                        "optimizer": self.optimizer.state_dict()}, tmp / OPTIMIZER_FILE)
+
+        # An existing folder (a resumed run publishing the same version again) is replaced.
+        return str(replace_dir_atomically(directory, write))
+
+    def restore(self, directory: str | Path) -> int:
+        """Load adapter weights and optimizer state published by `publish`; returns the version."""
+        import torch
+        from peft import set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+
+        directory = Path(directory)
+        optimizer_file = directory / OPTIMIZER_FILE
+        if not (directory / "adapter_config.json").is_file() or not optimizer_file.is_file():
+            raise LearnerStateError(f"'{directory}' is not a published Learner folder "
+                                    f"(needs adapter_config.json and {OPTIMIZER_FILE})")
+        state = torch.load(optimizer_file, map_location="cpu", weights_only=True)
+        if state["parameters"] != self._trainable_shapes():
+            raise LearnerStateError(f"'{directory}' holds an adapter of another shape "
+                                    f"(model.lora differs from the run that published it)")
+        # Copy into the existing parameters so the optimizer keeps pointing at them.
+        weights = load_peft_weights(str(directory), device=str(self.model.device))
+        result = set_peft_model_state_dict(self.model, weights)
+        if result.unexpected_keys:
+            raise LearnerStateError(f"'{directory}': unexpected adapter weights {result.unexpected_keys[:3]}")
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the learning rate comes from the config, not the file
+            group["lr"] = group["initial_lr"] = self.learner_cfg.learning_rate
+        self.model.eval()
+        return int(state["version"])
+
+
+@contextmanager
+def quiet_datasets(quiet: bool) -> Iterator[None]:
+    """No "Tokenizing train dataset" bars when the run is quiet."""
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    if quiet and was_on:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if quiet and was_on:
+            datasets.enable_progress_bars()

@@ -1,0 +1,83 @@
+"""The dataset world: real problem sets (GSM8K train, MATH, a user's JSONL/Parquet/HF set).
+
+- Seeds: the problems of `world.seed_sets` (entries of `datasets`), minus any question that is
+  also held out; round 0 screens `selection.seed_candidates` of them, drawn by `experiment.seed`.
+- Held out: from each benchmark in `world.heldout_sets`, that many problems (0: all), drawn by
+  `experiment.seed`; a problem's family is its benchmark, so tables show one row per benchmark.
+- Levels: the data's level field where its `datasets` entry names one (MATH's "Level 3"); else
+  the base model's solve rate at screening decides (`world.level_edges`: 1 + the number of
+  edges above the rate, so 1.0 -> 1 and 0 -> 5 with the default edges).
+- Concepts: the subject/type field, so weakness mining groups real problems by subject.
+- Answers: the dataset's reference answers (`answer_source="dataset"`), graded by the verifier.
+
+This world has no oracle and no mutation operators: the symbolic Teacher, SwS synthesis and the
+Generator cannot run in it (the config says so).
+"""
+
+from __future__ import annotations
+
+import random
+from functools import cached_property
+
+from curriculum.config import Config
+from curriculum.records import Problem, SolveRate
+
+
+class DatasetWorld:
+    name = "dataset"
+    report_by = "family"
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.seed = config.experiment.seed
+        self.extraction = config.world.answer_extraction
+        self.instruction = config.world.answer_instruction
+
+    def heldout(self) -> list[Problem]:
+        return list(self._heldout)
+
+    @cached_property
+    def _heldout(self) -> list[Problem]:
+        from curriculum.worlds.loading import load_named
+
+        problems: list[Problem] = []
+        for name, size in self.config.world.heldout_sets.items():
+            pool = _distinct(load_named(self.config, name))
+            if size and size < len(pool):
+                rng = random.Random(f"dataset:{self.seed}:heldout:{name}")
+                pool = [pool[i] for i in sorted(rng.sample(range(len(pool)), size))]
+            problems += pool
+        return problems
+
+    @cached_property
+    def seed_pool(self) -> list[Problem]:
+        """Every seed-set problem whose question is not held out, once each, in file order."""
+        from curriculum.worlds.loading import load_named
+
+        held = {p.id for p in self._heldout}
+        pool = [p for name in self.config.world.seed_sets for p in load_named(self.config, name)]
+        return [p.model_copy(update={"source": "seed"}) for p in _distinct(pool) if p.id not in held]
+
+    def seed_candidates(self, n: int, rng: random.Random) -> list[Problem]:
+        pool = self.seed_pool
+        if n >= len(pool):
+            return list(pool)
+        return [pool[i] for i in sorted(rng.sample(range(len(pool)), n))]
+
+    def screened(self, problem: Problem, rate: SolveRate) -> Problem:
+        if problem.level is not None:
+            return problem
+        return problem.model_copy(update={"level": level_from_rate(rate.rate, self.config.world.level_edges)})
+
+
+def level_from_rate(rate: float, edges: list[float]) -> int:
+    """1 + the number of edges above `rate`: the less the base model solves, the higher the level."""
+    return 1 + sum(rate < edge - 1e-9 for edge in edges)
+
+
+def _distinct(problems: list[Problem]) -> list[Problem]:
+    """The first problem of each id (a question repeated in a file is one problem)."""
+    first: dict[str, Problem] = {}
+    for problem in problems:
+        first.setdefault(problem.id, problem)
+    return list(first.values())
