@@ -10,6 +10,7 @@ from curriculum.config import (  # importing curriculum turns Ray usage stats of
     RayConfig,
     RoleResources,
 )
+from curriculum.errors import CurriculumError
 
 
 def start_ray(config: RayConfig) -> None:
@@ -34,6 +35,23 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
+ROLE_SECTIONS = ("store", "solver", "teacher", "generator", "learner")
+
+
+def on_available_devices(config: RayConfig) -> tuple[RayConfig, str | None]:
+    """`config`, or a copy with every role on CPU when the cluster has no GPU at all (a GPU recipe
+    on a laptop), with the one line that says so."""
+    import ray
+
+    wanted = {name: getattr(config, name).num_gpus for name in ROLE_SECTIONS if getattr(config, name).num_gpus > 0}
+    if not wanted or ray.cluster_resources().get("GPU", 0) > 0:
+        return config, None
+    cpu_only = config.model_copy(update={name: getattr(config, name).model_copy(update={"num_gpus": 0.0})
+                                         for name in wanted})
+    asked = ", ".join(f"ray.{name}.num_gpus={value:g}" for name, value in wanted.items())
+    return cpu_only, f"the Ray cluster has no GPU: {asked} run on CPU instead"
+
+
 def device_for(resources: RoleResources) -> str:
     """Where a role's model runs: on the GPU(s) Ray assigns its actor when it asks for any."""
     return "cuda" if resources.num_gpus > 0 else "cpu"
@@ -43,12 +61,25 @@ def threads_for(resources: RoleResources) -> int:
     return max(1, int(resources.num_cpus)) if resources.num_cpus >= 1 else (os.cpu_count() or 1)
 
 
+def _summary(resources: dict[str, float]) -> str:
+    return ", ".join(f"{key} {resources.get(key, 0):g}" for key in ("CPU", "GPU"))
+
+
+def _check_fits(bundles: list[dict[str, float]], cluster: dict[str, float]) -> None:
+    """More CPUs or GPUs than the whole cluster has is a config error, said at once."""
+    for key in ("CPU", "GPU"):
+        needed = sum(bundle.get(key, 0.0) for bundle in bundles)
+        if needed > cluster.get(key, 0.0) + 1e-6:
+            raise CurriculumError(f"the roles ask for {needed:g} {key}s in all (ray.<role>.count x num_{key.lower()}s) "
+                                  f"but the Ray cluster has {cluster.get(key, 0.0):g}; lower them or set ray.num_cpus")
+
+
 class Placement:
     """One placement group holding a bundle per actor, so a role's CPUs/GPUs are reserved
     together (strategy from config) and no device id is written into the code."""
 
     def __init__(self, config: RayConfig, roles: list[tuple[str, RoleResources]]):
-        from ray.util.placement_group import placement_group
+        from ray.util.placement_group import placement_group, remove_placement_group
 
         self.max_restarts = config.max_restarts
         self.names: list[str] = []
@@ -59,10 +90,18 @@ class Placement:
                 bundles.append({"CPU": resources.num_cpus, "GPU": resources.num_gpus})
         # Ray refuses an all-zero bundle; a tiny CPU share keeps zero-CPU roles placeable.
         bundles = [{k: v for k, v in b.items() if v > 0} or {"CPU": 0.001} for b in bundles]
-        self.group = placement_group(bundles, strategy=config.placement_strategy)
         import ray
 
-        ray.get(self.group.ready(), timeout=120)
+        _check_fits(bundles, ray.cluster_resources())
+        self.group = placement_group(bundles, strategy=config.placement_strategy)
+        try:
+            ray.get(self.group.ready(), timeout=config.placement_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            remove_placement_group(self.group)
+            raise CurriculumError(f"the Ray cluster could not place the roles' bundles {bundles} with strategy "
+                                  f"{config.placement_strategy} within {config.placement_timeout_s:g} s (cluster "
+                                  f"resources {_summary(ray.cluster_resources())}); lower ray.<role>.num_cpus/num_gpus "
+                                  "or add nodes") from None
         self._next = 0
 
     def spawn(self, name: str, resources: RoleResources, factory: Callable[[], Any]) -> Any:

@@ -278,11 +278,18 @@ class GRPOSettings(Section):
     """GRPO on the Solver's groups: one group = the `solver.attempts` graded attempts at one problem."""
 
     groups_per_step: int = Field(default=4, ge=1, description="problems (groups) per optimizer step")
-    # SwS's online difficulty filter: a group whose solve rate is outside the band (with 8 samples,
-    # [1/8, 7/8]: all right or all wrong) has zero advantage everywhere, so it is dropped and the
-    # batch is refilled from the rest of the round's (oversampled) groups. Multiples of 1/solver.attempts.
-    filter_low: float = Field(default=0.125, ge=0, le=1)
-    filter_high: float = Field(default=0.875, ge=0, le=1)
+    # SwS's online difficulty filter: a group whose solve rate is outside the band has zero
+    # advantage everywhere (all right or all wrong), so it is dropped and the batch is refilled from
+    # the rest of the round's (oversampled) groups. Multiples of 1/solver.attempts; the default
+    # (None) is 1/k and 1 - 1/k, i.e. [0.125, 0.875] with 8 samples: drop all-right and all-wrong.
+    filter_low: float | None = Field(default=None, ge=0, le=1, description="default: 1/solver.attempts")
+    filter_high: float | None = Field(default=None, ge=0, le=1, description="default: 1 - 1/solver.attempts")
+
+    def band(self, attempts: int) -> tuple[float, float]:
+        """(low, high) of the filter for groups of `attempts` samples."""
+        low = 1 / attempts if self.filter_low is None else self.filter_low
+        high = 1 - 1 / attempts if self.filter_high is None else self.filter_high
+        return low, high
     kl_beta: float = Field(default=0.0, ge=0, description="KL weight to the base model (TRL beta); 0: no reference")
     epsilon: float = Field(default=0.2, gt=0, description="PPO clip range")
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
@@ -361,6 +368,8 @@ class RayConfig(Section):
     address: str | None = Field(default=None, description="join this cluster; default: a local one")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local cluster")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    placement_timeout_s: float = Field(default=300.0, gt=0, description="how long to wait for the cluster to "
+                                       "place every role (nodes joining an autoscaling cluster)")
     in_process: bool = Field(default=False, description="run every role in the driver process, without Ray "
                                                         "(debugging, tests)")
     max_restarts: int = Field(default=3, ge=0, description="times Ray restarts a dead role actor; the call it "
@@ -470,6 +479,8 @@ class Config(Section):
                 raise ValueError(f"learner.algorithm=grpo needs solver.attempts >= 2 (a group), got {k}")
             bands.append(("learner.grpo", self.learner.grpo, "filter_low", "filter_high"))
         for prefix, section, low, high in bands:
+            if getattr(section, low) is None or getattr(section, high) is None:
+                continue  # the GRPO filter's default band is made of multiples of 1/k
             if getattr(section, low) > getattr(section, high):
                 raise ValueError(f"{prefix}.{low}={getattr(section, low)} is above {prefix}.{high}={getattr(section, high)}")
             for name in (low, high):

@@ -111,3 +111,15 @@ def synthetic_run(tmp_path):
         store.export_parquet(run_dir / "snapshots" / "round_0002")
     problems = {"seed": seed, "other": other, "child": child, "grandchild": grandchild, "sibling": sibling}
     return run_dir, problems
+
+
+# --------------------------------------------------------------------------- a real-model fixture
+
+
+@pytest.fixture(scope="session")
+def random_qwen(tmp_path_factory) -> Path:
+    """A small random-weight Qwen2 with a byte-level BPE tokenizer trained on GSM8K train and a
+    ChatML template (curriculum/testing/random_qwen.py): an ordinary HF folder, built in seconds."""
+    from curriculum.testing.random_qwen import build
+
+    return build(tmp_path_factory.mktemp("models") / "random-qwen")

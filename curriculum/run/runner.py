@@ -217,7 +217,10 @@ def _start_roles(config: Config, run_dir: Path, base_path: str):
 
     cluster.start_ray(config.ray)
     try:
-        return start_roles(config, run_dir, base_path)
+        ray_cfg, note = cluster.on_available_devices(config.ray)
+        if note:
+            print(f"note: {note}")
+        return start_roles(config.model_copy(update={"ray": ray_cfg}), run_dir, base_path)
     except BaseException:
         cluster.stop_ray()
         raise

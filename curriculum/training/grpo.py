@@ -131,7 +131,7 @@ class GRPOLearner(PolicyLearner):
         cfg = self.learner_cfg
         need = cfg.steps_per_round * cfg.grpo.groups_per_step if cfg.steps_per_round else None
         pool = [g for g in batch.groups if len(g.attempts) >= self.group_size]
-        filtered = difficulty_filter(pool, cfg.grpo.filter_low, cfg.grpo.filter_high, need)
+        filtered = difficulty_filter(pool, *cfg.grpo.band(self.group_size), need)
         metrics = self.update_groups(filtered.kept, batch.round)
         metrics.update(groups_pool=float(len(pool)), groups_kept=float(len(filtered.kept)),
                        groups_dropped=float(len(filtered.dropped)), groups_unused=float(len(filtered.unused)),

@@ -58,7 +58,8 @@ def test_the_recipes_have_equal_compute_and_unequal_ones_are_refused():
 
 def test_config_checks_of_the_new_sections():
     with pytest.raises(ConfigError, match=r"learner.grpo.filter_low=0.125 is not a multiple of 1/solver.attempts"):
-        load_config(RECIPES[1], ["solver.attempts=4"])
+        load_config(RECIPES[1], ["solver.attempts=4", "learner.grpo.filter_low=0.125"])
+    load_config(RECIPES[1], ["solver.attempts=4"])  # the default filter band follows k: [1/4, 3/4]
     load_config(RECIPES[1], ["solver.attempts=4", "learner.grpo.filter_low=0.25", "learner.grpo.filter_high=0.75"])
     load_config(RECIPES[0], ["solver.attempts=4"])  # the GRPO band is not checked for a DPO recipe
     with pytest.raises(ConfigError, match="synthesis.budget=64 must be below loop.problems_per_round=64"):
