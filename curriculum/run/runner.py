@@ -211,19 +211,30 @@ def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
 
 
 def _start_roles(config: Config, run_dir: Path, base_path: str):
-    if config.ray.in_process:
-        return local_roles(config, run_dir, base_path), None
     from agents import cluster
 
+    if config.ray.in_process:
+        import torch
+
+        return local_roles(_on_available_devices(config, torch.cuda.device_count()), run_dir, base_path), None
     cluster.start_ray(config.ray)
     try:
-        ray_cfg, note = cluster.on_available_devices(config.ray)
-        if note:
-            print(f"note: {note}")
-        return start_roles(config.model_copy(update={"ray": ray_cfg}), run_dir, base_path)
+        import ray
+
+        config = _on_available_devices(config, ray.cluster_resources().get("GPU", 0))
+        return start_roles(config, run_dir, base_path)
     except BaseException:
         cluster.stop_ray()
         raise
+
+
+def _on_available_devices(config: Config, gpus: float) -> Config:
+    from agents import cluster
+
+    ray_cfg, note = cluster.on_available_devices(config.ray, gpus)
+    if note:
+        print(f"note: {note}")
+    return config.model_copy(update={"ray": ray_cfg})
 
 
 def _stop_roles(roles, placement) -> None:
