@@ -58,15 +58,19 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
 
 
 def preflight(config: Config) -> None:
-    """Check what the run will read (model path, evaluation data sets) before anything is
+    """Check what the run will read (model path, the world's data, evaluation data sets) before anything is
     written: a bad path or a malformed data file fails here with one line, leaving nothing behind."""
     if config.model.kind == "hf":
         from curriculum.models import check_model_path
 
         check_model_path(config.model.path)
-    if config.decontamination.enabled and config.decontamination.eval_sets:
-        from curriculum.worlds.loading import load_named
+    from curriculum.worlds import make_world
+    from curriculum.worlds.loading import load_named
 
+    make_world(config).heldout()  # a dataset world reads its held-out sets (and its seed pool) here
+    for name in config.world.seed_sets:
+        load_named(config, name)
+    if config.decontamination.enabled:
         for name in config.decontamination.eval_sets:
             load_named(config, name)
 

@@ -112,3 +112,10 @@ def test_what_a_dataset_world_cannot_host_is_a_one_line_config_error(override, m
 def test_config_errors_are_raised_before_anything_heavy():
     with pytest.raises(ConfigError, match="teacher.kind=symbolic needs"):
         load_config(RECIPE, ["teacher.enabled=true"])
+
+
+def test_the_math_dpo_recipe_reads_levels_and_subjects_from_its_seed_pool():
+    config = load_config(ROOT / "configs/math_dpo_qwen.yaml", ["world.seed_sets=[math500]", "world.heldout_sets=[gsm8k]"])
+    assert config.learner.algorithm == "dpo" and config.world.name == "dataset"
+    pool = make_world(config).seed_pool  # MATH-500 stands in for MATH train (the hub is out of reach here)
+    assert {p.level for p in pool} == {1, 2, 3, 4, 5} and len({p.concepts[0] for p in pool}) == 7
