@@ -257,6 +257,20 @@ def _base_model_lines(results: Sequence[RunResult]) -> list[str]:
             + ", ".join(f"seed {seed} `{next(iter(models))}`" for seed, models in sorted(by_seed.items())) + "."]
 
 
+def _per_seed_table(by_recipe: dict[str, list[RunResult]], seeds: Sequence[int]) -> list[str]:
+    """Final overall accuracy per recipe and seed: the recipes of a seed share its base model and
+    held-out set, so differences within a column are paired."""
+    if not any(by_recipe.values()):
+        return []
+    lines = ["", "## Final held-out accuracy per seed (%, overall; a column shares base model and held-out set)", "",
+             "| recipe | " + " | ".join(f"seed {seed}" for seed in seeds) + " |", "|---|" + "---:|" * len(seeds)]
+    for name, runs in by_recipe.items():
+        final = {r.seed: r.final["overall"] for r in runs}
+        lines.append(f"| {name} | " + " | ".join(f"{100 * final[seed]:.1f}" if seed in final else "-"
+                                                 for seed in seeds) + " |")
+    return lines
+
+
 def _seconds_table(by_recipe: dict[str, list[RunResult]]) -> list[str]:
     """Wall seconds per stage group (mean ± std over seeds), with the Teacher + Generator share."""
     runs = [r for rs in by_recipe.values() for r in rs]
@@ -323,6 +337,7 @@ def results_markdown(results: Sequence[RunResult], recipes: Sequence[str], comma
             cells = [_pm([r.accuracy_by_round[i] for r in runs if i < len(r.accuracy_by_round)])
                      for i in range(rounds)]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _per_seed_table(by_recipe, seeds)
     lines += _seconds_table(by_recipe)
     lines += ["", "![held-out accuracy per round](accuracy.png)", "",
               "Runs: " + ", ".join(f"`{r.run_dir}`" for r in results), ""]

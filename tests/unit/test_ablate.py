@@ -149,6 +149,7 @@ def test_results_table_and_picture(tmp_path):
     # seconds per stage group: generation 30 and 31 s; teacher 20 of 80 and 81 s total (25.0%, 24.7%)
     assert "| sws | 30 ± 1 | 20 ± 0 | 20 ± 0 | 5 ± 0 | 4 ± 0 | 1 ± 0 | 80 ± 1 | 24.8 ± 0.2% |" in text
     assert "| static | 30 ± 1 | 20 ± 0 | 0 ± 0 | 5 ± 0 | 4 ± 0 | 1 ± 0 | 60 ± 1 | 0.0 ± 0.0% |" in text
+    assert "| sws | 60.0 | 70.0 |" in text and "| random | - | - |" in text  # final overall accuracy per seed
     assert "Base model per seed, shared by its recipes: seed 0 `base-aaa0`, seed 1 `base-aaa1`." in text
     mixed = [*results, result("random", 0, 0.5, [0.5, 0.5, 0.5], base="base-bbb")]
     assert ("**Different base models within a seed** (the recipes are not comparable there): seed 0: base-aaa0, "
