@@ -481,12 +481,12 @@ class Config(Section):
                 raise ValueError(f"learner.algorithm=grpo needs solver.attempts >= 2 (a group), got {k}")
             bands.append(("learner.grpo", self.learner.grpo, "filter_low", "filter_high"))
         for prefix, section, low, high in bands:
-            if getattr(section, low) is None or getattr(section, high) is None:
-                continue  # the GRPO filter's default band is made of multiples of 1/k
-            if getattr(section, low) > getattr(section, high):
-                raise ValueError(f"{prefix}.{low}={getattr(section, low)} is above {prefix}.{high}={getattr(section, high)}")
-            for name in (low, high):
-                error = band_edge_error(getattr(section, name), k, f"{prefix}.{name}")
+            edges = {name: getattr(section, name) for name in (low, high)
+                     if getattr(section, name) is not None}  # the GRPO filter's default edges are multiples of 1/k
+            if len(edges) == 2 and edges[low] > edges[high]:
+                raise ValueError(f"{prefix}.{low}={edges[low]} is above {prefix}.{high}={edges[high]}")
+            for name, value in edges.items():
+                error = band_edge_error(value, k, f"{prefix}.{name}")
                 if error:
                     raise ValueError(error)
         return self

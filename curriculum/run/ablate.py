@@ -3,13 +3,18 @@
 Each recipe (a YAML config) runs once per seed, one run after another, into
 OUT/runs/<experiment>/seed<N>. Before anything runs, the recipes must agree on a round's compute:
 the same rounds, the same attempts generated per round (loop.problems_per_round x
-solver.attempts, synthesized drafts' screening included) and the same learner updates per round
-(learner.steps_per_round, which must be set). The measured counts are reported beside the results, so the claim is checked.
+solver.attempts, synthesized drafts' screening included), the same learner steps per round
+(learner.steps_per_round, which must be set) and the same sequences with a gradient per step (a
+DPO pair is two sequences, a GRPO group solver.attempts, an SFT example one). The measured counts
+are reported beside the results, so the claim is checked. Wall seconds are not part of the budget:
+they are measured per stage and reported, so a reader sees what each role costs.
 
 Writes, updated after every run:
 - OUT/results.json: per run, the held-out accuracy per round and level and the compute used;
 - OUT/results.md: final held-out accuracy per level and overall, mean ± std over seeds (sample
-  std), with tokens per attempt, attempts and learner steps per round, and wall time;
+  std), with tokens per attempt, attempts and learner steps per round, and wall time; the wall
+  seconds per stage group (generation, training, Teacher + Generator, ...); and whether the
+  recipes of each seed started from the same base model;
 - OUT/accuracy.png: held-out accuracy per round, one line per recipe, shaded ± std.
 
 A finished run (results.json in its folder) is reused and an interrupted one resumed, so an
@@ -45,11 +50,26 @@ class Recipe:
     config: Config  # with the shared overrides, before the per-seed ones
 
 
+def sequences_per_step(config: Config) -> int:
+    """Sequences that get a gradient in one learner step: `learner.batch_size` counts DPO pairs
+    (a chosen and a rejected sequence each) but SFT examples (one each), and GRPO steps take
+    `groups_per_step` groups of solver.attempts. (DPO also scores its pairs under the frozen
+    reference, without a gradient; the measured training seconds show that cost.)"""
+    learner = config.learner
+    per_algorithm = {"dpo": lambda: 2 * learner.batch_size, "sft": lambda: learner.batch_size,
+                     "grpo": lambda: learner.grpo.groups_per_step * config.solver.attempts}
+    if learner.algorithm not in per_algorithm:
+        raise AblationError(f"learner.algorithm={learner.algorithm}: ablate does not know its sequences per step")
+    return per_algorithm[learner.algorithm]()
+
+
 def compute_budget(config: Config) -> dict[str, int | None]:
-    """What one run spends: rounds, attempts generated per round, learner steps per round."""
+    """What one run spends: rounds, attempts generated per round, learner steps per round and
+    sequences per learner step."""
     return {"rounds": config.loop.rounds,  # synthesis screening is part of problems_per_round
             "attempts_per_round": config.loop.problems_per_round * config.solver.attempts,
-            "learner_steps_per_round": config.learner.steps_per_round}
+            "learner_steps_per_round": config.learner.steps_per_round,
+            "sequences_per_learner_step": sequences_per_step(config)}
 
 
 def check_equal_compute(recipes: Sequence[Recipe]) -> dict[str, int | None]:
@@ -64,8 +84,17 @@ def check_equal_compute(recipes: Sequence[Recipe]) -> dict[str, int | None]:
         for key, value in budget.items():
             if value != budgets[first][key]:
                 raise AblationError(f"unequal compute: {key} is {budgets[first][key]} for {first} but {value} "
-                                    f"for {name}; make the recipes agree (see configs/ablation_base.yaml)")
+                                    f"for {name}; make the recipes agree ({_BUDGET_HINTS[key]})")
     return budgets[first]
+
+
+_BUDGET_HINTS = {
+    "rounds": "loop.rounds",
+    "attempts_per_round": "loop.problems_per_round x solver.attempts; see configs/ablation_base.yaml",
+    "learner_steps_per_round": "learner.steps_per_round",
+    "sequences_per_learner_step": "learner.batch_size counts DPO pairs of 2 sequences but single SFT examples; "
+                                  "GRPO: learner.grpo.groups_per_step x solver.attempts",
+}
 
 
 def load_recipes(paths: Sequence[str], overrides: Sequence[str]) -> list[Recipe]:
@@ -103,6 +132,10 @@ class RunResult:
     attempts_per_round: float
     learner_steps_per_round: float
     extra: dict[str, float] = field(default_factory=dict)
+    # Wall seconds per loop stage, summed over the run's rounds (round 0's "seed" screening included),
+    # from the stage records: what each role cost. A stage killed midway is not counted.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    base_model: str = ""  # the base model's folder (the recipes of one seed should share it)
 
 
 def _accuracies(evaluation: Any) -> dict[str, float]:
@@ -120,6 +153,7 @@ def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunRe
     base, final = EvalResult.from_dict(saved["base_eval"]), EvalResult.from_dict(saved["final_eval"])
     with Store(run_dir / "store.duckdb", read_only=True) as store:
         rows = store.con.execute("SELECT metrics, seconds FROM rounds ORDER BY round").fetchall()
+        stage_records = store.stage_records()
     metrics = [dict(m) for m, _ in rows]
 
     def mean(key: str, *more: str) -> float:
@@ -135,7 +169,45 @@ def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunRe
         attempts_per_round=mean("attempts", "synthesis/attempts"),
         learner_steps_per_round=mean("learner/steps"),
         extra={"loop_seconds": sum(sum(dict(seconds).values()) for _, seconds in rows)},
+        stage_seconds=stage_seconds(stage_records), base_model=str(saved.get("base_model", "")),
     )
+
+
+def stage_seconds(records: Sequence[Any]) -> dict[str, float]:
+    """Seconds per stage summed over rounds. Each stage record holds its round's state, whose
+    `seconds` add up the stages done so far; the round's last record has them all (the `rounds`
+    table is written before its round's snapshot and checkpoint stages, so it lacks those two)."""
+    from curriculum.run.resume import RoundState
+
+    last: dict[int, RoundState] = {}
+    for record in records:
+        state = RoundState.from_json(record.state)
+        if state.round not in last or len(state.done) >= len(last[state.round].done):
+            last[state.round] = state
+    total: dict[str, float] = {}
+    for state in last.values():
+        for stage, seconds in state.seconds.items():
+            total[stage] = total.get(stage, 0.0) + seconds
+    return total
+
+
+# Stage groups reported side by side: what a reader asks "what does the Teacher cost?" about.
+STAGE_GROUPS: dict[str, tuple[str, ...]] = {
+    "generation": ("attempt", "synthesize"),  # the Solver's attempts, synthesis screening included
+    "training": ("learn",),  # the Learner's update, publishing it and the Solvers loading it
+    "teacher + generator": ("teach", "distil"),  # variants of failures; the Generator's SFT and proposals
+    "evaluation": ("evaluate",),  # greedy held-out evaluation after each round
+    "seed screening": ("seed",),  # round 0: the seed candidates' attempts (the same for every recipe)
+    "other": ("select", "snapshot", "checkpoint"),
+}
+
+
+def grouped_seconds(seconds: dict[str, float]) -> dict[str, float]:
+    """Stage seconds summed per STAGE_GROUPS group; a stage in no group (a new one) goes to "other"."""
+    known = {stage for stages in STAGE_GROUPS.values() for stage in stages}
+    out = {group: sum(seconds.get(stage, 0.0) for stage in stages) for group, stages in STAGE_GROUPS.items()}
+    out["other"] += sum(v for stage, v in seconds.items() if stage not in known)
+    return out
 
 
 # ----------------------------------------------------------------------------- summary
@@ -170,6 +242,57 @@ def _shortfalls(by_recipe: dict[str, list[RunResult]], budget: dict[str, Any]) -
     return ["", *lines] if lines else []
 
 
+def _base_model_lines(results: Sequence[RunResult]) -> list[str]:
+    """One line: whether each seed's recipes started from one base model (as equal compute assumes)."""
+    by_seed: dict[int, set[str]] = {}
+    for r in results:
+        by_seed.setdefault(r.seed, set()).add(Path(r.base_model).name if r.base_model else "?")
+    if not by_seed:
+        return []
+    mixed = {seed: models for seed, models in by_seed.items() if len(models) > 1}
+    if mixed:
+        return ["", "**Different base models within a seed** (the recipes are not comparable there): "
+                + "; ".join(f"seed {seed}: {', '.join(sorted(models))}" for seed, models in sorted(mixed.items()))]
+    return ["", "Base model per seed, shared by its recipes: "
+            + ", ".join(f"seed {seed} `{next(iter(models))}`" for seed, models in sorted(by_seed.items())) + "."]
+
+
+def _per_seed_table(by_recipe: dict[str, list[RunResult]], seeds: Sequence[int]) -> list[str]:
+    """Final overall accuracy per recipe and seed: the recipes of a seed share its base model and
+    held-out set, so differences within a column are paired."""
+    if not any(by_recipe.values()):
+        return []
+    lines = ["", "## Final held-out accuracy per seed (%, overall; a column shares base model and held-out set)", "",
+             "| recipe | " + " | ".join(f"seed {seed}" for seed in seeds) + " |", "|---|" + "---:|" * len(seeds)]
+    for name, runs in by_recipe.items():
+        final = {r.seed: r.final["overall"] for r in runs}
+        lines.append(f"| {name} | " + " | ".join(f"{100 * final[seed]:.1f}" if seed in final else "-"
+                                                 for seed in seeds) + " |")
+    return lines
+
+
+def _seconds_table(by_recipe: dict[str, list[RunResult]]) -> list[str]:
+    """Wall seconds per stage group (mean ± std over seeds), with the Teacher + Generator share."""
+    runs = [r for rs in by_recipe.values() for r in rs]
+    if not any(r.stage_seconds for r in runs):
+        return []
+    groups = list(STAGE_GROUPS)
+    lines = ["", "## Wall seconds per stage (mean ± std over seeds, summed over the run's rounds)", "",
+             "Stages: " + "; ".join(f"{g} = {', '.join(STAGE_GROUPS[g])}" for g in groups)
+             + ". Seconds depend on the machine and its load; compare recipes run side by side.", "",
+             "| recipe | " + " | ".join(groups) + " | total | teacher + generator share |",
+             "|---|" + "---:|" * (len(groups) + 2)]
+    for name, recipe_runs in by_recipe.items():
+        timed = [grouped_seconds(r.stage_seconds) for r in recipe_runs if r.stage_seconds]
+        if not timed:
+            continue
+        totals = [sum(t.values()) for t in timed]
+        lines.append(f"| {name} | " + " | ".join(_pm([t[g] for t in timed], 1, 0) for g in groups)
+                     + f" | {_pm(totals, 1, 0)}"
+                     + f" | {_pm([t['teacher + generator'] / total for t, total in zip(timed, totals) if total])}% |")
+    return lines
+
+
 def results_markdown(results: Sequence[RunResult], recipes: Sequence[str], command: str,
                      budget: dict[str, Any], seeds: Sequence[int]) -> str:
     levels = sorted({lv for r in results for lv in r.levels})
@@ -179,7 +302,9 @@ def results_markdown(results: Sequence[RunResult], recipes: Sequence[str], comma
         f"Command: `{command}`", "",
         f"Seeds: {', '.join(map(str, seeds))} (each seed has its own base model and held-out set). "
         f"Rounds: {budget['rounds']}. Budget per round: {budget['attempts_per_round']} attempts generated, "
-        f"{budget['learner_steps_per_round']} learner steps; the measured means are in the table.", "",
+        f"{budget['learner_steps_per_round']} learner steps"
+        + (f" of {budget['sequences_per_learner_step']} sequences" if budget.get("sequences_per_learner_step") else "")
+        + "; the measured means are in the table.", *_base_model_lines(results), "",
         "## Held-out accuracy of the final policy (%, mean ± std over seeds)", "",
         "| recipe | runs | " + " | ".join(f"L{lv}" for lv in levels)
         + " | overall | change vs base | tokens/attempt | attempts/round | learner steps/round | wall time (s) |",
@@ -212,6 +337,8 @@ def results_markdown(results: Sequence[RunResult], recipes: Sequence[str], comma
             cells = [_pm([r.accuracy_by_round[i] for r in runs if i < len(r.accuracy_by_round)])
                      for i in range(rounds)]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _per_seed_table(by_recipe, seeds)
+    lines += _seconds_table(by_recipe)
     lines += ["", "![held-out accuracy per round](accuracy.png)", "",
               "Runs: " + ", ".join(f"`{r.run_dir}`" for r in results), ""]
     return "\n".join(lines)

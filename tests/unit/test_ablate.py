@@ -10,16 +10,21 @@ from curriculum.run.ablate import (
     AblationError,
     RunResult,
     check_equal_compute,
+    grouped_seconds,
     load_recipes,
     mean_std,
     results_markdown,
     seed_config,
+    stage_seconds,
     write_outputs,
 )
+from curriculum.records import StageRecord
+from curriculum.run.resume import RoundState
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = [str(ROOT / f"configs/{name}.yaml") for name in
            ("socratic_zero_tiny", "sws_tiny", "static_tiny", "random_synthesis_tiny", "static_dpo_tiny")]
+MAKERUN = [str(ROOT / f"configs/makerun_{name}.yaml") for name in ("socratic_zero", "static_dpo", "sft")]
 
 
 def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
@@ -44,7 +49,8 @@ def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
 
 def test_the_recipes_have_equal_compute_and_unequal_ones_are_refused():
     recipes = load_recipes(RECIPES, [])
-    assert check_equal_compute(recipes) == {"rounds": 4, "attempts_per_round": 2560, "learner_steps_per_round": 32}
+    assert check_equal_compute(recipes) == {"rounds": 4, "attempts_per_round": 2560, "learner_steps_per_round": 32,
+                                            "sequences_per_learner_step": 64}  # 32 DPO pairs, 8 GRPO groups of 8
     sws = load_config(RECIPES[1])
     assert sws.loop.selected_per_round(sws.synthesis) == 320 - 64  # the screened drafts share the budget
     with pytest.raises(AblationError, match="learner.steps_per_round is not set"):
@@ -54,6 +60,48 @@ def test_the_recipes_have_equal_compute_and_unequal_ones_are_refused():
         check_equal_compute(unequal)
     with pytest.raises(AblationError, match="share a file name"):
         load_recipes(RECIPES[:1] * 2, [])
+
+
+def test_the_make_run_recipes_are_tiny_yaml_and_differ_only_in_their_own_settings():
+    tiny = flatten(load_config(ROOT / "configs/tiny.yaml"))
+    own = {"makerun_socratic_zero": set(), "makerun_static_dpo": {"teacher.enabled", "generator.enabled"},
+           "makerun_sft": {"teacher.enabled", "generator.enabled", "learner.algorithm", "learner.batch_size"}}
+    recipes = load_recipes(MAKERUN, [])
+    for recipe in recipes:
+        flat = flatten(recipe.config)
+        assert {k for k in flat if flat[k] != tiny.get(k)} == own[recipe.name] | {"experiment.name"}, recipe.name
+    # tiny.yaml's compute: 640 problems x 8 attempts, 64 steps of 32 DPO pairs = 64 SFT examples
+    assert check_equal_compute(recipes) == {"rounds": 6, "attempts_per_round": 5120, "learner_steps_per_round": 64,
+                                            "sequences_per_learner_step": 64}
+
+
+def test_sft_batches_count_examples_and_dpo_batches_count_pairs():
+    dpo, sft = MAKERUN[1], MAKERUN[2]
+    with pytest.raises(AblationError, match="sequences_per_learner_step is 64 for makerun_static_dpo but 32 for "
+                                            "makerun_sft; .*learner.batch_size counts DPO pairs"):
+        check_equal_compute(load_recipes([dpo], []) + load_recipes([sft], ["learner.batch_size=32"]))
+    grpo = load_recipes([RECIPES[1]], ["learner.grpo.groups_per_step=4"])  # 4 groups of 8 = 32 sequences
+    with pytest.raises(AblationError, match="sequences_per_learner_step is 64 for socratic_zero_tiny but 32"):
+        check_equal_compute(load_recipes(RECIPES[:1], []) + grpo)
+
+
+def stage_record(round, seconds):
+    state = RoundState(round=round, start_version=0, policy_version=0, done=list(seconds), seconds=dict(seconds))
+    return StageRecord(round=round, stage=list(seconds)[-1], state=state.to_json())
+
+
+def test_stage_seconds_add_each_rounds_last_record_and_group_them():
+    records = [stage_record(0, {"seed": 5.0}),
+               stage_record(1, {"select": 1.0}), stage_record(1, {"select": 1.0, "attempt": 10.0}),
+               stage_record(1, {"select": 1.0, "attempt": 10.0, "learn": 20.0, "teach": 2.0, "distil": 3.0,
+                                "evaluate": 4.0, "snapshot": 0.5, "checkpoint": 0.5}),
+               stage_record(2, {"select": 1.0, "attempt": 12.0, "learn": 21.0, "synthesize": 6.0})]  # killed after
+    seconds = stage_seconds(records)
+    assert seconds == {"seed": 5.0, "select": 2.0, "attempt": 22.0, "learn": 41.0, "teach": 2.0, "distil": 3.0,
+                       "evaluate": 4.0, "snapshot": 0.5, "checkpoint": 0.5, "synthesize": 6.0}
+    assert grouped_seconds({**seconds, "new_stage": 1.0}) == {
+        "generation": 28.0, "training": 41.0, "teacher + generator": 5.0, "evaluation": 4.0, "seed screening": 5.0,
+        "other": 4.0}  # select, snapshot, checkpoint and the stage no group names
 
 
 def test_config_checks_of_the_new_sections():
@@ -75,15 +123,18 @@ def test_seed_config_puts_each_run_under_the_output_folder(tmp_path):
     assert config.experiment.runs_dir == str(tmp_path / "runs") and config.experiment.name == "sws_tiny"
 
 
-def result(recipe, seed, final, by_round, attempts=512.0):
+def result(recipe, seed, final, by_round, attempts=512.0, teach=0.0, base="base-aaa"):
     return RunResult(recipe=recipe, seed=seed, run_dir=f"runs/{recipe}/seed{seed}", wall_seconds=60.0 + seed,
                      levels=[1, 2], base={"overall": 0.5, "L1": 1.0, "L2": 0.0},
                      final={"overall": final, "L1": 1.0, "L2": 2 * final - 1.0}, accuracy_by_round=by_round,
-                     tokens_per_attempt=40.0, attempts_per_round=attempts, learner_steps_per_round=8.0)
+                     tokens_per_attempt=40.0, attempts_per_round=attempts, learner_steps_per_round=8.0,
+                     stage_seconds={"seed": 4.0, "attempt": 30.0 + seed, "learn": 20.0, "teach": teach,
+                                    "evaluate": 5.0, "select": 1.0},
+                     base_model=f".cache/curriculum/{base}{seed}")
 
 
 def test_results_table_and_picture(tmp_path):
-    results = [result("sws", 0, 0.6, [0.5, 0.55, 0.6]), result("sws", 1, 0.7, [0.5, 0.6, 0.7]),
+    results = [result("sws", 0, 0.6, [0.5, 0.55, 0.6], teach=20.0), result("sws", 1, 0.7, [0.5, 0.6, 0.7], teach=20.0),
                result("static", 0, 0.5, [0.5, 0.5, 0.5]), result("static", 1, 0.5, [0.5, 0.45, 0.5])]
     budget = {"rounds": 2, "attempts_per_round": 512, "learner_steps_per_round": 8}
     text = results_markdown(results, ["sws", "static", "random"], "curriculum ablate x", budget, [0, 1])
@@ -95,6 +146,14 @@ def test_results_table_and_picture(tmp_path):
     assert "| static | 50.0 ± 0.0 | 47.5 ± 3.5 | 50.0 ± 0.0 |" in text  # accuracy per round
     assert "Command: `curriculum ablate x`" in text
     assert "below budget" not in text
+    # seconds per stage group: generation 30 and 31 s; teacher 20 of 80 and 81 s total (25.0%, 24.7%)
+    assert "| sws | 30 ± 1 | 20 ± 0 | 20 ± 0 | 5 ± 0 | 4 ± 0 | 1 ± 0 | 80 ± 1 | 24.8 ± 0.2% |" in text
+    assert "| static | 30 ± 1 | 20 ± 0 | 0 ± 0 | 5 ± 0 | 4 ± 0 | 1 ± 0 | 60 ± 1 | 0.0 ± 0.0% |" in text
+    assert "| sws | 60.0 | 70.0 |" in text and "| random | - | - |" in text  # final overall accuracy per seed
+    assert "Base model per seed, shared by its recipes: seed 0 `base-aaa0`, seed 1 `base-aaa1`." in text
+    mixed = [*results, result("random", 0, 0.5, [0.5, 0.5, 0.5], base="base-bbb")]
+    assert ("**Different base models within a seed** (the recipes are not comparable there): seed 0: base-aaa0, "
+            "base-bbb0" in results_markdown(mixed, ["sws", "static", "random"], "x", budget, [0, 1]))
     short = [*results[:2], result("static", 0, 0.5, [0.5, 0.5, 0.5], attempts=384.0)]
     assert ("- below budget: static used 384 of 512 attempts per round (75.0%)"
             in results_markdown(short, ["sws", "static"], "curriculum ablate x", budget, [0]))
