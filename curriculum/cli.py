@@ -19,6 +19,8 @@ EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 1
 # Disk full, quota, permissions, read-only filesystem: the machine's fault, told in one line.
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
+ALLOW_CODE_CHANGE_HELP = ("continue even though the code differs from the code the run ran with "
+                          "(code_version.json); the run goes on with this code and records the change")
 # `curriculum eval` on a model that is not a run reads its datasets from here.
 DEFAULT_EVAL_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "benchmarks.yaml")
 
@@ -41,16 +43,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from curriculum.run.runner import resume_experiment, run_experiment
 
     if args.resume and (args.run_dir or config.experiment.run_name) and is_run_dir(run_dir_for(config, args.run_dir)):
-        resume_experiment(run_dir_for(config, args.run_dir), expected=config)
+        resume_experiment(run_dir_for(config, args.run_dir), expected=config,
+                          allow_code_change=args.allow_code_change, pin_imports=True)
     else:
-        run_experiment(config, run_dir=args.run_dir)
+        run_experiment(config, run_dir=args.run_dir, pin_imports=True)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from curriculum.run.runner import resume_experiment
 
-    resume_experiment(args.run_dir)
+    resume_experiment(args.run_dir, allow_code_change=args.allow_code_change, pin_imports=True)
     return 0
 
 
@@ -163,10 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "an existing one is refused")
     run.add_argument("--resume", action="store_true",
                      help="if the run directory exists, continue it (its config must equal this one)")
+    run.add_argument("--allow-code-change", action="store_true", help=ALLOW_CODE_CHANGE_HELP)
     run.set_defaults(handler=cmd_run)
 
     resume = commands.add_parser("resume", help="continue a killed or stopped run from its last completed stage")
     resume.add_argument("run_dir", help="runs/<experiment>/<run>")
+    resume.add_argument("--allow-code-change", action="store_true", help=ALLOW_CODE_CHANGE_HELP)
     resume.set_defaults(handler=cmd_resume)
 
     pre = commands.add_parser("pretrain", help="build (or reuse) the toy base model and print its accuracy table")

@@ -15,6 +15,7 @@ from typing import Any
 
 from curriculum.config import Config, flatten
 from curriculum.files import atomic_write_json
+from curriculum.run import code_version
 from curriculum.run.faults import kill_point
 from curriculum.run.rundir import (
     check_new_run_dir,
@@ -26,25 +27,37 @@ from curriculum.run.rundir import (
 MLFLOW_FILE = "mlflow.json"
 
 
-def run_experiment(config: Config, console=None, run_dir: str | Path | None = None) -> Path:
+def run_experiment(config: Config, console=None, run_dir: str | Path | None = None,
+                   pin_imports: bool = False) -> Path:
     """A new run in a new run directory (`run_dir`, default runs/<experiment>/<run_name>).
 
     An existing run directory is refused before anything is written: continue it with
-    `resume_experiment` (`curriculum resume RUN_DIR`).
+    `resume_experiment` (`curriculum resume RUN_DIR`). The run records its code version and runs
+    its Ray actors on a copy of its code (code_version.py); `pin_imports` (the CLI) makes this
+    process import the rest of the package from that copy too.
     """
     check_new_run_dir(run_dir_for(config, run_dir))
     preflight(config)
-    return _drive(config, lambda: create_run_dir(config, run_dir), console)
+
+    def make_run_dir() -> Path:
+        made = create_run_dir(config, run_dir)
+        code_version.pin(made)
+        return made
+
+    return _drive(config, make_run_dir, console, pin_imports=pin_imports)
 
 
-def resume_experiment(run_dir: str | Path, console=None, expected: Config | None = None) -> Path:
+def resume_experiment(run_dir: str | Path, console=None, expected: Config | None = None,
+                      allow_code_change: bool = False, pin_imports: bool = False) -> Path:
     """Continue a run from the last stage it completed, with the config saved in its directory.
 
     `expected`: refuse unless it equals the saved config (`curriculum run --resume` passes the
-    config it was given, so a changed recipe is not mixed into an old run).
+    config it was given, so a changed recipe is not mixed into an old run). Code other than the
+    run's is refused unless `allow_code_change`; then the run continues with it (recorded).
     """
     run_dir = Path(run_dir)
     config = open_run_dir(run_dir)
+    now, before = code_version.check_unchanged(run_dir, allow_code_change)
     if expected is not None and expected != config:
         from curriculum.run.rundir import RunDirError
 
@@ -54,7 +67,11 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
                           f"resume it with `curriculum resume {run_dir}` or start a new run")
     preflight(config)
     _check_store(run_dir)
-    return _drive(config, lambda: run_dir, console, resumed=True)
+    if before is not None:
+        print(f"note: {run_dir} ran with {before.describe()}; continuing with {now.describe()}")
+    if before is not None or code_version.recorded(run_dir) is None or not code_version.snapshot_dir(run_dir).is_dir():
+        code_version.pin(run_dir, now)
+    return _drive(config, lambda: run_dir, console, resumed=True, pin_imports=pin_imports)
 
 
 def preflight(config: Config) -> None:
@@ -81,7 +98,7 @@ def _check_store(run_dir: Path) -> None:
         Store(path).close()
 
 
-def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) -> Path:
+def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pin_imports: bool = False) -> Path:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -95,9 +112,14 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
     console = console or Console()
     base_path, base_eval = prepare_base(config)
     run_dir = make_run_dir()  # after pretraining: a failed pretraining leaves no run directory behind
+    if pin_imports:
+        code_version.use_snapshot(run_dir)
     console.print(f"{'resuming' if resumed else 'run directory:'} [bold]{run_dir}[/bold]")
 
     tracker = _tracker(config, run_dir, Tracker, default_tracking_uri)
+    pinned = code_version.recorded(run_dir)
+    if pinned is not None:
+        tracker.set_tags(pinned.tags())
     logged = tracker.logged_steps("policy_version")
 
     roles, placement = _start_roles(config, run_dir, base_path)
@@ -215,7 +237,8 @@ def _start_roles(config: Config, run_dir: Path, base_path: str):
         return local_roles(config, run_dir, base_path), None
     from agents import cluster
 
-    cluster.start_ray(config.ray)
+    code = code_version.snapshot_dir(run_dir)
+    cluster.start_ray(config.ray, code_dir=code if code.is_dir() else None)  # the actors run the run's code
     try:
         ray_cfg, note = cluster.on_available_devices(config.ray)
         if note:
