@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -31,14 +32,15 @@ class ActorRestarted(RuntimeError):
 @ray.remote
 class RoleActor:
     def __init__(self, factory: Callable[[], Any], threads: int, cwd: str | None = None):
-        import torch
-
         if cwd is not None and os.path.isdir(cwd):  # the driver's folder: relative paths mean the same here
             os.chdir(cwd)
-        # Stages run one after another, so a role may use the cores it was given.
-        torch.set_num_threads(threads)
         self.incarnation = uuid.uuid4().hex
         self.target = factory()
+        if "torch" in sys.modules:  # a role with a model (the store needs no torch: it starts faster without)
+            import torch
+
+            # Stages run one after another, so a role may use the cores it was given.
+            torch.set_num_threads(threads)
         self.busy: dict[str, float] = {}  # seconds spent inside each role method (for bench/overhead.py)
 
     def call(self, incarnation: str, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -116,7 +116,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     summary, path = run_eval(config, target, args.dataset, k=args.k, samples=args.samples,
                              temperature=args.temperature, limit=args.limit, max_new_tokens=args.max_new_tokens,
-                             fields=fields, seed=args.seed, out=args.out, progress=not args.json)
+                             fields=fields, seed=args.seed, out=args.out, progress=not args.json,
+                             skip_oversized=args.skip_oversized)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=2, default=str))
         return 0
@@ -126,6 +127,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     console = Console()
     console.print(eval_table(summary))
+    if summary.get("skipped_oversized", {}).get("count"):
+        skipped = summary["skipped_oversized"]
+        console.print(f"skipped {skipped['count']} problems whose prompt does not fit the model "
+                      f"(first: {skipped['lines'][0]})")
     logged = f"; logged to MLflow run {summary['mlflow_run_id']}" if summary.get("mlflow_run_id") else ""
     console.print(f"wrote {path} ({summary['seconds']:.1f} s){logged}")
     return 0
@@ -208,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"config.yaml, else {DEFAULT_EVAL_CONFIG})")
     ev.add_argument("--out", help="the JSON report (default: <run>/eval/vNNNN/<dataset>.json or runs/eval/...)")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--skip-oversized", action="store_true",
+                    help="leave out (and count) problems whose prompt does not fit the model, instead of refusing "
+                         "the dataset")
     ev.add_argument("--json", action="store_true", help="print the report (without per-problem items) as JSON")
     fields = ev.add_argument_group("field mapping of a dataset file (override the config's)")
     for name in ("question", "answer", "subject", "level"):

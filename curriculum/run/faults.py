@@ -77,3 +77,9 @@ def actor_kill(role: str, method: str) -> str | None:
 def actor_kills_fired() -> list[str]:
     """The ``CURRICULUM_KILL_ACTOR`` items that have fired in this process."""
     return sorted(_fired)
+
+
+def reset_actor_kills() -> None:
+    """Forget the calls counted and the kills fired (a test running several runs in one process)."""
+    _actor_calls.clear()
+    _fired.clear()

@@ -9,6 +9,7 @@ store records as complete (see `curriculum/resume.py`) and the same MLflow run.
 from __future__ import annotations
 
 import json
+import random
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -79,13 +80,29 @@ def preflight(config: Config) -> None:
     written: a bad path or a malformed data file fails here with one line, leaving nothing behind."""
     if config.model.kind == "hf":
         from curriculum.models import check_model_path
+        from curriculum.worlds import make_world
 
         check_model_path(config.model.path)
+        # The problems the world reads from files, each checked against the model's context.
+        world = make_world(config, prompt_limit_for(config, config.model.path))
+        world.heldout()
+        world.seed_candidates(1, random.Random(0))
     if config.decontamination.enabled and config.decontamination.eval_sets:
         from curriculum.worlds.loading import load_named
 
         for name in config.decontamination.eval_sets:
             load_named(config, name)
+
+
+def prompt_limit_for(config: Config, base_path: str, tokenizer: Any = None) -> Any:
+    """The longest prompt the run's model takes beside the most tokens the run generates."""
+    from curriculum.models import context_length, load_tokenizer
+    from curriculum.worlds.prompt_limit import PromptLimit
+
+    max_new_tokens = max(config.solver.max_new_tokens, config.evaluation.max_new_tokens)
+    return PromptLimit.for_model(tokenizer or load_tokenizer(base_path), context_length(base_path), max_new_tokens,
+                                 config.world.answer_instruction, config.model.max_prompt_tokens,
+                                 skip_hint="set world.skip_oversized=true to leave such problems out")
 
 
 def _check_store(run_dir: Path) -> None:
@@ -126,7 +143,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     status = "FAILED"
     try:
         tokenizer = load_tokenizer(base_path)
-        world = make_world(config)
+        world = make_world(config, prompt_limit_for(config, base_path, tokenizer))
+        world.seed_candidates(1, random.Random(0))  # the seed pool read now: its oversized lines are counted
         progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TimeElapsedColumn(), console=console, transient=True)
         bar = progress.add_task("", total=len(STAGES))
@@ -155,8 +173,13 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         if base_eval is None:  # a real model: evaluated by the Solver in round 0
             base_eval = EvalResult.from_dict(finished[0].evaluation)
             console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
+        skipped = getattr(world, "skipped", [])  # problems left out whose prompt does not fit the model
+        if skipped:
+            console.print(f"note: skipped {len(skipped)} problems whose prompt does not fit the model "
+                          f"(world.skip_oversized; first: {skipped[0]})")
         if 0 not in logged:
-            tracker.log_metrics({**base_eval.metrics("eval"), "policy_version": 0}, step=0)
+            tracker.log_metrics({**base_eval.metrics("eval"), "policy_version": 0,
+                                 "data/skipped_oversized": len(skipped)}, step=0)
         if not tracker.logged_steps("seeds/seeds"):
             tracker.log_metrics({f"seeds/{k}": v for k, v in finished[0].metrics.items()
                                  if not k.startswith("eval/") and k != "policy_version"}, step=0)
@@ -180,7 +203,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         last_round = max([r.round for r in reports] + [r for r in finished if r > 0], default=0)
         atomic_write_json(run_dir / "results.json", {
             "base_model": base_path, "base_eval": base_eval.to_dict(), "final_eval": final.to_dict(),
-            "rounds": last_round, "policy_version": loop.policy_version})
+            "rounds": last_round, "policy_version": loop.policy_version,
+            "skipped_oversized": {"count": len(skipped), "lines": skipped[:20]}})
         if last_round:
             tracker.log_artifacts(run_dir / "checkpoints" / f"policy_v{loop.policy_version:04d}", "adapter")
             tracker.log_artifacts(run_dir / "snapshots" / f"round_{last_round:04d}", "snapshot")
