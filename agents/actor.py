@@ -60,11 +60,6 @@ class RoleActor:
         busy, self.busy = self.busy, {}
         return busy
 
-    def timings(self) -> dict[str, float]:
-        """The role's own split of its busy time (what `bench/overhead.py` counts as overhead), if it keeps one."""
-        timings = getattr(self.target, "timings", None)
-        return dict(timings()) if callable(timings) else {}
-
     def pid(self) -> int:
         return os.getpid()
 
@@ -72,8 +67,9 @@ class RoleActor:
 class RayCall:
     """A pending call. If the actor dies before answering, or had died and been rebuilt before
     the call reached it, `result()` waits for Ray to restart it, brings it back to the loop's
-    state (`RayRole.on_restart`) and sends the same call again: every role call is safe to
-    repeat (seeded sampling, content-derived store ids)."""
+    state (`RayRole.recover`) and sends the same call again: every role call is safe to send
+    again to an actor restored to the state it was sent in (seeded sampling, content-derived
+    store ids, a Learner's unpublished update made again)."""
 
     def __init__(self, role: "RayRole", method: str, args: tuple, kwargs: dict):
         self.role, self.method, self.args, self.kwargs = role, method, args, kwargs
@@ -82,30 +78,32 @@ class RayCall:
         if self.kill == "sent":
             role.kill(f"as {method} was sent")
 
+    def _answer(self) -> Any:
+        if self.kill == "done":  # fault injection: the actor dies with its answer unread
+            self.kill = None
+            ray.wait([self.ref])
+            self.role.kill(f"after it ran {self.method}")
+            raise ActorRestarted(f"killed after it ran {self.method}")
+        value = ray.get(self.ref)
+        if self.kill == "idle":  # fault injection: the next call finds a restarted actor
+            self.kill = None
+            self.role.kill(f"after it answered {self.method}")
+        return value
+
     def result(self) -> Any:
         from ray.exceptions import RayActorError
 
         resent = 0
         while True:
-            if self.kill == "done":  # fault injection: the actor dies with its answer unread
-                self.kill = None
-                ray.wait([self.ref])
-                self.role.kill(f"after it ran {self.method}")
-                cause = "killed"
-            else:
-                try:
-                    value = ray.get(self.ref)
-                    if self.kill == "idle":
-                        self.kill = None
-                        self.role.kill(f"after it answered {self.method}")
-                    return value
-                except (RayActorError, ActorRestarted) as exc:
-                    if resent == self.role.call_retries:
-                        raise
-                    cause = type(exc).__name__
+            try:
+                return self._answer()
+            except (RayActorError, ActorRestarted) as exc:
+                # A call that restores the actor fails its restore, which starts over (`recover`).
+                if self.role.restoring or resent == self.role.call_retries:
+                    raise
+                log.warning("%s actor died before answering %s (%s); restarting it and sending the call again",
+                            self.role.name, self.method, type(exc).__name__)
             resent += 1
-            log.warning("%s actor died before answering %s (%s); restarting it and sending the call again",
-                        self.role.name, self.method, cause)
             self.role.recover()
             self.ref = self.role.submit(self.method, self.args, self.kwargs)
 
@@ -124,6 +122,7 @@ class RayRole:
         self.restart_timeout_s = restart_timeout_s
         self.on_restart: Callable[["RayRole"], None] | None = None
         self.restarts = 0
+        self.restoring = False  # inside `on_restart`
         # The actor process calls are meant for, learnt at the first call: an actor rebuilt before
         # it starts from the state the loop expects of a new one.
         self.incarnation: str | None = None
@@ -154,7 +153,29 @@ class RayRole:
             time.sleep(0.1)
 
     def recover(self) -> None:
-        """Wait until Ray has restarted the actor (it answers), then restore its state."""
+        """Wait until Ray has restarted the actor (it answers), then restore its state. If it dies
+        again while being restored, wait and restore it from the start again: a restore replayed
+        half on one process and half on the next would leave a state the loop never had."""
+        from ray.exceptions import RayActorError
+
+        for attempt in range(self.call_retries + 1):
+            self._wait_until_restarted()
+            self.restarts += 1
+            if self.on_restart is None:
+                return
+            self.restoring = True
+            try:
+                self.on_restart(self)
+                return
+            except (RayActorError, ActorRestarted) as exc:
+                if attempt == self.call_retries:
+                    raise
+                log.warning("%s actor died while being restored (%s); restoring it again", self.name,
+                            type(exc).__name__)
+            finally:
+                self.restoring = False
+
+    def _wait_until_restarted(self) -> None:
         from ray.exceptions import ActorDiedError, RayActorError
 
         deadline = time.monotonic() + self.restart_timeout_s
@@ -162,13 +183,10 @@ class RayRole:
             try:
                 self.incarnation = ray.get(self.handle.current_incarnation.remote(),
                                            timeout=max(1.0, deadline - time.monotonic()))
-                break
+                return
             except ActorDiedError:
                 raise  # out of restarts: nothing to wait for
             except (RayActorError, ray.exceptions.GetTimeoutError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        self.restarts += 1
-        if self.on_restart is not None:
-            self.on_restart(self)

@@ -40,6 +40,7 @@ from curriculum.run.runner import _restore_on_restart
 from curriculum.training.batch import LearnOutcome
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = from_dict({
     "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
     "selection": {"seed_candidates": 8}, "solver": {"attempts": 4}, "loop": {"problems_per_round": 4},
@@ -48,11 +49,12 @@ CONFIG = from_dict({
 })
 ROUNDS = 2
 ROLES = ("store", "solver", "teacher", "learner", "generator")
-# The methods the loop calls on each role in seeds + two rounds (`round_attempts` is read on resume only,
-# `export_parquet` only with held writes, i.e. through `read_with`), with how often each is called.
+# The methods the loop calls on each role in seeds + two rounds and how often (`round_attempts`
+# is read on resume only, `export_parquet` only with held writes, i.e. through `read_with`;
+# `restore` only to restore a restarted actor).
 METHODS = {
-    "store": {"stage_records": 1, "problems": 4, "solve_rates": 6, "get_problems": 2, "problem_ids": 6,
-              "read_with": 4, "problem_counts_by_source": 2, "append": 20, "close": 1},
+    "store": {"stage_records": 1, "problems": 4, "solve_rates": 6, "get_problems": 2, "problem_ids": 4,
+              "read_with": 4, "problem_counts_by_source": 2, "append": 19, "close": 1},
     "solver": {"attempt": 3, "use_policy": 2, "evaluate": 2},
     "teacher": {"teach": 2},
     "learner": {"learn": 2, "publish": 2, "restore": 1},
@@ -145,11 +147,12 @@ class ScriptedGenerator:
         return [Problem.model_validate({**d.model_dump(), "model_version": self.version}) for d in drafts], []
 
 
-def start_ray() -> None:
+def start_ray(code_dir: Path | None = None) -> None:
+    """A local cluster whose workers import the packages from `code_dir` (a run's copy), if given."""
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors cannot import this module
-    cluster.start_ray(CONFIG.ray)
+    cluster.start_ray(CONFIG.ray, code_dir=code_dir)
 
 
 def run(run_dir: Path, kills: Sequence[str] = ()) -> tuple[list, dict[str, int]]:

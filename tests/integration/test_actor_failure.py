@@ -5,11 +5,14 @@ back and sends the call again, and the run ends exactly as an uninterrupted one
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("ray")
 import actor_kills  # noqa: E402
 from agents import cluster  # noqa: E402
+from curriculum.run import code_version  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +26,30 @@ KILLS = [
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    actor_kills.start_ray()
-    yield
+def local_ray(tmp_path_factory):
+    """A local cluster whose workers run a pinned copy of the code, as a run's do."""
+    pinned = tmp_path_factory.mktemp("pinned")
+    code_version.pin(pinned)
+    actor_kills.start_ray(code_version.snapshot_dir(pinned))
+    yield code_version.snapshot_dir(pinned)
     cluster.stop_ray()
+
+
+def test_workers_import_the_run_s_copy_of_the_code(local_ray):
+    import ray
+
+    @ray.remote
+    def imported_from() -> list[str]:
+        import agents.actor
+        import curriculum.run.loop
+
+        return [curriculum.run.loop.__file__, agents.actor.__file__]
+
+    files = ray.get(imported_from.remote())
+    # Ray unpacks the run's code/ folder as the workers' working_dir: not the checkout they were launched from.
+    assert all("working_dir_files" in path and not path.startswith(str(actor_kills.ROOT)) for path in files), files
+    assert [Path(f).read_bytes() for f in files] == [(local_ray / "curriculum/run/loop.py").read_bytes(),
+                                                      (local_ray / "agents/actor.py").read_bytes()]
 
 
 def test_killed_actors_are_restarted_restored_and_the_run_is_unchanged(local_ray, tmp_path):
