@@ -18,7 +18,7 @@ def start_ray(config: RayConfig, code_dir: str | Path | None = None) -> None:
     """Join `ray.address`, or start a local cluster on loopback with the dashboard off.
 
     `code_dir`: the run's copy of its source (curriculum/run/code_version.py); every worker of
-    this job imports the packages from it (Ray takes local folders as `py_modules` of a job only).
+    this job imports the packages from it (`code_runtime_env`; a job-level setting in Ray).
     """
     import ray
 
@@ -60,10 +60,13 @@ def on_available_devices(config: RayConfig) -> tuple[RayConfig, str | None]:
 
 def code_runtime_env(code_dir: str | Path) -> dict[str, Any]:
     """A Ray runtime environment whose workers import the packages from `code_dir` (the run's copy
-    of its source, curriculum/run/code_version.py) rather than from wherever they are installed."""
-    from curriculum.run.code_version import PACKAGES
+    of its source, curriculum/run/code_version.py) rather than from the working tree.
 
-    return {"py_modules": [str(Path(code_dir) / package) for package in PACKAGES]}
+    `working_dir`, not `py_modules`: without a working_dir Ray puts the driver's current folder
+    (usually the checkout) first on every worker's path. Ray starts workers inside their copy of
+    the working_dir; `RoleActor` moves back to the driver's folder, so relative paths mean the same.
+    """
+    return {"working_dir": str(code_dir)}
 
 
 def device_for(resources: RoleResources) -> str:
