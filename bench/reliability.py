@@ -51,7 +51,8 @@ TINY = [
     "world.families=[add,sub]", "world.max_level=3", "world.heldout_per_level=3", "world.seed_set_size=12",
     "selection.seed_candidates=24", "solver.attempts=4", "solver.max_new_tokens=48", "evaluation.max_new_tokens=48",
     "loop.rounds=2", "loop.problems_per_round=8", "generator.warmup_rounds=0", "generator.proposals_per_round=4",
-    "teacher.max_failures=4", "ray.num_cpus=2", "ray.max_restarts=8",
+    "teacher.max_failures=4", "ray.num_cpus=2",
+    "ray.max_restarts=16",  # ACTOR_KILLS restart the store actor 10 times
 ]
 # In run order: each resumed process is killed at the next point.
 KILLS = [
@@ -337,7 +338,8 @@ def main() -> None:
         ray_reference = reference_run(tmp, common, "ray-reference")
         if not args.quick:
             outcomes["ray driver"] = driver_kills(tmp, common, ray_reference, RAY_KILLS, "ray-killed")
-        outcomes["ray actors"] = actor_kills(tmp, common, ray_reference, QUICK_ACTOR_KILLS if args.quick else ACTOR_KILLS)
+        outcomes["ray actors"] = actor_kills(tmp, common, ray_reference,
+                                             QUICK_ACTOR_KILLS if args.quick else ACTOR_KILLS)
     drivers = [o for kind, o in outcomes.items() if kind != "ray actors"]
     total = Outcome(survived=sum(o.survived for o in drivers), tried=sum(o.tried for o in drivers),
                     compared=sum(o.compared for o in outcomes.values()), lost=sum(o.lost for o in outcomes.values()),

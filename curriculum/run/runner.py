@@ -70,7 +70,8 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
     _check_store(run_dir)
     if before is not None:
         print(f"note: {run_dir} ran with {before.describe()}; continuing with {now.describe()}")
-    if before is not None or code_version.recorded(run_dir) is None or not code_version.snapshot_dir(run_dir).is_dir():
+    unpinned = code_version.recorded(run_dir) is None or not code_version.snapshot_dir(run_dir).is_dir()
+    if before is not None or unpinned:  # a run from before code versions, or allowed to change: pin it now
         code_version.pin(run_dir, now)
     return _drive(config, lambda: run_dir, console, resumed=True, pin_imports=pin_imports)
 

@@ -82,7 +82,7 @@ def curriculum(args, kills=()):
 
 
 def test_real_roles_killed_in_every_method_end_like_an_uninterrupted_run(tmp_path):
-    common = ["run", "configs/tiny.yaml", *TINY_RUN_OVERRIDES, "ray.max_restarts=12",
+    common = ["run", "configs/tiny.yaml", *TINY_RUN_OVERRIDES, "ray.max_restarts=16",
               f"experiment.runs_dir={tmp_path / 'runs'}", f"model.cache_dir={tmp_path / 'cache'}"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     done = curriculum([*common, "--run-dir", str(reference)])
