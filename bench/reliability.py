@@ -64,6 +64,7 @@ QUICK_KILLS = ["commit:attempt@1", "learn:after-update@1", "commit:snapshot@1", 
                "commit:distil@2"]
 RAY_KILLS = ["commit:seed@0", "commit:attempt@1", "learn:after-update@1", "commit:distil@1", "commit:checkpoint@1",
              "commit:learn@2"]
+QUICK_RAY_KILLS = ["learn:after-update@1", "commit:distil@1"]
 # Every method the loop calls on each kind of actor, in one run (`#n`: the n-th call of the run).
 ACTOR_KILLS = [
     "store.stage_records#1:done", "store.problems#1:idle", "store.solve_rates#2:done", "store.get_problems#1:sent",
@@ -318,7 +319,8 @@ def hostile(fuzz_cases: int) -> tuple[int, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help=f"{len(QUICK_KILLS)} kill points in process and {len(QUICK_ACTOR_KILLS)} actor kills")
+                        help=f"{len(QUICK_KILLS)} kill points in process, {len(QUICK_RAY_KILLS)} on Ray and "
+                             f"{len(QUICK_ACTOR_KILLS)} actor kills")
     parser.add_argument("--fuzz", type=int, default=2000, help="hypothesis cases through extraction + verification")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-reliability-") as name:
@@ -336,8 +338,8 @@ def main() -> None:
                                        QUICK_KILLS if args.quick else KILLS, "killed"),
         }
         ray_reference = reference_run(tmp, common, "ray-reference")
-        if not args.quick:
-            outcomes["ray driver"] = driver_kills(tmp, common, ray_reference, RAY_KILLS, "ray-killed")
+        outcomes["ray driver"] = driver_kills(tmp, common, ray_reference, QUICK_RAY_KILLS if args.quick else RAY_KILLS,
+                                              "ray-killed")
         outcomes["ray actors"] = actor_kills(tmp, common, ray_reference,
                                              QUICK_ACTOR_KILLS if args.quick else ACTOR_KILLS)
     drivers = [o for kind, o in outcomes.items() if kind != "ray actors"]

@@ -184,8 +184,8 @@ def run(run_dir: Path, kills: Sequence[str] = ()) -> tuple[list, dict[str, int]]
         os.environ.pop(faults.ACTOR_KILL_ENV, None)
         placement.remove()
     assert faults.actor_kills_fired() == sorted(kills)  # every kill happened
-    for role in ROLES:
-        assert restarts[role] >= sum(kill.startswith(role + ".") for kill in kills), restarts
+    for role in ROLES:  # each killed role was restored (once for kills that came before it was called again)
+        assert restarts[role] >= any(kill.startswith(role + ".") for kill in kills), restarts
     return reports, restarts
 
 
