@@ -1,34 +1,59 @@
-"""One thin actor that hosts a role object and forwards calls to it."""
+"""One thin actor that hosts a role object and forwards calls to it, and the loop's handle on it.
+
+A role actor that dies is rebuilt by Ray from its factory (`max_restarts`), i.e. with the
+state it had when the run started. Whether it died during a call (the call fails) or between
+two calls (Ray queues the next call for the rebuilt actor, which would run it silently), the
+loop must give it its state back first: every actor has an `incarnation` (a fresh id per
+process) and refuses a call addressed to an earlier one, so a restart is always noticed and
+`RayRole.recover` restores the actor before the call is sent again.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import ray
 
+from curriculum.run.faults import actor_kill
+
 log = logging.getLogger(__name__)
+
+
+class ActorRestarted(RuntimeError):
+    """A call addressed to an actor process that has since died and been rebuilt by Ray."""
 
 
 @ray.remote
 class RoleActor:
-    def __init__(self, factory: Callable[[], Any], threads: int):
-        import torch
-
-        # Stages run one after another, so a role may use the cores it was given.
-        torch.set_num_threads(threads)
+    def __init__(self, factory: Callable[[], Any], threads: int, cwd: str | None = None):
+        if cwd is not None and os.path.isdir(cwd):  # the driver's folder: relative paths mean the same here
+            os.chdir(cwd)
+        self.incarnation = uuid.uuid4().hex
         self.target = factory()
+        if "torch" in sys.modules:  # a role with a model (the store needs no torch: it starts faster without)
+            import torch
+
+            # Stages run one after another, so a role may use the cores it was given.
+            torch.set_num_threads(threads)
         self.busy: dict[str, float] = {}  # seconds spent inside each role method (for bench/overhead.py)
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def call(self, incarnation: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if incarnation != self.incarnation:
+            raise ActorRestarted(f"{method} was sent to incarnation {incarnation}; this is {self.incarnation}")
         start = time.perf_counter()
         try:
             return getattr(self.target, method)(*args, **kwargs)
         finally:
             self.busy[method] = self.busy.get(method, 0.0) + time.perf_counter() - start
+
+    def current_incarnation(self) -> str:
+        return self.incarnation
 
     def busy_seconds(self) -> dict[str, float]:
         """Seconds spent in role methods since the last call of this method."""
@@ -40,28 +65,47 @@ class RoleActor:
 
 
 class RayCall:
-    """A pending call. If the actor dies before answering, `result()` waits for Ray to restart it,
-    brings it back to the loop's state (`RayRole.on_restart`) and sends the same call again:
-    every role call is safe to repeat (seeded sampling, content-derived store ids)."""
+    """A pending call. If the actor dies before answering, or had died and been rebuilt before
+    the call reached it, `result()` waits for Ray to restart it, brings it back to the loop's
+    state (`RayRole.recover`) and sends the same call again: every role call is safe to send
+    again to an actor restored to the state it was sent in (seeded sampling, content-derived
+    store ids, a Learner's unpublished update made again)."""
 
     def __init__(self, role: "RayRole", method: str, args: tuple, kwargs: dict):
         self.role, self.method, self.args, self.kwargs = role, method, args, kwargs
         self.ref = role.submit(method, args, kwargs)
+        self.kill = actor_kill(role.name, method)  # test-only fault injection (run/faults.py)
+        if self.kill == "sent":
+            role.kill(f"as {method} was sent")
+
+    def _answer(self) -> Any:
+        if self.kill == "done":  # fault injection: the actor dies with its answer unread
+            self.kill = None
+            ray.wait([self.ref])
+            self.role.kill(f"after it ran {self.method}")
+            raise ActorRestarted(f"killed after it ran {self.method}")
+        value = ray.get(self.ref)
+        if self.kill == "idle":  # fault injection: the next call finds a restarted actor
+            self.kill = None
+            self.role.kill(f"after it answered {self.method}")
+        return value
 
     def result(self) -> Any:
         from ray.exceptions import RayActorError
 
-        for retry in range(self.role.call_retries + 1):
+        resent = 0
+        while True:
             try:
-                return ray.get(self.ref)
-            except RayActorError as exc:
-                if retry == self.role.call_retries:
+                return self._answer()
+            except (RayActorError, ActorRestarted) as exc:
+                # A call that restores the actor fails its restore, which starts over (`recover`).
+                if self.role.restoring or resent == self.role.call_retries:
                     raise
-                log.warning("%s actor died during %s (%s); restarting it and sending the call again",
+                log.warning("%s actor died before answering %s (%s); restarting it and sending the call again",
                             self.role.name, self.method, type(exc).__name__)
-                self.role.recover()
-                self.ref = self.role.submit(self.method, self.args, self.kwargs)
-        raise AssertionError("unreachable")
+            resent += 1
+            self.role.recover()
+            self.ref = self.role.submit(self.method, self.args, self.kwargs)
 
 
 class RayRole:
@@ -78,28 +122,71 @@ class RayRole:
         self.restart_timeout_s = restart_timeout_s
         self.on_restart: Callable[["RayRole"], None] | None = None
         self.restarts = 0
+        self.restoring = False  # inside `on_restart`
+        # The actor process calls are meant for, learnt at the first call: an actor rebuilt before
+        # it starts from the state the loop expects of a new one.
+        self.incarnation: str | None = None
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> RayCall:
         return RayCall(self, method, args, kwargs)
 
     def submit(self, method: str, args: tuple, kwargs: dict) -> Any:
-        return self.handle.call.remote(method, *args, **kwargs)
+        if self.incarnation is None:
+            self.incarnation = ray.get(self.handle.current_incarnation.remote())
+        return self.handle.call.remote(self.incarnation, method, *args, **kwargs)
+
+    def kill(self, when: str) -> None:
+        """Fault injection: kill the actor process and wait until Ray has rebuilt it (the loop
+        still addresses the old one, so its next call finds it restarted)."""
+        from ray.exceptions import RayActorError
+
+        log.warning("fault injection: killing the %s actor %s", self.name, when)
+        killed = self.incarnation
+        ray.kill(self.handle, no_restart=False)
+        deadline = time.monotonic() + self.restart_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if ray.get(self.handle.current_incarnation.remote(), timeout=10.0) != killed:
+                    return
+            except (RayActorError, ray.exceptions.GetTimeoutError):
+                pass
+            time.sleep(0.1)
 
     def recover(self) -> None:
-        """Wait until Ray has restarted the actor (it answers `pid`), then restore its state."""
+        """Wait until Ray has restarted the actor (it answers), then restore its state. If it dies
+        again while being restored, wait and restore it from the start again: a restore replayed
+        half on one process and half on the next would leave a state the loop never had."""
+        from ray.exceptions import RayActorError
+
+        for attempt in range(self.call_retries + 1):
+            self._wait_until_restarted()
+            self.restarts += 1
+            if self.on_restart is None:
+                return
+            self.restoring = True
+            try:
+                self.on_restart(self)
+                return
+            except (RayActorError, ActorRestarted) as exc:
+                if attempt == self.call_retries:
+                    raise
+                log.warning("%s actor died while being restored (%s); restoring it again", self.name,
+                            type(exc).__name__)
+            finally:
+                self.restoring = False
+
+    def _wait_until_restarted(self) -> None:
         from ray.exceptions import ActorDiedError, RayActorError
 
         deadline = time.monotonic() + self.restart_timeout_s
         while True:
             try:
-                ray.get(self.handle.pid.remote(), timeout=max(1.0, deadline - time.monotonic()))
-                break
+                self.incarnation = ray.get(self.handle.current_incarnation.remote(),
+                                           timeout=max(1.0, deadline - time.monotonic()))
+                return
             except ActorDiedError:
                 raise  # out of restarts: nothing to wait for
             except (RayActorError, ray.exceptions.GetTimeoutError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        self.restarts += 1
-        if self.on_restart is not None:
-            self.on_restart(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from curriculum.config import (  # importing curriculum turns Ray usage stats off
@@ -13,19 +14,24 @@ from curriculum.config import (  # importing curriculum turns Ray usage stats of
 from curriculum.errors import CurriculumError
 
 
-def start_ray(config: RayConfig) -> None:
-    """Join `ray.address`, or start a local cluster on loopback with the dashboard off."""
+def start_ray(config: RayConfig, code_dir: str | Path | None = None) -> None:
+    """Join `ray.address`, or start a local cluster on loopback with the dashboard off.
+
+    `code_dir`: the run's copy of its source (curriculum/run/code_version.py); every worker of
+    this job imports the packages from it (`code_runtime_env`; a job-level setting in Ray).
+    """
     import ray
 
     if ray.is_initialized():
         return
+    runtime_env = code_runtime_env(code_dir) if code_dir is not None else None
     if config.address:
-        ray.init(address=config.address, log_to_driver=True)
+        ray.init(address=config.address, log_to_driver=True, runtime_env=runtime_env)
     else:
         # No dashboard; usage stats off (module top). Loopback is asked for, but Ray 2.60 resolves
         # it to the host's address and binds its ports there, guarded by its cluster token.
         ray.init(num_cpus=config.num_cpus, include_dashboard=False, _node_ip_address=config.node_ip_address,
-                 configure_logging=False, log_to_driver=True)
+                 configure_logging=False, log_to_driver=True, runtime_env=runtime_env)
 
 
 def stop_ray() -> None:
@@ -49,6 +55,17 @@ def on_available_devices(config: RayConfig, gpus: float) -> tuple[RayConfig, str
                                          for name in wanted})
     asked = ", ".join(f"ray.{name}.num_gpus={value:g}" for name, value in wanted.items())
     return cpu_only, f"no GPU here: {asked} run on CPU instead"
+
+
+def code_runtime_env(code_dir: str | Path) -> dict[str, Any]:
+    """A Ray runtime environment whose workers import the packages from `code_dir` (the run's copy
+    of its source, curriculum/run/code_version.py) rather than from the working tree.
+
+    `working_dir`, not `py_modules`: without a working_dir Ray puts the driver's current folder
+    (usually the checkout) first on every worker's path. Ray starts workers inside their copy of
+    the working_dir; `RoleActor` moves back to the driver's folder, so relative paths mean the same.
+    """
+    return {"working_dir": str(code_dir)}
 
 
 def device_for(resources: RoleResources) -> str:
@@ -119,7 +136,7 @@ class Placement:
             num_cpus=cpus, num_gpus=resources.num_gpus, name=None,
             max_restarts=self.max_restarts, max_task_retries=0,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
-        ).remote(factory, threads_for(resources))
+        ).remote(factory, threads_for(resources), os.getcwd())
         return RayRole(handle, name, call_retries=self.max_restarts)
 
     def remove(self) -> None:

@@ -1,11 +1,18 @@
-"""Share of round wall time spent outside model compute, on the tiny config.
+"""Share of round wall time spent outside model compute, at make-run size (configs/tiny.yaml).
 
-Model compute = time inside the Solver, Teacher, Learner and Generator role methods
-(generation, grading, training, variant-making), measured by each actor. Everything
-else — Ray messaging, store writes and queries, snapshots, checkpoints, the driver —
-is overhead. A round's wall time is measured around the whole round as `curriculum run` does
-it (every stage, then the MLflow log). Prints per-round numbers and ends with
-`RESULT overhead_share=...`.
+Model compute = generation and grading (the Solver's `attempt` and `evaluate`), variant-making
+(the Teacher's `teach`), training steps (the Learner's `learn`, the Generator's `train`) and the
+Generator's `propose`, as each actor times its role methods, less what those methods spend
+outside the model: building the round's dataset and TRL trainer (`setup_seconds` in the learn and
+train metrics) and the Generator's checkpoint save (`save_seconds`). Everything else is overhead:
+checkpoint writes (the Learner's `publish` of adapter and optimizer, the Generator's save), policy
+loads (the Solvers' `use_policy`, restores), trainer construction, Ray messaging, store writes and
+queries, snapshots, MLflow and the driver. A round's wall time is measured around the whole round
+as `curriculum run` does it (every stage, then the MLflow log).
+
+Prints per-round numbers with the overhead split by cause and ends with
+`RESULT overhead_share=... overhead_share_excl_checkpoints=...`; the second leaves the
+checkpoint writes (publish, Generator save) out of the overhead.
 
     .venv/bin/python bench/overhead.py [--rounds N] [key=value ...]
 """
@@ -23,6 +30,26 @@ sys.path.insert(0, str(ROOT))
 
 from curriculum.config import load_config  # noqa: E402
 
+# Role methods whose time is model compute (less the setup and save parts their metrics report).
+COMPUTE = {"solver": ("attempt", "evaluate"), "teacher": ("teach",), "learner": ("learn",),
+           "generator": ("train", "propose")}
+
+
+def split_round(busy: dict[str, list[dict[str, float]]], metrics: dict[str, float]) -> dict[str, float]:
+    """Seconds of the round per kind: compute, and the overhead that actors' clocks see."""
+    solver_compute = max((sum(b.get(m, 0.0) for m in COMPUTE["solver"]) for b in busy["solver"]), default=0.0)
+    setup = metrics.get("learner/setup_seconds", 0.0) + metrics.get("generator/setup_seconds", 0.0)
+    generator_save = metrics.get("generator/save_seconds", 0.0)
+    compute = solver_compute - setup - generator_save + sum(
+        b.get(m, 0.0) for role in ("teacher", "learner", "generator") for b in busy[role] for m in COMPUTE[role])
+    return {
+        "compute": compute,
+        "checkpoint_writes": sum(b.get("publish", 0.0) for b in busy["learner"]) + generator_save,
+        "policy_loads": sum(b.get(m, 0.0) for role in ("solver", "learner", "generator") for b in busy[role]
+                            for m in ("use_policy", "restore")),
+        "trainer_setup": setup,
+    }
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,13 +60,13 @@ def main() -> None:
     import ray
 
     from agents import cluster
-    from agents import roles as factories
     from curriculum.models import load_tokenizer, prompt_for
     from curriculum.report.tracking import Tracker, default_tracking_uri
     from curriculum.run.loop import CoEvolution
     from curriculum.run.rundir import create_run_dir
     from curriculum.run.runner import start_roles
     from curriculum.training.pretrain import pretrain
+    from curriculum.worlds import make_world
 
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         config = load_config(ROOT / "configs/tiny.yaml", [
@@ -49,36 +76,40 @@ def main() -> None:
         cluster.start_ray(config.ray)
         roles, placement = start_roles(config, run_dir, base_path)
         try:
-            compute_roles = [*roles.solvers, roles.teacher, roles.learner] + ([roles.generator] if roles.generator else [])
+            by_role = {"solver": roles.solvers, "teacher": [roles.teacher] if roles.teacher else [],
+                       "learner": [roles.learner], "generator": [roles.generator] if roles.generator else []}
             tokenizer = load_tokenizer(base_path)
-            loop = CoEvolution(config, roles, factories.make_world(config), run_dir,
-                               prompt=lambda q: prompt_for(q, tokenizer))
+            world = make_world(config)
+            loop = CoEvolution(config, roles, world, run_dir,
+                               prompt=lambda q: prompt_for(q, tokenizer, world.instruction))
             tracker = Tracker(default_tracking_uri(tmp), experiment="bench-overhead", run_name="bench")
             loop.prepare_seeds()
-            for role in compute_roles:  # start every round from zero
-                role.handle.busy_seconds.remote()
-            shares = []
+            for role in (r for rs in by_role.values() for r in rs):  # start every round from zero
+                ray.get(role.handle.busy_seconds.remote())
+            rounds = []
             for round_ in range(1, args.rounds + 1):
                 start = time.perf_counter()
                 report = loop.run_round(round_)
                 tracker.log_metrics(report.metrics, step=round_)
                 wall = time.perf_counter() - start
-                busy = [ray.get(role.handle.busy_seconds.remote()) for role in compute_roles]
-                # Solvers run in parallel: count the slowest one, plus the other roles in full.
-                solver_busy = max(sum(b.values()) for b in busy[: len(roles.solvers)])
-                compute = solver_busy + sum(sum(b.values()) for b in busy[len(roles.solvers):])
-                share = max(0.0, wall - compute) / wall
-                shares.append((wall, compute))
-                print(f"round {round_}: wall {wall:.2f} s, model compute {compute:.2f} s, overhead {share:.3f}",
-                      flush=True)
+                busy = {name: [ray.get(r.handle.busy_seconds.remote()) for r in rs] for name, rs in by_role.items()}
+                parts = split_round(busy, report.metrics)
+                rounds.append((wall, parts))
+                other = wall - sum(parts.values())
+                print(f"round {round_}: wall {wall:.2f} s, model compute {parts['compute']:.2f} s, overhead "
+                      f"{(wall - parts['compute']) / wall:.3f} (checkpoint writes {parts['checkpoint_writes']:.2f} s, "
+                      f"policy loads {parts['policy_loads']:.2f} s, trainer setup {parts['trainer_setup']:.2f} s, "
+                      f"store/Ray/driver/MLflow {other:.2f} s)", flush=True)
             tracker.finish()
             roles.store.call("close").result()
         finally:
             placement.remove()
             cluster.stop_ray()
-    wall = sum(w for w, _ in shares)
-    compute = sum(c for _, c in shares)
-    print(f"RESULT overhead_share={max(0.0, wall - compute) / wall:.4f}")
+    wall = sum(w for w, _ in rounds)
+    compute = sum(p["compute"] for _, p in rounds)
+    checkpoints = sum(p["checkpoint_writes"] for _, p in rounds)
+    print(f"RESULT overhead_share={max(0.0, wall - compute) / wall:.4f} "
+          f"overhead_share_excl_checkpoints={max(0.0, wall - compute - checkpoints) / wall:.4f}")
 
 
 if __name__ == "__main__":

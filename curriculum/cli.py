@@ -19,6 +19,8 @@ EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 1
 # Disk full, quota, permissions, read-only filesystem: the machine's fault, told in one line.
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
+ALLOW_CODE_CHANGE_HELP = ("continue even though the code differs from the code the run ran with "
+                          "(code_version.json); the run goes on with this code and records the change")
 # `curriculum eval` on a model that is not a run reads its datasets from here.
 DEFAULT_EVAL_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "benchmarks.yaml")
 
@@ -41,16 +43,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from curriculum.run.runner import resume_experiment, run_experiment
 
     if args.resume and (args.run_dir or config.experiment.run_name) and is_run_dir(run_dir_for(config, args.run_dir)):
-        resume_experiment(run_dir_for(config, args.run_dir), expected=config)
+        resume_experiment(run_dir_for(config, args.run_dir), expected=config,
+                          allow_code_change=args.allow_code_change, pin_imports=True)
     else:
-        run_experiment(config, run_dir=args.run_dir)
+        run_experiment(config, run_dir=args.run_dir, pin_imports=True)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from curriculum.run.runner import resume_experiment
 
-    resume_experiment(args.run_dir)
+    resume_experiment(args.run_dir, allow_code_change=args.allow_code_change, pin_imports=True)
     return 0
 
 
@@ -113,7 +116,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     summary, path = run_eval(config, target, args.dataset, k=args.k, samples=args.samples,
                              temperature=args.temperature, limit=args.limit, max_new_tokens=args.max_new_tokens,
-                             fields=fields, seed=args.seed, out=args.out, progress=not args.json)
+                             fields=fields, seed=args.seed, out=args.out, progress=not args.json,
+                             skip_oversized=args.skip_oversized)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=2, default=str))
         return 0
@@ -123,6 +127,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     console = Console()
     console.print(eval_table(summary))
+    if summary.get("skipped_oversized", {}).get("count"):
+        skipped = summary["skipped_oversized"]
+        console.print(f"skipped {skipped['count']} problems whose prompt does not fit the model "
+                      f"(first: {skipped['lines'][0]})")
     logged = f"; logged to MLflow run {summary['mlflow_run_id']}" if summary.get("mlflow_run_id") else ""
     console.print(f"wrote {path} ({summary['seconds']:.1f} s){logged}")
     return 0
@@ -163,10 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "an existing one is refused")
     run.add_argument("--resume", action="store_true",
                      help="if the run directory exists, continue it (its config must equal this one)")
+    run.add_argument("--allow-code-change", action="store_true", help=ALLOW_CODE_CHANGE_HELP)
     run.set_defaults(handler=cmd_run)
 
     resume = commands.add_parser("resume", help="continue a killed or stopped run from its last completed stage")
     resume.add_argument("run_dir", help="runs/<experiment>/<run>")
+    resume.add_argument("--allow-code-change", action="store_true", help=ALLOW_CODE_CHANGE_HELP)
     resume.set_defaults(handler=cmd_resume)
 
     pre = commands.add_parser("pretrain", help="build (or reuse) the toy base model and print its accuracy table")
@@ -203,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"config.yaml, else {DEFAULT_EVAL_CONFIG})")
     ev.add_argument("--out", help="the JSON report (default: <run>/eval/vNNNN/<dataset>.json or runs/eval/...)")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--skip-oversized", action="store_true",
+                    help="leave out (and count) problems whose prompt does not fit the model, instead of refusing "
+                         "the dataset")
     ev.add_argument("--json", action="store_true", help="print the report (without per-problem items) as JSON")
     fields = ev.add_argument_group("field mapping of a dataset file (override the config's)")
     for name in ("question", "answer", "subject", "level"):

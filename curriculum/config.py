@@ -76,6 +76,9 @@ class ModelConfig(Section):
     cache_dir: str = ".cache/curriculum"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="auto: bfloat16 on a GPU that supports it, float32 on CPU")
+    max_prompt_tokens: int | None = Field(
+        default=None, ge=1, description="problems whose prompt has more tokens are refused when their data is "
+                                        "read; default: what the model's context leaves beside the new tokens")
 
     @model_validator(mode="after")
     def _hf_needs_path(self) -> "ModelConfig":
@@ -113,6 +116,9 @@ class WorldConfig(Section):
                                     "benchmarks held out for evaluation")
     heldout_size: dict[str, int] = Field(default_factory=dict, description="dataset: problems drawn from a held-out "
                                          "benchmark by experiment.seed (missing or 0: all of it)")
+    skip_oversized: bool = Field(default=False, description="dataset: leave out (and count, seeds/skipped_"
+                                 "oversized) problems whose prompt does not fit the model, instead of refusing "
+                                 "the data file")
     level_edges: list[float] = Field(
         default_factory=lambda: [0.75, 0.5, 0.25, 0.125],
         description="dataset problems without a level field get level 1 + the number of edges above the base "

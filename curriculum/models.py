@@ -198,6 +198,24 @@ def load_tokenizer(path_or_id: str | Path) -> "PreTrainedTokenizerBase":
     return tokenizer
 
 
+def context_length(path_or_id: str | Path) -> int | None:
+    """The most tokens (prompt + generated) the model at `path_or_id` takes, from its config; None if unsaid."""
+    _check_exists(str(path_or_id))
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(path_or_id))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the config of model '{path_or_id}': {str(exc).strip().splitlines()[0]}") from None
+    return model_context(config)
+
+
+def model_context(config: Any) -> int | None:
+    """The context length a transformers model config gives (`max_position_embeddings`), or None."""
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
 def load_model_and_tokenizer(path_or_id: str | Path, dtype: str = "auto",
                              device: str | None = None) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load a causal LM and its tokenizer from an HF folder (e.g. the tiny base model) or a hub id."""

@@ -19,6 +19,12 @@ from transformers.generation.logits_process import (
 )
 
 from curriculum.engines.base import Generation, InferenceEngine, validate_sampling
+from curriculum.errors import CurriculumError
+from curriculum.models import model_context
+
+
+class PromptTooLongError(CurriculumError, ValueError):
+    """A prompt that does not fit the model's context with the tokens asked for."""
 
 
 class _LogProbRecorder(LogitsProcessor):
@@ -75,6 +81,9 @@ class HFEngine(InferenceEngine):
         self._adapter_path: str | None = None
         self._base_state: dict[str, torch.Tensor] | None = None
         self.eos_token_ids = stop_token_ids(model, tokenizer)
+        self.context = model_context(model.config)  # prompt + new tokens never exceed it (None: unbounded)
+        # No token spans more characters than this: far-too-long prompts are refused untokenized.
+        self._longest_token = max((len(token) for token in tokenizer.get_vocab()), default=1)
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; batched generation needs one")
         # The engine's arguments alone decide sampling: no top_k/temperature from the model's folder.
@@ -137,7 +146,7 @@ class HFEngine(InferenceEngine):
         batch_size = batch_size or self.batch_size
         greedy = temperature == 0
         draws = 1 if greedy else n  # greedy samples are all the same: decode once, copy
-        encoded = self.tokenizer(list(prompts))["input_ids"]
+        encoded = self._encode(prompts, max_new_tokens)
         # Rows sorted by prompt length (longest first) waste little on padding, and a
         # batch that does not fit in memory fails at once rather than at the end.
         rows = sorted(((i, j) for i in range(len(prompts)) for j in range(draws)),
@@ -154,6 +163,27 @@ class HFEngine(InferenceEngine):
                                                max_new_tokens, seed=seed * 1_000_003 + index)
             results.update(zip(batch, generations))
         return [[results[(i, 0 if greedy else j)] for j in range(n)] for i in range(len(prompts))]
+
+    def _encode(self, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+        """Token ids of each prompt; a prompt that leaves no room for `max_new_tokens` in the model's
+        context is refused (one line), never generated from: it would only fail late or exhaust memory."""
+        if self.context is not None:
+            if max_new_tokens >= self.context:
+                raise PromptTooLongError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the "
+                                         f"model's context of {self.context} tokens")
+            room = self.context - max_new_tokens
+            for index, prompt in enumerate(prompts):
+                if len(prompt) > room * self._longest_token:
+                    raise PromptTooLongError(f"prompt {index} is {len(prompt):,} characters, over the {room} "
+                                             f"tokens the model's context of {self.context} leaves beside "
+                                             f"max_new_tokens={max_new_tokens}")
+        encoded = self.tokenizer(list(prompts))["input_ids"]
+        if self.context is not None:
+            for index, ids in enumerate(encoded):
+                if len(ids) + max_new_tokens > self.context:
+                    raise PromptTooLongError(f"prompt {index} is {len(ids):,} tokens: with max_new_tokens="
+                                             f"{max_new_tokens} it exceeds the model's context of {self.context}")
+        return encoded
 
     @torch.inference_mode()
     def _generate_batch(self, input_ids: list[list[int]], greedy: bool, temperature: float, top_p: float,

@@ -23,6 +23,9 @@ from curriculum.report.passk import mean_pass_at_k
 from curriculum.run.rundir import is_run_dir
 
 
+MAX_SKIPPED_SHOWN = 20  # skipped lines named in the report (all are counted)
+
+
 class EvalError(CurriculumError):
     """`curriculum eval` cannot do what was asked; one line that says how to fix it."""
 
@@ -255,12 +258,19 @@ def resolve_dataset(config: Any, name_or_path: str, fields: dict[str, Any] | Non
 def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples: int | None = None,
              temperature: float | None = None, limit: int | None = None, max_new_tokens: int | None = None,
              fields: dict[str, Any] | None = None, seed: int = 0, out: str | Path | None = None,
-             progress: bool = False) -> tuple[dict[str, Any], Path]:
-    """Evaluate `target` on `dataset`; write the JSON report; log to MLflow for a run. (report, its path)"""
+             progress: bool = False, skip_oversized: bool = False) -> tuple[dict[str, Any], Path]:
+    """Evaluate `target` on `dataset`; write the JSON report; log to MLflow for a run. (report, its path)
+
+    A problem whose prompt would not fit the model (its context less the new tokens, or
+    `model.max_prompt_tokens`) is refused with its file and line before the model is loaded, or
+    with `skip_oversized` left out and counted in the report (`skipped_oversized`).
+    """
     from curriculum.engines.hf import HFEngine
     from curriculum.files import atomic_write_json
+    from curriculum.models import context_length, load_tokenizer
     from curriculum.verify import Verifier
     from curriculum.worlds.loading import load_problem_set
+    from curriculum.worlds.prompt_limit import PromptLimit
 
     samples = k if samples is None else samples
     if k < 1 or samples < k:
@@ -274,14 +284,19 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
         raise EvalError(f"--samples {samples} with temperature 0 gives {samples} copies of the greedy answer; "
                         "set --temperature above 0")
     name, spec = resolve_dataset(config, dataset, fields)
-    problems = load_problem_set(spec, config.data_root, name)[:limit]
+    max_new_tokens = max_new_tokens or cfg.max_new_tokens
+    prompt_limit = PromptLimit.for_model(load_tokenizer(target.base), context_length(target.base), max_new_tokens,
+                                         cfg.instruction, config.model.max_prompt_tokens,
+                                         skip_hint="pass --skip-oversized to leave such problems out")
+    skipped: list[str] | None = [] if skip_oversized else None
+    problems = load_problem_set(spec, config.data_root, name, prompt_limit, skipped)[:limit]
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"  # a command of its own: the machine's GPU if any
     engine = HFEngine.from_pretrained(target.base, dtype=config.model.dtype, device=device, batch_size=cfg.batch_size,
                                       adapter=target.adapter)
     settings = {"samples": samples, "k": k, "temperature": temperature, "top_p": cfg.top_p if temperature else 1.0,
-                "max_new_tokens": max_new_tokens or cfg.max_new_tokens, "seed": seed, "limit": limit,
+                "max_new_tokens": max_new_tokens, "seed": seed, "limit": limit,
                 "instruction": cfg.instruction, "extraction": spec.completion_extraction,
                 "chat_template": bool(getattr(engine.tokenizer, "chat_template", None))}
     start = time.perf_counter()
@@ -290,6 +305,8 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
                                     settings["top_p"], settings["max_new_tokens"], cfg.instruction,
                                     cfg.batch_size, seed, progress)
     summary = report(result, k, target, name, str(spec.path), settings, time.perf_counter() - start)
+    if skipped is not None:
+        summary["skipped_oversized"] = {"count": len(skipped), "lines": skipped[:MAX_SKIPPED_SHOWN]}
     path = Path(out) if out else default_output(target, name, k, limit, config.experiment.runs_dir)
     atomic_write_json(path, summary)
     if target.run_dir is not None:

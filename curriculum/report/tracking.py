@@ -44,6 +44,10 @@ class Tracker:
         for start in range(0, len(items), PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[start : start + PARAMS_PER_BATCH])
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for key, value in sorted(tags.items()):
+            self.client.set_tag(self.run_id, key, value)
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 

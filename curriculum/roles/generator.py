@@ -125,6 +125,7 @@ class Generator:
                             warmup_ratio=0.0, seed=self.seed + self.version, use_cpu=self.device == "cpu",
                             bf16=self.dtype == "bfloat16" and self.device != "cpu")
             trainer = make_weighted_sft_trainer(self.model, self.tokenizer, dataset, args)
+            setup = time.perf_counter() - start  # the data and the trainer, before the first step
             output = trainer.train()
         self.model = trainer.model.eval()
         self.model.config.use_cache = True  # the trainer turns the KV cache off; generation wants it back
@@ -134,7 +135,7 @@ class Generator:
         self.version += 1
         return {"examples": float(len(examples)), "loss": float(output.training_loss),
                 "mean_weight": sum(weights) / len(weights), "seconds": time.perf_counter() - start,
-                "steps": float(output.global_step), "version": float(self.version)}
+                "setup_seconds": setup, "steps": float(output.global_step), "version": float(self.version)}
 
     # ------------------------------------------------------------------ proposing
 
@@ -302,9 +303,11 @@ class GeneratorRole:
     def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> dict[str, float]:
         metrics = self.generator.train(examples)
         if examples:
+            start = time.perf_counter()
             self.generator.save(self.checkpoint)
             for old in self._saved_versions()[: -self.KEEP]:
                 shutil.rmtree(self._folder(old), ignore_errors=True)
+            metrics["save_seconds"] = time.perf_counter() - start  # a checkpoint write (bench/overhead.py)
         return metrics
 
     def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]:

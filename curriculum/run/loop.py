@@ -4,9 +4,11 @@ Select -> attempt -> learn -> teach -> synthesize -> distil -> evaluate -> snaps
 Which of teach (Socratic-Zero Teacher), synthesize (SwS) and distil (Generator) do anything is
 the recipe's choice (`teacher.enabled`, `synthesis.enabled`, `generator.enabled`).
 
-Each stage is a method that reads and extends the round's `RoundState`. When a stage
-ends, its store writes and a record of the state are committed in one transaction, so a
-killed run resumes after the last completed stage (`resume`, see `curriculum/resume.py`).
+Each stage is a method that reads and extends the round's `RoundState`. Its store writes
+are held back while it runs (its own reads see them through `Store.read_with`, uncommitted)
+and committed once, together with a record of the state, when it ends: the store holds all
+of a stage or none of it, and a killed run resumes after the last completed stage (`resume`,
+see `curriculum/resume.py`).
 
 The loop talks to each role through `Role.call(method, ...)`, which returns something
 with `.result()`. `LocalRole` runs the call in-process (tests, debugging); the Ray
@@ -128,7 +130,9 @@ class CoEvolution:
 
         self.contamination = build_index(config, self.heldout)
         self.policy_version = 0
-        self.generator_version = 0
+        self.generator_version = 0  # the version the Generator holds (a stage that trains it moves it)
+        self.learner_version = 0  # the published version the Learner holds, i.e. could restore from
+        self._unpublished: LearnBatch | None = None  # an update the Learner made that is not yet published
         self.round = 0
         self.on_stage = on_stage or (lambda stage: None)
         self._pending: list[Any] | None = None  # store writes held back until the stage ends
@@ -154,16 +158,15 @@ class CoEvolution:
             self._pending = None
 
     def _store(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the store. Inside a stage, appends are held back and committed at its end; a read
-        first commits what is held, so a stage always reads its own writes."""
+        """Call the store. Inside a stage, appends are held back and committed with the stage's
+        record at its end; a read sees what is held without committing it (`Store.read_with`)."""
         if self._pending is not None:
             if method == "append":
                 records = list(args[0])
                 self._pending.extend(records)
                 return len(records)
             if self._pending:
-                held, self._pending = self._pending, []
-                self.roles.store.call("append", held).result()
+                return self.roles.store.call("read_with", self._pending, method, *args, **kwargs).result()
         return self.roles.store.call(method, *args, **kwargs).result()
 
     def _attempt(self, problems: Sequence[Problem], round: int, purpose: str = "attempt") -> list[Attempt]:
@@ -193,6 +196,7 @@ class CoEvolution:
             return None
         self.round, self.policy_version, self.generator_version = (
             state.round, state.policy_version, state.generator_version)
+        self.learner_version, self._unpublished = state.policy_version, None
         for role, calls in self.restore_calls().items():
             for method, args in calls:
                 role.call(method, *args).result()
@@ -201,11 +205,18 @@ class CoEvolution:
 
     def restore_calls(self) -> dict[Any, list[tuple[str, tuple]]]:
         """Per role, the calls that bring a freshly built role to the loop's current state: used on
-        resume, and by the Ray wrapper after it restarts a dead actor."""
+        resume, and by the Ray wrapper after it restarts a dead actor.
+
+        A Learner that dies after an update and before that update is published gets the published
+        version back and makes the update again, so the `publish` sent again publishes it: a
+        policy version never advances without the update that made it."""
         adapter = self.adapter_path(self.policy_version)
         calls: dict[Any, list[tuple[str, tuple]]] = {
             solver: [("use_policy", (self.policy_version, adapter))] for solver in self.roles.solvers}
-        calls[self.roles.learner] = [("restore", (adapter,))] if adapter else []
+        learner_adapter = self.adapter_path(self.learner_version)
+        calls[self.roles.learner] = [("restore", (learner_adapter,))] if learner_adapter else []
+        if self._unpublished is not None:
+            calls[self.roles.learner].append(("learn", (self._unpublished,)))
         if self.roles.generator is not None:
             calls[self.roles.generator] = [("restore", (self.generator_version,))]
         return calls
@@ -305,10 +316,12 @@ class CoEvolution:
             Group(p, self.prompt(p.question), tuple(by_problem[p.id])) for p in problems if by_problem[p.id]))
         outcome = self.roles.learner.call("learn", batch).result()
         pairs, learn_metrics = outcome.pairs, outcome.metrics
+        self._unpublished = batch  # until published, a restarted Learner redoes it (restore_calls)
         kill_point("learn:after-update", round)
         version = self.policy_version + 1
         adapter = self.adapter_path(version)
         self.roles.learner.call("publish", version, adapter).result()
+        self.learner_version, self._unpublished = version, None
         self._store("append", pairs)
         self._store("append", [PolicyVersion(
             version=version, round=round, parent_version=self.policy_version, adapter_path=adapter,
@@ -435,6 +448,8 @@ class CoEvolution:
                     if c.id in rates and c.parent_id in parents]
         out = {f"generator/{k}": float(v) for k, v in
                self.roles.generator.call("train", examples).result().items()}
+        # The Generator now holds (and has checkpointed) this version: a restarted one proposes with it.
+        self.generator_version = int(out.get("generator/version", self.generator_version))
         out["generator/mean_usefulness"] = (
             sum(gaussian_usefulness(r, gen_cfg.usefulness_center, gen_cfg.usefulness_width)
                 for *_, r in examples) / len(examples) if examples else 0.0)

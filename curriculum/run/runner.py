@@ -9,12 +9,14 @@ store records as complete (see `curriculum/resume.py`) and the same MLflow run.
 from __future__ import annotations
 
 import json
+import random
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from curriculum.config import Config, flatten
 from curriculum.files import atomic_write_json
+from curriculum.run import code_version
 from curriculum.run.faults import kill_point
 from curriculum.run.rundir import (
     check_new_run_dir,
@@ -26,25 +28,37 @@ from curriculum.run.rundir import (
 MLFLOW_FILE = "mlflow.json"
 
 
-def run_experiment(config: Config, console=None, run_dir: str | Path | None = None) -> Path:
+def run_experiment(config: Config, console=None, run_dir: str | Path | None = None,
+                   pin_imports: bool = False) -> Path:
     """A new run in a new run directory (`run_dir`, default runs/<experiment>/<run_name>).
 
     An existing run directory is refused before anything is written: continue it with
-    `resume_experiment` (`curriculum resume RUN_DIR`).
+    `resume_experiment` (`curriculum resume RUN_DIR`). The run records its code version and runs
+    its Ray actors on a copy of its code (code_version.py); `pin_imports` (the CLI) makes this
+    process import the rest of the package from that copy too.
     """
     check_new_run_dir(run_dir_for(config, run_dir))
     preflight(config)
-    return _drive(config, lambda: create_run_dir(config, run_dir), console)
+
+    def make_run_dir() -> Path:
+        made = create_run_dir(config, run_dir)
+        code_version.pin(made)
+        return made
+
+    return _drive(config, make_run_dir, console, pin_imports=pin_imports)
 
 
-def resume_experiment(run_dir: str | Path, console=None, expected: Config | None = None) -> Path:
+def resume_experiment(run_dir: str | Path, console=None, expected: Config | None = None,
+                      allow_code_change: bool = False, pin_imports: bool = False) -> Path:
     """Continue a run from the last stage it completed, with the config saved in its directory.
 
     `expected`: refuse unless it equals the saved config (`curriculum run --resume` passes the
-    config it was given, so a changed recipe is not mixed into an old run).
+    config it was given, so a changed recipe is not mixed into an old run). Code other than the
+    run's is refused unless `allow_code_change`; then the run continues with it (recorded).
     """
     run_dir = Path(run_dir)
     config = open_run_dir(run_dir)
+    now, before = code_version.check_unchanged(run_dir, allow_code_change)
     if expected is not None and expected != config:
         from curriculum.run.rundir import RunDirError
 
@@ -54,25 +68,43 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
                           f"resume it with `curriculum resume {run_dir}` or start a new run")
     preflight(config)
     _check_store(run_dir)
-    return _drive(config, lambda: run_dir, console, resumed=True)
+    if before is not None:
+        print(f"note: {run_dir} ran with {before.describe()}; continuing with {now.describe()}")
+    unpinned = code_version.recorded(run_dir) is None or not code_version.snapshot_dir(run_dir).is_dir()
+    if before is not None or unpinned:  # a run from before code versions, or allowed to change: pin it now
+        code_version.pin(run_dir, now)
+    return _drive(config, lambda: run_dir, console, resumed=True, pin_imports=pin_imports)
 
 
 def preflight(config: Config) -> None:
     """Check what the run will read (model path, the world's data, evaluation data sets) before anything is
     written: a bad path or a malformed data file fails here with one line, leaving nothing behind."""
+    from curriculum.worlds import make_world
+    from curriculum.worlds.loading import load_named
+
+    prompt_limit = None
     if config.model.kind == "hf":
         from curriculum.models import check_model_path
 
         check_model_path(config.model.path)
-    from curriculum.worlds import make_world
-    from curriculum.worlds.loading import load_named
-
-    make_world(config).heldout()  # a dataset world reads its held-out sets (and its seed pool) here
-    for name in config.world.seed_sets:
-        load_named(config, name)
+        prompt_limit = prompt_limit_for(config, config.model.path)  # problems read from files must fit the model
+    world = make_world(config, prompt_limit)
+    world.heldout()  # a dataset world reads its held-out sets and its seed pool here
+    world.seed_candidates(1, random.Random(0))
     if config.decontamination.enabled:
         for name in config.decontamination.eval_sets:
             load_named(config, name)
+
+
+def prompt_limit_for(config: Config, base_path: str, tokenizer: Any = None) -> Any:
+    """The longest prompt the run's model takes beside the most tokens the run generates."""
+    from curriculum.models import context_length, load_tokenizer
+    from curriculum.worlds.prompt_limit import PromptLimit
+
+    max_new_tokens = max(config.solver.max_new_tokens, config.evaluation.max_new_tokens)
+    return PromptLimit.for_model(tokenizer or load_tokenizer(base_path), context_length(base_path), max_new_tokens,
+                                 config.world.answer_instruction, config.model.max_prompt_tokens,
+                                 skip_hint="set world.skip_oversized=true to leave such problems out")
 
 
 def _check_store(run_dir: Path) -> None:
@@ -85,7 +117,7 @@ def _check_store(run_dir: Path) -> None:
         Store(path).close()
 
 
-def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) -> Path:
+def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pin_imports: bool = False) -> Path:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -99,16 +131,22 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
     console = console or Console()
     base_path, base_eval = prepare_base(config)
     run_dir = make_run_dir()  # after pretraining: a failed pretraining leaves no run directory behind
+    if pin_imports:
+        code_version.use_snapshot(run_dir)
     console.print(f"{'resuming' if resumed else 'run directory:'} [bold]{run_dir}[/bold]")
 
     tracker = _tracker(config, run_dir, Tracker, default_tracking_uri)
+    pinned = code_version.recorded(run_dir)
+    if pinned is not None:
+        tracker.set_tags(pinned.tags())
     logged = tracker.logged_steps("policy_version")
 
     roles, placement = _start_roles(config, run_dir, base_path)
     status = "FAILED"
     try:
         tokenizer = load_tokenizer(base_path)
-        world = make_world(config)
+        world = make_world(config, prompt_limit_for(config, base_path, tokenizer))
+        world.seed_candidates(1, random.Random(0))  # the seed pool read now: its oversized lines are counted
         progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TimeElapsedColumn(), console=console, transient=True)
         bar = progress.add_task("", total=len(STAGES))
@@ -137,8 +175,13 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
         if base_eval is None:  # a real model: evaluated by the Solver in round 0
             base_eval = EvalResult.from_dict(finished[0].evaluation)
             console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
+        skipped = getattr(world, "skipped", [])  # problems left out whose prompt does not fit the model
+        if skipped:
+            console.print(f"note: skipped {len(skipped)} problems whose prompt does not fit the model "
+                          f"(world.skip_oversized; first: {skipped[0]})")
         if 0 not in logged:
-            tracker.log_metrics({**base_eval.metrics("eval"), "policy_version": 0}, step=0)
+            tracker.log_metrics({**base_eval.metrics("eval"), "policy_version": 0,
+                                 "data/skipped_oversized": len(skipped)}, step=0)
         if not tracker.logged_steps("seeds/seeds"):
             tracker.log_metrics({f"seeds/{k}": v for k, v in finished[0].metrics.items()
                                  if not k.startswith("eval/") and k != "policy_version"}, step=0)
@@ -162,7 +205,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
         last_round = max([r.round for r in reports] + [r for r in finished if r > 0], default=0)
         atomic_write_json(run_dir / "results.json", {
             "base_model": base_path, "base_eval": base_eval.to_dict(), "final_eval": final.to_dict(),
-            "rounds": last_round, "policy_version": loop.policy_version})
+            "rounds": last_round, "policy_version": loop.policy_version,
+            "skipped_oversized": {"count": len(skipped), "lines": skipped[:20]}})
         if last_round:
             tracker.log_artifacts(run_dir / "checkpoints" / f"policy_v{loop.policy_version:04d}", "adapter")
             tracker.log_artifacts(run_dir / "snapshots" / f"round_{last_round:04d}", "snapshot")
@@ -221,7 +265,8 @@ def _start_roles(config: Config, run_dir: Path, base_path: str):
         import torch
 
         return local_roles(_on_available_devices(config, torch.cuda.device_count()), run_dir, base_path), None
-    cluster.start_ray(config.ray)
+    code = code_version.snapshot_dir(run_dir)
+    cluster.start_ray(config.ray, code_dir=code if code.is_dir() else None)  # the actors run the run's code
     try:
         import ray
 

@@ -127,6 +127,7 @@ class Store:
         self.path = Path(path)
         self.read_only = read_only
         self._key_filters: dict[str, _KeyFilter] = {}
+        self._in_transaction = False  # inside `read_with`'s transaction
         if read_only and not self.path.exists():
             raise StoreError(f"{self.path}: no store file here to open read-only")
         if not read_only:
@@ -276,6 +277,27 @@ class Store:
         for name, hashes in new_hashes:  # only once committed
             self._key_filters[name].add(hashes)
         return inserted
+
+    def read_with(self, held: Sequence[Record], method: str, *args: Any, **kwargs: Any) -> Any:
+        """What the read `method(*args, **kwargs)` answers as if `held` were stored, leaving the
+        store as it was: the records are inserted in a transaction that is rolled back after the
+        read. A stage reads its own writes this way and commits them once, with its stage record
+        (run/loop.py), so a stage killed before its commit leaves none of itself behind."""
+        if method in ("append", "read_with", "close") or method.startswith("_"):
+            raise StoreError(f"read_with: '{method}' is not a read")
+        read = getattr(self, method)
+        if not held:
+            return read(*args, **kwargs)
+        batches = [(table, _to_arrow(table, group)) for table, group in _group_by_table(list(held))]
+        self.con.begin()
+        self._in_transaction = True
+        try:
+            for table, batch in batches:
+                self._insert_new_rows(table, batch)  # the key filters stay those of the committed rows
+            return read(*args, **kwargs)
+        finally:
+            self._in_transaction = False
+            _rollback(self.con)
 
     def _insert_new_rows(self, table: schema.Table, batch: pa.Table) -> tuple[int, np.ndarray]:
         """Insert the rows of ``batch`` whose key is neither stored nor repeated earlier in the batch
@@ -557,13 +579,14 @@ class Store:
         staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
         staging.mkdir()
         try:
-            self.con.begin()
-            try:
-                for table in schema.TABLES:
-                    file = str(staging / f"{table.name}.parquet").replace("'", "''")
-                    self.con.execute(f"COPY {table.name} TO '{file}' (FORMAT parquet)")
-            finally:
-                self.con.rollback()  # read-only work: nothing to commit
+            if self._in_transaction:  # inside `read_with`: the held records are part of the snapshot
+                self._copy_tables(staging)
+            else:
+                self.con.begin()
+                try:
+                    self._copy_tables(staging)
+                finally:
+                    self.con.rollback()  # read-only work: nothing to commit
             if target.exists():
                 retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
                 target.rename(retired)
@@ -577,6 +600,11 @@ class Store:
                 raise StoreError(f"{self.path}: Parquet export to {target} failed: {_first_line(exc)}") from exc
             raise
         return target
+
+    def _copy_tables(self, staging: Path) -> None:
+        for table in schema.TABLES:
+            file = str(staging / f"{table.name}.parquet").replace("'", "''")
+            self.con.execute(f"COPY {table.name} TO '{file}' (FORMAT parquet)")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -42,10 +42,12 @@ class DPOLearner(PolicyLearner):
         dataset = self._dataset(pairs)
         with quiet_datasets(not self.progress):
             trainer = self._trainer(dataset, round)
+        setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         self._use_base_as_reference()
         steps = self._run_trainer(trainer)
         metrics = _mean_metrics(self.last_log_history)
-        metrics.update(steps=float(steps), pairs=float(len(pairs)), seconds=time.perf_counter() - start)
+        metrics.update(steps=float(steps), pairs=float(len(pairs)), seconds=time.perf_counter() - start,
+                       setup_seconds=setup)
         return metrics
 
     def _dataset(self, pairs: Sequence[PreferencePair]) -> Any:

@@ -153,11 +153,13 @@ class GRPOLearner(PolicyLearner):
         steps = cfg.steps_per_round or max(1, math.ceil(cfg.epochs * batches))
         with quiet_datasets(not self.progress):
             trainer = self._grpo_trainer(groups, per_step, batches, steps, round)
+        setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         self._use_base_as_reference()
         steps_done = self._run_trainer(trainer)
         metrics = {key: _mean(self.last_log_history, key) for key in GRPO_METRICS  # kl: only with kl_beta > 0
                    if any(key in entry for entry in self.last_log_history)}
-        metrics.update(steps=float(steps_done), groups=float(len(groups)), seconds=time.perf_counter() - start)
+        metrics.update(steps=float(steps_done), groups=float(len(groups)), seconds=time.perf_counter() - start,
+                       setup_seconds=setup)
         return metrics
 
     def _grpo_trainer(self, groups: Sequence[Group], per_step: int, batches: int, steps: int, round: int) -> Any:

@@ -200,7 +200,8 @@ class SFTLearner(PolicyLearner):
                         **self.trainer_precision)
         with quiet_datasets(not self.progress):
             trainer = make_sft_trainer(self.model, self.tokenizer, dataset, args, optimizers=(self.optimizer, None))
+        setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         steps = self._run_trainer(trainer)
         losses = [float(e["loss"]) for e in self.last_log_history]
         return {"loss": sum(losses) / len(losses) if losses else float("nan"), "steps": float(steps),
-                "examples": float(len(prompts)), "seconds": time.perf_counter() - start}
+                "examples": float(len(prompts)), "seconds": time.perf_counter() - start, "setup_seconds": setup}

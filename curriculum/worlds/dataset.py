@@ -9,6 +9,8 @@
   edges above the rate, so 1.0 -> 1 and 0 -> 5 with the default edges).
 - Concepts: the subject/type field, so weakness mining groups real problems by subject.
 - Answers: the dataset's reference answers (`answer_source="dataset"`), graded by the verifier.
+- Size: a problem whose prompt does not fit the model (`prompt_limit`) is refused with its file
+  and line, or with `world.skip_oversized` left out and listed in `skipped`.
 
 This world has no oracle and no mutation operators: the symbolic Teacher, SwS synthesis and the
 Generator cannot run in it (the config says so).
@@ -21,28 +23,35 @@ from functools import cached_property
 
 from curriculum.config import Config
 from curriculum.records import Problem, SolveRate
+from curriculum.worlds.prompt_limit import PromptLimit
 
 
 class DatasetWorld:
     name = "dataset"
     report_by = "family"
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, prompt_limit: PromptLimit | None = None):
         self.config = config
         self.seed = config.experiment.seed
         self.extraction = config.world.answer_extraction
         self.instruction = config.world.answer_instruction
+        self.prompt_limit = prompt_limit  # problems whose prompt exceeds it are refused, or skipped:
+        self.skipped: list[str] = []  # "<file>:<line>: why" of each problem left out (world.skip_oversized)
+
+    def _load(self, name: str) -> list[Problem]:
+        from curriculum.worlds.loading import load_named
+
+        skipped = self.skipped if self.config.world.skip_oversized else None
+        return load_named(self.config, name, self.prompt_limit, skipped)
 
     def heldout(self) -> list[Problem]:
         return list(self._heldout)
 
     @cached_property
     def _heldout(self) -> list[Problem]:
-        from curriculum.worlds.loading import load_named
-
         problems: list[Problem] = []
         for name in self.config.world.heldout_sets:
-            pool = _distinct(load_named(self.config, name))
+            pool = _distinct(self._load(name))
             size = self.config.world.heldout_size.get(name, 0)
             if size and size < len(pool):
                 rng = random.Random(f"dataset:{self.seed}:heldout:{name}")
@@ -53,10 +62,8 @@ class DatasetWorld:
     @cached_property
     def seed_pool(self) -> list[Problem]:
         """Every seed-set problem whose question is not held out, once each, in file order."""
-        from curriculum.worlds.loading import load_named
-
         held = {p.id for p in self._heldout}
-        pool = [p for name in self.config.world.seed_sets for p in load_named(self.config, name)]
+        pool = [p for name in self.config.world.seed_sets for p in self._load(name)]
         return [p.model_copy(update={"source": "seed"}) for p in _distinct(pool) if p.id not in held]
 
     def seed_candidates(self, n: int, rng: random.Random) -> list[Problem]:

@@ -21,6 +21,7 @@ from curriculum.config import Config, DatasetSpec
 from curriculum.errors import CurriculumError
 from curriculum.records import Problem
 from curriculum.verify import clean_answer, extract_answer
+from curriculum.worlds.prompt_limit import PromptLimit
 
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
 _HF_SAVED_MARKERS = ("dataset_dict.json", "state.json")  # what `save_to_disk` writes
@@ -30,8 +31,13 @@ class DatasetError(CurriculumError, ValueError):
     """A problem set that cannot be read; the message names the file and line."""
 
 
-def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str) -> list[Problem]:
-    """All problems in the dataset `spec` describes; relative paths start at `data_root`."""
+def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit: PromptLimit | None = None,
+                     skipped: list[str] | None = None) -> list[Problem]:
+    """All problems in the dataset `spec` describes; relative paths start at `data_root`.
+
+    With `limit`, a problem whose prompt would not fit the model is refused with its file and
+    line, or, when a `skipped` list is given, left out and "<file>:<line>: <why>" appended to it.
+    """
     source, fmt = _resolve(spec, Path(data_root), name)
     if fmt == "jsonl":
         records = _read_jsonl(source)
@@ -39,20 +45,34 @@ def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str) -> lis
         records = _read_parquet(source)
     else:
         records = _read_hf(source, spec.split)
-    problems = [_to_problem(record, where, spec, name) for where, record in records]
+    problems, too_long = [], 0
+    for where, record in records:
+        problem = _to_problem(record, where, spec, name)
+        excess = limit.excess(problem.question) if limit is not None else None
+        if excess is None:
+            problems.append(problem)
+        elif skipped is None:
+            hint = f"; shorten it, or {limit.skip_hint}" if limit.skip_hint else ""
+            raise DatasetError(f"{where}: {excess}{hint}")
+        else:
+            skipped.append(f"{where}: {excess}")
+            too_long += 1
     if not problems:
-        raise DatasetError(f"{source} is empty: no records (dataset '{name}')")
+        what = "every record's prompt is too long for the model" if too_long else "no records"
+        raise DatasetError(f"{source} is empty: {what} (dataset '{name}')")
     return problems
 
 
-def load_named(config: Config, name: str) -> list[Problem]:
-    """The problem set `name` from `config.datasets`, read under `config.data_root`."""
+def load_named(config: Config, name: str, limit: PromptLimit | None = None,
+               skipped: list[str] | None = None) -> list[Problem]:
+    """The problem set `name` from `config.datasets`, read under `config.data_root` (`limit`,
+    `skipped`: see `load_problem_set`)."""
     if name not in config.datasets:
         known = sorted(config.datasets)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise DatasetError(f"unknown dataset '{name}' (known: {', '.join(known) or 'none'}){hint}")
-    return load_problem_set(config.datasets[name], config.data_root, name)
+    return load_problem_set(config.datasets[name], config.data_root, name, limit, skipped)
 
 
 # ----------------------------------------------------------------------------- locating

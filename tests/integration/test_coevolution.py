@@ -70,3 +70,16 @@ def test_mlflow_has_per_round_metrics(run_dir):
         assert steps == [0, 1, 2], metric
     for metric in ("learner/loss", "teacher/acceptance_rate", "tokens_per_attempt", "selected_solve_rate_mean"):
         assert [m.step for m in client.get_metric_history(tracking["run_id"], metric)] != []
+
+
+def test_the_run_is_pinned_to_its_code(run_dir):
+    from mlflow.tracking import MlflowClient
+
+    from curriculum.run import code_version
+
+    recorded = code_version.recorded(run_dir)
+    assert recorded is not None and recorded.source_hash == code_version.source_hash(run_dir / "code")
+    assert recorded == code_version.current()  # nothing was edited since the run
+    tracking = json.loads((run_dir / "mlflow.json").read_text())
+    tags = MlflowClient(tracking_uri=tracking["tracking_uri"]).get_run(tracking["run_id"]).data.tags
+    assert tags["code.source_hash"] == recorded.source_hash and tags["code.git_commit"] == (recorded.git_commit or "")
