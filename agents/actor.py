@@ -83,6 +83,9 @@ class RayRole:
         return RayCall(self, method, args, kwargs)
 
     def submit(self, method: str, args: tuple, kwargs: dict) -> Any:
+        # The pending result of another actor's call goes as its ObjectRef: Ray hands the actor the
+        # value, moved through the object store (to another node if need be), not through the driver.
+        args = tuple(arg.ref if isinstance(arg, RayCall) else arg for arg in args)
         return self.handle.call.remote(method, *args, **kwargs)
 
     def recover(self) -> None:

@@ -257,7 +257,9 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
              fields: dict[str, Any] | None = None, seed: int = 0, out: str | Path | None = None,
              progress: bool = False) -> tuple[dict[str, Any], Path]:
     """Evaluate `target` on `dataset`; write the JSON report; log to MLflow for a run. (report, its path)"""
-    from curriculum.engines.hf import HFEngine
+    import tempfile
+
+    from curriculum.engines import make_engine
     from curriculum.files import atomic_write_json
     from curriculum.verify import Verifier
     from curriculum.worlds.loading import load_problem_set
@@ -275,17 +277,22 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
                         "set --temperature above 0")
     name, spec = resolve_dataset(config, dataset, fields)
     problems = load_problem_set(spec, config.data_root, name)[:limit]
-    engine = HFEngine.from_pretrained(target.base, dtype=config.model.dtype, batch_size=cfg.batch_size,
-                                      adapter=target.adapter)
-    settings = {"samples": samples, "k": k, "temperature": temperature, "top_p": cfg.top_p if temperature else 1.0,
-                "max_new_tokens": max_new_tokens or cfg.max_new_tokens, "seed": seed, "limit": limit,
-                "instruction": cfg.instruction, "extraction": spec.completion_extraction,
-                "chat_template": bool(getattr(engine.tokenizer, "chat_template", None))}
-    start = time.perf_counter()
-    with Verifier(config.verifier.timeout_s) as verifier:
-        result = evaluate_benchmark(engine, problems, verifier, spec.completion_extraction, samples, temperature,
-                                    settings["top_p"], settings["max_new_tokens"], cfg.instruction,
-                                    cfg.batch_size, seed, progress)
+    with tempfile.TemporaryDirectory(prefix="curriculum-eval-") as engine_dir:  # the engine's own files (vLLM)
+        engine = make_engine(config, target.base, engine_dir, adapter=target.adapter,
+                             version=target.policy_version or 0)
+        settings = {"samples": samples, "k": k, "temperature": temperature,
+                    "top_p": cfg.top_p if temperature else 1.0, "max_new_tokens": max_new_tokens or cfg.max_new_tokens,
+                    "seed": seed, "limit": limit, "instruction": cfg.instruction,
+                    "extraction": spec.completion_extraction, "engine": config.solver.engine,
+                    "chat_template": bool(getattr(engine.tokenizer, "chat_template", None))}
+        start = time.perf_counter()
+        try:
+            with Verifier(config.verifier.timeout_s) as verifier:
+                result = evaluate_benchmark(engine, problems, verifier, spec.completion_extraction, samples,
+                                            temperature, settings["top_p"], settings["max_new_tokens"],
+                                            cfg.instruction, cfg.batch_size, seed, progress)
+        finally:
+            engine.close()
     summary = report(result, k, target, name, str(spec.path), settings, time.perf_counter() - start)
     path = Path(out) if out else default_output(target, name, k, limit, config.experiment.runs_dir)
     atomic_write_json(path, summary)
