@@ -315,6 +315,9 @@ class GRPOSettings(Section):
     epsilon: float = Field(default=0.2, gt=0, description="PPO clip range")
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
+    importance_sampling: Literal["sequence_mask", "sequence_truncate", "token_mask", "token_truncate", "off"] = Field(
+        default="sequence_mask", description="TRL's correction for the mismatch between the Solver's sampling "
+        "log-probs and the trainer's (vllm_importance_sampling_mode, ratios capped at 3); off: none")
 
 
 class LearnerConfig(Section):
