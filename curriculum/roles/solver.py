@@ -44,13 +44,11 @@ class Solver:
         sees it with the same bytes (one machine), else a copy written under `work_dir/policies`."""
         if not isinstance(policy, FolderFiles):
             return None if policy is None else str(policy)
-        if policy.found_at(policy.source):
-            return policy.source
         policies = self.work_dir / "policies"
-        folder = policies / f"policy_v{version:04d}"
+        folder = Path(policy.source) if policy.found_at(policy.source) else policies / f"policy_v{version:04d}"
         if not policy.found_at(folder):
             policy.write(folder)
-        for old in policies.glob("policy_v*"):  # the engine holds only the current version
+        for old in policies.glob("policy_v*"):  # copies of earlier versions: the engine holds only this one
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
         return str(folder)
