@@ -181,6 +181,10 @@ class VLLMConfig(Section):
     max_model_len: int | None = Field(default=None, ge=16, description="default: the model's context length")
     enforce_eager: bool = Field(default=False, description="no CUDA graphs / torch.compile: starts ~20 s "
                                 "faster, samples slower (tests)")
+    engine_process: bool = Field(default=False, description="run vLLM's engine core and worker in processes of "
+                                 "their own (vLLM's default) instead of inside the Solver's")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="ERROR", description="vLLM's own "
+                                                                    "log messages shown (VLLM_LOGGING_LEVEL)")
 
 
 class SolverConfig(Section):

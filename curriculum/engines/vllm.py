@@ -64,6 +64,10 @@ def engine_environment(settings: VLLMConfig, work_dir: Path, device: str, rpc_di
         "TMPDIR": str(rpc_dir),
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
+        "VLLM_LOGGING_LEVEL": settings.log_level,
+        # vLLM's scheduler and model runner in this process (with `distributed_executor_backend="uni"`):
+        # two fewer processes, each of which imports torch and vLLM again at start-up
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "1" if settings.engine_process else "0",
     }
     if device == "cpu":
         env.update({
@@ -101,14 +105,15 @@ class VLLMEngine(InferenceEngine):
     """Samples with `vllm.LLM` and the LoRA adapter of the current policy version.
 
     `lora` is the adapter shape the Learner trains (`model.lora`): it sizes `max_lora_rank` and the
-    zero adapter that serves the base model. `work_dir` holds that adapter, the tokenizer folder and
-    vLLM's caches. `batch_size` of `generate` is ignored: vLLM schedules the whole call itself.
+    zero adapter that serves the base model. `work_dir` holds that adapter and vLLM's caches. `batch_size` of `generate` is ignored: vLLM schedules the whole call itself.
     """
 
     def __init__(self, model_path: str | Path, lora: LoraConfig, settings: VLLMConfig, work_dir: str | Path,
                  dtype: str = "auto", device: str = "cpu", seed: int = 0) -> None:
-        from curriculum.models import MARKER_FILE, load_tokenizer, resolve_dtype, write_identity_adapter
+        from curriculum.models import load_tokenizer, resolve_dtype, write_identity_adapter
 
+        if Path(model_path).exists():  # a local folder (else a hub id): vLLM's processes may run elsewhere
+            model_path = Path(model_path).resolve()
         self.work_dir = Path(work_dir).resolve()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.device = device
@@ -123,22 +128,18 @@ class VLLMEngine(InferenceEngine):
         base_adapter = write_identity_adapter(model_path, lora, self.work_dir / "policy-v0")
         self.max_lora_rank = lora_rank_for(lora.r)
         self.stop_token_ids = stop_token_ids(_generation_config(model_path), self.tokenizer)
-        tokenizer_dir = None
-        if (Path(model_path) / MARKER_FILE).is_file():
-            # vLLM's default for a qwen2 folder is a byte-level tokenizer that drops spaces; the
-            # fast tokenizer's own files alone load as the character tokenizer they are.
-            tokenizer_dir = self.work_dir / "tokenizer"
-            tokenizer_dir.mkdir(exist_ok=True)
-            for name in ("tokenizer.json", "tokenizer_config.json"):
-                shutil.copy2(Path(model_path) / name, tokenizer_dir / name)
 
         from vllm import LLM
 
         options: dict[str, Any] = {}
+        if not settings.engine_process:
+            options["distributed_executor_backend"] = "uni"
         if device != "cpu":
             options["gpu_memory_utilization"] = settings.gpu_memory_utilization
+        # vLLM never tokenizes: prompts go in as ids and samples come back as ids (skip_tokenizer_init).
+        # Its own choice for the toy model's folder (qwen2) would be a byte-level tokenizer that drops spaces.
         self.llm = LLM(
-            model=str(model_path), tokenizer=str(tokenizer_dir) if tokenizer_dir else None,
+            model=str(model_path), skip_tokenizer_init=True,
             dtype=resolve_dtype(dtype, device), seed=seed, enable_lora=True, max_lora_rank=self.max_lora_rank,
             max_loras=1, max_model_len=settings.max_model_len, enforce_eager=settings.enforce_eager,
             logprobs_mode="processed_logprobs", max_logprobs=0, **options,
