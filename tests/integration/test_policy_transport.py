@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 CONFIG = from_dict({
     "model": {"tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2,
                        "intermediate_size": 64}, "lora": {"r": 4, "alpha": 8}},
-    "solver": {"attempts": 2, "max_new_tokens": 8},
+    "solver": {"attempts": 4, "max_new_tokens": 8},
     "learner": {"learning_rate": 0.05, "steps_per_round": 2, "batch_size": 2},
     "ray": {"num_cpus": 2},
 })
