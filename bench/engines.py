@@ -84,6 +84,7 @@ def raw_tokens(config, base_path: str, prompts: list[str], work_dir: Path) -> tu
     from curriculum.engines.vllm import (
         _generation_config,
         engine_environment,
+        llm_arguments,
         lora_rank_for,
         request_seeds,
     )
@@ -94,10 +95,8 @@ def raw_tokens(config, base_path: str, prompts: list[str], work_dir: Path) -> tu
     os.environ.update(engine_environment(v, work_dir, "cpu", work_dir / "rpc"))
     tokenizer = load_tokenizer(base_path)
     adapter = write_identity_adapter(base_path, config.model.lora, work_dir / "policy-v0")
-    llm = LLM(model=base_path, skip_tokenizer_init=True, dtype=resolve_dtype(config.model.dtype, "cpu"),
-              seed=config.experiment.seed, enable_lora=True, max_lora_rank=lora_rank_for(config.model.lora.r),
-              max_loras=1, max_model_len=v.max_model_len, enforce_eager=v.enforce_eager,
-              logprobs_mode="processed_logprobs", max_logprobs=0)
+    llm = LLM(**llm_arguments(Path(base_path).resolve(), v, resolve_dtype(config.model.dtype, "cpu"), "cpu",
+                              config.experiment.seed, lora_rank_for(config.model.lora.r)))
     lora = LoRARequest("policy-v0", 1, str(adapter))
     stops = stop_token_ids(_generation_config(base_path), tokenizer)
 

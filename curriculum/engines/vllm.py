@@ -91,6 +91,21 @@ def lora_rank_for(rank: int) -> int:
                           f"({max(get_args(MaxLoRARanks))})")
 
 
+def llm_arguments(model_path: str | Path, settings: VLLMConfig, dtype: str, device: str, seed: int,
+                  max_lora_rank: int) -> dict[str, Any]:
+    """The `vllm.LLM` arguments of the engine (bench/engines.py builds a raw LLM with the same)."""
+    options: dict[str, Any] = {}
+    if not settings.engine_process:
+        options["distributed_executor_backend"] = "uni"
+    if device != "cpu":
+        options["gpu_memory_utilization"] = settings.gpu_memory_utilization
+    # vLLM never tokenizes: prompts go in as ids and samples come back as ids (skip_tokenizer_init).
+    # Its own tokenizer for the toy model's folder (qwen2) would be a byte-level one that drops spaces.
+    return dict(model=str(model_path), skip_tokenizer_init=True, dtype=dtype, seed=seed, enable_lora=True,
+                max_lora_rank=max_lora_rank, max_loras=1, max_model_len=settings.max_model_len,
+                enforce_eager=settings.enforce_eager, logprobs_mode="processed_logprobs", max_logprobs=0, **options)
+
+
 def request_seeds(seed: int, prompt_ids: Sequence[Sequence[int]]) -> list[int]:
     """One seed per prompt from the call's seed and the prompt itself (and its occurrence, so a
     prompt repeated in a call gets other samples each time); vLLM adds 0..n-1 for the n samples."""
@@ -135,19 +150,8 @@ class VLLMEngine(InferenceEngine):
 
         from vllm import LLM
 
-        options: dict[str, Any] = {}
-        if not settings.engine_process:
-            options["distributed_executor_backend"] = "uni"
-        if device != "cpu":
-            options["gpu_memory_utilization"] = settings.gpu_memory_utilization
-        # vLLM never tokenizes: prompts go in as ids and samples come back as ids (skip_tokenizer_init).
-        # Its own choice for the toy model's folder (qwen2) would be a byte-level tokenizer that drops spaces.
-        self.llm = LLM(
-            model=str(model_path), skip_tokenizer_init=True,
-            dtype=resolve_dtype(dtype, device), seed=seed, enable_lora=True, max_lora_rank=self.max_lora_rank,
-            max_loras=1, max_model_len=settings.max_model_len, enforce_eager=settings.enforce_eager,
-            logprobs_mode="processed_logprobs", max_logprobs=0, **options,
-        )
+        self.llm = LLM(**llm_arguments(model_path, settings, resolve_dtype(dtype, device), device, seed,
+                                       self.max_lora_rank))
         self._ids = 0
         self._request: Any = None
         self._adapter_path: str | None = None

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 import torch
+from toy_models import SMALL
 
 from curriculum.config import LoraConfig, SolverConfig
 from curriculum.engines.hf import HFEngine
@@ -13,8 +14,6 @@ from curriculum.records import Problem
 from curriculum.roles.solver import Solver
 from curriculum.training.policy import ADAPTER_FILES
 from curriculum.verify import Verifier
-
-from toy_models import SMALL
 
 PROBLEMS = [Problem(question=f"{i}+{i}=?", answer=str(2 * i), source="seed") for i in range(3)]
 
