@@ -41,6 +41,8 @@ from curriculum.records import content_id
 
 # A unix socket path is at most 107 bytes; vLLM's are <VLLM_RPC_BASE_PATH>/<uuid4> (37 more).
 _MAX_RPC_DIR = 64
+# Tokens per scheduler step on CPU (vLLM's default with chunked prefill is 4096 there).
+CPU_BATCHED_TOKENS = 4096
 
 
 class VLLMEngineError(CurriculumError):
@@ -97,7 +99,14 @@ def llm_arguments(model_path: str | Path, settings: VLLMConfig, dtype: str, devi
     options: dict[str, Any] = {}
     if not settings.engine_process:
         options["distributed_executor_backend"] = "uni"
-    if device != "cpu":
+    if device == "cpu":
+        # A prompt split over scheduler steps (chunked prefill) has its sampled token discarded and
+        # its seeded generator rewound, which a CPU generator cannot do: vLLM 0.32 raises "CPU
+        # Generator does not use offset" once a call's prompts outgrow one step (vllm-rbln PR #1025,
+        # same code). Whole prompts per step avoid it; a step then must hold the longest one.
+        context = settings.max_model_len or _context_length(model_path)
+        options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(CPU_BATCHED_TOKENS, context))
+    else:
         options["gpu_memory_utilization"] = settings.gpu_memory_utilization
     # vLLM never tokenizes: prompts go in as ids and samples come back as ids (skip_tokenizer_init).
     # Its own tokenizer for the toy model's folder (qwen2) would be a byte-level one that drops spaces.
@@ -145,7 +154,7 @@ class VLLMEngine(InferenceEngine):
         os.environ.update(engine_environment(settings, self.work_dir, device, rpc_dir))
 
         base_adapter = write_identity_adapter(model_path, lora, self.work_dir / "policy-v0")
-        self.max_lora_rank = lora_rank_for(lora.r)
+        self.max_lora_rank = lora_rank_for(_adapter_rank(str(base_adapter)))  # the Learner's adapters' rank
         self.stop_token_ids = stop_token_ids(_generation_config(model_path), self.tokenizer)
 
         from vllm import LLM
@@ -260,6 +269,13 @@ def _adapter_rank(folder: str) -> int:
         return int(json.loads(config.read_text())["r"])
     except (OSError, ValueError, KeyError) as exc:
         raise VLLMEngineError(f"no LoRA adapter at '{folder}' ({config.name}: {exc})") from None
+
+
+def _context_length(model_path: str | Path) -> int:
+    """The model's context length (its config's max_position_embeddings), as vLLM takes it by default."""
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(str(model_path)).max_position_embeddings)
 
 
 def _generation_config(model_path: str | Path) -> Any:

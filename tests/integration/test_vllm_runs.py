@@ -36,6 +36,7 @@ TINY_VLLM = ENGINE + [
     "model.tiny.intermediate_size=128", "pretrain.examples=128", "pretrain.batch_size=32",
     "world.families=[add,sub]", "world.max_level=3", "world.heldout_per_level=3", "world.seed_set_size=12",
     "selection.seed_candidates=24", "selection.seed_band_low=0", "selection.seed_band_high=1", "solver.attempts=4",
+    "selection.fresh_fraction=0", "selection.failed_fraction=1", "selection.solved_fraction=0",  # 8 of the seeds
     "solver.max_new_tokens=48", "evaluation.max_new_tokens=48",
     "loop.rounds=1", "loop.problems_per_round=8", "generator.enabled=false", "teacher.max_failures=4",
     "model.lora.r=8", "model.lora.alpha=16", "learner.steps_per_round=2", "ray.in_process=true",
