@@ -133,6 +133,9 @@ class RayRole:
     def submit(self, method: str, args: tuple, kwargs: dict) -> Any:
         if self.incarnation is None:
             self.incarnation = ray.get(self.handle.current_incarnation.remote())
+        # The pending result of another actor's call goes as its ObjectRef: Ray hands the actor the
+        # value, moved through the object store (to another node if need be), not through the driver.
+        args = tuple(arg.ref if isinstance(arg, RayCall) else arg for arg in args)
         return self.handle.call.remote(self.incarnation, method, *args, **kwargs)
 
     def kill(self, when: str) -> None:

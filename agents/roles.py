@@ -17,17 +17,21 @@ def make_store(path: str):
     return Store(path)
 
 
-def make_solver(config: Config, base_model_path: str, name: str, device: str = "cpu"):
-    from curriculum.engines.hf import HFEngine
+def make_solver(config: Config, base_model_path: str, name: str, device: str = "cpu",
+                work_dir: str | None = None):
+    """`work_dir`: this Solver's folder on its own machine (received policies, vLLM's files)."""
+    import tempfile
+
+    from curriculum.engines import make_engine
     from curriculum.roles.solver import Solver
     from curriculum.verify import Verifier
     from curriculum.worlds import make_world
 
     world = make_world(config)
-    engine = HFEngine.from_pretrained(base_model_path, dtype=config.model.dtype, device=device,
-                                      batch_size=config.solver.batch_size)
+    work_dir = work_dir or tempfile.mkdtemp(prefix=f"curriculum-{name}-")
+    engine = make_engine(config, base_model_path, f"{work_dir}/engine", device=device)
     return Solver(engine, Verifier(config.verifier.timeout_s), config.solver, extraction=world.extraction,
-                  instruction=world.instruction, name=name)
+                  instruction=world.instruction, name=name, work_dir=work_dir)
 
 
 def make_teacher(config: Config):

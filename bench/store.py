@@ -9,6 +9,10 @@ checkpoint that writes them into the database file.
 
     python bench/store.py               # 1,000,000 attempts (about a minute)
     python bench/store.py --rows 100000
+    python bench/store.py --no-tokens   # attempts without token ids and log-probs (schema < 5)
+
+Each attempt carries its sampled token ids and per-token log-probs (`num_tokens` of each, 20-120)
+as the Solver keeps them; `--no-tokens` leaves them empty to show what they cost.
 
 Last line: RESULT ingest_rows_per_s=<n> band_query_ms=<n>, where band_query_ms is
 the median of 5 calls of problems_in_band(0.3, 0.7, min_attempts=8) over every
@@ -59,7 +63,7 @@ def make_problems(count: int, rng: random.Random) -> tuple[list[Problem], dict[s
     return problems, difficulty
 
 
-def attempt_stream(problems, difficulty, rows, batch_size, rng):
+def attempt_stream(problems, difficulty, rows, batch_size, rng, tokens: bool = True):
     """Yield (seconds spent building, batch of Attempt records) in Solver order: round by round."""
     batch: list[Attempt] = []
     built = 0
@@ -72,6 +76,7 @@ def attempt_stream(problems, difficulty, rows, batch_size, rng):
         correct = rng.random() < p_correct
         answer = problem.answer if correct else str(int(problem.answer) + rng.randint(1, 9))
         steps = " ".join(f"step {i}: carry {rng.randint(0, 1)}." for i in range(rng.randint(2, 8)))
+        num_tokens = rng.randint(20, 120)
         batch.append(Attempt(
             problem_id=problem.id,
             policy_version=round_,
@@ -81,9 +86,11 @@ def attempt_stream(problems, difficulty, rows, batch_size, rng):
             extracted_answer=answer,
             correct=correct,
             reward=1.0 if correct else 0.0,
-            num_tokens=rng.randint(20, 120),
+            num_tokens=num_tokens,
             logprob=-rng.uniform(1.0, 40.0),
             created_by=f"solver-{sample_index % 4}",
+            token_ids=[rng.randrange(2048) for _ in range(num_tokens)] if tokens else [],
+            token_logprobs=[-rng.random() for _ in range(num_tokens)] if tokens else [],
         ))
         built += 1
         if len(batch) == batch_size or built == rows:
@@ -110,6 +117,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="attempts to append")
     parser.add_argument("--batch", type=int, default=10_000, help="attempts per append call")
     parser.add_argument("--problems", type=int, default=10_000, help="distinct problems")
+    parser.add_argument("--no-tokens", action="store_true", help="attempts without token ids and log-probs")
     args = parser.parse_args()
     rng = random.Random(0)
     # Other work on the machine skews every number here: say how busy it was.
@@ -125,7 +133,8 @@ def main() -> None:
         build_s = ingest_s = ingest_cpu_s = 0.0
         inserted = 0
         first_batch = None
-        for build_seconds, batch in attempt_stream(problems, difficulty, args.rows, args.batch, rng):
+        stream = attempt_stream(problems, difficulty, args.rows, args.batch, rng, tokens=not args.no_tokens)
+        for build_seconds, batch in stream:
             build_s += build_seconds
             start, start_cpu = time.perf_counter(), time.process_time()
             inserted += store.append(batch)
@@ -145,6 +154,9 @@ def main() -> None:
         assert again == 0
 
         ingest_rate = args.rows / ingest_s
+        if not args.no_tokens:
+            stored = store.con.execute("SELECT sum(len(token_ids)) FROM attempts").fetchone()[0]
+            print(f"token ids and log-probs: {stored:,} of each stored ({stored / ingest_s:,.0f} tokens/s)")
         print(f"records built: {args.rows} Attempt in {build_s:.2f} s ({args.rows / build_s:,.0f} records/s, pydantic)")
         print(f"ingest: {args.rows} rows in {ingest_s:.2f} s incl. final checkpoint {checkpoint_s:.2f} s "
               f"({ingest_rate:,.0f} rows/s, batches of {args.batch}; up to commit only "

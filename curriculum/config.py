@@ -175,12 +175,37 @@ class PretrainConfig(Section):
         return self
 
 
+class VLLMConfig(Section):
+    """The vLLM engine (`solver.engine: vllm`, curriculum/engines/vllm.py)."""
+
+    gpu_memory_utilization: float = Field(
+        default=0.3, gt=0, le=1, description="share of the GPU vLLM may take (TRL's colocate default); the rest "
+                                             "is left to a Learner sharing the GPU")
+    cpu_kv_cache_gib: int = Field(default=1, ge=1, description="GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE); "
+                                  "vLLM's own default reserves ~21 GiB and starts 4x slower")
+    cpu_threads_bind: str | None = Field(
+        default=None, description="CPU cores vLLM's OpenMP threads bind to on CPU (VLLM_CPU_OMP_THREADS_BIND, "
+                                  "e.g. '0-7'); default: every core this process may run on")
+    max_model_len: int | None = Field(default=None, ge=16, description="default: the model's context length")
+    enforce_eager: bool = Field(default=False, description="no CUDA graphs / torch.compile: starts ~20 s "
+                                "faster, samples slower (tests)")
+    engine_process: bool = Field(default=False, description="run vLLM's engine core and worker in processes of "
+                                 "their own (vLLM's default) instead of inside the Solver's")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="ERROR", description="vLLM's own "
+                                                                    "log messages shown (VLLM_LOGGING_LEVEL)")
+
+
 class SolverConfig(Section):
     attempts: int = Field(default=8, ge=1, description="attempts sampled per problem (k)")
     temperature: float = Field(default=1.0, gt=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=192, ge=1)
-    batch_size: int = Field(default=256, ge=1, description="prompts per generate() call")
+    batch_size: int = Field(default=256, ge=1, description="sequences per generate() batch (hf engine)")
+    engine: Literal["hf", "vllm"] = Field(
+        default="hf", description="what samples attempts and runs held-out evaluation: hf (transformers "
+                                  "generate) or vllm (one LLM.generate per round, a LoRA per policy version; "
+                                  "install with `make vllm` on CPU or the gpu extra)")
+    vllm: VLLMConfig = VLLMConfig()
 
 
 class VerifierConfig(Section):
@@ -302,6 +327,9 @@ class GRPOSettings(Section):
     epsilon: float = Field(default=0.2, gt=0, description="PPO clip range")
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
+    importance_sampling: Literal["sequence_mask", "sequence_truncate", "token_mask", "token_truncate", "off"] = Field(
+        default="sequence_mask", description="TRL's correction for the mismatch between the Solver's sampling "
+        "log-probs and the trainer's (vllm_importance_sampling_mode, ratios capped at 3); off: none")
 
 
 class LearnerConfig(Section):

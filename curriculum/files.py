@@ -1,7 +1,8 @@
 """Files that are complete or absent: atomic writes of a file or a whole folder (fsynced renames).
 
 Used by everything that writes checkpoints, snapshots and run records, so a crash at any
-moment leaves the old or the new version, never half of one.
+moment leaves the old or the new version, never half of one. `FolderFiles` carries a folder's
+files to another machine.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +87,40 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
+
+
+@dataclass(frozen=True)
+class FolderFiles:
+    """Some files of a folder, held as bytes: a published policy adapter sent with its version
+    announcement (through Ray's object store) to Solvers that may not see the Learner's disk.
+
+    `source` is the folder they were read from; a reader on the same machine finds the same
+    bytes there (`found_at`) and loads that folder instead of writing a copy.
+    """
+
+    source: str
+    files: dict[str, bytes]
+
+    @classmethod
+    def read(cls, folder: str | Path, names: Sequence[str]) -> "FolderFiles":
+        folder = Path(folder)
+        missing = [name for name in names if not (folder / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"'{folder}' has no {', '.join(missing)}")
+        return cls(str(folder), {name: (folder / name).read_bytes() for name in names})
+
+    def found_at(self, folder: str | Path) -> bool:
+        """Whether `folder` holds every one of these files with the same bytes."""
+        folder = Path(folder)
+        try:
+            return all((folder / name).read_bytes() == data for name, data in self.files.items())
+        except OSError:  # absent or unreadable here: another machine's folder
+            return False
+
+    def write(self, folder: str | Path) -> Path:
+        """Write the files into `folder` (replaced atomically) and return it."""
+        def write(tmp: Path) -> None:
+            for name, data in self.files.items():
+                (tmp / name).write_bytes(data)
+
+        return replace_dir_atomically(folder, write)

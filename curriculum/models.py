@@ -289,6 +289,35 @@ def peft_config_for(lora_cfg: LoraConfig) -> Any:
     )
 
 
+def write_identity_adapter(model_path: str | Path, lora_cfg: LoraConfig, folder: str | Path) -> Path:
+    """Save a LoRA adapter of shape `lora_cfg` whose A and B are zero: the base model as an adapter.
+
+    vLLM serves the base policy this way (policy v0), never as "no LoRA": a request without LoRA
+    batched with LoRA requests gets the last slot's adapter (vLLM PRs #49656, #48421). The model
+    is built on the meta device, so no weights are loaded; PEFT names the tensors and the config.
+    """
+    import torch
+    from accelerate import init_empty_weights
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from curriculum.files import replace_dir_atomically
+
+    _check_exists(str(model_path))
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model_path)))
+    peft_model = attach_lora(model, lora_cfg)
+    zeros = {name: torch.zeros(tensor.shape, dtype=torch.float32)
+             for name, tensor in get_peft_model_state_dict(peft_model).items()}
+
+    def write(tmp: Path) -> None:
+        peft_model.peft_config["default"].save_pretrained(str(tmp))
+        save_file(zeros, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+
+    return replace_dir_atomically(folder, write)
+
+
 def load_adapter(model: "PreTrainedModel", path: str | Path, trainable: bool = False) -> Any:
     """Wrap `model` with the LoRA adapter saved at `path`."""
     from peft import PeftModel

@@ -92,6 +92,11 @@ class Attempt(Record):
     num_tokens: int
     logprob: float | None = None  # sum of sampling log-probs of the completion
     created_by: str = ""
+    # The sampled tokens (stop token included) and the sampling log-prob of each: what a learner
+    # trains on without tokenizing `completion` again (GRPO), and the rollout log-probs TRL's
+    # importance-sampling correction needs. Empty for attempts stored before schema version 5.
+    token_ids: list[int] = Field(default_factory=list)
+    token_logprobs: list[float] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _derive_id(self) -> "Attempt":

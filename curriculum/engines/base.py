@@ -1,7 +1,8 @@
 """The inference-engine interface: one call samples a whole round.
 
-A backend (transformers now, vLLM later) takes every prompt of a round at once,
-so it can batch and schedule as it likes, and returns `n` samples per prompt.
+A backend (transformers: hf.py, vLLM: vllm.py) takes every prompt of a round at once, so it
+can batch and schedule as it likes, and returns `n` samples per prompt, each with its token ids
+and per-token log-probs, so no learner has to tokenize the text again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ class Generation:
     (after temperature and top-p; the plain model distribution when greedy).
     `finished` is False when the sample ran into `max_new_tokens` before a stop token.
     `token_ids` are the generated tokens (stop token included); `text` decodes them
-    without special tokens.
+    without special tokens; `token_logprobs` holds the log-probability of each of them
+    (same distribution as `logprob`, which is their sum).
     """
 
     text: str
@@ -29,6 +31,7 @@ class Generation:
     logprob: float
     finished: bool = True
     token_ids: tuple[int, ...] = ()
+    token_logprobs: tuple[float, ...] = ()
 
 
 class InferenceEngine(ABC):
@@ -55,8 +58,14 @@ class InferenceEngine(ABC):
         """
 
     @abstractmethod
-    def load_adapter(self, path: str | Path | None) -> None:
-        """Switch the policy to the LoRA adapter at `path`, or back to the base model when None."""
+    def load_adapter(self, path: str | Path | None, version: int = 0) -> None:
+        """Switch the policy to the LoRA adapter at `path`, or back to the base model when None.
+
+        `version` is the policy version the adapter publishes (vLLM names its adapters by it).
+        """
+
+    def close(self) -> None:
+        """Release what the engine holds beyond this process's memory (vLLM: its engine process)."""
 
     @property
     @abstractmethod
@@ -74,3 +83,16 @@ def validate_sampling(n: int, temperature: float, top_p: float, max_new_tokens: 
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+
+
+def stop_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
+    """Every token that ends a completion: the model's generation config lists the end-of-turn
+    tokens of a chat model (Qwen2.5-Instruct: <|im_end|> and <|endoftext|>), the tokenizer its eos."""
+    found: list[int] = []
+    for ids in (getattr(generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        for token in [ids] if isinstance(ids, int) else list(ids or []):
+            if token not in found:
+                found.append(int(token))
+    if not found:
+        raise ValueError("neither the model's generation config nor the tokenizer names an end-of-sequence token")
+    return found

@@ -18,7 +18,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from curriculum.engines.base import Generation, InferenceEngine, validate_sampling
+from curriculum.engines.base import Generation, InferenceEngine, stop_token_ids, validate_sampling
 from curriculum.errors import CurriculumError
 from curriculum.models import model_context
 
@@ -53,19 +53,6 @@ class _LogProbRecorder(LogitsProcessor):
         return torch.stack(self.steps[-num_generated:], dim=1)
 
 
-def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    """Every token that ends a completion: the model's generation config lists the end-of-turn
-    tokens of a chat model (Qwen2.5-Instruct: <|im_end|> and <|endoftext|>), the tokenizer its eos."""
-    found: list[int] = []
-    for ids in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
-        for token in [ids] if isinstance(ids, int) else list(ids or []):
-            if token not in found:
-                found.append(int(token))
-    if not found:
-        raise ValueError("neither the model's generation config nor the tokenizer names an end-of-sequence token")
-    return found
-
-
 class HFEngine(InferenceEngine):
     """Generates with a transformers causal LM; LoRA adapters are merged into the weights.
 
@@ -80,7 +67,7 @@ class HFEngine(InferenceEngine):
         self.batch_size = batch_size
         self._adapter_path: str | None = None
         self._base_state: dict[str, torch.Tensor] | None = None
-        self.eos_token_ids = stop_token_ids(model, tokenizer)
+        self.eos_token_ids = stop_token_ids(model.generation_config, tokenizer)
         self.context = model_context(model.config)  # prompt + new tokens never exceed it (None: unbounded)
         # No token spans more characters than this: far-too-long prompts are refused untokenized.
         self._longest_token = max((len(token) for token in tokenizer.get_vocab()), default=1)
@@ -114,7 +101,7 @@ class HFEngine(InferenceEngine):
 
     # ------------------------------------------------------------------ adapters
 
-    def load_adapter(self, path: str | Path | None) -> None:
+    def load_adapter(self, path: str | Path | None, version: int = 0) -> None:
         """Restore the base weights, then merge the adapter at `path` into them (None: base model)."""
         from curriculum.models import load_adapter
 
@@ -222,7 +209,8 @@ class HFEngine(InferenceEngine):
             finished = len(stops) > 0
             length = int(stops[0]) + 1 if finished else int(tokens.shape[0])
             text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
-            logprob = float(token_logprobs[row, :length].sum())
-            generations.append(Generation(text=text, num_tokens=length, logprob=logprob, finished=finished,
-                                          token_ids=tuple(tokens[:length].tolist())))
+            logprobs = token_logprobs[row, :length]
+            generations.append(Generation(text=text, num_tokens=length, logprob=float(logprobs.sum()),
+                                          finished=finished, token_ids=tuple(tokens[:length].tolist()),
+                                          token_logprobs=tuple(logprobs.tolist())))
         return generations

@@ -265,7 +265,11 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
     `model.max_prompt_tokens`) is refused with its file and line before the model is loaded, or
     with `skip_oversized` left out and counted in the report (`skipped_oversized`).
     """
-    from curriculum.engines.hf import HFEngine
+    import tempfile
+
+    import torch
+
+    from curriculum.engines import make_engine
     from curriculum.files import atomic_write_json
     from curriculum.models import context_length, load_tokenizer
     from curriculum.verify import Verifier
@@ -290,20 +294,23 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
                                          skip_hint="pass --skip-oversized to leave such problems out")
     skipped: list[str] | None = [] if skip_oversized else None
     problems = load_problem_set(spec, config.data_root, name, prompt_limit, skipped)[:limit]
-    import torch
-
     device = "cuda" if torch.cuda.is_available() else "cpu"  # a command of its own: the machine's GPU if any
-    engine = HFEngine.from_pretrained(target.base, dtype=config.model.dtype, device=device, batch_size=cfg.batch_size,
-                                      adapter=target.adapter)
-    settings = {"samples": samples, "k": k, "temperature": temperature, "top_p": cfg.top_p if temperature else 1.0,
-                "max_new_tokens": max_new_tokens, "seed": seed, "limit": limit,
-                "instruction": cfg.instruction, "extraction": spec.completion_extraction,
-                "chat_template": bool(getattr(engine.tokenizer, "chat_template", None))}
-    start = time.perf_counter()
-    with Verifier(config.verifier.timeout_s) as verifier:
-        result = evaluate_benchmark(engine, problems, verifier, spec.completion_extraction, samples, temperature,
-                                    settings["top_p"], settings["max_new_tokens"], cfg.instruction,
-                                    cfg.batch_size, seed, progress)
+    with tempfile.TemporaryDirectory(prefix="curriculum-eval-") as engine_dir:  # the engine's own files (vLLM)
+        engine = make_engine(config, target.base, engine_dir, device=device, adapter=target.adapter,
+                             version=target.policy_version or 0)
+        settings = {"samples": samples, "k": k, "temperature": temperature,
+                    "top_p": cfg.top_p if temperature else 1.0, "max_new_tokens": max_new_tokens,
+                    "seed": seed, "limit": limit, "instruction": cfg.instruction,
+                    "extraction": spec.completion_extraction, "engine": config.solver.engine,
+                    "chat_template": bool(getattr(engine.tokenizer, "chat_template", None))}
+        start = time.perf_counter()
+        try:
+            with Verifier(config.verifier.timeout_s) as verifier:
+                result = evaluate_benchmark(engine, problems, verifier, spec.completion_extraction, samples,
+                                            temperature, settings["top_p"], settings["max_new_tokens"],
+                                            cfg.instruction, cfg.batch_size, seed, progress)
+        finally:
+            engine.close()
     summary = report(result, k, target, name, str(spec.path), settings, time.perf_counter() - start)
     if skipped is not None:
         summary["skipped_oversized"] = {"count": len(skipped), "lines": skipped[:MAX_SKIPPED_SHOWN]}

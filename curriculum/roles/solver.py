@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from curriculum.config import Extraction, SolverConfig
 from curriculum.engines.base import InferenceEngine
+from curriculum.files import FolderFiles
 from curriculum.models import prompt_for
 from curriculum.records import Attempt, Problem
 from curriculum.verify import Verifier
 
 
 class Solver:
+    """`work_dir` holds the policies this Solver received as files (default: a temporary folder)."""
+
     def __init__(self, engine: InferenceEngine, verifier: Verifier, config: SolverConfig,
-                 extraction: Extraction, instruction: str = "", name: str = "solver"):
+                 extraction: Extraction, instruction: str = "", name: str = "solver",
+                 work_dir: str | Path | None = None):
         self.engine = engine
         self.verifier = verifier
         self.config = config
@@ -21,12 +28,36 @@ class Solver:
         self.instruction = instruction
         self.name = name
         self.policy_version = 0
+        self._work_dir = Path(work_dir) if work_dir is not None else None
+        self._temporary: Path | None = None  # the default work_dir, removed by `close`
 
-    def use_policy(self, version: int, adapter_path: str | None) -> None:
-        """Switch to a published policy version (None adapter: the base model)."""
-        if version != self.policy_version or self.engine.adapter_path != adapter_path:
-            self.engine.load_adapter(adapter_path)
+    def use_policy(self, version: int, policy: str | FolderFiles | None) -> None:
+        """Switch to a published policy version: None is the base model, a path a folder this
+        machine can read, `FolderFiles` the adapter's files as the Learner published them."""
+        adapter = self._local_adapter(version, policy)
+        if version != self.policy_version or self.engine.adapter_path != adapter:
+            self.engine.load_adapter(adapter, version)
             self.policy_version = version
+
+    def _local_adapter(self, version: int, policy: str | FolderFiles | None) -> str | None:
+        """A folder on this machine holding `policy`: the Learner's own folder when this machine
+        sees it with the same bytes (one machine), else a copy written under `work_dir/policies`."""
+        if not isinstance(policy, FolderFiles):
+            return None if policy is None else str(policy)
+        policies = self.work_dir / "policies"
+        folder = Path(policy.source) if policy.found_at(policy.source) else policies / f"policy_v{version:04d}"
+        if not policy.found_at(folder):
+            policy.write(folder)
+        for old in policies.glob("policy_v*"):  # copies of earlier versions: the engine holds only this one
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+        return str(folder)
+
+    @property
+    def work_dir(self) -> Path:
+        if self._work_dir is None:
+            self._temporary = self._work_dir = Path(tempfile.mkdtemp(prefix=f"curriculum-{self.name}-"))
+        return self._work_dir
 
     def attempt(self, problems: Sequence[Problem], round: int, seed: int, progress: bool = False) -> list[Attempt]:
         """`solver.attempts` graded attempts per problem, all prompts in one engine call.
@@ -53,7 +84,8 @@ class Solver:
                     problem_id=problem.id, policy_version=self.policy_version, sample_index=j, round=round,
                     completion=generation.text, extracted_answer=grade.extracted, correct=grade.correct,
                     reward=1.0 if grade.correct else 0.0, num_tokens=generation.num_tokens,
-                    logprob=generation.logprob, created_by=self.name,
+                    logprob=generation.logprob, created_by=self.name, token_ids=list(generation.token_ids),
+                    token_logprobs=list(generation.token_logprobs),
                 ))
         return attempts
 
@@ -63,3 +95,11 @@ class Solver:
 
         return evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size,
                         instruction=self.instruction)
+
+    def close(self) -> None:
+        """Stop the engine and the verifier; remove a temporary work_dir."""
+        self.engine.close()
+        self.verifier.close()
+        if self._temporary is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._temporary = self._work_dir = None

@@ -69,12 +69,14 @@ class Done:
 
 
 class LocalRole:
-    """Runs calls on a plain object in this process."""
+    """Runs calls on a plain object in this process. An argument may be the pending result of
+    another role's call (`Done`): the call gets its value, as a Ray actor gets an ObjectRef's."""
 
     def __init__(self, target: Any):
         self.target = target
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Done:
+        args = tuple(arg.value if isinstance(arg, Done) else arg for arg in args)
         return Done(getattr(self.target, method)(*args, **kwargs))
 
 
@@ -136,6 +138,7 @@ class CoEvolution:
         self.round = 0
         self.on_stage = on_stage or (lambda stage: None)
         self._pending: list[Any] | None = None  # store writes held back until the stage ends
+        self._policy_sent: tuple[int, Pending] | None = None  # (version, its adapter files), see _policy_files
 
     # -- helpers
 
@@ -177,9 +180,23 @@ class CoEvolution:
                    for i, (solver, chunk) in enumerate(zip(self.roles.solvers, chunks)) if chunk]
         return [attempt for p in pending for attempt in p.result()]
 
-    def _publish_to_solvers(self, version: int, adapter_path: str | None) -> None:
-        for p in [s.call("use_policy", version, adapter_path) for s in self.roles.solvers]:
+    def _publish_to_solvers(self, version: int) -> None:
+        policy = self._policy_files(version)
+        for p in [s.call("use_policy", version, policy) for s in self.roles.solvers]:
             p.result()
+
+    def _policy_files(self, version: int) -> Pending | None:
+        """What the Solvers load as policy `version`: None (the base model), or the adapter files the
+        Learner read back from its published folder, as the pending result of that call. Handed on
+        as an argument it travels through Ray's object store to each Solver, which needs no shared
+        filesystem with the Learner (roles/solver.py). Read once per version."""
+        if not version:
+            return None
+        if self._policy_sent is None or self._policy_sent[0] != version:
+            files = self.roles.learner.call("policy_files", self.adapter_path(version))
+            files.result()  # wait here (a dead Learner is restarted and asked again), keep the pending
+            self._policy_sent = (version, files)
+        return self._policy_sent[1]
 
     def adapter_path(self, version: int) -> str | None:
         """Where policy `version` is published (None: version 0 is the base model)."""
@@ -210,9 +227,9 @@ class CoEvolution:
         A Learner that dies after an update and before that update is published gets the published
         version back and makes the update again, so the `publish` sent again publishes it: a
         policy version never advances without the update that made it."""
-        adapter = self.adapter_path(self.policy_version)
+        policy = self._policy_files(self.policy_version)
         calls: dict[Any, list[tuple[str, tuple]]] = {
-            solver: [("use_policy", (self.policy_version, adapter))] for solver in self.roles.solvers}
+            solver: [("use_policy", (self.policy_version, policy))] for solver in self.roles.solvers}
         learner_adapter = self.adapter_path(self.learner_version)
         calls[self.roles.learner] = [("restore", (learner_adapter,))] if learner_adapter else []
         if self._unpublished is not None:
@@ -326,7 +343,7 @@ class CoEvolution:
         self._store("append", [PolicyVersion(
             version=version, round=round, parent_version=self.policy_version, adapter_path=adapter,
             algorithm=cfg.learner.algorithm, metrics={k: float(v) for k, v in learn_metrics.items()})])
-        self._publish_to_solvers(version, adapter)
+        self._publish_to_solvers(version)
         self.policy_version = s.policy_version = version
         s.metrics["pairs"] = len(pairs)
         s.metrics["pairs_with_reference"] = sum(p.chosen_is_reference for p in pairs)

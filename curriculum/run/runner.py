@@ -288,7 +288,9 @@ def _on_available_devices(config: Config, gpus: float) -> Config:
 
 def _stop_roles(roles, placement) -> None:
     if placement is None:
-        for role in (roles.solvers + [roles.teacher, roles.learner, roles.generator]):  # None: not in the recipe
+        for solver in roles.solvers:  # its engine (vLLM: an engine process) and verifier
+            solver.target.close()
+        for role in [roles.teacher, roles.learner, roles.generator]:  # None: not in the recipe
             verifier = getattr(getattr(role, "target", None), "verifier", None)
             if verifier is not None:
                 verifier.close()
@@ -360,8 +362,8 @@ def _role_factories(config: Config, run_dir: Path, base_path: str) -> dict[str, 
     ray_cfg, checkpoints = config.ray, run_dir / "checkpoints"
     return {
         "store": partial(factories.make_store, str(run_dir / "store.duckdb")),
-        "solvers": [partial(factories.make_solver, config, base_path, f"solver-{i}", device_for(ray_cfg.solver))
-                    for i in range(ray_cfg.solver.count)],
+        "solvers": [partial(factories.make_solver, config, base_path, f"solver-{i}", device_for(ray_cfg.solver),
+                            str(run_dir / "solvers" / f"solver-{i}")) for i in range(ray_cfg.solver.count)],
         "teacher": partial(factories.make_teacher, config) if config.teacher.enabled else None,
         "learner": partial(factories.make_learner, config, base_path, str(checkpoints / "learner"),
                            device_for(ray_cfg.learner)),

@@ -135,6 +135,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP TABLE attempts",
         "ALTER TABLE attempts_v4 RENAME TO attempts",
     )),
+    # DOUBLE, not FLOAT: a FLOAT read back through JSON (store._select) is not the float it was.
+    Migration(5, "attempts.token_ids and token_logprobs: the sampled tokens and their sampling log-probs", (
+        "ALTER TABLE attempts ADD COLUMN token_ids INTEGER[] DEFAULT []",
+        "ALTER TABLE attempts ADD COLUMN token_logprobs DOUBLE[] DEFAULT []",
+    )),
 )
 
 
@@ -183,6 +188,7 @@ TABLES: tuple[Table, ...] = (
         ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("sample_index", _INT),
         ("round", _INT), ("completion", _STR), ("extracted_answer", _STR), ("correct", _BOOL),
         ("reward", _FLOAT), ("num_tokens", _INT), ("logprob", _FLOAT), ("created_by", _STR),
+        ("token_ids", pa.list_(_INT)), ("token_logprobs", pa.list_(_FLOAT)),
     ])),
     Table("pairs", PreferencePair, "id", pa.schema([
         ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("round", _INT),

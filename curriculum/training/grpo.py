@@ -17,6 +17,12 @@ policy; all of a round's groups are served as one generation batch, and TRL keep
 log-probs from before the first step, so later steps of the round are importance-weighted and
 clipped like PPO epochs. (The loss scores tokens at the Solver's temperature without its top_p
 truncation: with solver.top_p < 1 the ratio is taken against the untruncated distribution.)
+
+The served completions are the Solver's sampled token ids (`Attempt.token_ids`), with the
+per-token log-probs the Solver's engine sampled them with. TRL corrects for the mismatch between
+that sampler (vLLM in bf16, say) and the trainer's own log-probs by truncated importance
+sampling (`learner.grpo.importance_sampling`, TRL's `vllm_importance_sampling_mode`); see
+`use_rollout_logprobs` for how it is switched on with our rollouts.
 """
 
 from __future__ import annotations
@@ -34,7 +40,10 @@ from curriculum.training.policy import PolicyLearner, quiet_datasets
 
 # Per-step metrics of TRL's GRPOTrainer that `update_groups` reports (means over the round's steps).
 GRPO_METRICS = ("loss", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
-                "clip_ratio/region_mean", "completions/mean_length")
+                "clip_ratio/region_mean", "completions/mean_length",
+                # sampler vs trainer: mean |log-prob difference| per token, and the correction's weights
+                "sampling/sampling_logp_difference/mean", "sampling/sampling_logp_difference/max",
+                "sampling/importance_sampling_ratio/min", "sampling/importance_sampling_ratio/mean")
 
 
 @dataclass(frozen=True)
@@ -72,13 +81,14 @@ class GroupServer:
     """TRL `rollout_func` that hands back stored attempts instead of generating.
 
     TRL calls it with each prompt of the generation batch repeated `num_generations` times in a
-    row; the i-th call for a prompt gets that group's i-th attempt.
+    row; the i-th call for a prompt gets that group's i-th attempt: its token ids, its reward and
+    (when every attempt has them, see `rollout_logprobs`) its sampling log-probs per token.
     """
 
     def __init__(self, groups: Sequence[Group], tokenizer: Any, group_size: int):
         self.group_size = group_size
         prompt_ids = tokenizer([g.prompt for g in groups])["input_ids"]  # as the Solver's engine encodes them
-        self.groups: dict[str, tuple[list[int], list[list[int]], list[float]]] = {}
+        self.groups: dict[str, tuple[list[int], list[list[int]], list[float], list[list[float] | None]]] = {}
         for group, ids in zip(groups, prompt_ids):
             if group.prompt in self.groups:
                 raise ValueError(f"two groups share the prompt of problem {group.problem.id}")
@@ -86,31 +96,70 @@ class GroupServer:
             if len(attempts) < group_size:
                 raise ValueError(f"problem {group.problem.id} has {len(attempts)} attempts, GRPO needs {group_size}")
             self.groups[group.prompt] = (ids, [completion_ids(a, tokenizer) for a in attempts],
-                                         [a.reward for a in attempts])
+                                         [a.reward for a in attempts], [rollout_logprobs(a) for a in attempts])
+        # TRL takes log-probs for all completions of a batch or for none
+        self.has_logprobs = bool(self.groups) and all(
+            logprobs is not None for *_, per_group in self.groups.values() for logprobs in per_group)
 
     def __call__(self, prompts: list[str], trainer: Any = None) -> dict[str, Any]:
         served: dict[str, int] = {}
-        out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "reward": []}
+        out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": [] if self.has_logprobs else None,
+                               "reward": []}
         for prompt in prompts:
-            ids, completions, rewards = self.groups[prompt]
+            ids, completions, rewards, logprobs = self.groups[prompt]
             i = served.get(prompt, 0) % self.group_size
             served[prompt] = served.get(prompt, 0) + 1
             out["prompt_ids"].append(ids)
             out["completion_ids"].append(completions[i])
             out["reward"].append(rewards[i])
+            if self.has_logprobs:
+                out["logprobs"].append(logprobs[i])
         return out
 
 
 def completion_ids(attempt: Any, tokenizer: Any) -> list[int]:
-    """The sampled token ids of an attempt: its text re-tokenized, plus eos when it stopped there.
+    """The sampled token ids of an attempt, as the Solver kept them.
 
-    Attempts keep text and token count, not ids; for the character tokenizer re-tokenizing is
-    exact, and a count one above the text's length means the sample ended with eos.
+    Attempts stored before schema version 5 kept only text and a token count: their text is
+    re-tokenized, plus eos when the count says the sample ended with it (exact for the character
+    tokenizer, not in general for BPE).
     """
+    if attempt.token_ids:
+        return list(attempt.token_ids)
     ids = tokenizer(attempt.completion, add_special_tokens=False)["input_ids"]
     if attempt.num_tokens > len(ids):
         ids = ids + [tokenizer.eos_token_id]
     return ids
+
+
+def rollout_logprobs(attempt: Any) -> list[float] | None:
+    """The sampling log-prob of each of the attempt's tokens, or None when it has none (older store)."""
+    if attempt.token_ids and len(attempt.token_logprobs) == len(attempt.token_ids):
+        return list(attempt.token_logprobs)
+    return None
+
+
+class _PolicyPublishedBySolvers:
+    """Stands where TRL keeps its own vLLM: our Solvers sample, and they receive the policy when the
+    Learner publishes it at the end of the round, so there are no weights to sync per step."""
+
+    def sync_weights(self) -> None:
+        pass
+
+
+def use_rollout_logprobs(trainer: Any) -> None:
+    """Switch on TRL 1.16's importance-sampling correction for served rollouts.
+
+    GRPOTrainer applies it (the ratio of its own log-probs to the sampler's, clipped or masked per
+    `vllm_importance_sampling_mode`) only when `use_vllm` is set, and with a rollout_func it then
+    syncs the weights of its own vLLM before each generation batch. Our rollouts come from the
+    Solvers with their sampling log-probs, so the trainer is told it samples with vLLM and its
+    weight sync is a no-op (grpo_trainer.py: `_generate_single_turn` and `use_vllm` at init are
+    not reached with a rollout_func).
+    """
+    trainer.use_vllm = True
+    trainer.vllm_generation = _PolicyPublishedBySolvers()
+    trainer._last_loaded_step = -1
 
 
 class GRPOLearner(PolicyLearner):
@@ -168,6 +217,7 @@ class GRPOLearner(PolicyLearner):
         from trl import GRPOConfig, GRPOTrainer
 
         grpo = self.learner_cfg.grpo
+        correct = grpo.importance_sampling != "off"
         args = GRPOConfig(
             output_dir=str(self.work_dir / "grpo-trainer"),
             learning_rate=self.learner_cfg.learning_rate,
@@ -198,6 +248,8 @@ class GRPOLearner(PolicyLearner):
             dataloader_num_workers=0,
             gradient_checkpointing=False,
             log_completions=False,
+            vllm_importance_sampling_correction=correct,
+            **({"vllm_importance_sampling_mode": grpo.importance_sampling} if correct else {}),
         )
         dataset = Dataset.from_dict({"prompt": [g.prompt for g in groups]})
         server = GroupServer(groups, self.tokenizer, self.group_size)
@@ -206,6 +258,8 @@ class GRPOLearner(PolicyLearner):
             trainer = GRPOTrainer(model=self.model, reward_funcs=[verifier_reward], args=args, train_dataset=dataset,
                                   processing_class=self.tokenizer, rollout_func=server,
                                   optimizers=(self.optimizer, None))
+        if server.has_logprobs and correct:
+            use_rollout_logprobs(trainer)
         if not self.progress:
             trainer.remove_callback(PrinterCallback)
         return trainer

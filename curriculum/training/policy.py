@@ -10,7 +10,8 @@ runs one TRL trainer on the adapter. What they share lives here:
 - atomic publish/restore of the adapter together with the optimizer state.
 
 A published version is a folder with the adapter (PEFT `save_pretrained`) and `optimizer.pt`,
-written to a temporary sibling and renamed into place.
+written to a temporary sibling and renamed into place. `policy_files` reads the adapter's files
+back as bytes for Solvers that cannot read this folder (another node, no shared filesystem).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from curriculum.errors import CurriculumError
 from curriculum.training.batch import LearnBatch, LearnOutcome
 
 OPTIMIZER_FILE = "optimizer.pt"
+# What a Solver needs of a published version (PEFT's adapter; vLLM and PEFT load exactly these).
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # The adapter name TRL gives its frozen copy of a PeftModel's adapter (see `_use_base_as_reference`).
 TRL_REFERENCE_ADAPTER = "ref"
 
@@ -134,6 +137,16 @@ class PolicyLearner(ABC):
 
         # An existing folder (a resumed run publishing the same version again) is replaced.
         return str(replace_dir_atomically(directory, write))
+
+    def policy_files(self, directory: str | Path) -> Any:
+        """The adapter files of the version published at `directory` (a `files.FolderFiles`), to
+        send to the Solvers with the version announcement."""
+        from curriculum.files import FolderFiles
+
+        try:
+            return FolderFiles.read(directory, ADAPTER_FILES)
+        except FileNotFoundError as exc:
+            raise LearnerStateError(f"cannot send the policy published at '{directory}': {exc}") from None
 
     def restore(self, directory: str | Path) -> int:
         """Load adapter weights and optimizer state published by `publish`; returns the version."""

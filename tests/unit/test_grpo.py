@@ -100,3 +100,58 @@ def test_learn_filters_then_updates_every_lora_parameter(base_path, tmp_path):
     idle = learner.learn(LearnBatch(round=2, policy_version=1, groups=(group(0, 0), group(1, 4))))
     assert idle.metrics["steps"] == 0 and idle.metrics["groups_short"] == 4
     assert all(torch.equal(p, before[n]) for n, p in learner.model.named_parameters())
+
+
+def test_server_hands_back_the_solvers_token_ids_and_logprobs():
+    tokenizer = build_char_tokenizer()
+    kept = group(0, 1)
+    # Token ids as the Solver's engine sampled them (here: not what re-tokenizing the text gives).
+    attempts = tuple(a.model_copy(update={"token_ids": [7, 8 + a.sample_index, tokenizer.eos_token_id],
+                                          "token_logprobs": [-0.5, -1.0, -0.25]}) for a in kept.attempts)
+    server = GroupServer([Group(kept.problem, kept.prompt, attempts)], tokenizer, group_size=K)
+    out = server([kept.prompt] * K)
+    assert out["completion_ids"] == [[7, 8 + j, tokenizer.eos_token_id] for j in range(K)]
+    assert out["logprobs"] == [[-0.5, -1.0, -0.25]] * K
+    # One attempt without log-probs (stored before they were kept): TRL gets none for the batch.
+    partial = attempts[:-1] + (attempts[-1].model_copy(update={"token_logprobs": []}),)
+    assert GroupServer([Group(kept.problem, kept.prompt, partial)], tokenizer, K)([kept.prompt] * K)["logprobs"] is None
+
+
+def sampled_groups(base_path, shift: float = 0.0) -> list[Group]:
+    """Groups of K attempts sampled from the base model by the HF engine (2 of K graded right),
+    with the engine's per-token log-probs plus `shift`."""
+    from curriculum.engines.hf import HFEngine
+
+    engine = HFEngine.from_pretrained(base_path)
+    problems = [Problem(question=f"{i}+1=?", answer=str(i + 1), source="seed") for i in range(4)]
+    samples = engine.generate([f"{p.question}\n" for p in problems], n=K, temperature=1.0, max_new_tokens=8, seed=0)
+    return [Group(p, f"{p.question}\n", tuple(
+        Attempt(problem_id=p.id, policy_version=0, sample_index=j, round=1, completion=g.text, extracted_answer=None,
+                correct=j < 2, reward=float(j < 2), num_tokens=g.num_tokens, logprob=g.logprob,
+                token_ids=list(g.token_ids), token_logprobs=[lp + shift for lp in g.token_logprobs])
+        for j, g in enumerate(per))) for p, per in zip(problems, samples)]
+
+
+def test_trl_corrects_with_the_rollout_logprobs(base_path, tmp_path):
+    """The Solver's sampling log-probs reach TRL's importance-sampling correction: sampled by the same
+    model they match the trainer's (ratio 1, training proceeds); log-probs 2 nats per token below the
+    trainer's give every sequence a ratio above the cap (e^2 > 3), so TRL masks them all and nothing trains."""
+    cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=2, grpo=GRPOSettings(groups_per_step=4))
+
+    def learn(groups):
+        learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
+                              max_completion_length=8)
+        start = {n: p.detach().clone() for n, p in learner.model.named_parameters() if p.requires_grad}
+        metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(groups))).metrics
+        changed = {n for n, p in learner.model.named_parameters() if p.requires_grad and not torch.equal(p, start[n])}
+        return metrics, changed, set(start)
+
+    metrics, changed, trainable = learn(sampled_groups(base_path))
+    assert metrics["sampling/sampling_logp_difference/mean"] < 1e-4
+    assert metrics["sampling/importance_sampling_ratio/mean"] == pytest.approx(1.0, abs=1e-3)
+    assert changed == trainable
+
+    metrics, changed, _ = learn(sampled_groups(base_path, shift=-2.0))
+    assert metrics["sampling/sampling_logp_difference/mean"] == pytest.approx(2.0, abs=1e-3)
+    assert metrics["sampling/importance_sampling_ratio/mean"] == 0.0
+    assert changed == set()

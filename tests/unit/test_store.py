@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -253,13 +254,22 @@ def test_older_schema_is_migrated_in_a_transaction(path: Path, monkeypatch):
         assert versions == list(range(1, shipped + 2))
 
 
+def write_old_store(path: Path, version: int, records: list, monkeypatch) -> None:
+    """A store file at schema `version`, holding `records` (attempts without the token columns)."""
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:version])
+    with Store(path) as s:
+        columns = {r[0] for r in s.con.execute("DESCRIBE attempts").fetchall()}
+        s.append([r for r in records if not isinstance(r, Attempt)])
+        rows = [{k: v for k, v in r.model_dump().items() if k in columns} for r in records if isinstance(r, Attempt)]
+        s.con.register("old", pa.Table.from_pylist(rows))
+        s.con.execute("INSERT INTO attempts BY NAME SELECT * FROM old")
+    monkeypatch.undo()
+
+
 def test_migration_4_moves_attempts_to_zstd_completions_and_keeps_every_row(path: Path, monkeypatch):
     a = problem("1+0")
     tries = attempts(a, 0, 2, 4)
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:3])  # a file from before it
-    with Store(path) as s:
-        s.append([a, *tries])
-    monkeypatch.undo()
+    write_old_store(path, 3, [a, *tries], monkeypatch)  # a file from before it
     with Store(path) as s:
         assert s.schema_version >= 4
         assert s.round_attempts(0) == tries
@@ -270,6 +280,21 @@ def test_migration_4_moves_attempts_to_zstd_completions_and_keeps_every_row(path
         with pytest.raises(StoreError, match="nothing was written"):  # the CHECKs came along
             s.append([bad])
         assert s.counts()["attempts"] == 4
+
+
+def test_migration_5_keeps_old_attempts_and_stores_token_ids_and_logprobs_exactly(path: Path, monkeypatch):
+    a = problem("1+0")
+    old = attempts(a, 0, 2, 4)
+    write_old_store(path, 4, [a, *old], monkeypatch)
+    logprobs = [-0.1, -1 / 3, -2.718281828459045, float(np.float32(-0.7))]
+    sampled = [Attempt(**{**t.model_dump(exclude={"id"}), "round": 1, "token_ids": [3, 1, 4, 1],
+                          "token_logprobs": logprobs}) for t in old]
+    with Store(path) as s:
+        assert s.schema_version >= 5
+        assert s.round_attempts(0) == old  # no tokens: empty lists
+        assert s.append(sampled) == 4
+        assert s.round_attempts(1) == sampled  # every float read back as it was
+        assert s.con.execute("SELECT sum(len(token_ids)) FROM attempts").fetchone()[0] == 16
 
 
 def test_failed_migration_leaves_the_file_at_its_old_version(path: Path, monkeypatch):

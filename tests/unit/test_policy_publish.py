@@ -1,0 +1,81 @@
+"""The loop announces each published policy version to the Solvers with the adapter's files (read
+on the Learner's side), so a Solver needs no access to the Learner's checkpoint folder."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from curriculum.config import from_dict
+from curriculum.files import FolderFiles
+from curriculum.records import Attempt
+from curriculum.report.evaluation import EvalResult
+from curriculum.run.loop import CoEvolution, LocalRole, Roles
+from curriculum.store import Store
+from curriculum.training.batch import LearnOutcome
+from curriculum.training.policy import ADAPTER_FILES
+from curriculum.worlds.arithmetic import ArithmeticWorld
+
+CONFIG = from_dict({
+    "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
+    "selection": {"seed_candidates": 8}, "solver": {"attempts": 4}, "loop": {"problems_per_round": 4},
+    "teacher": {"enabled": False}, "generator": {"enabled": False},
+})
+
+
+class RecordingSolver:
+    def __init__(self):
+        self.policies: list[tuple[int, object]] = []
+        self.policy_version = 0
+
+    def use_policy(self, version, policy):
+        self.policies.append((version, policy))
+        self.policy_version = version
+
+    def attempt(self, problems, round, seed, progress=False):
+        return [Attempt(problem_id=p.id, policy_version=self.policy_version, sample_index=i, round=round,
+                        completion="answer: 1", extracted_answer="1", correct=hashlib.sha256(
+                            f"{p.id}{i}".encode()).digest()[0] % 2 == 0, reward=0.0, num_tokens=3)
+                for p in problems for i in range(4)]
+
+    def evaluate(self, problems, max_new_tokens, batch_size):
+        return EvalResult()
+
+
+class FileLearner:
+    """Publishes adapter-shaped files whose bytes name the version; `policy_files` as PolicyLearner's."""
+
+    def learn(self, batch):
+        return LearnOutcome(metrics={})
+
+    def publish(self, version, path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        for name in ADAPTER_FILES:
+            (Path(path) / name).write_bytes(f"{name} of v{version}".encode())
+        return path
+
+    def policy_files(self, path):
+        return FolderFiles.read(path, ADAPTER_FILES)
+
+    def restore(self, path):
+        return 0
+
+
+def test_each_version_reaches_the_solvers_as_the_learners_files(tmp_path):
+    solvers = [RecordingSolver(), RecordingSolver()]
+    with Store(tmp_path / "store.duckdb") as store:
+        roles = Roles(store=LocalRole(store), solvers=[LocalRole(s) for s in solvers], teacher=None,
+                      learner=LocalRole(FileLearner()))
+        loop = CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), tmp_path, prompt=lambda q: q + "\n")
+        loop.prepare_seeds()
+        loop.run_round(1)
+        loop.run_round(2)
+        calls = loop.restore_calls()  # what a restarted Solver is given: the same files, not read again
+    for solver in solvers:
+        assert [version for version, _ in solver.policies] == [1, 2]
+        for version, sent in solver.policies:
+            assert isinstance(sent, FolderFiles)
+            assert sent.source == str(tmp_path / "checkpoints" / f"policy_v{version:04d}")
+            assert sent.files["adapter_model.safetensors"] == f"adapter_model.safetensors of v{version}".encode()
+    [(method, (version, sent))] = calls[roles.solvers[0]]
+    assert (method, version) == ("use_policy", 2) and sent.value is solvers[0].policies[-1][1]
