@@ -316,6 +316,9 @@ class LabelConfig(Section):
     def _agreement_fits(self) -> "LabelConfig":
         if self.min_agreement > self.samples:
             raise ValueError(f"min_agreement={self.min_agreement} is above samples={self.samples}")
+        if self.endpoint is not None and not (self.endpoint.base_url and self.endpoint.model):
+            raise ValueError("a labeller endpoint needs base_url and model (leave it out to label with the "
+                             "Teacher's model)")
         return self
 
 
@@ -351,6 +354,8 @@ class TeacherConfig(Section):
         if self.serve is not None and self.endpoint.base_url:
             raise ValueError("set teacher.endpoint.base_url (an existing server) or teacher.serve (the run starts "
                              "one), not both")
+        if self.endpoint.base_url and not self.endpoint.model:
+            raise ValueError("teacher.endpoint.base_url needs teacher.endpoint.model (the model name it serves)")
         return self
 
 

@@ -1,8 +1,8 @@
 """What a Teacher is: given failed problems and their failed attempts, write new problems.
 
 The interface is what the loop sees; `symbolic.SymbolicTeacher` implements it with a world's
-mutation operators. An LLM Teacher (a prompted model behind an OpenAI-compatible endpoint)
-implements the same `teach` and plugs in by config.
+mutation operators, `llm.LLMTeacher` with a prompted model behind an OpenAI-compatible endpoint
+(`teacher.kind`). Both aim their variants the same way (`mutations_for`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from curriculum.records import Attempt, Problem, RejectedDraft
+from curriculum.config import TeacherConfig
+from curriculum.records import Attempt, ModelCall, Problem, RejectedDraft
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class Failure:
 class TeachingResult:
     problems: list[Problem] = field(default_factory=list)
     rejected: list[RejectedDraft] = field(default_factory=list)
+    calls: list[ModelCall] = field(default_factory=list)  # an LLM Teacher's audited model calls
+
+
+def mutations_for(failure: Failure, config: TeacherConfig) -> list[str]:
+    """Out of reach (solve rate under `unsolved_below`): the same size again or smaller;
+    otherwise `mutations` (harder and sibling by default), so the curriculum moves up a level
+    only from problems the Solver already partly solves."""
+    if failure.solve_rate < config.unsolved_below - 1e-9:
+        return list(config.unsolved_mutations)
+    return list(config.mutations)
 
 
 class Teacher(ABC):
@@ -37,3 +48,6 @@ class Teacher(ABC):
     def teach(self, failures: Sequence[Failure], known_ids: Iterable[str], round: int) -> TeachingResult:
         """New problems aimed at the failures' concepts; drafts that are invalid or already
         known (`known_ids`: store problems and held-out problems) come back as rejected."""
+
+    def close(self) -> None:
+        """Release what the Teacher holds (a server, a verifier); called when the run ends."""
