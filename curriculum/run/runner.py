@@ -69,6 +69,14 @@ def preflight(config: Config) -> None:
 
         for name in config.decontamination.eval_sets:
             load_named(config, name)
+    if config.uses_llm_teacher:  # every prompt file exists and names only the fields its step fills
+        from curriculum.roles.teacher.llm import load_prompts
+
+        load_prompts(config)
+        if config.synthesis.enabled and config.synthesis.kind == "llm":
+            from curriculum.roles.teacher.llm_synthesis import load_prompts as load_synthesis_prompts
+
+            load_synthesis_prompts(config)
 
 
 def _check_store(run_dir: Path) -> None:
@@ -99,8 +107,9 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
 
     tracker = _tracker(config, run_dir, Tracker, default_tracking_uri)
     logged = tracker.logged_steps("policy_version")
+    tracing = _save_prompts(config, run_dir, tracker) if config.uses_llm_teacher else None
 
-    roles, placement = _start_roles(config, run_dir, base_path)
+    roles, placement = _start_roles(config, run_dir, base_path, tracing)
     status = "FAILED"
     try:
         tokenizer = load_tokenizer(base_path)
@@ -174,6 +183,21 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False) ->
     return run_dir
 
 
+def _save_prompts(config: Config, run_dir: Path, tracker) -> Any:
+    """The LLM workflows' prompt files go into the run directory (a resumed run keeps the copies it
+    started with) and to MLflow (artifacts `prompts/`, params `prompts.<step>` = id@sha); returns
+    where the workflows' traces go."""
+    from curriculum.roles.teacher import prompts
+    from curriculum.roles.teacher.llm import prompt_paths
+
+    paths = prompt_paths(config)
+    folder = prompts.save_prompts(paths, run_dir)
+    tracker.log_artifacts(folder, "prompts")
+    tracker.log_params({f"prompts.{step}": prompts.load(path, frozenset(), folder, check_fields=False).template
+                        for step, path in paths.items()})
+    return tracker.trace_target()
+
+
 def prepare_base(config: Config) -> tuple[str, Any]:
     """(base model path, its held-out evaluation or None). The toy model is built (or reused) and
     evaluated here; a real model (`model.kind: hf`) is `model.path` as it is, evaluated by the
@@ -210,23 +234,37 @@ def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
     return EvalResult.from_dict(done[-1].evaluation) if done else base
 
 
-def _start_roles(config: Config, run_dir: Path, base_path: str):
+def _start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
     if config.ray.in_process:
-        return local_roles(config, run_dir, base_path), None
+        return local_roles(config, run_dir, base_path, tracing), None
     from agents import cluster
 
     cluster.start_ray(config.ray)
     try:
-        ray_cfg, note = cluster.on_available_devices(config.ray)
+        ray_cfg, note = cluster.on_available_devices(_with_server_gpus(config).ray)
         if note:
             print(f"note: {note}")
-        return start_roles(config.model_copy(update={"ray": ray_cfg}), run_dir, base_path)
+        return start_roles(config.model_copy(update={"ray": ray_cfg}), run_dir, base_path, tracing)
     except BaseException:
         cluster.stop_ray()
         raise
 
 
+def _with_server_gpus(config: Config) -> Config:
+    """With `teacher.serve`, the Teacher's bundle holds the server's GPUs (teacher.serve.num_gpus)."""
+    serve = config.teacher.serve
+    if serve is None or not serve.num_gpus:
+        return config
+    teacher = config.ray.teacher.model_copy(update={"num_gpus": serve.num_gpus})
+    return config.model_copy(update={"ray": config.ray.model_copy(update={"teacher": teacher})})
+
+
 def _stop_roles(roles, placement) -> None:
+    if roles.teacher is not None:  # the Teacher's server (teacher.serve) stops with the run
+        try:
+            roles.teacher.call("close").result()
+        except Exception as exc:  # noqa: BLE001 - the run is ending; a dead actor took its server with it
+            print(f"note: closing the Teacher failed ({type(exc).__name__}: {exc})")
     if placement is None:
         for role in (roles.solvers + [roles.teacher, roles.learner, roles.generator]):  # None: not in the recipe
             verifier = getattr(getattr(role, "target", None), "verifier", None)
@@ -251,19 +289,20 @@ def _restore_on_restart(roles, loop) -> None:
             role.on_restart = restore
 
 
-def local_roles(config: Config, run_dir: Path, base_path: str):
+def local_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
     """Every role as a plain object in this process (`ray.in_process=true`): the same factories
     as the actors, no Ray. For debugging and for the crash tests, which kill the whole run."""
     from curriculum.run.loop import LocalRole
 
-    return _build_roles(_role_factories(config, run_dir, base_path), lambda role, factory: LocalRole(factory()))
+    return _build_roles(_role_factories(config, run_dir, base_path, tracing),
+                        lambda role, factory: LocalRole(factory()))
 
 
-def start_roles(config: Config, run_dir: Path, base_path: str):
+def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
     """Place one actor per role (solvers: `ray.solver.count`) in a placement group."""
     from agents import cluster
 
-    factories = _role_factories(config, run_dir, base_path)
+    factories = _role_factories(config, run_dir, base_path, tracing)
     placement = cluster.Placement(config.ray, [(_RESOURCES[field], getattr(config.ray, _RESOURCES[field]))
                                                for field, made in factories.items() if made is not None])
 
@@ -291,9 +330,10 @@ _RESOURCES = {"store": "store", "solvers": "solver", "teacher": "teacher", "lear
               "generator": "generator"}  # Roles field -> its `ray.<role>` section
 
 
-def _role_factories(config: Config, run_dir: Path, base_path: str) -> dict[str, Any]:
+def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> dict[str, Any]:
     """Per `Roles` field, the picklable factory that builds it (a list for the Solvers, None for a
-    role the recipe leaves out), each told its device from `ray.<role>.num_gpus`."""
+    role the recipe leaves out), each told its device from `ray.<role>.num_gpus`. The Teacher role
+    is there for the Teacher, and for LLM synthesis (which writes with the Teacher's model)."""
     from agents import roles as factories
     from agents.cluster import device_for
 
@@ -302,7 +342,8 @@ def _role_factories(config: Config, run_dir: Path, base_path: str) -> dict[str, 
         "store": partial(factories.make_store, str(run_dir / "store.duckdb")),
         "solvers": [partial(factories.make_solver, config, base_path, f"solver-{i}", device_for(ray_cfg.solver))
                     for i in range(ray_cfg.solver.count)],
-        "teacher": partial(factories.make_teacher, config) if config.teacher.enabled else None,
+        "teacher": partial(factories.make_teacher, config, str(run_dir), device_for(ray_cfg.teacher), tracing)
+        if config.teacher.enabled or config.uses_llm_teacher else None,
         "learner": partial(factories.make_learner, config, base_path, str(checkpoints / "learner"),
                            device_for(ray_cfg.learner)),
         "generator": partial(factories.make_generator, config, str(checkpoints / "generator"),

@@ -8,6 +8,7 @@ mutation operators, `llm.LLMTeacher` with a prompted model behind an OpenAI-comp
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -51,3 +52,17 @@ class Teacher(ABC):
 
     def close(self) -> None:
         """Release what the Teacher holds (a server, a verifier); called when the run ends."""
+
+
+def call_metrics(calls: Sequence[ModelCall], prefix: str) -> dict[str, float]:
+    """`<prefix>/calls...`: how many model calls a stage made, how many failed and why, their
+    latency and tokens (what a user watches to see whether the Teacher's endpoint copes)."""
+    if not calls:
+        return {}
+    errors = Counter(call.error.split(":")[0] for call in calls if call.error)
+    out = {f"{prefix}/calls": float(len(calls)), f"{prefix}/call_errors": float(sum(errors.values())),
+           f"{prefix}/call_latency_s_mean": sum(c.latency_s for c in calls) / len(calls),
+           f"{prefix}/prompt_tokens": float(sum(c.prompt_tokens or 0 for c in calls)),
+           f"{prefix}/completion_tokens": float(sum(c.completion_tokens or 0 for c in calls))}
+    out.update({f"{prefix}/call_errors/{reason}": float(n) for reason, n in sorted(errors.items())})
+    return out

@@ -85,7 +85,8 @@ def resolve(path: str, base: Path | None = None) -> Path:
     return PACKAGE_CONFIGS / given
 
 
-def load(path: str | Path, fields: set[str] | frozenset[str], base: Path | None = None) -> Prompt:
+def load(path: str | Path, fields: set[str] | frozenset[str], base: Path | None = None,
+         check_fields: bool = True) -> Prompt:
     """Read and check one prompt file: it must name only `fields`."""
     file = resolve(str(path), base)
     if not file.is_file():
@@ -110,7 +111,7 @@ def load(path: str | Path, fields: set[str] | frozenset[str], base: Path | None 
         named = prompt.fields()
     except PromptError as exc:
         raise PromptError(f"prompt {file}: {exc}") from None
-    extra = named - set(fields)
+    extra = named - set(fields) if check_fields else set()
     if extra:
         raise PromptError(f"prompt {file} uses {', '.join('{' + f + '}' for f in sorted(extra))}, which this step "
                           f"does not fill (it fills: {', '.join(sorted(fields))})")
@@ -122,6 +123,12 @@ def save_prompts(paths: Mapping[str, str], run_dir: Path) -> Path:
     it started with) and return that folder."""
     folder = Path(run_dir) / RUN_PROMPTS
     folder.mkdir(parents=True, exist_ok=True)
+    names = {}
+    for step, path in paths.items():  # the copies sit side by side: their names must differ
+        other = names.setdefault(Path(path).name, (step, path))
+        if other[1] != path:
+            raise PromptError(f"prompts {other[1]} ({other[0]}) and {path} ({step}) have the same file name; "
+                              "rename one")
     for path in paths.values():
         target = folder / Path(path).name
         if not target.exists():

@@ -1,0 +1,104 @@
+"""A round of the loop on the arithmetic world with an LLM Teacher whose labeller is scripted to vote
+some answers wrong: the round reports exactly that agreement with the oracle, stores every call,
+and a vote-share threshold keeps weakly voted problems out of training."""
+
+import json
+
+import pytest
+from llm_fakes import ByQuestion, Scripted, boxed, llm_config, llm_teacher
+
+from curriculum.curricula.selection import trusted
+from curriculum.records import Attempt
+from curriculum.report.evaluation import EvalResult
+from curriculum.run.loop import CoEvolution, LocalRole, Roles
+from curriculum.store import Store
+from curriculum.verify import Verifier
+from curriculum.worlds.arithmetic import ArithmeticWorld
+
+DIAGNOSIS = json.dumps({"error": "drops the carry", "concept": "addition"})
+# (question, the labeller's answers): right majorities, wrong majorities, and one without a consensus
+DRAFTS = [
+    ("61+25=?", ["86"] * 8),
+    ("70+18=?", ["88"] * 6 + ["87"] * 2),
+    ("33+44=?", ["78"] * 5 + ["77"] * 3),  # a wrong majority: 5 of 8 say 78, the oracle says 77
+    ("52+16=?", ["68"] * 4 + ["67", "66", "65", "64"]),
+    ("27+31=?", ["59"] * 7 + ["58"]),  # wrong again
+    ("45+23=?", ["68"] * 8),
+    ("14+72=?", ["86"] * 3 + ["85"] * 3 + ["84"] * 2),  # no consensus: rejected, never labelled
+    ("36+41=?", ["77"] * 8),
+]
+
+
+class WrongSolver:
+    def attempt(self, problems, round, seed):
+        return [Attempt(problem_id=p.id, policy_version=0, sample_index=i, round=round, completion="answer: 0",
+                        extracted_answer="0", correct=False, reward=0.0, num_tokens=9) for p in problems
+                for i in range(4)]
+
+    def use_policy(self, version, adapter_path):
+        pass
+
+    def evaluate(self, problems, max_new_tokens, batch_size):
+        return EvalResult()
+
+
+class Learner:
+    def learn(self, batch):
+        from curriculum.training.batch import LearnOutcome
+
+        return LearnOutcome({"loss": 0.0})
+
+    def publish(self, version, path):
+        pass
+
+
+@pytest.fixture
+def llm_round(tmp_path):
+    config = llm_config(max_failures=4)
+    config = config.model_copy(update={"generator": config.generator.model_copy(update={"enabled": False})})
+    world = ArithmeticWorld(config.world, seed=0)
+    writer_replies = []
+    for i in range(0, len(DRAFTS), 2):
+        writer_replies += [DIAGNOSIS, json.dumps({"problems": [{"question": q, "rationale": "carry"}
+                                                               for q, _ in DRAFTS[i:i + 2]]})]
+    writer = Scripted(responses=writer_replies)
+    labeller = ByQuestion(responses=[], answers={q: boxed(*answers) for q, answers in DRAFTS})
+    with Verifier() as verifier, Store(tmp_path / "store.duckdb") as store:
+        store.append(world.seed_problems())
+        teacher = llm_teacher(config, writer, labeller, verifier)
+        roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())], teacher=LocalRole(teacher),
+                      learner=LocalRole(Learner()))
+        loop = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n")
+        report = loop.run_round(1)
+        yield report, store, world
+
+
+def test_agreement_with_the_oracle_is_exactly_what_the_labeller_got_right(llm_round):
+    report, store, world = llm_round
+    metrics = report.metrics
+    assert metrics["teacher/accepted"] == 7 and metrics["teacher/rejected/no_consensus"] == 1
+    assert metrics["labels/model_labelled"] == 7 and metrics["labels/checked"] == 7
+    assert metrics["labels/agreement"] == pytest.approx(5 / 7)  # 33+44 and 27+31 were voted wrong
+    stored = {q: (a, share) for q, a, share in store.con.execute(
+        "SELECT question, answer, vote_share FROM problems WHERE answer_source = 'model'").fetchall()}
+    assert stored["33+44=?"] == ("78", 0.625) and world.solve("33+44=?") == "77"
+    assert stored["52+16=?"] == ("68", 0.5)
+
+
+def test_every_call_is_stored_with_the_round_and_linked_to_its_drafts(llm_round):
+    report, store, _ = llm_round
+    rows = store.con.execute("SELECT node, count(*) FROM calls WHERE round = 1 GROUP BY node ORDER BY node").fetchall()
+    assert rows == [("diagnose", 4), ("label", 64), ("write", 4)]
+    assert report.metrics["teacher/calls"] == 72 and report.metrics["teacher/call_errors"] == 0
+    linked = store.con.execute(
+        """SELECT count(DISTINCT p.id) FROM problems p JOIN calls c ON list_contains(c.drafts, p.id)
+           WHERE c.node = 'write' AND p.source = 'teacher'""").fetchone()[0]
+    assert linked == 7
+
+
+def test_a_vote_share_threshold_keeps_weak_labels_out_of_training(llm_round):
+    _, store, _ = llm_round
+    problems = store.problems(source="teacher")
+    kept = {p.question for p in trusted(problems, 0.75)}
+    assert kept == {"61+25=?", "70+18=?", "27+31=?", "45+23=?", "36+41=?"}
+    assert len(trusted(problems, 0.0)) == 7
