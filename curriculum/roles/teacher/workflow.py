@@ -214,17 +214,23 @@ class Label:
 def label(labelling: Labelling, question: str, log: CallLog, *, parent_id: str | None, draft_id: str,
           attempt: int, seed: int) -> Label:
     """Sample `samples` solutions to `question` (concurrently, within the endpoint's bound) and vote.
-    A transport error of any sample raises (the step is retried as a whole: the samples are seeded)."""
+    A transport error of any sample raises (the step is retried as a whole: the samples are seeded);
+    a solution cut at max_tokens is kept as it is (audited as truncated): no answer in it, no vote."""
     from langchain_core.runnables.config import ContextThreadPoolExecutor
 
     from curriculum.verify import extract_answer
 
     def one(index: int) -> str:
-        _, text = ask(labelling.endpoint, labelling.prompt, {"question": question}, log, node="label", parent_id=parent_id, attempt=attempt, sample_index=index,
-                      seed=call_seed(seed, draft_id, index), drafts=lambda _: [draft_id])
+        try:
+            _, text = ask(labelling.endpoint, labelling.prompt, {"question": question}, log, node="label",
+                          parent_id=parent_id, attempt=attempt, sample_index=index,
+                          seed=call_seed(seed, draft_id, index), drafts=lambda _: [draft_id])
+        except TruncatedOutput as cut:  # a solution that ran out of tokens votes only if it got to an answer
+            return cut.text
         return text
 
-    with ContextThreadPoolExecutor(max_workers=max(1, min(labelling.samples, labelling.endpoint.config.max_concurrency))) as pool:
+    workers = max(1, min(labelling.samples, labelling.endpoint.config.max_concurrency))
+    with ContextThreadPoolExecutor(max_workers=workers) as pool:
         texts = list(pool.map(one, range(labelling.samples)))
     answers = [extract_answer(text, labelling.extraction) for text in texts]
     vote = majority_vote(answers, labelling.equivalent)
