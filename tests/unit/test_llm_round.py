@@ -73,6 +73,11 @@ def llm_round(tmp_path):
         yield report, store, world
 
 
+@pytest.fixture
+def run_dir(llm_round, tmp_path):
+    return tmp_path / "run"  # the round's snapshot is in run/snapshots/round_0001
+
+
 def test_agreement_with_the_oracle_is_exactly_what_the_labeller_got_right(llm_round):
     report, store, world = llm_round
     metrics = report.metrics
@@ -102,3 +107,39 @@ def test_a_vote_share_threshold_keeps_weak_labels_out_of_training(llm_round):
     kept = {p.question for p in trusted(problems, 0.75)}
     assert kept == {"61+25=?", "70+18=?", "27+31=?", "45+23=?", "36+41=?"}
     assert len(trusted(problems, 0.0)) == 7
+
+
+def test_inspect_shows_the_calls_the_acceptance_and_the_label_quality(llm_round, run_dir, capsys):
+    from curriculum.cli import main
+    from curriculum.report.summary import summarize
+
+    summary = summarize(run_dir)
+    calls = {(c["source"], c["node"]): (c["calls"], c["errors"]) for c in summary["calls"]}
+    assert calls == {("teacher", "diagnose"): (4, 0), ("teacher", "write"): (4, 0), ("teacher", "label"): (64, 0)}
+    assert summary["acceptance"]["teacher"] == {"accepted": 7, "rejected": 1, "rate": 7 / 8,
+                                                "reasons": {"no_consensus": 1}}
+    [quality] = summary["label_quality"]["rounds"]
+    assert quality["model_labelled"] == 7 and quality["checked"] == 7 and quality["agreement"] == pytest.approx(5 / 7)
+    assert summary["label_quality"]["vote_shares"] == {"0.5": 1, "0.625": 1, "0.75": 1, "0.875": 1, "1": 3}
+    assert main(["inspect", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "model calls of the LLM workflows" in out and "label quality" in out and "71" in out  # 5/7 = 71%
+
+
+def test_lineage_shows_the_call_that_wrote_a_teacher_problem_and_why(llm_round, run_dir, capsys):
+    from curriculum.cli import main
+    from curriculum.report.lineage import load_lineage
+
+    _, store, _ = llm_round
+    [problem] = [p for p in store.problems(source="teacher") if p.question == "33+44=?"]
+    lineage, _ = load_lineage(run_dir, problem.id)
+    made = lineage.provenance
+    assert made.node == "write" and made.template.startswith("teacher_write@") and made.rationale == "carry"
+    assert made.diagnosis == {"error": "drops the carry", "concept": "addition"}
+    assert made.label_calls == 8 and made.vote_share == 0.625 and made.answer_source == "model"
+    assert lineage.ancestors[0].id == problem.parent_id
+    assert main(["lineage", str(run_dir), problem.id]) == 0
+    out = capsys.readouterr().out
+    assert f"written by call {made.call_id}" in out and "rationale: carry" in out and "diagnosis: drops the carry" in out
+    seed = load_lineage(run_dir, problem.parent_id)[0]
+    assert seed.provenance is None  # a seed was written by nobody
