@@ -7,34 +7,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from fake_server import FAKE, alive, last_pids, wait_gone
 
 from agents.serve import ModelServer, ServerError, vllm_command
 from curriculum.config import ServeConfig
-
-FAKE = Path(__file__).with_name("fake_server.py")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (exited, not yet reaped by its parent) counts as gone
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
-
-
-def wait_gone(*pids: int, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(alive(pid) for pid in pids):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def fake_server(tmp_path: Path, *extra: str, **config) -> tuple[ModelServer, Path]:
@@ -43,11 +22,6 @@ def fake_server(tmp_path: Path, *extra: str, **config) -> tuple[ModelServer, Pat
     server = ModelServer(ServeConfig(**settings), tmp_path / "server", device="cpu",
                          command=lambda port: [sys.executable, str(FAKE), str(port), str(pids), *extra])
     return server, pids
-
-
-def last_pids(pids: Path) -> tuple[int, int]:
-    server, child = pids.read_text().split("\n")[-2].split()
-    return int(server), int(child)
 
 
 def test_started_healthy_restarted_on_death_within_the_limit_and_stopped_with_its_group(tmp_path):

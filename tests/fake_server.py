@@ -3,6 +3,8 @@
 child process (as vLLM keeps its engine); on SIGTERM it ends the child and exits, as vLLM does.
 
     python fake_server.py PORT PIDS_FILE [DELAY] [exit]
+
+Also the tests' helpers for watching processes (importable: tests/ is on sys.path via conftest.py).
 """
 
 import os
@@ -11,6 +13,35 @@ import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+
+FAKE = Path(__file__).resolve()
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, exited but not yet reaped by its parent, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+
+
+def wait_gone(*pids: int, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(pid) for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def last_pids(pids_file: Path) -> tuple[int, int]:
+    """(server pid, its child's pid) of the server started last."""
+    server, child = pids_file.read_text().split("\n")[-2].split()
+    return int(server), int(child)
 
 
 class Health(BaseHTTPRequestHandler):
