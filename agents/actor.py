@@ -49,11 +49,17 @@ class RayCall:
         self.ref = role.submit(method, args, kwargs)
 
     def result(self) -> Any:
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayActorError, RayTaskError
+
+        from curriculum.errors import CurriculumError
 
         for retry in range(self.role.call_retries + 1):
             try:
                 return ray.get(self.ref)
+            except RayTaskError as exc:
+                if isinstance(exc.cause, CurriculumError):  # a user error raised in the actor: its one line
+                    raise exc.cause from None
+                raise
             except RayActorError as exc:
                 if retry == self.role.call_retries:
                     raise

@@ -52,14 +52,15 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
         keys = sorted(k for k in saved.keys() | given.keys() if saved.get(k) != given.get(k))
         raise RunDirError(f"{run_dir} was started with another config (differs at {', '.join(keys[:5])}); "
                           f"resume it with `curriculum resume {run_dir}` or start a new run")
-    preflight(config)
+    preflight(config, run_dir)
     _check_store(run_dir)
     return _drive(config, lambda: run_dir, console, resumed=True)
 
 
-def preflight(config: Config) -> None:
-    """Check what the run will read (model path, evaluation data sets) before anything is
-    written: a bad path or a malformed data file fails here with one line, leaving nothing behind."""
+def preflight(config: Config, run_dir: Path | None = None) -> None:
+    """Check what the run will read (model path, evaluation data sets, prompt files: a resumed
+    run's own copies) before anything is written: a bad path or a malformed data file fails here
+    with one line, leaving nothing behind."""
     if config.model.kind == "hf":
         from curriculum.models import check_model_path
 
@@ -71,12 +72,15 @@ def preflight(config: Config) -> None:
             load_named(config, name)
     if config.uses_llm_teacher:  # every prompt file exists and names only the fields its step fills
         from curriculum.roles.teacher.llm import load_prompts
+        from curriculum.roles.teacher.prompts import RUN_PROMPTS
 
-        load_prompts(config)
+        saved = Path(run_dir) / RUN_PROMPTS if run_dir is not None else None
+        base = saved if saved is not None and saved.is_dir() else None
+        load_prompts(config, base)
         if config.synthesis.enabled and config.synthesis.kind == "llm":
             from curriculum.roles.teacher.llm_synthesis import load_prompts as load_synthesis_prompts
 
-            load_synthesis_prompts(config)
+            load_synthesis_prompts(config, base)
 
 
 def _check_store(run_dir: Path) -> None:

@@ -48,3 +48,30 @@ def test_no_server_is_left_behind_when_the_driver_is_killed(tmp_path):
         assert wait_gone(server, child, timeout=120), "the Teacher's server outlived the killed driver"
     finally:
         driver.kill()
+
+
+class DeadEndpointTeacher:
+    def teach(self, failures, known_ids, round):
+        from curriculum.roles.teacher.endpoint import EndpointError
+
+        raise EndpointError("the Teacher's endpoint teacher @ http://127.0.0.1:9/v1 is not reachable")
+
+
+def test_a_user_error_raised_in_an_actor_reaches_the_driver_as_its_one_line():
+    import ray
+    from ray import cloudpickle
+
+    from agents import cluster
+    from agents.actor import RayRole, RoleActor
+    from curriculum.config import RayConfig
+    from curriculum.roles.teacher.endpoint import EndpointError
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actor cannot import this test module
+    cluster.start_ray(RayConfig(num_cpus=1))
+    try:
+        role = RayRole(RoleActor.options(num_cpus=0).remote(DeadEndpointTeacher, 1), "teacher")
+        with pytest.raises(EndpointError) as caught:
+            role.call("teach", [], [], 1).result()
+        assert str(caught.value) == "the Teacher's endpoint teacher @ http://127.0.0.1:9/v1 is not reachable"
+    finally:
+        ray.shutdown()

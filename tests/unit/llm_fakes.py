@@ -82,6 +82,22 @@ class ByQuestion(FakeListChatModel):
         return reply
 
 
+class ByStep(FakeListChatModel):
+    """The writer: replies by the step its prompt is for (concepts or question) and the problem in it."""
+
+    concepts: dict[str, str] = {}  # a question of a weak problem -> the concepts reply (default: `responses`)
+    questions: list[str]  # the question replies, in turn
+    _turn: int = PrivateAttr(default=0)
+
+    def _call(self, messages, *args, **kwargs):
+        prompt = messages[-1].content
+        if "List the mathematical concepts" in prompt:
+            return next((reply for question, reply in self.concepts.items() if question in prompt), self.responses[0])
+        reply = self.questions[self._turn % len(self.questions)]
+        self._turn += 1
+        return reply
+
+
 def boxed(*answers: str) -> list[str]:
     return [f"Step by step... so the answer is \\boxed{{{a}}}." for a in answers]
 

@@ -5,7 +5,7 @@ and a vote-share threshold keeps weakly voted problems out of training."""
 import json
 
 import pytest
-from llm_fakes import ByQuestion, Scripted, boxed, llm_config, llm_teacher
+from llm_fakes import ByQuestion, ByStep, Scripted, boxed, llm_config, llm_teacher
 
 from curriculum.curricula.selection import trusted
 from curriculum.records import Attempt
@@ -143,3 +143,32 @@ def test_lineage_shows_the_call_that_wrote_a_teacher_problem_and_why(llm_round, 
     assert f"written by call {made.call_id}" in out and "rationale: carry" in out and "diagnosis: drops the carry" in out
     seed = load_lineage(run_dir, problem.parent_id)[0]
     assert seed.provenance is None  # a seed was written by nobody
+
+
+def test_llm_synthesis_writes_labels_and_the_solver_screens(tmp_path):
+    """SwS with the Teacher's model (teacher.enabled=false, synthesis.kind=llm): drafts for the failing
+    problems' concepts, labelled by vote, screened by the Solver (here too hard: it fails everything)."""
+    config = llm_config(enabled=False)
+    config = config.model_copy(update={
+        "generator": config.generator.model_copy(update={"enabled": False}),
+        "synthesis": config.synthesis.model_copy(update={"enabled": True, "kind": "llm", "budget": 2}),
+        "loop": config.loop.model_copy(update={"problems_per_round": 6})})
+    world = ArithmeticWorld(config.world, seed=0)
+    writer = ByStep(responses=[json.dumps({"concepts": ["carrying"]})],
+                    questions=[json.dumps({"question": q, "rationale": "mix"}) for q in ("23+48=?", "35+27=?")])
+    labeller = ByQuestion(responses=[], answers={"23+48=?": boxed(*["71"] * 8), "35+27=?": boxed(*["62"] * 8)})
+    with Verifier() as verifier, Store(tmp_path / "store.duckdb") as store:
+        store.append(world.seed_problems())
+        roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())],
+                      teacher=LocalRole(llm_teacher(config, writer, labeller, verifier, synthesis=True)),
+                      learner=LocalRole(Learner()))
+        report = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n").run_round(1)
+        rejected = store.con.execute("SELECT text, reason FROM rejected WHERE source = 'synthesis' ORDER BY text"
+                                     ).fetchall()
+        nodes = dict(store.con.execute("SELECT node, count(*) FROM calls WHERE source = 'synthesis' GROUP BY node"
+                                       ).fetchall())
+    assert "teacher/calls" not in report.metrics  # the Socratic Teacher is off
+    assert report.metrics["synthesis/drafts"] == 2 and report.metrics["synthesis/accepted"] == 0
+    assert rejected == [("23+48=?", "too_hard"), ("35+27=?", "too_hard")]  # the Solver solves 0/4
+    assert nodes["question"] == 2 and nodes["label"] == 16 and nodes["concepts"] >= 1
+    assert report.metrics["synthesis/calls"] == sum(nodes.values())

@@ -5,9 +5,7 @@ majority-vote labels; bad replies end as rejections with reasons."""
 import json
 
 import pytest
-from llm_fakes import ByQuestion, boxed, llm_config, llm_teacher
-from langchain_core.language_models.fake_chat_models import FakeListChatModel
-from pydantic import PrivateAttr
+from llm_fakes import ByQuestion, ByStep, boxed, llm_config, llm_teacher
 
 from curriculum.curricula.synthesis import Target
 from curriculum.records import Problem, problem_id
@@ -16,22 +14,6 @@ from curriculum.verify import Verifier
 ADD = Problem(question="What is 17 + 25?", answer="42", source="seed", family="add", level=2, concepts=["add.carry"])
 SUB = Problem(question="What is 52 - 17?", answer="35", source="seed", family="sub", level=3, concepts=["sub.borrow"])
 ADD_2 = Problem(question="What is 38 + 45?", answer="83", source="seed", family="add", level=2, concepts=["add.carry"])
-
-
-class ByStep(FakeListChatModel):
-    """The writer: replies by the step its prompt is for (concepts or question) and the problem in it."""
-
-    concepts: dict[str, str]  # a question of a weak problem -> the concepts reply
-    questions: list[str]  # the question replies, in turn
-    _turn: int = PrivateAttr(default=0)
-
-    def _call(self, messages, *args, **kwargs):
-        prompt = messages[-1].content
-        if "List the mathematical concepts" in prompt:
-            return next(reply for question, reply in self.concepts.items() if question in prompt)
-        reply = self.questions[self._turn % len(self.questions)]
-        self._turn += 1
-        return reply
 
 
 @pytest.fixture(scope="module")

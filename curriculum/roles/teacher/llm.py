@@ -197,16 +197,18 @@ class LLMTeacher(Teacher):
 
     def teach(self, failures: Sequence[Failure], known_ids: Iterable[str], round: int) -> TeachingResult:
         cfg = self.config.teacher
+        chosen = sorted(failures, key=lambda f: (f.solve_rate, f.problem.id))[: cfg.max_failures]
+        if not chosen:
+            return TeachingResult()
         connection = self._connected()
         log = CallLog(round=round, source="teacher")
-        chosen = sorted(failures, key=lambda f: (f.solve_rate, f.problem.id))[: cfg.max_failures]
         known = frozenset(known_ids)
         graph = self.graph(connection, log, known)
         inputs = [TeachState(failure=f, kinds=self._kinds(f), labelled=[], rejected=[]) for f in chosen]
         with self._traced("teach", round):
             states = graph.batch(inputs, config={"max_concurrency": connection.teacher.config.max_concurrency})
         result = TeachingResult(calls=list(log.calls))
-        if inputs and log.endpoint_down():
+        if log.endpoint_down():
             raise EndpointError(f"the Teacher's endpoint {connection.teacher.name} answered none of the "
                                 f"{len(log.calls)} calls of round {round}'s teach stage ({log.calls[-1].error}); "
                                 "`curriculum resume RUN_DIR` retries the stage")
@@ -219,8 +221,11 @@ class LLMTeacher(Teacher):
 
     def synthesize(self, targets: Sequence[Any], known_ids: Iterable[str], round: int, seed: int) -> Any:
         """SwS drafts for `targets` (synthesis.Target), labelled by majority vote (llm_synthesis.py)."""
+        from curriculum.curricula.synthesis import Drafts
         from curriculum.roles.teacher.llm_synthesis import synthesize
 
+        if not targets:
+            return Drafts()
         connection = self._connected()
         with self._traced("synthesize", round):
             return synthesize(self.config, self.synthesis_prompts, self._labelling(connection, self.prompts.label),

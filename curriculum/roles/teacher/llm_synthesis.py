@@ -107,7 +107,7 @@ def synthesize(config: Config, prompts: SynthesisPrompts, labelling: Labelling, 
     inputs = [SynthState(category=c, targets=ts, concepts={}, labelled=[], rejected=[])
               for c, ts in sorted(by_category.items())]
     states = graph.batch(inputs, config={"max_concurrency": endpoint.config.max_concurrency})
-    if inputs and log.endpoint_down():
+    if log.endpoint_down():
         raise EndpointError(f"the Teacher's endpoint {endpoint.name} answered none of the {len(log.calls)} calls "
                             f"of round {round}'s synthesize stage ({log.calls[-1].error}); `curriculum resume RUN_DIR` "
                             "retries the stage")
