@@ -28,6 +28,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
     requests: list = []
     fail_first = 0
+    refuse_schema = False  # answer a JSON-schema response_format with 400, as some servers do
     lock = threading.Lock()
 
     def log_message(self, *args):
@@ -51,6 +52,12 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             fail = len(FakeOpenAI.requests) <= FakeOpenAI.fail_first
         if fail:
             return self._send(500, {"error": {"message": "overloaded", "type": "server_error"}})
+        if FakeOpenAI.refuse_schema and (body.get("response_format") or {}).get("type") == "json_schema":
+            return self._send(400, {"error": {"message": "response_format of type json_schema is not supported",
+                                              "type": "invalid_request_error"}})
+        if (body.get("response_format") or {}).get("type") == "json_object":  # which step: from the prompt
+            body["response_format"]["json_schema"] = {"name": "write" if "new problem(s)" in json.dumps(body)
+                                                      else "diagnose"}
         name = (body.get("response_format") or {}).get("json_schema", {}).get("name")
         content = {"diagnose": json.dumps({"error": "no carry", "concept": "addition"}),
                    "write": json.dumps({"problems": [{"question": "What is 38 + 47?", "rationale": "carry"},
@@ -64,7 +71,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    FakeOpenAI.requests, FakeOpenAI.fail_first = [], 0
+    FakeOpenAI.requests, FakeOpenAI.fail_first, FakeOpenAI.refuse_schema = [], 0, False
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -111,6 +118,14 @@ def test_requests_follow_the_openai_api_and_the_key_stays_secret(server, verifie
     spans = {span.name for t in traces for span in t.data.spans}
     assert {"diagnose", "write", "label", "ChatOpenAI"} <= spans
     assert SECRET.encode() not in db.read_bytes()
+
+
+def test_an_endpoint_without_json_schema_output_is_asked_with_json_object(server, verifier_and_mlflow):
+    FakeOpenAI.refuse_schema = True
+    result = teacher_for(server, verifier_and_mlflow[0], api_key_env=None).teach([FAILURE], [], round=1)
+    assert len(result.problems) == 2 and not any(c.error for c in result.calls)
+    formats = [(b.get("response_format") or {}).get("type") for _, _, b in FakeOpenAI.requests]
+    assert formats[:3] == ["json_schema", "json_object", "json_object"]  # refused once, then lowered for good
 
 
 def test_a_dead_endpoint_fails_the_stage_in_one_line_naming_it(verifier_and_mlflow):

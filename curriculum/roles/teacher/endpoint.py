@@ -7,12 +7,14 @@ reply as plain text with its token counts. The API key is read from the environm
 `api_key_env` names, when the model is built, and is never stored or logged.
 
 Only OpenAI API fields are sent (messages, temperature, top_p, max tokens, seed,
-response_format), so any OpenAI-compatible server or API answers; what a vLLM server needs
-(`disable_any_whitespace` for compact JSON) is a server flag, set by `agents/serve.py`.
+response_format), so any OpenAI-compatible server or API answers; one that refuses the JSON-schema
+response_format (HTTP 400 naming it) is asked with json_object, then with none. What a vLLM server
+needs (`disable_any_whitespace` for compact JSON) is a server flag, set by `agents/serve.py`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +24,7 @@ from typing import Any
 from curriculum.config import EndpointConfig
 from curriculum.errors import CurriculumError
 
+log = logging.getLogger(__name__)
 NO_KEY = "EMPTY"  # what a local server without --api-key accepts (the client refuses an empty key)
 
 
@@ -78,15 +81,16 @@ class Endpoint:
         self._key = key
         # Two Endpoints of one server (the Teacher's and the labeller's sampling) share one bound.
         self._slots = slots or threading.BoundedSemaphore(config.max_concurrency)
+        self.structured_output = config.structured_output  # lowered once if the endpoint refuses it
 
     def with_model(self, model: Any) -> "Endpoint":
         """The same server and bound on calls in flight, another chat model (other sampling settings)."""
         return Endpoint(model, self.name, self.config, self.base_url, self._key, self._slots)
 
     def response_format(self, name: str, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        if schema is None or self.config.structured_output == "none":
+        if schema is None or self.structured_output == "none":
             return None
-        if self.config.structured_output == "json_object":
+        if self.structured_output == "json_object":
             return {"type": "json_object"}
         return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
 
@@ -94,27 +98,42 @@ class Endpoint:
                  schema: dict[str, Any] | None = None) -> Reply:
         """One call: the reply's text. Raises the client's errors (connection, timeout, 5xx, 4xx)
         and `TruncatedOutput`."""
-        from openai import LengthFinishReasonError
+        from openai import BadRequestError, LengthFinishReasonError
 
-        kwargs: dict[str, Any] = {}
-        if seed is not None:
-            kwargs["seed"] = seed
-        response_format = self.response_format(schema_name, schema)
-        if response_format is not None:
-            kwargs["response_format"] = response_format
-        with self._slots:
-            start = time.perf_counter()
-            try:
-                message = self.model.invoke(messages, **kwargs)
-            except LengthFinishReasonError as exc:
-                choice = exc.completion.choices[0] if exc.completion.choices else None
-                raise TruncatedOutput((choice.message.content or "") if choice else "") from None
-            latency = time.perf_counter() - start
+        while True:
+            kwargs: dict[str, Any] = {} if seed is None else {"seed": seed}
+            response_format = self.response_format(schema_name, schema)
+            if response_format is not None:
+                kwargs["response_format"] = response_format
+            with self._slots:
+                start = time.perf_counter()
+                try:
+                    message = self.model.invoke(messages, **kwargs)
+                except LengthFinishReasonError as exc:
+                    choice = exc.completion.choices[0] if exc.completion.choices else None
+                    raise TruncatedOutput((choice.message.content or "") if choice else "") from None
+                except BadRequestError as exc:
+                    if response_format is None or "response_format" not in str(exc) or not self._lower_format():
+                        raise
+                    continue  # asked again with a plainer response_format (the tolerant parser reads either)
+                latency = time.perf_counter() - start
+            break
         text = message.text if isinstance(getattr(message, "text", None), str) else str(message.content)
         if (getattr(message, "response_metadata", None) or {}).get("finish_reason") == "length":
             raise TruncatedOutput(text)
         usage = getattr(message, "usage_metadata", None) or {}
         return Reply(text, usage.get("input_tokens"), usage.get("output_tokens"), latency)
+
+    def _lower_format(self) -> bool:
+        """An endpoint that refuses the response_format asked for gets a plainer one from now on:
+        json_schema -> json_object -> none (an OpenAI-compatible server need not support all)."""
+        lower = {"json_schema": "json_object", "json_object": "none"}.get(self.structured_output)
+        if lower is None:
+            return False
+        log.warning("%s refused response_format %s; asking with %s from now on", self.name, self.structured_output,
+                    lower)
+        self.structured_output = lower
+        return True
 
     def probe(self) -> None:
         """Raise `EndpointError` (one line naming the endpoint) unless it answers `GET /models`."""
