@@ -143,7 +143,7 @@ def label_quality(con: Any, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     per_round = []
     for r in rounds:
         m = r["metrics"]
-        if m.get("labels/model_labelled"):
+        if "labels/model_labelled" in m:
             per_round.append({"round": r["round"], "model_labelled": int(m["labels/model_labelled"]),
                               "checked": int(m.get("labels/checked", 0)), "agreement": m.get("labels/agreement"),
                               "vote_share_mean": m.get("labels/vote_share_mean")})

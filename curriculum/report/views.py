@@ -79,7 +79,7 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
         views.append(table)
 
     labels = summary.get("label_quality") or {}
-    if labels.get("rounds"):
+    if labels.get("rounds") and (calls or any(r["model_labelled"] for r in labels["rounds"])):
         table = Table(title="label quality: model-voted answers against the world's oracle", title_justify="left")
         for name in ["round", "model-labelled", "checked", "agreement %", "mean vote share"]:
             table.add_column(name, justify="right")

@@ -85,7 +85,7 @@ def test_malformed_json_is_retried_and_a_fenced_reply_is_read_tolerantly(verifie
     ("this is not JSON", "OutputParserException"),
     ("", "empty reply"),
     ("x" * 300_000, "over 200000"),  # huge output: not even parsed
-    (json.dumps({"error": "e" * 5000, "concept": "c"}), "at most 1000 characters"),  # huge field
+    (json.dumps({"error": "e" * 5000, "concept": "c"}), "at most 500 characters"),  # huge field
     (json.dumps({"concept": "c"}), "error: Field required"),  # the wrong shape
 ])
 def test_a_step_that_never_parses_gives_up_after_max_attempts_with_a_reason(verifier, reply, detail):

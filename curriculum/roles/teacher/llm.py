@@ -67,8 +67,8 @@ LABEL_FIELDS = frozenset({"question"})
 
 
 class Diagnosis(BaseModel):
-    error: str = Field(max_length=1000, description="what the failed attempts got wrong")
-    concept: str = Field(max_length=200, description="the concept or skill the problem tests")
+    error: str = Field(max_length=500, description="what the failed attempts got wrong")
+    concept: str = Field(max_length=100, description="the concept or skill the problem tests")
 
 
 class WrittenProblem(BaseModel):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -157,12 +158,14 @@ def ask(endpoint: Endpoint, prompt: Prompt, values: dict[str, Any], log: CallLog
     record = dict(round=log.round, source=log.source, node=node, parent_id=parent_id, template=prompt.template,
                   prompt_hash=prompt_hash(messages), prompt=storable(as_text(messages)), endpoint=endpoint.name,
                   attempt=attempt, sample_index=sample_index)
+    start = time.perf_counter()
     try:
         reply = endpoint.complete(messages, seed=seed, schema_name=node,
                                   schema=None if schema is None else schema.model_json_schema())
-    except HANDLED as exc:
+    except HANDLED as exc:  # latency: until it failed, including the wait for a slot
         output = exc.text if isinstance(exc, TruncatedOutput) else ""
-        log.add(ModelCall(**record, output=storable(output), error=f"{reason_of(exc)}: {describe(exc)}"))
+        log.add(ModelCall(**record, output=storable(output), latency_s=time.perf_counter() - start,
+                          error=f"{reason_of(exc)}: {describe(exc)}"))
         raise
     usage = dict(output=storable(reply.text), latency_s=reply.latency_s, prompt_tokens=reply.prompt_tokens,
                  completion_tokens=reply.completion_tokens)
