@@ -7,10 +7,12 @@ child process of the actor that hosts the Teacher.
 - Health-checked (`GET /health`) before the first call; a server that dies is started again on the
   next `ensure_running`, up to `teacher.serve.max_restarts` times.
 - Stopped with the run (`stop`: SIGTERM to its process group, SIGKILL after a grace period), and
-  never left behind when the driver or the actor dies: the server runs in a process group of its
-  own, and the kernel sends it SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG,
-  armed by a small launcher before it execs the server). That thread is a dedicated one that lives
-  as long as this object, so a call that returns never kills the server it started.
+  never left behind when the driver or the actor dies: the server runs under a small launcher
+  (agents/serve_launcher.py) in a process group of its own, and the kernel signals the launcher
+  when the thread that started it ends and the server when the launcher ends (PR_SET_PDEATHSIG),
+  so the server always gets the SIGTERM that makes vLLM end its engine processes, even when Ray
+  SIGKILLs the actor's children. The starting thread is a dedicated one that lives as long as this
+  object, so a call that returns never kills the server it started.
 
 Plain Python, no Ray: the Teacher's actor (agents.actor.RoleActor) hosts it inside the Teacher
 object, on the placement-group bundle that holds the server's GPUs (`teacher.serve.num_gpus`).
@@ -39,13 +41,7 @@ HOST = "127.0.0.1"
 STOP_GRACE_S = 30.0
 LOG_TAIL_LINES = 5
 
-# Runs in the child between fork and the server's exec: the kernel then sends SIGTERM to it when
-# its parent (thread) dies. If the parent already died, exit instead of serving for nobody.
-_LAUNCHER = (
-    "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
-    "sys.exit(1) if os.getppid() != int(sys.argv[1]) else os.execv(sys.argv[2], sys.argv[2:])\n"
-)
+LAUNCHER = Path(__file__).with_name("serve_launcher.py")  # the server's parent, tied to this process
 
 
 class ServerError(CurriculumError):
@@ -176,7 +172,7 @@ class ModelServer:
         server_command = self._command(self.port)
         command = server_command
         if sys.platform.startswith("linux"):
-            command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *server_command]
+            command = [sys.executable, str(LAUNCHER), str(os.getpid()), *server_command]
         with open(self.log_path, "ab") as log:
             log.write(f"\n--- start {self.starts + 1}: {' '.join(server_command)}\n".encode())
             log.flush()

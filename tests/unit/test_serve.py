@@ -30,15 +30,15 @@ def test_started_healthy_restarted_on_death_within_the_limit_and_stopped_with_it
         served = server.ensure_running()
         assert served.base_url == f"http://127.0.0.1:{server.port}/v1" and served.model == "teacher"
         first, child = last_pids(pids)
-        assert os.getpgid(first) == first  # a process group of its own
+        assert os.getpgid(first) == server.process.pid != first  # under its launcher, in a group of their own
         port = server.port
-        os.kill(first, signal.SIGKILL)  # the server dies
-        assert wait_gone(first)
+        os.kill(first, signal.SIGKILL)  # the server dies (and its launcher exits with it)
+        server.process.wait(timeout=60)
         assert server.ensure_running().base_url == served.base_url and server.starts == 2 and server.port == port
         assert wait_gone(child)  # what was left of the dead server's group went with it
         second, second_child = last_pids(pids)
         os.kill(second, signal.SIGKILL)
-        assert wait_gone(second)
+        server.process.wait(timeout=60)
         with pytest.raises(ServerError, match="restarted 1 time.*teacher.serve.max_restarts") as caught:
             server.ensure_running()
         assert "\n" not in str(caught.value) and "server.log" in str(caught.value)
@@ -94,6 +94,18 @@ def test_no_server_is_left_behind_when_its_parent_is_killed(tmp_path):
         assert wait_gone(pid, child)  # the kernel sent the server SIGTERM when its parent died
     finally:
         driver.kill()
+
+
+def test_a_sigkilled_launcher_still_takes_the_server_and_its_children_down(tmp_path):
+    """Ray SIGKILLs an exiting actor's direct children: the server never is one."""
+    server, pids = fake_server(tmp_path)
+    try:
+        server.ensure_running()
+        pid, child = last_pids(pids)
+        os.kill(server.process.pid, signal.SIGKILL)
+        assert wait_gone(pid, child)  # SIGTERM to the server (its parent died), which ended its child
+    finally:
+        server.stop()
 
 
 def test_the_vllm_command_line_binds_loopback_and_holds_no_key():

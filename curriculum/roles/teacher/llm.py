@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -191,7 +191,6 @@ class LLMTeacher(Teacher):
     synthesis_prompts: Any = None  # llm_synthesis.SynthesisPrompts when synthesis.kind=llm
     tracing: Callable[..., Any] | None = None  # (stage, round) -> a context manager
     close_hook: Callable[[], None] | None = None
-    _graph: Any = field(default=None, repr=False)
 
     # -- the loop's calls
 
