@@ -38,18 +38,17 @@ def stop_ray() -> None:
 ROLE_SECTIONS = ("store", "solver", "teacher", "generator", "learner")
 
 
-def on_available_devices(config: RayConfig) -> tuple[RayConfig, str | None]:
-    """`config`, or a copy with every role on CPU when the cluster has no GPU at all (a GPU recipe
-    on a laptop), with the one line that says so."""
-    import ray
-
+def on_available_devices(config: RayConfig, gpus: float) -> tuple[RayConfig, str | None]:
+    """`config`, or a copy with every role on CPU when there is no GPU at all (`gpus`: what the
+    cluster, or this process in `ray.in_process` mode, has; a GPU recipe on a laptop), with the
+    one line that says so."""
     wanted = {name: getattr(config, name).num_gpus for name in ROLE_SECTIONS if getattr(config, name).num_gpus > 0}
-    if not wanted or ray.cluster_resources().get("GPU", 0) > 0:
+    if not wanted or gpus > 0:
         return config, None
     cpu_only = config.model_copy(update={name: getattr(config, name).model_copy(update={"num_gpus": 0.0})
                                          for name in wanted})
     asked = ", ".join(f"ray.{name}.num_gpus={value:g}" for name, value in wanted.items())
-    return cpu_only, f"the Ray cluster has no GPU: {asked} run on CPU instead"
+    return cpu_only, f"no GPU here: {asked} run on CPU instead"
 
 
 def device_for(resources: RoleResources) -> str:

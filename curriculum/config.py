@@ -109,8 +109,10 @@ class WorldConfig(Section):
     # dataset
     seed_sets: list[str] = Field(default_factory=list, description="dataset: names in `datasets` whose "
                                  "problems form the seed pool (held-out questions excluded)")
-    heldout_sets: dict[str, int] = Field(default_factory=dict, description="dataset: benchmark name in "
-                                         "`datasets` -> problems held out from it (0: all), chosen by experiment.seed")
+    heldout_sets: list[str] = Field(default_factory=list, description="dataset: names in `datasets` of the "
+                                    "benchmarks held out for evaluation")
+    heldout_size: dict[str, int] = Field(default_factory=dict, description="dataset: problems drawn from a held-out "
+                                         "benchmark by experiment.seed (missing or 0: all of it)")
     level_edges: list[float] = Field(
         default_factory=lambda: [0.75, 0.5, 0.25, 0.125],
         description="dataset problems without a level field get level 1 + the number of edges above the base "
@@ -122,10 +124,10 @@ class WorldConfig(Section):
             if not self.seed_sets:
                 raise ValueError("world.name=dataset needs world.seed_sets (dataset names, e.g. [gsm8k_train])")
             if not self.heldout_sets:
-                raise ValueError("world.name=dataset needs world.heldout_sets (e.g. {gsm8k: 200, math500: 100})")
-            for name, size in self.heldout_sets.items():
+                raise ValueError("world.name=dataset needs world.heldout_sets (e.g. [gsm8k, math500])")
+            for name, size in self.heldout_size.items():
                 if size < 0:
-                    raise ValueError(f"world.heldout_sets.{name}={size} must be >= 0 (0: the whole set)")
+                    raise ValueError(f"world.heldout_size.{name}={size} must be >= 0 (0: the whole set)")
         return self
 
     @property
@@ -545,7 +547,7 @@ class Config(Section):
         """The symbolic Teacher, SwS synthesis and the Generator need a world with mutation operators
         and an oracle (arithmetic); real problem sets have neither."""
         world = self.world
-        for name in [*world.seed_sets, *world.heldout_sets]:
+        for name in [*world.seed_sets, *world.heldout_sets, *world.heldout_size]:
             if name not in self.datasets:
                 known = ", ".join(sorted(self.datasets)) or "none"
                 raise ValueError(f"world: '{name}' is not a dataset in `datasets` (known: {known})")

@@ -188,7 +188,10 @@ def load_tokenizer(path_or_id: str | Path) -> "PreTrainedTokenizerBase":
     _check_exists(str(path_or_id))
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
+    except (OSError, ValueError) as exc:  # not a model folder, or a hub id that cannot be reached
+        raise ModelError(f"cannot load the tokenizer of '{path_or_id}': {_first_line(exc)}") from None
     if tokenizer.pad_token is None:  # batched generation and training need one
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -205,13 +208,17 @@ def load_model_and_tokenizer(path_or_id: str | Path, dtype: str = "auto",
     try:
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(str(path_or_id), dtype=_torch_dtype(dtype, device))
-    except OSError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model '{path_or_id}': {first_line}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model '{path_or_id}': {_first_line(exc)}") from None
     if device is not None:
         model = model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_exists(path_or_id: str) -> None:
@@ -223,8 +230,10 @@ def _check_exists(path_or_id: str) -> None:
 
 
 def check_model_path(path_or_id: str | Path) -> None:
-    """Raise ModelError (one line) for a local model path that does not exist; hub ids pass."""
+    """Raise ModelError (one line) for a model that cannot be loaded: a missing local path, a folder
+    without a tokenizer, or a hub id that cannot be reached. Loads only the tokenizer (small)."""
     _check_exists(str(path_or_id))
+    load_tokenizer(path_or_id)
 
 
 # ----------------------------------------------------------------------------- LoRA

@@ -275,7 +275,10 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
                         "set --temperature above 0")
     name, spec = resolve_dataset(config, dataset, fields)
     problems = load_problem_set(spec, config.data_root, name)[:limit]
-    engine = HFEngine.from_pretrained(target.base, dtype=config.model.dtype, batch_size=cfg.batch_size,
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # a command of its own: the machine's GPU if any
+    engine = HFEngine.from_pretrained(target.base, dtype=config.model.dtype, device=device, batch_size=cfg.batch_size,
                                       adapter=target.adapter)
     settings = {"samples": samples, "k": k, "temperature": temperature, "top_p": cfg.top_p if temperature else 1.0,
                 "max_new_tokens": max_new_tokens or cfg.max_new_tokens, "seed": seed, "limit": limit,

@@ -58,16 +58,20 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
 
 
 def preflight(config: Config, run_dir: Path | None = None) -> None:
-    """Check what the run will read (model path, evaluation data sets, prompt files: a resumed
-    run's own copies) before anything is written: a bad path or a malformed data file fails here
-    with one line, leaving nothing behind."""
+    """Check what the run will read (model path, the world's data, evaluation data sets, prompt
+    files: a resumed run's own copies) before anything is written: a bad path or a malformed data
+    file fails here with one line, leaving nothing behind."""
     if config.model.kind == "hf":
         from curriculum.models import check_model_path
 
         check_model_path(config.model.path)
-    if config.decontamination.enabled and config.decontamination.eval_sets:
-        from curriculum.worlds.loading import load_named
+    from curriculum.worlds import make_world
+    from curriculum.worlds.loading import load_named
 
+    make_world(config).heldout()  # a dataset world reads its held-out sets (and its seed pool) here
+    for name in config.world.seed_sets:
+        load_named(config, name)
+    if config.decontamination.enabled:
         for name in config.decontamination.eval_sets:
             load_named(config, name)
     if config.uses_llm_teacher:  # every prompt file exists and names only the fields its step fills
@@ -239,16 +243,20 @@ def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
 
 
 def _start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
-    if config.ray.in_process:
-        return local_roles(config, run_dir, base_path, tracing), None
     from agents import cluster
 
+    config = _with_server_gpus(config)
+    if config.ray.in_process:
+        import torch
+
+        return local_roles(_on_available_devices(config, torch.cuda.device_count()), run_dir, base_path,
+                           tracing), None
     cluster.start_ray(config.ray)
     try:
-        ray_cfg, note = cluster.on_available_devices(_with_server_gpus(config).ray)
-        if note:
-            print(f"note: {note}")
-        return start_roles(config.model_copy(update={"ray": ray_cfg}), run_dir, base_path, tracing)
+        import ray
+
+        config = _on_available_devices(config, ray.cluster_resources().get("GPU", 0))
+        return start_roles(config, run_dir, base_path, tracing)
     except BaseException:
         cluster.stop_ray()
         raise
@@ -261,6 +269,15 @@ def _with_server_gpus(config: Config) -> Config:
         return config
     teacher = config.ray.teacher.model_copy(update={"num_gpus": serve.num_gpus})
     return config.model_copy(update={"ray": config.ray.model_copy(update={"teacher": teacher})})
+
+
+def _on_available_devices(config: Config, gpus: float) -> Config:
+    from agents import cluster
+
+    ray_cfg, note = cluster.on_available_devices(config.ray, gpus)
+    if note:
+        print(f"note: {note}")
+    return config.model_copy(update={"ray": ray_cfg})
 
 
 def _stop_roles(roles, placement) -> None:

@@ -2,8 +2,8 @@
 
 - Seeds: the problems of `world.seed_sets` (entries of `datasets`), minus any question that is
   also held out; round 0 screens `selection.seed_candidates` of them, drawn by `experiment.seed`.
-- Held out: from each benchmark in `world.heldout_sets`, that many problems (0: all), drawn by
-  `experiment.seed`; a problem's family is its benchmark, so tables show one row per benchmark.
+- Held out: from each benchmark in `world.heldout_sets`, `world.heldout_size[name]` problems
+  (missing or 0: all), drawn by `experiment.seed`; a problem's family is its benchmark, so tables show one row per benchmark.
 - Levels: the data's level field where its `datasets` entry names one (MATH's "Level 3"); else
   the base model's solve rate at screening decides (`world.level_edges`: 1 + the number of
   edges above the rate, so 1.0 -> 1 and 0 -> 5 with the default edges).
@@ -41,8 +41,9 @@ class DatasetWorld:
         from curriculum.worlds.loading import load_named
 
         problems: list[Problem] = []
-        for name, size in self.config.world.heldout_sets.items():
+        for name in self.config.world.heldout_sets:
             pool = _distinct(load_named(self.config, name))
+            size = self.config.world.heldout_size.get(name, 0)
             if size and size < len(pool):
                 rng = random.Random(f"dataset:{self.seed}:heldout:{name}")
                 pool = [pool[i] for i in sorted(rng.sample(range(len(pool)), size))]

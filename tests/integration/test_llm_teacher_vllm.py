@@ -37,7 +37,7 @@ def test_a_round_with_a_served_llm_teacher(random_qwen, tmp_path, capsys):
         f"model.path={random_qwen}", f"teacher.serve.model={random_qwen}", "teacher.serve.enforce_eager=true",
         "loop.rounds=1", "loop.problems_per_round=8", "world.seed_set_size=8", "selection.seed_candidates=16",
         "solver.attempts=4", "solver.max_new_tokens=32", "learner.steps_per_round=2",
-        "world.heldout_sets={gsm8k: 10, math500: 10}", "evaluation.max_new_tokens=32", "teacher.max_failures=2",
+        "world.heldout_size.gsm8k=10", "world.heldout_size.math500=10", "evaluation.max_new_tokens=32", "teacher.max_failures=2",
         "teacher.labels.samples=4", "teacher.labels.min_agreement=2", "teacher.endpoint.max_tokens=512",
         "teacher.labels.max_tokens=64", f"experiment.runs_dir={tmp_path / 'runs'}", "experiment.run_name=vllm",
         "decontamination.eval_sets=[gsm8k]",

@@ -146,3 +146,19 @@ def test_bad_sampling_arguments_name_the_argument(engine):
         engine.generate(PROMPTS, temperature=-1)
     with pytest.raises(ValueError, match="n must be"):
         engine.generate(PROMPTS, n=0)
+
+
+def test_generation_stops_at_every_end_of_turn_token_a_chat_model_names():
+    """Qwen2.5-Instruct's generation config lists <|im_end|> and <|endoftext|>; the tokenizer's eos joins them."""
+    from types import SimpleNamespace
+
+    from transformers import GenerationConfig
+
+    from curriculum.engines.hf import stop_token_ids
+
+    chat = SimpleNamespace(generation_config=GenerationConfig(eos_token_id=[151645, 151643]))
+    assert stop_token_ids(chat, SimpleNamespace(eos_token_id=151645)) == [151645, 151643]
+    plain = SimpleNamespace(generation_config=GenerationConfig())
+    assert stop_token_ids(plain, SimpleNamespace(eos_token_id=7)) == [7]
+    with pytest.raises(ValueError, match="names an end-of-sequence token"):
+        stop_token_ids(plain, SimpleNamespace(eos_token_id=None))

@@ -217,3 +217,26 @@ def test_the_role_checkpoints_after_training_and_resumes(tmp_path, parent, child
     problems, rejected = resumed.propose([parent], 2, round=7)
     assert len(problems) + len(rejected) == 2
     assert all(p.model_version == 1 for p in problems) and all(d.round == 7 for d in rejected)
+
+
+def test_on_a_real_model_the_generator_trains_and_saves_only_a_lora_adapter(base_path, tmp_path, parent, child,
+                                                                            world):
+    """`model.kind: hf`: the base weights stay frozen; the checkpoint is an adapter that loads back."""
+    from curriculum.config import LoraConfig
+
+    lora = LoraConfig(r=2, alpha=4)
+    generator = Generator(base_path, SMALL, GeneratorConfig(epochs=2, batch_size=2, max_new_tokens=8),
+                          tmp_path / "work", seed=0, lora_cfg=lora)
+    before = {name: p.detach().clone() for name, p in generator.model.named_parameters()}
+    generator.train([(parent, child, 0.5)] * 4)
+    after = dict(generator.model.named_parameters())
+    changed = {name for name, p in before.items() if not torch.equal(p, after[name])}
+    assert changed and all("lora_" in name for name in changed)
+    assert any("lora_B" in name for name in changed)
+    generator.save(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt/adapter_config.json").is_file() and not (tmp_path / "ckpt/model.safetensors").exists()
+    restored = Generator(base_path, SMALL, generator.gen_cfg, tmp_path / "work2", seed=0, lora_cfg=lora).load(
+        tmp_path / "ckpt")
+    assert restored.version == 1
+    assert all(torch.equal(p, after[name]) for name, p in restored.model.named_parameters())
+    assert restored.propose([parent], 2, world, round=3) == generator.propose([parent], 2, world, round=3)

@@ -148,3 +148,5 @@ def test_prompt_for_uses_the_chat_template_when_there_is_one(tokenizer):
         "{% if add_generation_prompt %}<assistant>{% endif %}"
     )
     assert prompt_for("What is 2+2?", chat) == "<user>What is 2+2?\n<assistant>"
+    # the world's answer instruction follows the question inside the user turn
+    assert prompt_for("What is 2+2?", chat, " Box it.") == "<user>What is 2+2? Box it.\n<assistant>"
