@@ -193,7 +193,7 @@ class ModelServer:
                 raise ServerError(f"the Teacher's server exited with {code} while starting "
                                   f"(teacher.serve.model={self.config.model}); {self._log_tail()}")
             try:
-                if httpx.get(url, timeout=5.0).status_code == 200:
+                if httpx.get(url, timeout=5.0, trust_env=False).status_code == 200:  # loopback: no proxy
                     return
             except httpx.HTTPError:
                 pass

@@ -64,9 +64,20 @@ def chat_model(config: EndpointConfig, base_url: str, model: str, temperature: f
     """A `ChatOpenAI` for `model` at `base_url` with these sampling settings."""
     from langchain_openai import ChatOpenAI
 
+    extra: dict[str, Any] = {}
+    if is_loopback(base_url):  # a proxy from the environment must not carry calls to this machine
+        import httpx
+
+        extra["http_client"] = httpx.Client(trust_env=False, timeout=config.timeout_s)
     return ChatOpenAI(base_url=base_url, model=model, api_key=key or api_key(config, what),
                       temperature=temperature, top_p=config.top_p, max_tokens=max_tokens,
-                      timeout=config.timeout_s, max_retries=0)
+                      timeout=config.timeout_s, max_retries=0, **extra)
+
+
+def is_loopback(url: str | None) -> bool:
+    from urllib.parse import urlparse
+
+    return bool(url) and urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 class Endpoint:
@@ -144,7 +155,8 @@ class Endpoint:
         headers = {"Authorization": f"Bearer {self._key}"} if self._key and self._key != NO_KEY else {}
         url = self.base_url.rstrip("/") + "/models"
         try:
-            response = httpx.get(url, headers=headers, timeout=min(10.0, self.config.timeout_s))
+            response = httpx.get(url, headers=headers, timeout=min(10.0, self.config.timeout_s),
+                                 trust_env=not is_loopback(url))
         except httpx.HTTPError as exc:
             raise EndpointError(f"the Teacher's endpoint {self.name} is not reachable ({type(exc).__name__}: "
                                 f"{_first_line(exc)}); start it or fix teacher.endpoint.base_url, then "
