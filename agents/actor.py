@@ -91,12 +91,18 @@ class RayCall:
         return value
 
     def result(self) -> Any:
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayActorError, RayTaskError
+
+        from curriculum.errors import CurriculumError
 
         resent = 0
         while True:
             try:
                 return self._answer()
+            except RayTaskError as exc:
+                if isinstance(exc.cause, CurriculumError):  # a user error raised in the actor: its one line
+                    raise exc.cause from None
+                raise
             except (RayActorError, ActorRestarted) as exc:
                 # A call that restores the actor fails its restore, which starts over (`recover`).
                 if self.role.restoring or resent == self.role.call_retries:

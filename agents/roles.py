@@ -34,11 +34,53 @@ def make_solver(config: Config, base_model_path: str, name: str, device: str = "
                   instruction=world.instruction, name=name, work_dir=work_dir)
 
 
-def make_teacher(config: Config):
+def make_teacher(config: Config, run_dir: str | None = None, device: str = "cpu", tracing=None):
+    """The Teacher of `teacher.kind`. The LLM Teacher reads the prompts the run saved (run_dir/prompts),
+    serves its own model when `teacher.serve` says so (agents/serve.py, in this actor's process, on its
+    `device`), and traces its workflows into the run's MLflow run (`tracing`: a TraceTarget)."""
+    if config.teacher.kind == "llm":
+        return _llm_teacher(config, run_dir, device, tracing)
     from curriculum.roles.teacher import SymbolicTeacher
     from curriculum.worlds import make_world
 
     return SymbolicTeacher(make_world(config), config.teacher, seed=config.experiment.seed)
+
+
+def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
+    from pathlib import Path
+
+    from curriculum.roles.teacher.llm import LLMTeacher, connector, load_prompts
+    from curriculum.roles.teacher.prompts import RUN_PROMPTS
+    from curriculum.roles.teacher.workflow import verifier_equivalence
+    from curriculum.verify import Verifier
+
+    saved = Path(run_dir) / RUN_PROMPTS if run_dir else None
+    base = saved if saved is not None and saved.is_dir() else None
+    synthesis_prompts = None
+    if config.synthesis.enabled and config.synthesis.kind == "llm":
+        from curriculum.roles.teacher.llm_synthesis import load_prompts as load_synthesis_prompts
+
+        synthesis_prompts = load_synthesis_prompts(config, base)
+    server = None
+    if config.teacher.serve is not None:
+        from agents.serve import ModelServer
+
+        server = ModelServer(config.teacher.serve, Path(run_dir or ".") / "teacher_server", device=device)
+    verifier = Verifier(config.verifier.timeout_s)
+
+    def close() -> None:
+        verifier.close()
+        if server is not None:
+            server.stop()
+
+    scope = None
+    if tracing is not None:
+        from curriculum.report.tracking import langchain_tracing
+
+        scope = langchain_tracing(tracing)
+    return LLMTeacher(config, load_prompts(config, base), connector(config, server.ensure_running if server else None),
+                      verifier_equivalence(verifier), synthesis_prompts=synthesis_prompts, tracing=scope,
+                      close_hook=close)
 
 
 def make_learner(config: Config, base_model_path: str, work_dir: str, device: str = "cpu"):

@@ -269,6 +269,8 @@ class SelectionConfig(Section):
                                    "band (the lowest level first): they teach through their reference solution")
     solved_fraction: float = Field(default=0.0, ge=0, le=1, description="share of slots for problems above the "
                                    "band: keeps what the Solver can do in the training mix")
+    min_vote_share: float = Field(default=0.0, ge=0, le=1, description="model-labelled problems whose majority "
+                                  "vote share is below this are not trained on")
 
     @model_validator(mode="after")
     def _shares_fit(self) -> "SelectionConfig":
@@ -278,20 +280,116 @@ class SelectionConfig(Section):
         return self
 
 
+Mutation = Literal["harder", "easier", "sibling"]
+
+
+class EndpointConfig(Section):
+    """An OpenAI-compatible chat endpoint (a vLLM server, an API) and how it is called.
+
+    The API key is never written here: `api_key_env` names the environment variable that holds it.
+    """
+
+    base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000/v1; none with "
+                                 "teacher.serve (the run's own server)")
+    model: str | None = Field(default=None, description="the model name the endpoint serves; with teacher.serve: "
+                              "teacher.serve.served_name")
+    api_key_env: str | None = Field(default=None, description="NAME of the environment variable holding the API "
+                                    "key; none: no key (a local server)")
+    timeout_s: float = Field(default=120.0, gt=0, description="seconds one call may take")
+    max_concurrency: int = Field(default=8, ge=1, description="calls in flight at once")
+    max_attempts: int = Field(default=3, ge=1, description="tries per workflow step on transport and parse errors")
+    retry_backoff_s: float = Field(default=1.0, ge=0, description="wait before the first retry (doubles each time)")
+    structured_output: Literal["json_schema", "json_object", "none"] = Field(
+        default="json_schema", description="response_format asked of the endpoint; the reply is parsed tolerantly "
+                                           "either way")
+    temperature: float = Field(default=0.7, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(default=1024, ge=1, description="most tokens of one reply")
+
+    @model_validator(mode="after")
+    def _key_is_a_name(self) -> "EndpointConfig":
+        if self.api_key_env is not None and not self.api_key_env.replace("_", "").isalnum():
+            raise ValueError("api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+                             "never the key itself")
+        return self
+
+
+class ServeConfig(Section):
+    """A vLLM OpenAI-compatible server the run starts on 127.0.0.1 for its Teacher (agents/serve.py)."""
+
+    model: str = Field(description="a model folder or hub id")
+    served_name: str = Field(default="teacher", description="the model name clients ask for")
+    num_gpus: float = Field(default=0.0, ge=0, description="GPUs of the server's bundle in the placement group")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="auto: float32 on CPU, the model's own dtype on a GPU")
+    max_model_len: int | None = Field(default=4096, ge=64)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    enforce_eager: bool = Field(default=False, description="skip graph compilation (faster start, slower calls)")
+    cpu_kvcache_gib: int = Field(default=1, ge=1, description="VLLM_CPU_KVCACHE_SPACE on a CPU server")
+    startup_timeout_s: float = Field(default=600.0, gt=0, description="seconds until /health must answer")
+    max_restarts: int = Field(default=2, ge=0, description="times a dead server is started again")
+    structured_outputs_backend: str = Field(default="xgrammar", description="vLLM --structured-outputs-config backend")
+    extra_args: list[str] = Field(default_factory=list, description="more `vllm serve` arguments")
+    env: dict[str, str] = Field(default_factory=dict, description="more environment variables of the server")
+
+
+class LabelConfig(Section):
+    """Reference answers by majority vote of sampled solutions (SwS: at least 4 of 8 agree)."""
+
+    samples: int = Field(default=8, ge=1, description="solutions sampled per draft")
+    min_agreement: int = Field(default=4, ge=1, description="equivalent answers needed to label a draft")
+    endpoint: EndpointConfig | None = Field(default=None, description="the labeller; default: the Teacher's")
+    temperature: float = Field(default=0.7, ge=0)
+    max_tokens: int = Field(default=1024, ge=1)
+    extraction: Extraction = Field(default="boxed", description="how an answer is read from a sampled solution")
+    prompt: str = Field(default="prompts/label.yaml", description="relative: to the working directory, else to "
+                        "the package's configs/")
+
+    @model_validator(mode="after")
+    def _agreement_fits(self) -> "LabelConfig":
+        if self.min_agreement > self.samples:
+            raise ValueError(f"min_agreement={self.min_agreement} is above samples={self.samples}")
+        if self.endpoint is not None and not (self.endpoint.base_url and self.endpoint.model):
+            raise ValueError("a labeller endpoint needs base_url and model (leave it out to label with the "
+                             "Teacher's model)")
+        return self
+
+
+class TeacherPrompts(Section):
+    diagnose: str = "prompts/teacher_diagnose.yaml"
+    write: str = "prompts/teacher_write.yaml"
+
+
 class TeacherConfig(Section):
     enabled: bool = Field(default=True, description="rewrite failed problems each round (Socratic-Zero)")
-    kind: Literal["symbolic"] = "symbolic"
-    mutations: list[Literal["harder", "easier", "sibling"]] = Field(
+    kind: Literal["symbolic", "llm"] = Field(default="symbolic", description="symbolic: the world's mutation "
+                                             "operators; llm: a prompted model (roles/teacher/llm.py)")
+    mutations: list[Mutation] = Field(
         default_factory=lambda: ["harder", "sibling"], min_length=1,
         description="variants of a failure the Solver partly solves, in turn")
     # A failure the Solver (almost) never solves gets variants of its own size or smaller: a harder
     # one would be further out of reach and teach nothing (multiple of 1/solver.attempts).
     unsolved_below: float = Field(default=0.25, ge=0, le=1, description="a failure solved less often than this "
                                   "is out of reach and gets `unsolved_mutations`")
-    unsolved_mutations: list[Literal["harder", "easier", "sibling"]] = Field(
-        default_factory=lambda: ["sibling", "easier"], min_length=1)
+    unsolved_mutations: list[Mutation] = Field(default_factory=lambda: ["sibling", "easier"], min_length=1)
     variants_per_failure: int = Field(default=2, ge=1)
     max_failures: int = Field(default=32, ge=1, description="failed problems the Teacher rewrites per round")
+    # kind: llm (also the model of synthesis.kind: llm)
+    endpoint: EndpointConfig = EndpointConfig()
+    serve: ServeConfig | None = Field(default=None, description="start a vLLM server for the Teacher instead of "
+                                      "calling endpoint.base_url")
+    labels: LabelConfig = LabelConfig()
+    prompts: TeacherPrompts = TeacherPrompts()
+    attempts_shown: int = Field(default=4, ge=0, description="failed attempts shown to the Teacher per problem")
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> "TeacherConfig":
+        if self.serve is not None and self.endpoint.base_url:
+            raise ValueError("set teacher.endpoint.base_url (an existing server) or teacher.serve (the run starts "
+                             "one), not both")
+        if self.endpoint.base_url and not self.endpoint.model:
+            raise ValueError("teacher.endpoint.base_url needs teacher.endpoint.model (the model name it serves)")
+        return self
 
 
 class GeneratorConfig(Section):
@@ -367,6 +465,11 @@ class WeaknessConfig(Section):
         return self
 
 
+class SynthesisPrompts(Section):
+    concepts: str = "prompts/synthesis_concepts.yaml"
+    question: str = "prompts/synthesis_question.yaml"
+
+
 class SynthesisConfig(Section):
     """New problems aimed at concepts, screened by the Solver's solve rate (SwS)."""
 
@@ -377,9 +480,13 @@ class SynthesisConfig(Section):
                                         "uniform: concepts drawn uniformly (the random-synthesis baseline)")
     band_low: float = Field(default=0.25, ge=0, le=1, description="keep a draft whose solve rate is at least")
     band_high: float = Field(default=0.75, ge=0, le=1)
-    mutations: list[Literal["harder", "easier", "sibling"]] = Field(
+    mutations: list[Mutation] = Field(
         default_factory=lambda: ["sibling", "harder"], min_length=1,
-        description="how a draft varies its parent problem, in turn")
+        description="how a draft varies its parent problem, in turn (kind: symbolic)")
+    kind: Literal["symbolic", "llm"] = Field(default="symbolic", description="symbolic: the world's mutations and "
+                                             "oracle; llm: the Teacher's model writes and labels (teacher.endpoint)")
+    concepts_per_question: int = Field(default=2, ge=1, description="llm: concepts combined in one new question")
+    prompts: SynthesisPrompts = SynthesisPrompts()
 
 
 class LoopConfig(Section):
@@ -482,15 +589,37 @@ class Config(Section):
             return self
         needs = "needs a world with mutation operators and an oracle (world.name=arithmetic)"
         if self.teacher.enabled and self.teacher.kind == "symbolic":
-            raise ValueError(f"teacher.kind=symbolic {needs}; on world.name=dataset set teacher.enabled=false")
-        if self.synthesis.enabled:
-            raise ValueError(f"synthesis.enabled=true {needs}; on world.name=dataset set synthesis.enabled=false")
+            raise ValueError(f"teacher.kind=symbolic {needs}; on world.name=dataset set teacher.kind=llm or "
+                             "teacher.enabled=false")
+        if self.synthesis.enabled and self.synthesis.kind == "symbolic":
+            raise ValueError(f"synthesis.kind=symbolic {needs}; on world.name=dataset set synthesis.kind=llm or "
+                             "synthesis.enabled=false")
         if self.generator.enabled:
             raise ValueError("generator.enabled=true needs the world's oracle to answer the Generator's questions "
                              "(world.name=arithmetic); on world.name=dataset set generator.enabled=false")
         if self.model.kind == "tiny":
             raise ValueError("model.kind=tiny is pretrained on the arithmetic world; on world.name=dataset use "
                              "model.kind=hf with model.path")
+        return self
+
+    @property
+    def uses_llm_teacher(self) -> bool:
+        """Whether the run needs the Teacher's model: the LLM Teacher, or LLM synthesis (which uses it)."""
+        return (self.teacher.enabled and self.teacher.kind == "llm") or (
+            self.synthesis.enabled and self.synthesis.kind == "llm")
+
+    @model_validator(mode="after")
+    def _llm_teacher_has_a_model(self) -> "Config":
+        teacher = self.teacher
+        if self.synthesis.enabled and self.synthesis.kind == "llm" and teacher.kind != "llm":
+            raise ValueError("synthesis.kind=llm writes with the Teacher's model: set teacher.kind=llm and its "
+                             "teacher.endpoint or teacher.serve (teacher.enabled may stay false)")
+        if self.uses_llm_teacher and teacher.serve is None and not teacher.endpoint.base_url:
+            raise ValueError("teacher.kind=llm needs teacher.endpoint.base_url (an OpenAI-compatible server) or "
+                             "teacher.serve.model (the run serves it with vLLM)")
+        if teacher.serve is not None and self.ray.teacher.num_gpus > 0:
+            raise ValueError("with teacher.serve the Teacher's GPUs are teacher.serve.num_gpus; leave "
+                             "ray.teacher.num_gpus at 0")
         return self
 
     @model_validator(mode="after")

@@ -69,6 +69,7 @@ class Problem(Record):
     created_by: str = ""
     model_version: int | None = None  # Generator version for source="generator"
     answer_source: AnswerSource = "oracle"
+    vote_share: float | None = None  # answer_source="model": share of the sampled solutions that voted for it
 
     @model_validator(mode="after")
     def _derive_id(self) -> "Problem":
@@ -157,6 +158,42 @@ class RejectedDraft(Record):
             object.__setattr__(
                 self, "id", "r" + content_id(self.source, self.parent_id, self.text, self.reason, self.round)
             )
+        return self
+
+
+class ModelCall(Record):
+    """One call of an LLM workflow (the LLM Teacher, LLM synthesis) to a chat endpoint, audited.
+
+    `drafts` links it to the problems it wrote (node write/question) or labelled (node label), by
+    problem id; `parent_id` is the problem the workflow worked on. The prompt is stored rendered
+    (bounded in length) with its hash and the template it came from (`template`: id@sha).
+    """
+
+    id: str = ""
+    round: int
+    source: DraftSource
+    node: str
+    parent_id: str | None
+    template: str
+    prompt_hash: str
+    prompt: str
+    output: str
+    parsed: str = ""  # JSON of the parsed reply ("" when it did not parse)
+    error: str = ""  # "" for a good reply, else "<reason>: <what happened>"
+    drafts: list[str] = Field(default_factory=list)
+    latency_s: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    endpoint: str = ""  # model @ base_url (never a key)
+    attempt: int = 1  # the workflow step's try (retries of transport and parse errors)
+    sample_index: int = 0
+    created_at: datetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> "ModelCall":
+        if not self.id:
+            object.__setattr__(self, "id", "c" + content_id(
+                self.round, self.source, self.node, self.parent_id, self.prompt_hash, self.attempt, self.sample_index))
         return self
 
 

@@ -25,6 +25,7 @@ class LabelQuality:
     checked: int = 0  # those the independent check could answer
     agreed: int = 0
     disagreements: list[str] = field(default_factory=list)  # problem ids
+    vote_shares: list[float] = field(default_factory=list)  # of the model-labelled problems that record one
 
     @property
     def agreement(self) -> float | None:
@@ -35,6 +36,8 @@ class LabelQuality:
         out = {f"{prefix}/model_labelled": float(self.model_labelled), f"{prefix}/checked": float(self.checked)}
         if self.agreement is not None:
             out[f"{prefix}/agreement"] = self.agreement
+        if self.vote_shares:
+            out[f"{prefix}/vote_share_mean"] = sum(self.vote_shares) / len(self.vote_shares)
         return out
 
 
@@ -57,6 +60,8 @@ def label_agreement(problems: Iterable[Problem], check: Callable[[str], str | No
         if problem.answer_source != "model":
             continue
         quality.model_labelled += 1
+        if problem.vote_share is not None:
+            quality.vote_shares.append(problem.vote_share)
         expected = check(problem.question)
         if expected is None:
             continue

@@ -13,6 +13,12 @@ from collections.abc import Mapping, Sequence
 from curriculum.records import Problem, SolveRate, rate_within
 
 
+def trusted(problems: Sequence[Problem], min_vote_share: float) -> list[Problem]:
+    """The problems a round may train on: a model-voted reference answer needs a vote share of at
+    least `min_vote_share` (`selection.min_vote_share`); other answers are always trusted."""
+    return [p for p in problems if p.vote_share is None or p.vote_share >= min_vote_share - 1e-9]
+
+
 def in_band(rate: SolveRate, low: float, high: float, min_attempts: int = 1) -> bool:
     return rate.attempts >= min_attempts and rate_within(rate.rate, low, high)
 

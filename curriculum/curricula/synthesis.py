@@ -27,6 +27,7 @@ from curriculum.config import SynthesisConfig
 from curriculum.curricula.weakness import WeaknessReport, allocate_budget, concept_of
 from curriculum.records import (
     Attempt,
+    ModelCall,
     Problem,
     RejectedDraft,
     group_by_problem,
@@ -87,6 +88,7 @@ def plan(config: SynthesisConfig, report: WeaknessReport, rng: random.Random) ->
 class Drafts:
     problems: list[Problem] = field(default_factory=list)
     rejected: list[RejectedDraft] = field(default_factory=list)
+    calls: list[ModelCall] = field(default_factory=list)  # synthesis.kind=llm: the audited model calls
 
 
 def draft(targets: Sequence[Target], world: World, mutations: Sequence[str], known_ids: Iterable[str],

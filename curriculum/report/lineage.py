@@ -8,6 +8,7 @@ store file, so it works while the run is live.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,37 @@ class Node:
 
 
 @dataclass
+class Provenance:
+    """How a model-written problem came about (the calls table): the call that wrote it, the
+    rationale it gave, the diagnosis it was aimed at and the vote that labelled it."""
+
+    call_id: str
+    node: str  # write (LLM Teacher) or question (LLM synthesis)
+    template: str
+    endpoint: str
+    latency_s: float
+    tokens: tuple[int | None, int | None]
+    attempt: int
+    rationale: str
+    diagnosis: dict[str, Any] | None  # the Teacher's diagnose reply for the parent, that round
+    label_calls: int
+    label_errors: int
+    answer_source: str
+    vote_share: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "node": self.node, "template": self.template, "endpoint": self.endpoint,
+                "latency_s": self.latency_s, "prompt_tokens": self.tokens[0], "completion_tokens": self.tokens[1],
+                "attempt": self.attempt, "rationale": self.rationale, "diagnosis": self.diagnosis,
+                "label_calls": self.label_calls, "label_errors": self.label_errors,
+                "answer_source": self.answer_source, "vote_share": self.vote_share}
+
+
+@dataclass
 class Lineage:
     problem: Node  # its `children` hold the descendant tree
     ancestors: list[Node]  # parent first, root last
+    provenance: Provenance | None = None  # for a problem an LLM workflow wrote
 
     @property
     def root(self) -> Node:
@@ -70,7 +99,8 @@ class Lineage:
         return {"problem": {k: v for k, v in problem.items() if k != "children"},
                 "ancestors": [{k: v for k, v in a.to_dict().items() if k != "children"} for a in self.ancestors],
                 "descendants": problem["children"],
-                "root_source": self.root.source}
+                "root_source": self.root.source,
+                "provenance": self.provenance.to_dict() if self.provenance else None}
 
 
 def resolve_id(con: Any, problem_id: str) -> str:
@@ -119,7 +149,51 @@ def lineage(con: Any, problem_id: str) -> Lineage:
         nodes[pid].solve[round_] = (attempts, correct)
     for row in down:  # parents come before children (ordered by depth)
         nodes[row[1]].children.append(nodes[row[0]])
-    return Lineage(problem=nodes[problem_id], ancestors=[nodes[row[0]] for row in up[1:]])
+    return Lineage(problem=nodes[problem_id], ancestors=[nodes[row[0]] for row in up[1:]],
+                   provenance=provenance(con, nodes[problem_id]))
+
+
+def provenance(con: Any, node: Node) -> Provenance | None:
+    """The audited call that wrote `node` (None for a problem no LLM workflow wrote, or a snapshot
+    without a calls table), with its rationale, the parent's diagnosis and the label votes."""
+    from curriculum.report.summary import has_table
+
+    if not has_table(con, "calls"):
+        return None
+    row = con.execute(
+        """SELECT id, node, template, endpoint, latency_s, prompt_tokens, completion_tokens, attempt, parsed, round,
+                  parent_id FROM calls
+           WHERE list_contains(drafts, ?) AND node IN ('write', 'question') AND error = ''
+           ORDER BY round, attempt LIMIT 1""", [node.id]).fetchone()
+    if row is None:
+        return None
+    call_id, step, template, endpoint, latency, prompt_tokens, completion_tokens, attempt, parsed, round_, parent = row
+    diagnosis = con.execute(
+        """SELECT parsed FROM calls WHERE node = 'diagnose' AND parent_id = ? AND round = ? AND error = ''
+           ORDER BY attempt DESC LIMIT 1""", [parent, round_]).fetchone()
+    labels, label_errors = con.execute(
+        "SELECT count(*), count_if(error <> '') FROM calls WHERE node = 'label' AND list_contains(drafts, ?)",
+        [node.id]).fetchone()
+    source, share = con.execute("SELECT answer_source, vote_share FROM problems WHERE id = ?", [node.id]).fetchone()
+    return Provenance(call_id, step, template, endpoint, latency, (prompt_tokens, completion_tokens), attempt,
+                      _rationale(parsed, node.question), json.loads(diagnosis[0]) if diagnosis else None,
+                      labels, label_errors, source, share)
+
+
+def _rationale(parsed: str, question: str) -> str:
+    """The rationale the writing call gave for `question` (a write reply holds several problems)."""
+    from curriculum.records import normalize_question
+
+    try:
+        reply = json.loads(parsed)
+    except ValueError:
+        return ""
+    items = reply.get("problems", [reply]) if isinstance(reply, dict) else []
+    wanted = normalize_question(question)
+    for item in items:
+        if isinstance(item, dict) and normalize_question(str(item.get("question", ""))) == wanted:
+            return str(item.get("rationale", ""))
+    return ""
 
 
 def load_lineage(run_dir: str | Path, problem_id: str) -> tuple[Lineage, str]:

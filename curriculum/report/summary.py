@@ -17,6 +17,7 @@ TABLES = ("problems", "attempts", "pairs", "policies", "rejected", "rounds")
 _LEVEL_METRIC = re.compile(r"^eval/level_(\d+)/accuracy$")
 WEAK_CONCEPTS = 10  # concepts listed by summarize()
 DRAFT_SOURCES = ("teacher", "generator")  # always listed in the acceptance table, even with no drafts
+# (`calls`, the LLM workflows' audit, is read when a snapshot has it: older runs' snapshots lack it)
 
 
 class InspectError(CurriculumError):
@@ -70,7 +71,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     con, snapshot = open_snapshot(run_dir)
     try:
         counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-                  for name in ("problems", "attempts", "pairs", "rejected")}
+                  for name in ("problems", "attempts", "pairs", "rejected", "calls") if has_table(con, name)}
         by_source: dict[int, dict[str, int]] = {}
         for round_, source, n in con.execute(
             "SELECT round_created, source, count(*) FROM problems GROUP BY ALL ORDER BY ALL"
@@ -102,10 +103,55 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                              config.selection.last_n_rounds)
         weak = weak_concepts(con, config.selection.last_n_rounds, min_attempts=config.solver.attempts)
         accept = acceptance(con)
+        calls = model_calls(con) if has_table(con, "calls") else []
+        labels = label_quality(con, rounds)
     finally:
         con.close()
     return {"run_dir": str(run_dir), "snapshot": snapshot.name, "rounds": rounds, "store": counts,
-            "band": band, "weak_concepts": weak, "acceptance": accept}
+            "band": band, "weak_concepts": weak, "acceptance": accept, "calls": calls, "label_quality": labels}
+
+
+def has_table(con: Any, name: str) -> bool:
+    """Whether the snapshot has `name` (snapshots of older runs lack the newer tables)."""
+    return bool(con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchone()[0])
+
+
+def model_calls(con: Any) -> list[dict[str, Any]]:
+    """Per source (teacher, synthesis) and workflow step: the audited model calls, how many failed
+    and why, their mean latency and tokens (the LLM Teacher's `calls` table)."""
+    rows = con.execute(
+        """SELECT source, node, count(*), count_if(error <> ''), avg(latency_s),
+                  sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)),
+                  list(split_part(error, ':', 1)) FILTER (WHERE error <> '')
+           FROM calls GROUP BY source, node ORDER BY source, min(created_at), node""").fetchall()
+    out = []
+    for source, node, n, failed, latency, prompt_tokens, completion_tokens, errors in rows:
+        reasons: dict[str, int] = {}
+        for reason in errors or []:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        out.append({"source": source, "node": node, "calls": n, "errors": failed,
+                    "error_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+                    "latency_s_mean": latency, "prompt_tokens": int(prompt_tokens),
+                    "completion_tokens": int(completion_tokens)})
+    return out
+
+
+def label_quality(con: Any, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Model-voted reference answers: per round the count, how many the world's oracle could check,
+    the agreement with it and the mean vote share (from the round metrics `labels/...`); overall the
+    vote shares of the stored model-labelled problems."""
+    per_round = []
+    for r in rounds:
+        m = r["metrics"]
+        if "labels/model_labelled" in m:
+            per_round.append({"round": r["round"], "model_labelled": int(m["labels/model_labelled"]),
+                              "checked": int(m.get("labels/checked", 0)), "agreement": m.get("labels/agreement"),
+                              "vote_share_mean": m.get("labels/vote_share_mean")})
+    shares = dict(con.execute(
+        """SELECT round(vote_share, 3), count(*) FROM problems
+           WHERE answer_source = 'model' AND vote_share IS NOT NULL GROUP BY ALL ORDER BY ALL""").fetchall()) \
+        if "vote_share" in [c[0] for c in con.execute("DESCRIBE problems").fetchall()] else {}
+    return {"rounds": per_round, "vote_shares": {f"{k:g}": v for k, v in shares.items()}}
 
 
 def _mean_level(counts: dict[str, int]) -> float | None:

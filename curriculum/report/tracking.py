@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str, run_name: str, run_id: str | None = None):
         from mlflow.tracking import MlflowClient
 
+        self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
@@ -36,6 +38,10 @@ class Tracker:
         else:
             self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
+        self.experiment_id = experiment_id
+
+    def trace_target(self) -> "TraceTarget":
+        return TraceTarget(self.tracking_uri, self.experiment_id, self.run_id)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -65,3 +71,44 @@ class Tracker:
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
+
+
+# ----------------------------------------------------------------------------- traces of the LLM workflows
+
+
+@dataclass(frozen=True)
+class TraceTarget:
+    """Where the LLM workflows' traces go: the run's MLflow run (picklable, sent to the Teacher's actor)."""
+
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+
+
+_autologged: set[str] = set()
+
+
+def langchain_tracing(target: TraceTarget):
+    """`(stage, round) -> context manager` under which every LangGraph/LangChain call is traced by
+    MLflow (`mlflow.langchain.autolog`) into `target`'s experiment, linked to its run (trace metadata
+    mlflow.sourceRun) and tagged with the stage and round; traces are flushed when the scope ends.
+    Works offline with the sqlite backend."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def scope(stage: str, round: int):
+        import mlflow
+
+        if target.tracking_uri not in _autologged:  # once per process (the import costs seconds)
+            mlflow.set_tracking_uri(target.tracking_uri)
+            mlflow.set_experiment(experiment_id=target.experiment_id)
+            mlflow.langchain.autolog(log_traces=True, silent=True)
+            _autologged.add(target.tracking_uri)
+        try:
+            with mlflow.tracing.context(metadata={"mlflow.sourceRun": target.run_id},
+                                        tags={"curriculum.stage": stage, "curriculum.round": str(round)}):
+                yield
+        finally:
+            mlflow.flush_trace_async_logging()
+
+    return scope

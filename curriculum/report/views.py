@@ -67,6 +67,28 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
             reasons = ", ".join(f"{reason} {n}" for reason, n in a["reasons"].items()) or "-"
             table.add_row(source, str(a["accepted"]), str(a["rejected"]), _pct(a["rate"]), reasons)
         views.append(table)
+    calls = summary.get("calls")
+    if calls:
+        table = Table(title="model calls of the LLM workflows (the store's calls table)", title_justify="left")
+        for name in ["source", "step", "calls", "failed", "failure reasons", "mean s", "tokens in", "tokens out"]:
+            table.add_column(name, justify="left" if name in ("source", "step", "failure reasons") else "right")
+        for c in calls:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in c["error_reasons"].items()) or "-"
+            table.add_row(c["source"], c["node"], str(c["calls"]), str(c["errors"]), reasons,
+                          f"{c['latency_s_mean']:.2f}", str(c["prompt_tokens"]), str(c["completion_tokens"]))
+        views.append(table)
+
+    labels = summary.get("label_quality") or {}
+    if labels.get("rounds") and (calls or any(r["model_labelled"] for r in labels["rounds"])):
+        table = Table(title="label quality: model-voted answers against the world's oracle", title_justify="left")
+        for name in ["round", "model-labelled", "checked", "agreement %", "mean vote share"]:
+            table.add_column(name, justify="right")
+        for r in labels["rounds"]:
+            share = r["vote_share_mean"]
+            table.add_row(str(r["round"]), str(r["model_labelled"]), str(r["checked"]),
+                          _pct(r["agreement"]) if r["checked"] else "no oracle",
+                          "" if share is None else f"{share:.2f}")
+        views.append(table)
     views.append("store: " + ", ".join(f"{k} {v}" for k, v in summary["store"].items()))
     return views
 
@@ -90,6 +112,19 @@ def lineage_tree(lineage: Any) -> Any:
             grow(parent_branch.add(escape(node_label(child))), child)
 
     grow(branch, lineage.problem)
+    made = lineage.provenance
+    if made is not None:  # how an LLM workflow wrote it
+        prompt_tokens, completion_tokens = made.tokens
+        tokens = f", {prompt_tokens}+{completion_tokens} tokens" if prompt_tokens is not None else ""
+        note = tree.add(f"[dim]written by call {made.call_id} ({made.node}, {escape(made.template)}, "
+                        f"{made.latency_s:.2f} s{tokens}, try {made.attempt}) at {escape(made.endpoint)}[/dim]")
+        if made.diagnosis:
+            note.add(escape(f"diagnosis: {made.diagnosis.get('error', '')} (concept: {made.diagnosis.get('concept', '')})"))
+        if made.rationale:
+            note.add(escape(f"rationale: {made.rationale}"))
+        share = "" if made.vote_share is None else f", vote share {made.vote_share:.2f}"
+        note.add(f"answer: {made.answer_source}{share} from {made.label_calls} label call(s)"
+                 + (f", {made.label_errors} failed" if made.label_errors else ""))
     return tree
 
 

@@ -32,6 +32,7 @@ from curriculum.curricula.selection import (
     gaussian_usefulness,
     in_band,
     select_round_problems,
+    trusted,
 )
 from curriculum.files import atomic_write_json
 from curriculum.records import (
@@ -45,6 +46,7 @@ from curriculum.records import (
 )
 from curriculum.report.evaluation import EvalResult
 from curriculum.roles.teacher import Failure
+from curriculum.roles.teacher.base import call_metrics
 from curriculum.run.faults import kill_point
 from curriculum.run.resume import RoundState, capture_rng, last_state, restore_rng
 from curriculum.training.batch import Group, LearnBatch
@@ -363,7 +365,9 @@ class CoEvolution:
             return
         stored = set(self._store("problem_ids"))
         taught = self.roles.teacher.call("teach", self._failures(s), stored | self.heldout_ids, s.round).result()
+        self._store("append", taught.calls)  # an LLM Teacher's audited model calls
         s.metrics.update(self._admit(taught.problems, taught.rejected, "teacher", s.round, stored))
+        s.metrics.update(call_metrics(taught.calls, "teacher"))
 
     def _admit(self, drafts: list[Problem], rejected: list[Any], source: str, round: int,
                stored: set[str]) -> dict[str, float]:
@@ -393,7 +397,13 @@ class CoEvolution:
         report = weakness.mine(self._store, self.config.weakness)
         rng = random.Random(round_seed(self.config.experiment.seed, round, "synthesis"))
         targets = synthesis.plan(cfg, report, rng)
-        drafts = synthesis.draft(targets, self.world, cfg.mutations, self._known_ids(), round, rng)
+        if cfg.kind == "llm":  # the Teacher's model writes and labels the drafts (roles/teacher/llm_synthesis.py)
+            drafts = self.roles.teacher.call("synthesize", targets, self._known_ids(), round,
+                                             round_seed(self.config.experiment.seed, round, "synthesis-llm")).result()
+            self._store("append", drafts.calls)
+            s.metrics.update(call_metrics(drafts.calls, "synthesis"))
+        else:
+            drafts = synthesis.draft(targets, self.world, cfg.mutations, self._known_ids(), round, rng)
         clean, contaminated = self._decontaminate(drafts.problems, "synthesis", round)
         attempts = self._attempt(clean, round, purpose="synthesis")
         screened = synthesis.screen(clean, attempts, cfg.band_low, cfg.band_high, round)
@@ -444,7 +454,7 @@ class CoEvolution:
 
     def _select(self, round: int) -> list[Problem]:
         sel = self.config.selection
-        candidates = self._store("problems")
+        candidates = trusted(self._store("problems"), sel.min_vote_share)
         rates = dict(self._store("solve_rates"))
         rates.update(self._store("solve_rates", last_n_rounds=sel.last_n_rounds))
         rng = random.Random(round_seed(self.config.experiment.seed, round, "select"))
@@ -486,7 +496,5 @@ class CoEvolution:
         """Agreement of this round's model-labelled answers with the world's oracle (label_quality.py)."""
         from curriculum.curricula.label_quality import label_agreement
 
-        solve = getattr(self.world, "solve", None)
-        if solve is None:
-            return {}
+        solve = getattr(self.world, "solve", None) or (lambda question: None)  # no oracle: counts only
         return label_agreement(self._store("problems", round=round), solve).metrics("labels")

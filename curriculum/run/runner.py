@@ -66,7 +66,7 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
         keys = sorted(k for k in saved.keys() | given.keys() if saved.get(k) != given.get(k))
         raise RunDirError(f"{run_dir} was started with another config (differs at {', '.join(keys[:5])}); "
                           f"resume it with `curriculum resume {run_dir}` or start a new run")
-    preflight(config)
+    preflight(config, run_dir)
     _check_store(run_dir)
     if before is not None:
         print(f"note: {run_dir} ran with {before.describe()}; continuing with {now.describe()}")
@@ -76,9 +76,10 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
     return _drive(config, lambda: run_dir, console, resumed=True, pin_imports=pin_imports)
 
 
-def preflight(config: Config) -> None:
-    """Check what the run will read (model path, the world's data, evaluation data sets) before anything is
-    written: a bad path or a malformed data file fails here with one line, leaving nothing behind."""
+def preflight(config: Config, run_dir: Path | None = None) -> None:
+    """Check what the run will read (model path, the world's data, evaluation data sets, prompt
+    files: a resumed run's own copies) before anything is written: a bad path or a malformed data
+    file fails here with one line, leaving nothing behind."""
     from curriculum.worlds import make_world
     from curriculum.worlds.loading import load_named
 
@@ -94,6 +95,17 @@ def preflight(config: Config) -> None:
     if config.decontamination.enabled:
         for name in config.decontamination.eval_sets:
             load_named(config, name)
+    if config.uses_llm_teacher:  # every prompt file exists and names only the fields its step fills
+        from curriculum.roles.teacher.llm import load_prompts
+        from curriculum.roles.teacher.prompts import RUN_PROMPTS
+
+        saved = Path(run_dir) / RUN_PROMPTS if run_dir is not None else None
+        base = saved if saved is not None and saved.is_dir() else None
+        load_prompts(config, base)
+        if config.synthesis.enabled and config.synthesis.kind == "llm":
+            from curriculum.roles.teacher.llm_synthesis import load_prompts as load_synthesis_prompts
+
+            load_synthesis_prompts(config, base)
 
 
 def prompt_limit_for(config: Config, base_path: str, tokenizer: Any = None) -> Any:
@@ -140,8 +152,9 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     if pinned is not None:
         tracker.set_tags(pinned.tags())
     logged = tracker.logged_steps("policy_version")
+    tracing = _save_prompts(config, run_dir, tracker) if config.uses_llm_teacher else None
 
-    roles, placement = _start_roles(config, run_dir, base_path)
+    roles, placement = _start_roles(config, run_dir, base_path, tracing)
     status = "FAILED"
     try:
         tokenizer = load_tokenizer(base_path)
@@ -222,6 +235,21 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     return run_dir
 
 
+def _save_prompts(config: Config, run_dir: Path, tracker) -> Any:
+    """The LLM workflows' prompt files go into the run directory (a resumed run keeps the copies it
+    started with) and to MLflow (artifacts `prompts/`, params `prompts.<step>` = id@sha); returns
+    where the workflows' traces go."""
+    from curriculum.roles.teacher import prompts
+    from curriculum.roles.teacher.llm import prompt_paths
+
+    paths = prompt_paths(config)
+    folder = prompts.save_prompts(paths, run_dir)
+    tracker.log_artifacts(folder, "prompts")
+    tracker.log_params({f"prompts.{step}": prompts.load(path, frozenset(), folder, check_fields=False).template
+                        for step, path in paths.items()})
+    return tracker.trace_target()
+
+
 def prepare_base(config: Config) -> tuple[str, Any]:
     """(base model path, its held-out evaluation or None). The toy model is built (or reused) and
     evaluated here; a real model (`model.kind: hf`) is `model.path` as it is, evaluated by the
@@ -258,23 +286,34 @@ def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
     return EvalResult.from_dict(done[-1].evaluation) if done else base
 
 
-def _start_roles(config: Config, run_dir: Path, base_path: str):
+def _start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
     from agents import cluster
 
+    config = _with_server_gpus(config)
     if config.ray.in_process:
         import torch
 
-        return local_roles(_on_available_devices(config, torch.cuda.device_count()), run_dir, base_path), None
+        return local_roles(_on_available_devices(config, torch.cuda.device_count()), run_dir, base_path,
+                           tracing), None
     code = code_version.snapshot_dir(run_dir)
     cluster.start_ray(config.ray, code_dir=code if code.is_dir() else None)  # the actors run the run's code
     try:
         import ray
 
         config = _on_available_devices(config, ray.cluster_resources().get("GPU", 0))
-        return start_roles(config, run_dir, base_path)
+        return start_roles(config, run_dir, base_path, tracing)
     except BaseException:
         cluster.stop_ray()
         raise
+
+
+def _with_server_gpus(config: Config) -> Config:
+    """With `teacher.serve`, the Teacher's bundle holds the server's GPUs (teacher.serve.num_gpus)."""
+    serve = config.teacher.serve
+    if serve is None or not serve.num_gpus:
+        return config
+    teacher = config.ray.teacher.model_copy(update={"num_gpus": serve.num_gpus})
+    return config.model_copy(update={"ray": config.ray.model_copy(update={"teacher": teacher})})
 
 
 def _on_available_devices(config: Config, gpus: float) -> Config:
@@ -287,6 +326,11 @@ def _on_available_devices(config: Config, gpus: float) -> Config:
 
 
 def _stop_roles(roles, placement) -> None:
+    if roles.teacher is not None:  # the Teacher's server (teacher.serve) stops with the run
+        try:
+            roles.teacher.call("close").result()
+        except Exception as exc:  # noqa: BLE001 - the run is ending; a dead actor took its server with it
+            print(f"note: closing the Teacher failed ({type(exc).__name__}: {exc})")
     if placement is None:
         for solver in roles.solvers:  # its engine (vLLM: an engine process) and verifier
             solver.target.close()
@@ -313,19 +357,20 @@ def _restore_on_restart(roles, loop) -> None:
             role.on_restart = restore
 
 
-def local_roles(config: Config, run_dir: Path, base_path: str):
+def local_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
     """Every role as a plain object in this process (`ray.in_process=true`): the same factories
     as the actors, no Ray. For debugging and for the crash tests, which kill the whole run."""
     from curriculum.run.loop import LocalRole
 
-    return _build_roles(_role_factories(config, run_dir, base_path), lambda role, factory: LocalRole(factory()))
+    return _build_roles(_role_factories(config, run_dir, base_path, tracing),
+                        lambda role, factory: LocalRole(factory()))
 
 
-def start_roles(config: Config, run_dir: Path, base_path: str):
+def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
     """Place one actor per role (solvers: `ray.solver.count`) in a placement group."""
     from agents import cluster
 
-    factories = _role_factories(config, run_dir, base_path)
+    factories = _role_factories(config, run_dir, base_path, tracing)
     placement = cluster.Placement(config.ray, [(_RESOURCES[field], getattr(config.ray, _RESOURCES[field]))
                                                for field, made in factories.items() if made is not None])
 
@@ -353,9 +398,10 @@ _RESOURCES = {"store": "store", "solvers": "solver", "teacher": "teacher", "lear
               "generator": "generator"}  # Roles field -> its `ray.<role>` section
 
 
-def _role_factories(config: Config, run_dir: Path, base_path: str) -> dict[str, Any]:
+def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> dict[str, Any]:
     """Per `Roles` field, the picklable factory that builds it (a list for the Solvers, None for a
-    role the recipe leaves out), each told its device from `ray.<role>.num_gpus`."""
+    role the recipe leaves out), each told its device from `ray.<role>.num_gpus`. The Teacher role
+    is there for the Teacher, and for LLM synthesis (which writes with the Teacher's model)."""
     from agents import roles as factories
     from agents.cluster import device_for
 
@@ -364,7 +410,8 @@ def _role_factories(config: Config, run_dir: Path, base_path: str) -> dict[str, 
         "store": partial(factories.make_store, str(run_dir / "store.duckdb")),
         "solvers": [partial(factories.make_solver, config, base_path, f"solver-{i}", device_for(ray_cfg.solver),
                             str(run_dir / "solvers" / f"solver-{i}")) for i in range(ray_cfg.solver.count)],
-        "teacher": partial(factories.make_teacher, config) if config.teacher.enabled else None,
+        "teacher": partial(factories.make_teacher, config, str(run_dir), device_for(ray_cfg.teacher), tracing)
+        if config.teacher.enabled or config.uses_llm_teacher else None,
         "learner": partial(factories.make_learner, config, base_path, str(checkpoints / "learner"),
                            device_for(ray_cfg.learner)),
         "generator": partial(factories.make_generator, config, str(checkpoints / "generator"),

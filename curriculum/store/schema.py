@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from curriculum.records import (
     Attempt,
+    ModelCall,
     PolicyVersion,
     PreferencePair,
     Problem,
@@ -140,6 +141,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE attempts ADD COLUMN token_ids INTEGER[] DEFAULT []",
         "ALTER TABLE attempts ADD COLUMN token_logprobs DOUBLE[] DEFAULT []",
     )),
+    Migration(6, "LLM Teacher: problems.vote_share of model-voted answers; calls: every audited model call", (
+        "ALTER TABLE problems ADD COLUMN vote_share DOUBLE",
+        """CREATE TABLE calls (
+            id VARCHAR PRIMARY KEY,
+            round INTEGER NOT NULL,
+            source VARCHAR NOT NULL,
+            node VARCHAR NOT NULL,
+            parent_id VARCHAR,
+            template VARCHAR NOT NULL,
+            prompt_hash VARCHAR NOT NULL,
+            prompt VARCHAR USING COMPRESSION zstd NOT NULL,
+            output VARCHAR USING COMPRESSION zstd NOT NULL,
+            parsed VARCHAR NOT NULL,
+            error VARCHAR NOT NULL,
+            drafts VARCHAR[] NOT NULL,
+            latency_s DOUBLE NOT NULL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            endpoint VARCHAR NOT NULL,
+            attempt INTEGER NOT NULL,
+            sample_index INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )""",
+    )),
 )
 
 
@@ -182,7 +207,7 @@ TABLES: tuple[Table, ...] = (
         ("id", _STR), ("question", _STR), ("answer", _STR), ("solution", _STR), ("source", _STR),
         ("parent_id", _STR), ("family", _STR), ("level", _INT), ("concepts", pa.list_(_STR)),
         ("knobs", pa.map_(pa.string(), pa.int64())), ("round_created", _INT), ("created_by", _STR),
-        ("model_version", _INT), ("answer_source", _STR),
+        ("model_version", _INT), ("answer_source", _STR), ("vote_share", _FLOAT),
     ])),
     Table("attempts", Attempt, "id", pa.schema([
         ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("sample_index", _INT),
@@ -208,6 +233,12 @@ TABLES: tuple[Table, ...] = (
     ])),
     Table("stages", StageRecord, "id", pa.schema([
         ("id", _STR), ("round", _INT), ("stage", _STR), ("state", _STR), ("created_at", _TIME),
+    ])),
+    Table("calls", ModelCall, "id", pa.schema([
+        ("id", _STR), ("round", _INT), ("source", _STR), ("node", _STR), ("parent_id", _STR), ("template", _STR),
+        ("prompt_hash", _STR), ("prompt", _STR), ("output", _STR), ("parsed", _STR), ("error", _STR),
+        ("drafts", pa.list_(_STR)), ("latency_s", _FLOAT), ("prompt_tokens", _INT), ("completion_tokens", _INT),
+        ("endpoint", _STR), ("attempt", _INT), ("sample_index", _INT), ("created_at", _TIME),
     ])),
 )
 TABLE_BY_RECORD = {table.record: table for table in TABLES}

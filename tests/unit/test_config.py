@@ -118,3 +118,36 @@ def test_cli_reports_unknown_key_in_one_line_with_exit_2():
         f"error: unknown config key 'solver.atempts' (did you mean 'solver.attempts'?) "
         f"in {ROOT / 'configs/tiny.yaml'} with overrides"
     ]
+
+
+LLM = ["teacher.kind=llm", "teacher.endpoint.base_url=http://127.0.0.1:8000/v1", "teacher.endpoint.model=m"]
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["teacher.kind=llm"], "teacher.kind=llm needs teacher.endpoint.base_url .* or teacher.serve.model"),
+    ([*LLM, "teacher.serve.model=/m"], "set teacher.endpoint.base_url .* or teacher.serve .*, not both"),
+    (["teacher.kind=llm", "teacher.endpoint.base_url=http://x/v1"], "needs teacher.endpoint.model"),
+    ([*LLM, "teacher.endpoint.api_key_env=sk-live-123"], "NAME of an environment variable"),
+    ([*LLM, "teacher.labels.min_agreement=9"], "min_agreement=9 is above samples=8"),
+    (["synthesis.enabled=true", "synthesis.kind=llm"], "synthesis.kind=llm writes with the Teacher's model"),
+    (["teacher.kind=llm", "teacher.serve.model=/m", "ray.teacher.num_gpus=1"], "teacher.serve.num_gpus"),
+])
+def test_llm_teacher_settings_are_checked_in_one_line(overrides, expected):
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_config(ROOT / "configs/tiny.yaml", overrides)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_dataset_world_hosts_the_llm_teacher_and_llm_synthesis_but_not_the_symbolic_ones():
+    recipe = ROOT / "configs/socratic_zero_gsm8k.yaml"
+    config = load_config(recipe, ["synthesis.enabled=true", "synthesis.kind=llm", "synthesis.budget=8"])
+    assert config.uses_llm_teacher and config.teacher.serve.model == "Qwen/Qwen2.5-7B-Instruct"
+    with pytest.raises(ConfigError, match="teacher.kind=symbolic needs a world with mutation operators"):
+        load_config(recipe, ["teacher.kind=symbolic"])
+    with pytest.raises(ConfigError, match="synthesis.kind=symbolic needs a world"):
+        load_config(recipe, ["synthesis.enabled=true", "synthesis.budget=8"])
+    with pytest.raises(ConfigError, match="generator.enabled=true needs the world's oracle"):
+        load_config(recipe, ["generator.enabled=true"])
+    api = load_config(recipe, ["teacher.serve=null", "teacher.endpoint.base_url=https://api.example.com/v1",
+                               "teacher.endpoint.model=gpt", "teacher.endpoint.api_key_env=OPENAI_API_KEY"])
+    assert api.teacher.serve is None and "sk-" not in to_yaml(api)

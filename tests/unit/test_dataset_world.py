@@ -93,8 +93,8 @@ def test_a_question_can_be_composed_of_several_fields(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("teacher.enabled=true", "teacher.kind=symbolic needs a world with mutation operators and an oracle "
-                             "(world.name=arithmetic); on world.name=dataset set teacher.enabled=false"),
-    ("synthesis.enabled=true", "synthesis.enabled=true needs a world with mutation operators and an oracle"),
+                             "(world.name=arithmetic); on world.name=dataset set teacher.kind=llm or teacher.enabled=false"),
+    ("synthesis.enabled=true", "synthesis.kind=symbolic needs a world with mutation operators and an oracle"),
     ("generator.enabled=true", "generator.enabled=true needs the world's oracle"),
     ("world.seed_sets=[gsm8k_tran]", "world: 'gsm8k_tran' is not a dataset in `datasets`"),
     ("world.heldout_sets=[]", "world.name=dataset needs world.heldout_sets"),

@@ -75,7 +75,8 @@ def test_summary_reports_band_weak_concepts_and_acceptance(synthetic_run):
         "teacher": {"accepted": 2, "rejected": 2, "rate": 0.5, "reasons": {"contaminated": 1, "duplicate": 1}},
         "generator": {"accepted": 1, "rejected": 2, "rate": 1 / 3, "reasons": {"unparseable": 2}},
     }
-    assert summary["store"] == {"problems": 5, "attempts": 20, "pairs": 0, "rejected": 4}
+    assert summary["store"] == {"problems": 5, "attempts": 20, "pairs": 0, "rejected": 4, "calls": 0}
+    assert summary["calls"] == [] and summary["label_quality"] == {"rounds": [], "vote_shares": {}}
 
 
 def test_inspect_cli_shows_every_table(synthetic_run, capsys):

@@ -16,6 +16,7 @@ import pytest
 
 from curriculum.records import (
     Attempt,
+    ModelCall,
     PolicyVersion,
     PreferencePair,
     Problem,
@@ -78,7 +79,7 @@ def test_append_is_idempotent_within_a_call_across_calls_and_across_reopen(path:
     with Store(path) as s:  # the key filter is rebuilt from the file
         assert s.append([a, *tries]) == 0
         assert s.counts() == {"problems": 3, "attempts": 4, "pairs": 0, "policies": 0, "rejected": 0, "rounds": 0,
-                              "stages": 0}
+                              "stages": 0, "calls": 0}
         assert s.con.execute("SELECT count(DISTINCT id) = count(*) FROM attempts").fetchone()[0]
 
 
@@ -251,18 +252,19 @@ def test_older_schema_is_migrated_in_a_transaction(path: Path, monkeypatch):
         assert s.con.execute("SELECT note FROM problems").fetchall() == [("",)]
         assert s.append([problem("2+0")]) == 1
         versions = [r[0] for r in s.con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()]
-        assert versions == list(range(1, shipped + 2))
+        assert versions == [m.version for m in schema.MIGRATIONS] and versions[-1] == shipped + 1
 
 
 def write_old_store(path: Path, version: int, records: list, monkeypatch) -> None:
-    """A store file at schema `version`, holding `records` (attempts without the token columns)."""
+    """A store file at schema `version` holding `records`, each row cut to the columns that version has."""
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:version])
     with Store(path) as s:
-        columns = {r[0] for r in s.con.execute("DESCRIBE attempts").fetchall()}
-        s.append([r for r in records if not isinstance(r, Attempt)])
-        rows = [{k: v for k, v in r.model_dump().items() if k in columns} for r in records if isinstance(r, Attempt)]
-        s.con.register("old", pa.Table.from_pylist(rows))
-        s.con.execute("INSERT INTO attempts BY NAME SELECT * FROM old")
+        for table, group in store_module._group_by_table(records):
+            columns = {r[0] for r in s.con.execute(f"DESCRIBE {table.name}").fetchall()}
+            rows = store_module._to_arrow(table, group).to_pylist()
+            s.con.register("old", pa.Table.from_pylist([{k: v for k, v in r.items() if k in columns} for r in rows]))
+            s.con.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM old")
+            s.con.unregister("old")
     monkeypatch.undo()
 
 
@@ -460,6 +462,9 @@ def _every_kind_of_record() -> dict[str, list]:
         "rounds": [RoundStats(round=0, policy_version=1, metrics={"acc": 0.25}, seconds={"solve": 1.5},
                               created_at=when)],
         "stages": [StageRecord(round=1, stage="select", state='{"round": 1}', created_at=when)],
+        "calls": [ModelCall(round=1, source="teacher", node="write", parent_id=p.id, template="teacher/write@0",
+                            prompt_hash="h", prompt="p", output="o", parsed="{}", drafts=[p.id], latency_s=0.5,
+                            prompt_tokens=3, completion_tokens=None, created_at=when)],
     }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from curriculum.config import TeacherConfig
 from curriculum.records import RejectedDraft
-from curriculum.roles.teacher.base import Failure, Teacher, TeachingResult
+from curriculum.roles.teacher.base import Failure, Teacher, TeachingResult, mutations_for
 
 
 class SymbolicTeacher(Teacher):
@@ -45,9 +45,4 @@ class SymbolicTeacher(Teacher):
         return result
 
     def mutations_for(self, failure: Failure) -> list[str]:
-        """Out of reach (solve rate under `unsolved_below`): the same size again or smaller;
-        otherwise `mutations` (harder and sibling by default), so the curriculum moves up a level
-        only from problems the Solver already partly solves."""
-        if failure.solve_rate < self.config.unsolved_below - 1e-9:
-            return list(self.config.unsolved_mutations)
-        return list(self.config.mutations)
+        return mutations_for(failure, self.config)

