@@ -154,11 +154,11 @@ def test_generation_stops_at_every_end_of_turn_token_a_chat_model_names():
 
     from transformers import GenerationConfig
 
-    from curriculum.engines.hf import stop_token_ids
+    from curriculum.engines.base import stop_token_ids
 
-    chat = SimpleNamespace(generation_config=GenerationConfig(eos_token_id=[151645, 151643]))
+    chat = GenerationConfig(eos_token_id=[151645, 151643])
     assert stop_token_ids(chat, SimpleNamespace(eos_token_id=151645)) == [151645, 151643]
-    plain = SimpleNamespace(generation_config=GenerationConfig())
+    plain = GenerationConfig()
     assert stop_token_ids(plain, SimpleNamespace(eos_token_id=7)) == [7]
     with pytest.raises(ValueError, match="names an end-of-sequence token"):
         stop_token_ids(plain, SimpleNamespace(eos_token_id=None))

@@ -256,15 +256,16 @@ def test_older_schema_is_migrated_in_a_transaction(path: Path, monkeypatch):
 
 
 def write_old_store(path: Path, version: int, records: list, monkeypatch) -> None:
-    """A store file at schema `version` holding `records`, each row cut to the columns that version has."""
+    """A store file at schema `version` holding problems and attempts, cut to the columns that version has."""
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:version])
     with Store(path) as s:
-        for table, group in store_module._group_by_table(records):
-            columns = {r[0] for r in s.con.execute(f"DESCRIBE {table.name}").fetchall()}
-            rows = store_module._to_arrow(table, group).to_pylist()
-            s.con.register("old", pa.Table.from_pylist([{k: v for k, v in r.items() if k in columns} for r in rows]))
-            s.con.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM old")
-            s.con.unregister("old")
+        for table, kind in (("problems", Problem), ("attempts", Attempt)):
+            columns = {r[0] for r in s.con.execute(f"DESCRIBE {table}").fetchall()}
+            rows = [{k: v for k, v in r.model_dump().items() if k in columns} for r in records if isinstance(r, kind)]
+            if rows:
+                s.con.register("old", pa.Table.from_pylist(rows))
+                s.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM old")
+                s.con.unregister("old")
     monkeypatch.undo()
 
 
