@@ -99,16 +99,16 @@ class RayCall:
         while True:
             try:
                 return self._answer()
-            except RayTaskError as exc:
-                if isinstance(exc.cause, CurriculumError):  # a user error raised in the actor: its one line
-                    raise exc.cause from None
-                raise
-            except (RayActorError, ActorRestarted) as exc:
+            except (RayActorError, ActorRestarted) as exc:  # (Ray's error for an ActorRestarted raised in the actor is one)
                 # A call that restores the actor fails its restore, which starts over (`recover`).
                 if self.role.restoring or resent == self.role.call_retries:
                     raise
                 log.warning("%s actor died before answering %s (%s); restarting it and sending the call again",
                             self.role.name, self.method, type(exc).__name__)
+            except RayTaskError as exc:
+                if isinstance(exc.cause, CurriculumError):  # a user error raised in the actor: its one line
+                    raise exc.cause from None
+                raise
             resent += 1
             self.role.recover()
             self.ref = self.role.submit(self.method, self.args, self.kwargs)

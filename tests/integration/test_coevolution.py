@@ -51,7 +51,7 @@ def test_lineage_and_references_hold(run_dir):
     summary = json.loads(subprocess.run(
         [sys.executable, "-m", "curriculum.cli", "inspect", str(run_dir), "--json"],
         capture_output=True, text=True, check=True).stdout)
-    assert summary["store"] == {k: counts[k] for k in ("problems", "attempts", "pairs", "rejected")}
+    assert summary["store"] == {k: counts[k] for k in ("problems", "attempts", "pairs", "rejected", "calls")}
     assert [r["round"] for r in summary["rounds"]] == [1, 2]
     assert [r["policy_version"] for r in summary["rounds"]] == [1, 2]
     assert set(summary["rounds"][0]["eval"]["by_level"]) == {"1", "2", "3"}
