@@ -60,14 +60,15 @@ def system_tokens(config, base_path: str, problems, work_dir: Path) -> tuple[lis
     import ray
 
     from agents import roles as factories
-    from agents.actor import RoleActor
+    from agents.actor import RayRole, RoleActor
 
     actor = RoleActor.options(num_cpus=1).remote(
         partial(factories.make_solver, config, base_path, "solver-0", "cpu", str(work_dir)), os.cpu_count() or 1)
+    solver = RayRole(actor, "solver")
     try:
-        ray.get(actor.call.remote("attempt", problems[:WARMUP_PROMPTS], 1, 1))
+        solver.call("attempt", problems[:WARMUP_PROMPTS], 1, 1).result()
         start = time.perf_counter()
-        attempts = ray.get(actor.call.remote("attempt", problems, 1, 0))
+        attempts = solver.call("attempt", problems, 1, 0).result()
         seconds = time.perf_counter() - start
     finally:
         ray.kill(actor)

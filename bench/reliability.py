@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from curriculum.run import faults  # noqa: E402
+
 TINY = [
     "model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.num_heads=2", "model.tiny.num_kv_heads=1",
     "model.tiny.intermediate_size=64", "pretrain.examples=128", "pretrain.batch_size=32",
@@ -65,16 +67,7 @@ QUICK_KILLS = ["commit:attempt@1", "learn:after-update@1", "commit:snapshot@1", 
 RAY_KILLS = ["commit:seed@0", "commit:attempt@1", "learn:after-update@1", "commit:distil@1", "commit:checkpoint@1",
              "commit:learn@2"]
 QUICK_RAY_KILLS = ["learn:after-update@1", "commit:distil@1"]
-# Every method the loop calls on each kind of actor, in one run (`#n`: the n-th call of the run).
-ACTOR_KILLS = [
-    "store.stage_records#1:done", "store.problems#1:idle", "store.solve_rates#2:done", "store.get_problems#1:sent",
-    "store.problem_ids#2:done", "store.append#4:sent", "store.append#9:done", "store.read_with#1:done",
-    "store.problem_counts_by_source#1:idle", "store.close#1:done",
-    "solver.attempt#2:done", "solver.use_policy#1:idle", "solver.evaluate#1:sent",
-    "teacher.teach#1:done",
-    "learner.learn#1:idle", "learner.publish#1:done", "learner.publish#2:sent", "learner.restore#1:done",
-    "generator.train#1:done", "generator.propose#1:idle", "generator.restore#1:done",
-]
+ACTOR_KILLS = faults.EVERY_ACTOR_METHOD
 QUICK_ACTOR_KILLS = ["store.append#4:done", "solver.attempt#2:done", "teacher.teach#1:sent", "learner.learn#1:idle",
                      "learner.publish#2:done", "generator.train#1:done"]
 KILL_LINE = "fault injection: killing the"  # agents/actor.py logs one per actor kill

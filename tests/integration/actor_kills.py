@@ -25,8 +25,6 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-import ray
-
 from agents import cluster
 from agents import roles as factories
 from curriculum.config import from_dict

@@ -7,7 +7,6 @@ import shutil
 from functools import partial
 
 import pytest
-import ray
 
 from agents import cluster
 from agents import roles as factories
@@ -67,7 +66,7 @@ def test_solvers_without_the_learners_disk_load_the_policy_sent_to_them(tmp_path
         base_out = HFEngine.from_pretrained(base).generate(PROMPTS, temperature=0, max_new_tokens=8)
         assert expected != base_out  # the Learner's update changed the policy
         for i, solver in enumerate(solvers):
-            got = ray.get(solver.handle.call.remote("evaluate", problems, 8, 4))
+            got = solver.call("evaluate", problems, 8, 4).result()
             assert [item.completion for item in got.items] == [g[0].text for g in expected]
             assert (tmp_path / f"solver-node-{i}" / "policies" / "policy_v0001" / "adapter_model.safetensors").is_file()
     finally:

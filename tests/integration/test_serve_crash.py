@@ -24,7 +24,7 @@ def test_no_server_is_left_behind_when_the_driver_is_killed(tmp_path):
         from functools import partial
         sys.path.insert(0, {str(ROOT)!r})
         import ray
-        from agents.actor import RoleActor
+        from agents.actor import RayRole, RoleActor
         from agents.serve import ModelServer
         from curriculum.config import ServeConfig
 
@@ -33,8 +33,8 @@ def test_no_server_is_left_behind_when_the_driver_is_killed(tmp_path):
                                command=lambda port: [sys.executable, {str(FAKE)!r}, str(port), {str(pids)!r}])
 
         ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
-        actor = RoleActor.options(num_cpus=0).remote(server, 1)
-        print("served", ray.get(actor.call.remote("ensure_running")).base_url, flush=True)
+        role = RayRole(RoleActor.options(num_cpus=0).remote(server, 1), "teacher")
+        print("served", role.call("ensure_running").result().base_url, flush=True)
         time.sleep(600)
     """)
     driver = subprocess.Popen([sys.executable, "-c", driver_code], stdout=subprocess.PIPE, text=True, cwd=tmp_path)

@@ -25,6 +25,7 @@ import actor_kills  # noqa: E402
 from conftest import TINY_RUN_OVERRIDES  # noqa: E402
 
 from agents import cluster  # noqa: E402
+from curriculum.run import faults  # noqa: E402
 from curriculum.run.resume import compare_stores  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -61,16 +62,7 @@ def test_every_method_of_every_role_killed(local_ray, tmp_path, phase):
     actor_kills.assert_same_run(tmp_path / "killed", reports, tmp_path / "reference", reference)
 
 
-# Every method the loop calls on each real role, in one `curriculum run` (the n-th call of the run).
-REAL_KILLS = [
-    "store.stage_records#1:done", "store.problems#1:idle", "store.solve_rates#2:done", "store.get_problems#1:sent",
-    "store.problem_ids#2:done", "store.append#4:sent", "store.append#9:done", "store.read_with#1:done",
-    "store.problem_counts_by_source#1:idle", "store.close#1:done",
-    "solver.attempt#2:done", "solver.use_policy#1:idle", "solver.evaluate#1:sent",
-    "teacher.teach#1:done",
-    "learner.learn#1:idle", "learner.publish#1:done", "learner.publish#2:sent", "learner.restore#1:done",
-    "generator.train#1:done", "generator.propose#1:idle", "generator.restore#1:done",
-]
+REAL_KILLS = faults.EVERY_ACTOR_METHOD  # each real role, in one `curriculum run`
 
 
 def curriculum(args, kills=()):

@@ -98,7 +98,7 @@ def test_curriculum_eval_refuses_or_skips_the_line(tmp_path, capsys, base_path):
 
 
 def test_a_run_refuses_an_oversized_seed_line_before_writing_anything(tmp_path, random_qwen):
-    data = write_set(tmp_path / "seeds.jsonl", ["What is 1+1?", "What is " + "1+" * 8000 + "1?"])
+    write_set(tmp_path / "seeds.jsonl", ["What is 1+1?", "What is " + "1+" * 8000 + "1?"])
     write_set(tmp_path / "heldout.jsonl", ["What is 2+2?"])
     config = from_dict({
         "world": {"name": "dataset", "seed_sets": ["seeds"], "heldout_sets": ["heldout"]},

@@ -238,7 +238,7 @@ class LLMTeacher(Teacher):
 
     def graph(self, connection: Connection, log: CallLog, known: frozenset[str]) -> Any:
         """The compiled workflow of one failure (module docstring)."""
-        cfg, seed = self.config.teacher, self.config.experiment.seed
+        seed = self.config.experiment.seed
         endpoint, prompts = connection.teacher, self.prompts
         labelling = self._labelling(connection, prompts.label)
         policy = retry_policy(endpoint.config)
