@@ -739,8 +739,14 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
             raise ConfigError(f"override '{item}' must look like key=value")
     if not OmegaConf.is_dict(base):
         raise ConfigError(f"{path} must hold a mapping of config sections, not {type(base._content).__name__}")
+    merged = base
+    for item in overrides:  # one at a time, so an error names the override
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except (OmegaConfBaseException, TypeError, ValueError) as exc:
+            raise ConfigError(f"override '{item}' does not fit what {path} has there: "
+                              f"{str(exc).splitlines()[0]}") from None
     try:
-        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
         data = OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"bad override or interpolation in {path}: {str(exc).splitlines()[0]}") from None

@@ -96,7 +96,7 @@ def test_gsm8k_recipe_with_vllm_solver_and_grpo_on_its_logprobs(random_qwen, tmp
         # The random model's groups all grade wrong; a filter band of [0, 1] keeps them, so TRL
         # runs its steps (zero advantage) and computes the sampler/trainer ratio on every one.
         "learner.grpo.filter_low=0", "learner.grpo.filter_high=1",
-        "world.heldout_sets={gsm8k: 6, math500: 6}", "evaluation.max_new_tokens=32", "ray.num_cpus=2",
+        "world.heldout_size.gsm8k=6", "world.heldout_size.math500=6", "evaluation.max_new_tokens=32", "ray.num_cpus=2",
         f"experiment.runs_dir={tmp_path / 'runs'}", "--run-dir", str(tmp_path / "run")])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "held-out accuracy %: base model vs final policy" in " ".join(result.stdout.split())

@@ -26,6 +26,8 @@ CONFIG_CASES = [
     ("band edge off the 1/k grid", ["selection.band_low=0.3"], "not a multiple of 1/solver.attempts"),
     ("negative rounds", ["loop.rounds=-1"], "'loop.rounds' = -1"),
     ("override without =", ["loop.rounds"], "override 'loop.rounds' must look like key=value"),
+    ("mapping over a list", ["world.families={add: 1}"],
+     "override 'world.families={add: 1}' does not fit what"),
     ("model path missing", ["model.kind=hf", "model.path=/no/such/model"],
      "model path '/no/such/model' does not exist"),
     ("hf model without a path", ["model.kind=hf"], "model.kind=hf needs model.path"),
