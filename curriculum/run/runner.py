@@ -119,14 +119,30 @@ def prompt_limit_for(config: Config, base_path: str, tokenizer: Any = None) -> A
                                  skip_hint="set world.skip_oversized=true to leave such problems out")
 
 
-def _check_store(run_dir: Path) -> None:
+def _check_store(run_dir: Path, wait_s: float = 60.0) -> None:
     """Open the run's store once here: a schema from newer code is refused with a clear line, an
-    older one is migrated, before any actor starts."""
-    from curriculum.store import Store
+    older one is migrated, before any actor starts. The store actor of a run killed a moment ago
+    can still hold the file (Ray ends a dead driver's actors within seconds): wait for it, bounded."""
+    import time
+
+    from curriculum.store import Store, StoreError
 
     path = run_dir / "store.duckdb"
-    if path.exists():
-        Store(path).close()
+    if not path.exists():
+        return
+    deadline, noted = time.monotonic() + wait_s, False
+    while True:
+        try:
+            Store(path).close()
+            return
+        except StoreError as exc:
+            if "Conflicting lock" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            if not noted:
+                print(f"note: {path} is still held by another process (the store of a run that just died "
+                      f"ends within seconds); waiting up to {wait_s:.0f} s")
+                noted = True
+        time.sleep(1.0)
 
 
 def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pin_imports: bool = False) -> Path:
