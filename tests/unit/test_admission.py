@@ -4,11 +4,11 @@ the round's metrics, and nothing a model writes can break a store write."""
 from __future__ import annotations
 
 import pytest
+from scripted_roles import NoOpLearner, WrongSolver
 
 from curriculum.config import from_dict
 from curriculum.curricula import admission
-from curriculum.records import Attempt, Problem
-from curriculum.report.evaluation import EvalResult
+from curriculum.records import Problem
 from curriculum.roles.teacher import TeachingResult
 from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store
@@ -77,38 +77,12 @@ def test_rejection_metrics_count_every_reason():
     assert sum(metrics.values()) == len(EXPECTED)
 
 
-class WrongSolver:
-    def attempt(self, problems, round, seed):
-        return [Attempt(problem_id=p.id, policy_version=0, sample_index=i, round=round, completion="answer: 0",
-                        extracted_answer="0", correct=False, reward=0.0, num_tokens=9)
-                for p in problems for i in range(4)]
-
-    def use_policy(self, version, adapter_path):
-        pass
-
-    def evaluate(self, problems, max_new_tokens, batch_size):
-        return EvalResult()
-
-
 class HostileTeacher:
     def __init__(self, stored):
         self.stored = stored
 
     def teach(self, failures, known_ids, round):
         return TeachingResult(problems=hostile_drafts("teacher", self.stored))
-
-
-class Learner:
-    def learn(self, batch):
-        from curriculum.training.batch import LearnOutcome
-
-        return LearnOutcome(metrics={"loss": 0.0})
-
-    def publish(self, version, path):
-        return path
-
-    def policy_files(self, path):  # what the Solvers are sent: here the path itself
-        return path
 
 
 class HostileGenerator:
@@ -131,7 +105,7 @@ def hostile_round(tmp_path):
     seeds = WORLD.seed_problems()
     store.append(seeds)
     roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())],
-                  teacher=LocalRole(HostileTeacher(seeds[0])), learner=LocalRole(Learner()),
+                  teacher=LocalRole(HostileTeacher(seeds[0])), learner=LocalRole(NoOpLearner()),
                   generator=LocalRole(HostileGenerator(seeds[0])))
     loop = CoEvolution(CONFIG, roles, WORLD, tmp_path / "run", prompt=lambda q: q + "\n")
     report = loop.run_round(1)

@@ -6,10 +6,9 @@ import json
 
 import pytest
 from llm_fakes import ByQuestion, ByStep, Scripted, boxed, llm_config, llm_teacher
+from scripted_roles import NoOpLearner, WrongSolver
 
 from curriculum.curricula.selection import trusted
-from curriculum.records import Attempt
-from curriculum.report.evaluation import EvalResult
 from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store
 from curriculum.verify import Verifier
@@ -29,32 +28,6 @@ DRAFTS = [
 ]
 
 
-class WrongSolver:
-    def attempt(self, problems, round, seed):
-        return [Attempt(problem_id=p.id, policy_version=0, sample_index=i, round=round, completion="answer: 0",
-                        extracted_answer="0", correct=False, reward=0.0, num_tokens=9) for p in problems
-                for i in range(4)]
-
-    def use_policy(self, version, adapter_path):
-        pass
-
-    def evaluate(self, problems, max_new_tokens, batch_size):
-        return EvalResult()
-
-
-class Learner:
-    def learn(self, batch):
-        from curriculum.training.batch import LearnOutcome
-
-        return LearnOutcome({"loss": 0.0})
-
-    def publish(self, version, path):
-        pass
-
-    def policy_files(self, path):  # what the Solvers are sent: here the path itself
-        return path
-
-
 @pytest.fixture
 def llm_round(tmp_path):
     config = llm_config(max_failures=4)
@@ -70,7 +43,7 @@ def llm_round(tmp_path):
         store.append(world.seed_problems())
         teacher = llm_teacher(config, writer, labeller, verifier)
         roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())], teacher=LocalRole(teacher),
-                      learner=LocalRole(Learner()))
+                      learner=LocalRole(NoOpLearner()))
         loop = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n")
         report = loop.run_round(1)
         yield report, store, world
@@ -164,7 +137,7 @@ def test_llm_synthesis_writes_labels_and_the_solver_screens(tmp_path):
         store.append(world.seed_problems())
         roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())],
                       teacher=LocalRole(llm_teacher(config, writer, labeller, verifier, synthesis=True)),
-                      learner=LocalRole(Learner()))
+                      learner=LocalRole(NoOpLearner()))
         report = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n").run_round(1)
         rejected = store.con.execute("SELECT text, reason FROM rejected WHERE source = 'synthesis' ORDER BY text"
                                      ).fetchall()

@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from scripted_roles import NoOpLearner, WrongSolver
 
 from curriculum.config import from_dict
-from curriculum.records import Attempt, Problem
-from curriculum.report.evaluation import EvalResult
+from curriculum.records import Problem
 from curriculum.roles.teacher import TeachingResult
 from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store
@@ -14,19 +14,6 @@ from curriculum.worlds.arithmetic import ArithmeticWorld
 
 BENCHMARK_QUESTION = ("Tom has 12 apples and buys 30 more apples at the market on Sunday. "
                       "How many apples does Tom have now?")
-
-
-class WrongSolver:
-    def attempt(self, problems, round, seed):
-        return [Attempt(problem_id=p.id, policy_version=0, sample_index=i, round=round, completion="answer: 0",
-                        extracted_answer="0", correct=False, reward=0.0, num_tokens=9) for p in problems
-                for i in range(4)]
-
-    def use_policy(self, version, adapter_path):
-        pass
-
-    def evaluate(self, problems, max_new_tokens, batch_size):
-        return EvalResult()
 
 
 class ScriptedTeacher:
@@ -42,19 +29,6 @@ class ScriptedTeacher:
 
         return TeachingResult(problems=[child("61+25=?", "86"), child(BENCHMARK_QUESTION.lower(), "42"),
                                         child("70+18=?", "88", by="model"), child("33+44=?", "78", by="model")])
-
-
-class Learner:
-    def learn(self, batch):
-        from curriculum.training.batch import LearnOutcome
-
-        return LearnOutcome({"loss": 0.0})
-
-    def publish(self, version, path):
-        pass
-
-    def policy_files(self, path):  # what the Solvers are sent: here the path itself
-        return path
 
 
 class ScriptedGenerator:
@@ -84,7 +58,7 @@ def round_one(tmp_path):
     store = Store(tmp_path / "store.duckdb")
     store.append(world.seed_problems())
     roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())], teacher=LocalRole(ScriptedTeacher()),
-                  learner=LocalRole(Learner()), generator=LocalRole(ScriptedGenerator()))
+                  learner=LocalRole(NoOpLearner()), generator=LocalRole(ScriptedGenerator()))
     loop = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n")
     report = loop.run_round(1)
     yield report, store

@@ -5,6 +5,7 @@ leaves none of itself in the store."""
 from __future__ import annotations
 
 import pytest
+from scripted_roles import NoOpLearner
 
 from curriculum.config import from_dict
 from curriculum.records import Attempt, Problem, StageRecord
@@ -13,7 +14,6 @@ from curriculum.roles.teacher import SymbolicTeacher
 from curriculum.run import loop as loop_module
 from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store, StoreError
-from curriculum.training.batch import LearnOutcome
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 CONFIG = from_dict({
@@ -36,17 +36,6 @@ class HalfRightSolver:
         return EvalResult()
 
 
-class Learner:
-    def learn(self, batch):
-        return LearnOutcome({"loss": 0.0})
-
-    def publish(self, version, path):
-        return path
-
-    def policy_files(self, path):  # what the Solvers are sent: here the path itself
-        return path
-
-
 class ModelLabellingGenerator:
     """Proposes one problem whose answer a model voted: the distil stage's label-quality read
     (after the stage stored it) counts it only if the stage reads its own held writes."""
@@ -63,7 +52,7 @@ def make_loop(tmp_path):
     world = ArithmeticWorld(CONFIG.world, seed=0)
     store = Store(tmp_path / "store.duckdb")
     roles = Roles(store=LocalRole(store), solvers=[LocalRole(HalfRightSolver())],
-                  teacher=LocalRole(SymbolicTeacher(world, CONFIG.teacher, seed=0)), learner=LocalRole(Learner()),
+                  teacher=LocalRole(SymbolicTeacher(world, CONFIG.teacher, seed=0)), learner=LocalRole(NoOpLearner()),
                   generator=LocalRole(ModelLabellingGenerator()))
     return CoEvolution(CONFIG, roles, world, tmp_path / "run", prompt=lambda q: q + "\n"), store
 

@@ -1,0 +1,33 @@
+"""Scripted roles for loop tests that need a round to run, not a model to learn."""
+
+from curriculum.records import Attempt
+from curriculum.report.evaluation import EvalResult
+from curriculum.training.batch import LearnOutcome
+
+
+class WrongSolver:
+    """Four wrong attempts ("answer: 0") at every problem."""
+
+    def attempt(self, problems, round, seed, progress=False):
+        return [Attempt(problem_id=p.id, policy_version=0, sample_index=i, round=round, completion="answer: 0",
+                        extracted_answer="0", correct=False, reward=0.0, num_tokens=9)
+                for p in problems for i in range(4)]
+
+    def use_policy(self, version, adapter_path):
+        pass
+
+    def evaluate(self, problems, max_new_tokens, batch_size):
+        return EvalResult()
+
+
+class NoOpLearner:
+    """Learns nothing; publishing a version keeps the path, which is what the Solvers are sent."""
+
+    def learn(self, batch):
+        return LearnOutcome({"loss": 0.0})
+
+    def publish(self, version, path):
+        return path
+
+    def policy_files(self, path):
+        return path
