@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class Solver:
         self.policy_version = 0
         self._work_dir = Path(work_dir) if work_dir is not None else None
         self._temporary: Path | None = None  # the default work_dir, removed by `close`
+        self._seconds = {"sample": 0.0, "grade": 0.0}  # where `attempt` spends its time (take_seconds)
 
     def use_policy(self, version: int, policy: str | FolderFiles | None) -> None:
         """Switch to a published policy version: None is the base model, a path a folder this
@@ -67,12 +69,14 @@ class Solver:
         if not problems:
             return []
         k = self.config.attempts
+        start = time.perf_counter()
         prompts = [prompt_for(p.question, self.engine.tokenizer, self.instruction) for p in problems]
         samples = self.engine.generate(
             prompts, n=k, temperature=self.config.temperature, top_p=self.config.top_p,
             max_new_tokens=self.config.max_new_tokens, seed=seed, batch_size=self.config.batch_size,
             progress=progress,
         )
+        sampled = time.perf_counter()
         completions = [g.text for per_problem in samples for g in per_problem]
         references = [p.answer for p in problems for _ in range(k)]
         grades = self.verifier.grade_many(completions, references, self.extraction)
@@ -87,7 +91,15 @@ class Solver:
                     logprob=generation.logprob, created_by=self.name, token_ids=list(generation.token_ids),
                     token_logprobs=list(generation.token_logprobs),
                 ))
+        self._seconds["sample"] += sampled - start
+        self._seconds["grade"] += time.perf_counter() - sampled  # grading and the Attempt records
         return attempts
+
+    def take_seconds(self) -> dict[str, float]:
+        """Seconds `attempt` spent sampling (prompts in, samples out of the engine) and grading
+        (verifier and Attempt records) since the last call."""
+        seconds, self._seconds = self._seconds, {"sample": 0.0, "grade": 0.0}
+        return seconds
 
     def evaluate(self, problems: Sequence[Problem], max_new_tokens: int, batch_size: int):
         """Greedy held-out evaluation of the current policy version (an EvalResult)."""

@@ -1,6 +1,7 @@
 """The Solver: attempts keep the engine's tokens, and a published policy reaches it as files."""
 
 import shutil
+import time
 
 import pytest
 import torch
@@ -47,6 +48,23 @@ def test_attempts_keep_the_sampled_tokens_and_their_logprobs(base_path, tmp_path
         assert len(attempt.token_ids) == len(attempt.token_logprobs) == attempt.num_tokens
         assert sum(attempt.token_logprobs) == pytest.approx(attempt.logprob, abs=1e-4)
         assert solver.engine.tokenizer.decode(attempt.token_ids, skip_special_tokens=True) == attempt.completion
+    solver.close()
+
+
+def test_the_solver_splits_its_attempt_seconds_into_sampling_and_grading(base_path, tmp_path, monkeypatch):
+    solver = make_solver(base_path, tmp_path)
+    assert solver.take_seconds() == {"sample": 0.0, "grade": 0.0}
+    grade_many = solver.verifier.grade_many
+
+    def slow_grading(*args):
+        time.sleep(0.3)
+        return grade_many(*args)
+
+    monkeypatch.setattr(solver.verifier, "grade_many", slow_grading)
+    solver.attempt(PROBLEMS, round=1, seed=3)
+    seconds = solver.take_seconds()
+    assert seconds["sample"] > 0 and seconds["grade"] >= 0.3
+    assert solver.take_seconds() == {"sample": 0.0, "grade": 0.0}  # taken: counted afresh
     solver.close()
 
 
