@@ -49,7 +49,8 @@ class Reply:
 
 
 def api_key(config: EndpointConfig, what: str = "teacher.endpoint") -> str:
-    """The key from the environment variable `api_key_env` names (a placeholder when none is named)."""
+    """The key from the environment variable `api_key_env` names; NO_KEY when none is named (a local
+    server wants no key, but the OpenAI client refuses to send none)."""
     if config.api_key_env is None:
         return NO_KEY
     key = os.environ.get(config.api_key_env)
