@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from curriculum.environment import pin_cpu_numerics
+
+    pin_cpu_numerics()  # before anything loads torch: the same bits on every x86-64 CPU (environment.py)
     parser = build_parser()
     # Dotted overrides may follow options (`eval MODEL --dataset x data_root=...`): argparse
     # leaves such trailing key=value words over, and they join the command's overrides.

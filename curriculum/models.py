@@ -36,7 +36,7 @@ MARKER_FILE = "curriculum_model.json"
 CHAR_TOKENIZER = "char"
 # Bump when the tokenizer, model construction or pretraining recipe changes in a way
 # that makes an old cached base model wrong.
-BASE_MODEL_FORMAT = 2
+BASE_MODEL_FORMAT = 3
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$|^[A-Za-z0-9][\w.\-]*$")
 
@@ -330,17 +330,32 @@ def load_adapter(model: "PreTrainedModel", path: str | Path, trainable: bool = F
 # ----------------------------------------------------------------------------- base model cache
 
 
+# The code that builds and evaluates the toy base model: a change to any of it gives a new cache entry.
+BASE_MODEL_CODE = ["curriculum.models", "curriculum.training.pretrain", "curriculum.training.sft",
+                   "curriculum.worlds.arithmetic", "curriculum.engines.base", "curriculum.engines.hf",
+                   "curriculum.report.evaluation", "curriculum.verify"]
+
+
 def base_model_key(config: Config) -> dict[str, Any]:
-    """Everything that determines the pretrained tiny base model."""
+    """Everything that determines the pretrained tiny base model: its config, the code and library
+    versions that build and evaluate it, the CPU numerics and thread count (they change its bits)."""
+    import torch
+
+    from curriculum.environment import library_versions, numerics, source_digest
+
     return {
         "format": BASE_MODEL_FORMAT,
         "tiny": config.model.tiny.model_dump(mode="json"),
         "pretrain": config.pretrain.model_dump(mode="json"),
-        # the fields the toy world had before dataset worlds existed: cached base models stay valid
         "world": config.world.model_dump(mode="json", include={"name", "families", "max_level",
                                                                 "heldout_per_level", "seed_set_size"}),
+        "evaluation": config.evaluation.model_dump(mode="json", include={"max_new_tokens", "batch_size"}),
         "traces": _trace_fingerprint(config),
         "seed": config.experiment.seed,
+        "code": source_digest(BASE_MODEL_CODE),
+        "libraries": library_versions(),
+        "numerics": numerics(),
+        "threads": torch.get_num_threads(),
     }
 
 

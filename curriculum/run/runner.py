@@ -149,6 +149,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from curriculum.environment import describe
     from curriculum.models import load_tokenizer, prompt_for
     from curriculum.report.evaluation import EvalResult
     from curriculum.report.tracking import Tracker, default_tracking_uri
@@ -157,7 +158,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     from curriculum.worlds import make_world
 
     console = console or Console()
-    base_path, base_eval = prepare_base(config)
+    base_path, base_eval, base_fingerprint = prepare_base(config)
     run_dir = make_run_dir()  # after pretraining: a failed pretraining leaves no run directory behind
     if pin_imports:
         code_version.use_snapshot(run_dir)
@@ -231,9 +232,14 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             console.print(round_table(report, world.report_by))
         final = _final_evaluation(base_eval, reports, finished)
         console.print(comparison_table(base_eval, final, world.report_by))
+        environment = describe()
+        if base_fingerprint:
+            console.print(f"base model fingerprint {base_fingerprint}, lock {environment['lock']}, "
+                          f"{environment['cpu']} ({environment['threads']} threads)")
         last_round = max([r.round for r in reports] + [r for r in finished if r > 0], default=0)
         atomic_write_json(run_dir / "results.json", {
-            "base_model": base_path, "base_eval": base_eval.to_dict(), "final_eval": final.to_dict(),
+            "base_model": base_path, "base_fingerprint": base_fingerprint, "environment": environment,
+            "base_eval": base_eval.to_dict(), "final_eval": final.to_dict(),
             "rounds": last_round, "policy_version": loop.policy_version,
             "skipped_oversized": {"count": len(skipped), "lines": skipped[:20]}})
         if last_round:
@@ -266,16 +272,16 @@ def _save_prompts(config: Config, run_dir: Path, tracker) -> Any:
     return tracker.trace_target()
 
 
-def prepare_base(config: Config) -> tuple[str, Any]:
-    """(base model path, its held-out evaluation or None). The toy model is built (or reused) and
-    evaluated here; a real model (`model.kind: hf`) is `model.path` as it is, evaluated by the
-    Solver in round 0."""
+def prepare_base(config: Config) -> tuple[str, Any, str | None]:
+    """(base model path, its held-out evaluation or None, its weights' fingerprint or None). The toy
+    model is built (or reused) and evaluated here; a real model (`model.kind: hf`) is `model.path`
+    as it is, evaluated by the Solver in round 0."""
     if config.model.kind == "hf":
-        return str(config.model.path), None
+        return str(config.model.path), None, None
     from curriculum.training.pretrain import pretrain
 
     base = pretrain(config, progress=True)
-    return str(base.path), base.evaluation
+    return str(base.path), base.evaluation, base.fingerprint
 
 
 def _tracker(config: Config, run_dir: Path, Tracker, default_tracking_uri):

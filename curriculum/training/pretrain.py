@@ -26,6 +26,7 @@ class PretrainResult:
     trained: bool  # False when the cached base model was reused
     evaluation: Any  # curriculum.report.evaluation.EvalResult
     seconds: float
+    fingerprint: str  # hash of the weights (environment.weights_fingerprint)
     train_loss: float | None = None
     examples: int = 0
 
@@ -43,6 +44,7 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     import torch
     from transformers import set_seed
 
+    from curriculum.environment import describe
     from curriculum.models import (
         MARKER_FILE,
         ModelError,
@@ -64,7 +66,9 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
         marker = json.loads((folder / MARKER_FILE).read_text())
         evaluation = EvalResult.from_dict(marker["evaluation"])
         print(format_accuracy_table(evaluation, title="held-out accuracy of the cached base model"))
-        return PretrainResult(path=folder, trained=False, evaluation=evaluation, seconds=0.0)
+        print(f"base model fingerprint {marker['fingerprint']}")
+        return PretrainResult(path=folder, trained=False, evaluation=evaluation, seconds=0.0,
+                              fingerprint=marker["fingerprint"])
 
     start = time.perf_counter()
     seed = config.experiment.seed
@@ -87,12 +91,27 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
 
     evaluation = evaluate_base(model, tokenizer, heldout, config, progress)
     seconds = time.perf_counter() - start
-    # The held-out table travels in the marker file, so a cache hit can show it without decoding.
-    save_atomically(model, tokenizer, folder, extra={"key": base_model_key(config), "evaluation": evaluation.to_dict()})
+    # The held-out table and the weights' fingerprint travel in the marker file, so a cache hit can
+    # show them without decoding or hashing.
+    fingerprint = fingerprint_of(model, tokenizer)
+    save_atomically(model, tokenizer, folder, extra={
+        "key": base_model_key(config), "evaluation": evaluation.to_dict(), "fingerprint": fingerprint,
+        "environment": describe(), "train_seconds": round(train_seconds, 1), "seconds": round(seconds, 1)})
     print(f"trained in {train_seconds:.0f} s (loss {output.training_loss:.3f}), total {seconds:.0f} s; saved {folder}")
     print(format_accuracy_table(evaluation, title="held-out accuracy of the base model"))
-    return PretrainResult(path=folder, trained=True, evaluation=evaluation, seconds=seconds,
+    print(f"base model fingerprint {fingerprint}")
+    return PretrainResult(path=folder, trained=True, evaluation=evaluation, seconds=seconds, fingerprint=fingerprint,
                           train_loss=float(output.training_loss), examples=len(problems))
+
+
+def fingerprint_of(model: Any, tokenizer: Any) -> str:
+    """The weights' fingerprint as they will be saved (environment.weights_fingerprint)."""
+    from curriculum.environment import weights_fingerprint
+    from curriculum.models import save_model
+
+    with tempfile.TemporaryDirectory(prefix="curriculum-fingerprint-") as scratch:
+        save_model(model, tokenizer, scratch)
+        return weights_fingerprint(scratch)
 
 
 def evaluate_base(model: Any, tokenizer: Any, heldout: Sequence[Problem], config: Config, progress: bool) -> Any:
