@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -108,7 +108,9 @@ class WorldConfig(Section):
         default_factory=lambda: ["add", "sub", "mul", "sum", "linear", "word"], min_length=1
     )
     max_level: int = Field(default=5, ge=1, le=9)
-    heldout_per_level: int = Field(default=20, ge=1, description="held-out problems per family and level")
+    heldout_per_level: int | dict[int, int] = Field(
+        default=20, description="held-out problems per family and level: one count for every level, or a count per "
+                                "level ({1: 25, 2: 250, ...})")
     # dataset
     seed_sets: list[str] = Field(default_factory=list, description="dataset: names in `datasets` whose "
                                  "problems form the seed pool (held-out questions excluded)")
@@ -126,6 +128,16 @@ class WorldConfig(Section):
 
     @model_validator(mode="after")
     def _world_settings(self) -> "WorldConfig":
+        counts = self.heldout_per_level
+        if isinstance(counts, dict):
+            missing = [level for level in range(1, self.max_level + 1) if level not in counts]
+            if missing:
+                raise ValueError(f"world.heldout_per_level has no count for level {missing[0]} "
+                                 f"(levels 1..{self.max_level} need one)")
+        for level, count in (counts.items() if isinstance(counts, dict) else [(None, counts)]):
+            if count < 1:
+                where = "" if level is None else f"[{level}]"
+                raise ValueError(f"world.heldout_per_level{where}={count} must be >= 1")
         if self.name == "dataset":
             if not self.seed_sets:
                 raise ValueError("world.name=dataset needs world.seed_sets (dataset names, e.g. [gsm8k_train])")
@@ -135,6 +147,11 @@ class WorldConfig(Section):
                 if size < 0:
                     raise ValueError(f"world.heldout_size.{name}={size} must be >= 0 (0: the whole set)")
         return self
+
+    def heldout_count(self, level: int) -> int:
+        """Held-out problems per family at `level` (arithmetic)."""
+        counts = self.heldout_per_level
+        return counts[level] if isinstance(counts, dict) else counts
 
     @property
     def answer_extraction(self) -> Extraction:
@@ -269,6 +286,8 @@ class SelectionConfig(Section):
                                    "band (the lowest level first): they teach through their reference solution")
     solved_fraction: float = Field(default=0.0, ge=0, le=1, description="share of slots for problems above the "
                                    "band: keeps what the Solver can do in the training mix")
+    solved_by_level: bool = Field(default=False, description="split the solved slots evenly over the levels the "
+                                  "solved pool holds (per-level replay quotas); default: a random sample")
     min_vote_share: float = Field(default=0.0, ge=0, le=1, description="model-labelled problems whose majority "
                                   "vote share is below this are not trained on")
 
@@ -430,6 +449,21 @@ class GRPOSettings(Section):
         "log-probs and the trainer's (vllm_importance_sampling_mode, ratios capped at 3); off: none")
 
 
+class RetentionConfig(Section):
+    """Keeping what the student knew (training/retention.py), for every learner: replay of verified
+    successes as an NLL anchor, and a KL term to the base model on the same tokens."""
+
+    anchor_weight: float = Field(default=0.0, ge=0, description="weight of the NLL of one correct attempt of each "
+                                 "problem solved at least anchor_min_solve_rate of the time this round, added to every "
+                                 "training step (such a problem gives DPO and GRPO no gradient of their own)")
+    anchor_min_solve_rate: float = Field(default=1.0, gt=0, le=1, description="problems solved at least this often "
+                                         "this round are anchored (1.0: k of k)")
+    anchor_batch_size: int | None = Field(default=None, ge=1, description="anchors per step; default: "
+                                          "learner.batch_size")
+    kl_weight: float = Field(default=0.0, ge=0, description="weight of KL(policy || base) on the anchors' tokens: a "
+                             "KL anchor for learners that have none of their own (SFT; GRPO with kl_beta 0)")
+
+
 class LearnerConfig(Section):
     algorithm: Literal["dpo", "grpo", "sft"] = Field(
         default="dpo", description="dpo: preference pairs; grpo: groups with the difficulty filter; "
@@ -439,16 +473,25 @@ class LearnerConfig(Section):
     max_pairs_per_problem: int = Field(default=4, ge=1)
     rpo_alpha: float | None = Field(default=None, ge=0, description="NLL weight on chosen (TRL rpo_alpha)")
     learning_rate: float = Field(default=5e-4, gt=0)
-    # The optimizer carries over from round to round; the schedule restarts each round. "cosine"
-    # decays to zero within a round (warm restarts), so every published policy is an annealed one.
-    lr_schedule: Literal["constant", "cosine"] = Field(default="constant", description="within each round")
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1, description="share of a round's steps warming up")
+    # The optimizer carries over from round to round. "cosine" decays to zero within each round (warm
+    # restarts: every published policy is an annealed one); "cosine_run" is one cosine over the whole
+    # run (loop.rounds x steps_per_round), which does not restart.
+    lr_schedule: Literal["constant", "cosine", "cosine_run"] = Field(default="constant")
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1, description="share of the schedule's steps warming up "
+                                "(a round's; the run's with cosine_run)")
     epochs: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=16, ge=1, description="pairs (dpo) or examples (sft) per optimizer step")
     steps_per_round: int | None = Field(
         default=None, ge=1, description="optimizer steps per round whatever the data size (equal compute "
                                         "across recipes); default: `epochs` passes over the round's data")
     grpo: GRPOSettings = GRPOSettings()
+    retention: RetentionConfig = RetentionConfig()
+
+    @model_validator(mode="after")
+    def _run_schedule_needs_steps(self) -> "LearnerConfig":
+        if self.lr_schedule == "cosine_run" and self.steps_per_round is None:
+            raise ValueError("learner.lr_schedule=cosine_run needs learner.steps_per_round (the run's length in steps)")
+        return self
 
 
 class WeaknessConfig(Section):
@@ -742,7 +785,14 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     merged = base
     for item in overrides:  # one at a time, so an error names the override
         try:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+            override = OmegaConf.from_dotlist([item])
+            key = item.split("=", 1)[0]
+            value = OmegaConf.select(override, key)
+            if isinstance(value, (DictConfig, ListConfig)):
+                merged = OmegaConf.merge(merged, override)
+            else:  # a plain value replaces what is there (e.g. one held-out count for a per-level mapping)
+                merged = merged.copy()
+                OmegaConf.update(merged, key, value, merge=False)
         except (OmegaConfBaseException, TypeError, ValueError) as exc:
             raise ConfigError(f"override '{item}' does not fit what {path} has there: "
                               f"{str(exc).splitlines()[0]}") from None

@@ -34,6 +34,7 @@ def select_round_problems(
     failed_fraction: float = 0.0,
     solved_fraction: float = 0.0,
     min_attempts: int = 1,
+    solved_by_level: bool = False,
 ) -> list[Problem]:
     """Pick up to ``n`` problems for a round from four pools:
 
@@ -41,8 +42,9 @@ def select_round_problems(
     - failed: solve rate below the band, nearest to it first, then the lowest level (every
       all-wrong problem is as far from the band as every other: the frontier goes first, not the
       far end); a failure still teaches, through its reference solution;
-    - solved: above the band, at random: the occasional wrong sample of a mastered problem is a
-      preference pair that keeps the skill, where a small student would forget it;
+    - solved: above the band, at random (or, with ``solved_by_level``, the same number from each
+      level in turn): the occasional wrong sample of a mastered problem is a preference pair, and its
+      correct attempts anchor the skill (learner.retention), where a small student would forget it;
     - band: inside [low, high], closest to 1/2 first (the most informative).
 
     Fresh, failed and solved get up to their fraction of the slots, the band the rest. Slots a
@@ -67,6 +69,8 @@ def select_round_problems(
             "band": lambda p: (abs(rates[p.id].rate - 0.5), rng.random())}
     for name, pool in pools.items():
         pool.sort(key=keys[name])
+    if solved_by_level:
+        pools["solved"] = interleave_levels(pools["solved"])
     quota = {"fresh": round(n * fresh_fraction), "failed": round(n * failed_fraction),
              "solved": round(n * solved_fraction)}
     quota["band"] = max(0, n - sum(quota.values()))
@@ -74,6 +78,16 @@ def select_round_problems(
     for name in ("band", "fresh", "solved"):  # leftover slots
         taken[name] += min(n - sum(taken.values()), len(pools[name]) - taken[name])
     return [p for name in ("fresh", "band", "failed", "solved") for p in pools[name][:taken[name]]]
+
+
+def interleave_levels(problems: Sequence[Problem]) -> list[Problem]:
+    """`problems` reordered one level at a time in turn (lowest level first, each level in its given
+    order), so any prefix holds the levels as evenly as their sizes allow."""
+    by_level: dict[float, list[Problem]] = {}
+    for problem in problems:
+        by_level.setdefault(problem.level if problem.level is not None else math.inf, []).append(problem)
+    queues = [by_level[level] for level in sorted(by_level)]
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
 
 
 def gaussian_usefulness(rate: float, center: float, width: float) -> float:

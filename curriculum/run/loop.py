@@ -279,7 +279,8 @@ class CoEvolution:
             # The round's pools, with the seed band as the band and no fresh problems.
             chosen = [p.id for p in select_round_problems(
                 list(candidates.values()), rate, size, sel.seed_band_low, sel.seed_band_high, rng, fresh_fraction=0,
-                failed_fraction=sel.failed_fraction, solved_fraction=sel.solved_fraction)]
+                failed_fraction=sel.failed_fraction, solved_fraction=sel.solved_fraction,
+                solved_by_level=sel.solved_by_level)]
             banded = {pid for pid, r in rate.items() if in_band(r, sel.seed_band_low, sel.seed_band_high)}
             self._store("append", [self.world.screened(candidates[pid], rate[pid]) for pid in chosen])
             self._store("append", [a for pid in chosen for a in by_problem[pid]])
@@ -460,7 +461,7 @@ class CoEvolution:
         rng = random.Random(round_seed(self.config.experiment.seed, round, "select"))
         n = self.config.loop.selected_per_round(self.config.synthesis)  # synthesis screening shares the budget
         return select_round_problems(candidates, rates, n, sel.band_low, sel.band_high, rng, sel.fresh_fraction,
-                                     sel.failed_fraction, sel.solved_fraction)
+                                     sel.failed_fraction, sel.solved_fraction, solved_by_level=sel.solved_by_level)
 
     def _distil(self, round: int, failures: Sequence[Failure], known: set[str]) -> dict[str, float]:
         """Train the Generator on (failed problem -> Teacher problem) pairs weighted by how useful

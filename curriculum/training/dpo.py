@@ -18,6 +18,7 @@ from curriculum.records import PreferencePair
 from curriculum.training.batch import LearnBatch, LearnOutcome
 from curriculum.training.pairs import build_preference_pairs
 from curriculum.training.policy import PolicyLearner, quiet_datasets
+from curriculum.training.retention import AnchorLoss, anchored
 
 # The per-round metrics TRL's DPOTrainer logs that `update` reports (means over the logged steps).
 REWARD_METRICS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
@@ -31,23 +32,24 @@ class DPOLearner(PolicyLearner):
         pairs = [pair for group in batch.groups for pair in build_preference_pairs(
             group.problem, group.attempts, group.prompt, batch.policy_version, batch.round,
             cfg.pairing, cfg.max_pairs_per_problem)]
-        return LearnOutcome(self.update(pairs, batch.round), pairs)
+        return LearnOutcome(self.update(pairs, batch.round, self.anchor_for(batch, cfg.batch_size)), pairs)
 
-    def update(self, pairs: Sequence[PreferencePair], round: int) -> dict[str, float]:
-        """One round of DPO on `pairs`; returns the round's metrics (`{"steps": 0}` without pairs)."""
+    def update(self, pairs: Sequence[PreferencePair], round: int, anchor: AnchorLoss | None = None) -> dict[str, float]:
+        """One round of DPO on `pairs` (plus the retention `anchor`'s term in every step); returns the
+        round's metrics (`{"steps": 0}` without pairs)."""
         if not pairs:
             self.last_log_history = []
             return {"steps": 0}
         start = time.perf_counter()
         dataset = self._dataset(pairs)
         with quiet_datasets(not self.progress):
-            trainer = self._trainer(dataset, round)
+            trainer = self._trainer(dataset, round, anchor)
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         self._use_base_as_reference()
         steps = self._run_trainer(trainer)
         metrics = _mean_metrics(self.last_log_history)
         metrics.update(steps=float(steps), pairs=float(len(pairs)), seconds=time.perf_counter() - start,
-                       setup_seconds=setup)
+                       setup_seconds=setup, **(anchor.metrics() if anchor else {}))
         return metrics
 
     def _dataset(self, pairs: Sequence[PreferencePair]) -> Any:
@@ -61,7 +63,7 @@ class DPOLearner(PolicyLearner):
             "rejected": [_with_eos(p.rejected, eos) for p in pairs],
         })
 
-    def _trainer(self, dataset: Any, round: int) -> Any:
+    def _trainer(self, dataset: Any, round: int, anchor: AnchorLoss | None = None) -> Any:
         from transformers import PrinterCallback
         from trl import DPOConfig, DPOTrainer
 
@@ -77,8 +79,7 @@ class DPOLearner(PolicyLearner):
             per_device_train_batch_size=cfg.batch_size,
             num_train_epochs=cfg.epochs,
             max_steps=cfg.steps_per_round or -1,  # a fixed step count (equal compute) overrides the epochs
-            lr_scheduler_type=cfg.lr_schedule,  # restarts each round; the optimizer carries on
-            warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the round's steps
+            **self.trainer_schedule,  # the optimizer (and a run-long schedule) carry on across rounds
             weight_decay=0.0,
             seed=self.seed + round,  # a different but reproducible shuffle each round
             data_seed=self.seed + round,
@@ -92,8 +93,8 @@ class DPOLearner(PolicyLearner):
             max_length=None,  # never cut a completion silently; the Solver bounds their length
             **losses,
         )
-        trainer = DPOTrainer(model=self.model, ref_model=None, args=args, train_dataset=dataset,
-                             processing_class=self.tokenizer, optimizers=(self.optimizer, None))
+        trainer = anchored(DPOTrainer, anchor)(model=self.model, ref_model=None, args=args, train_dataset=dataset,
+                                               processing_class=self.tokenizer, optimizers=self.optimizers)
         if not self.progress:  # without tqdm, transformers prints every log dict instead
             trainer.remove_callback(PrinterCallback)
         return trainer

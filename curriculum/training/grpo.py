@@ -37,6 +37,7 @@ from typing import Any
 from curriculum.records import rate_within
 from curriculum.training.batch import Group, LearnBatch, LearnOutcome
 from curriculum.training.policy import PolicyLearner, quiet_datasets
+from curriculum.training.retention import AnchorLoss, anchored
 
 # Per-step metrics of TRL's GRPOTrainer that `update_groups` reports (means over the round's steps).
 GRPO_METRICS = ("loss", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
@@ -181,13 +182,14 @@ class GRPOLearner(PolicyLearner):
         need = cfg.steps_per_round * cfg.grpo.groups_per_step if cfg.steps_per_round else None
         pool = [g for g in batch.groups if len(g.attempts) >= self.group_size]
         filtered = difficulty_filter(pool, *cfg.grpo.band(self.group_size), need)
-        metrics = self.update_groups(filtered.kept, batch.round)
+        anchor = self.anchor_for(batch, cfg.grpo.groups_per_step * self.group_size)
+        metrics = self.update_groups(filtered.kept, batch.round, anchor)
         metrics.update(groups_pool=float(len(pool)), groups_kept=float(len(filtered.kept)),
                        groups_dropped=float(len(filtered.dropped)), groups_unused=float(len(filtered.unused)),
                        groups_short=float(need - len(filtered.kept)) if need else 0.0)
         return LearnOutcome(metrics)
 
-    def update_groups(self, groups: Sequence[Group], round: int) -> dict[str, float]:
+    def update_groups(self, groups: Sequence[Group], round: int, anchor: AnchorLoss | None = None) -> dict[str, float]:
         """GRPO steps on `groups`: `steps_per_round` steps (default: `epochs` passes), each over
         `groups_per_step` groups; with fewer groups than that the batch shrinks to all of them,
         and with fewer than the steps need the groups are passed over again."""
@@ -201,17 +203,18 @@ class GRPOLearner(PolicyLearner):
         groups = list(groups[:batches * per_step])  # a remainder smaller than a step stays out
         steps = cfg.steps_per_round or max(1, math.ceil(cfg.epochs * batches))
         with quiet_datasets(not self.progress):
-            trainer = self._grpo_trainer(groups, per_step, batches, steps, round)
+            trainer = self._grpo_trainer(groups, per_step, batches, steps, round, anchor)
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         self._use_base_as_reference()
         steps_done = self._run_trainer(trainer)
         metrics = {key: _mean(self.last_log_history, key) for key in GRPO_METRICS  # kl: only with kl_beta > 0
                    if any(key in entry for entry in self.last_log_history)}
         metrics.update(steps=float(steps_done), groups=float(len(groups)), seconds=time.perf_counter() - start,
-                       setup_seconds=setup)
+                       setup_seconds=setup, **(anchor.metrics() if anchor else {}))
         return metrics
 
-    def _grpo_trainer(self, groups: Sequence[Group], per_step: int, batches: int, steps: int, round: int) -> Any:
+    def _grpo_trainer(self, groups: Sequence[Group], per_step: int, batches: int, steps: int, round: int,
+                      anchor: AnchorLoss | None = None) -> Any:
         from datasets import Dataset
         from transformers import PrinterCallback
         from trl import GRPOConfig, GRPOTrainer
@@ -235,8 +238,7 @@ class GRPOLearner(PolicyLearner):
             epsilon=grpo.epsilon,
             loss_type=grpo.loss_type,
             scale_rewards=grpo.scale_rewards,
-            lr_scheduler_type=self.learner_cfg.lr_schedule,  # restarts each round; the optimizer carries on
-            warmup_steps=self.learner_cfg.warmup_ratio,
+            **self.trainer_schedule,  # the optimizer (and a run-long schedule) carry on across rounds
             weight_decay=0.0,
             seed=self.seed + round,
             data_seed=self.seed + round,
@@ -255,9 +257,9 @@ class GRPOLearner(PolicyLearner):
         server = GroupServer(groups, self.tokenizer, self.group_size)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
-            trainer = GRPOTrainer(model=self.model, reward_funcs=[verifier_reward], args=args, train_dataset=dataset,
-                                  processing_class=self.tokenizer, rollout_func=server,
-                                  optimizers=(self.optimizer, None))
+            trainer = anchored(GRPOTrainer, anchor)(
+                model=self.model, reward_funcs=[verifier_reward], args=args, train_dataset=dataset,
+                processing_class=self.tokenizer, rollout_func=server, optimizers=self.optimizers)
         if server.has_logprobs and correct:
             use_rollout_logprobs(trainer)
         if not self.progress:

@@ -42,7 +42,7 @@ class PolicyLearner(ABC):
 
     def __init__(self, base_model_path: str | Path, lora_cfg: LoraConfig, learner_cfg: LearnerConfig,
                  work_dir: str | Path, seed: int, dtype: str = "float32", device: str = "cpu",
-                 progress: bool = False) -> None:
+                 progress: bool = False, rounds: int = 1) -> None:
         import torch
         from transformers import set_seed
 
@@ -68,6 +68,14 @@ class PolicyLearner(ABC):
         # full size `lr` in a direction estimated from a single batch.
         self.optimizer = torch.optim.AdamW(self._trainable_parameters(), lr=learner_cfg.learning_rate,
                                            weight_decay=0.0)
+        # lr_schedule=cosine_run: one schedule over the run's `rounds`, carried over like the optimizer.
+        self.scheduler = None
+        if learner_cfg.lr_schedule == "cosine_run":
+            from transformers import get_cosine_schedule_with_warmup
+
+            total = rounds * (learner_cfg.steps_per_round or 1)
+            self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, round(learner_cfg.warmup_ratio * total),
+                                                             total)
         self.last_log_history: list[dict[str, float]] = []  # TRL's per-step logs of the last update
 
     @abstractmethod
@@ -81,6 +89,26 @@ class PolicyLearner(ABC):
         """TRL/transformers precision arguments: bf16 autocast for a bf16 model on a GPU."""
         return {"use_cpu": self.use_cpu, "bf16": self.dtype == "bfloat16" and not self.use_cpu,
                 "fp16": self.dtype == "float16" and not self.use_cpu}
+
+    @property
+    def trainer_schedule(self) -> dict[str, Any]:
+        """The round's learning-rate schedule arguments (a run-long schedule is handed over instead)."""
+        if self.scheduler is not None:
+            return {"lr_scheduler_type": "constant", "warmup_steps": 0}
+        return {"lr_scheduler_type": self.learner_cfg.lr_schedule, "warmup_steps": self.learner_cfg.warmup_ratio}
+
+    @property
+    def optimizers(self) -> tuple[Any, Any]:
+        """What each round's trainer is handed: the run's optimizer and its schedule (None: the round's own)."""
+        return self.optimizer, self.scheduler
+
+    def anchor_for(self, batch: LearnBatch, batch_size: int) -> Any:
+        """The round's retention anchor (training/retention.py), or None."""
+        from curriculum.training.retention import AnchorLoss, anchor_examples
+
+        cfg = self.learner_cfg.retention
+        return AnchorLoss.build(anchor_examples(batch.groups, cfg.anchor_min_solve_rate), self.tokenizer, cfg,
+                                batch_size, self.seed + batch.round)
 
     def _run_trainer(self, trainer: Any) -> int:
         """Run one round's TRL trainer on the adapter; keep its per-step logs; return its steps."""
@@ -133,7 +161,9 @@ class PolicyLearner(ABC):
         def write(tmp: Path) -> None:
             self.model.save_pretrained(str(tmp))
             torch.save({"version": version, "parameters": self._trainable_shapes(),
-                        "optimizer": self.optimizer.state_dict()}, tmp / OPTIMIZER_FILE)
+                        "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None},
+                       tmp / OPTIMIZER_FILE)
 
         # An existing folder (a resumed run publishing the same version again) is replaced.
         return str(replace_dir_atomically(directory, write))
@@ -171,6 +201,13 @@ class PolicyLearner(ABC):
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:  # the learning rate comes from the config, not the file
             group["lr"] = group["initial_lr"] = self.learner_cfg.learning_rate
+        if self.scheduler is not None:
+            if state.get("scheduler") is None:
+                raise LearnerStateError(f"'{directory}' holds no learning-rate schedule (learner.lr_schedule "
+                                        f"differs from the run that published it)")
+            self.scheduler.load_state_dict(state["scheduler"])
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group["lr"] = lr  # where the run's schedule stood, not its start
         self.model.eval()
         return int(state["version"])
 

@@ -178,12 +178,17 @@ class SFTLearner(PolicyLearner):
             prompts += [group.prompt] * len(texts)
             completions += texts
             from_reference += len(texts) if is_reference else 0
-        metrics = self.update_examples(prompts, completions, batch.round)
+        anchor = self.anchor_for(batch, self.learner_cfg.batch_size)
+        metrics = self.update_examples(prompts, completions, batch.round, anchor)
         metrics["examples_from_reference"] = float(from_reference)
         return LearnOutcome(metrics)
 
-    def update_examples(self, prompts: Sequence[str], completions: Sequence[str], round: int) -> dict[str, float]:
+    def update_examples(self, prompts: Sequence[str], completions: Sequence[str], round: int,
+                        anchor: Any = None) -> dict[str, float]:
         from datasets import Dataset
+        from trl import SFTTrainer
+
+        from curriculum.training.retention import anchored
 
         if not prompts:
             self.last_log_history = []
@@ -196,12 +201,13 @@ class SFTLearner(PolicyLearner):
         args = sft_args(self.work_dir / "sft-trainer", learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
                         epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, seed=self.seed + round,
                         progress=self.progress, max_steps=cfg.steps_per_round or -1, logging_steps=1,
-                        lr_scheduler_type=cfg.lr_schedule,  # restarts each round, as DPO
-                        **self.trainer_precision)
+                        **self.trainer_schedule, **self.trainer_precision)
         with quiet_datasets(not self.progress):
-            trainer = make_sft_trainer(self.model, self.tokenizer, dataset, args, optimizers=(self.optimizer, None))
+            trainer = make_sft_trainer(self.model, self.tokenizer, dataset, args, optimizers=self.optimizers,
+                                       trainer_class=anchored(SFTTrainer, anchor))
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         steps = self._run_trainer(trainer)
         losses = [float(e["loss"]) for e in self.last_log_history]
         return {"loss": sum(losses) / len(losses) if losses else float("nan"), "steps": float(steps),
-                "examples": float(len(prompts)), "seconds": time.perf_counter() - start, "setup_seconds": setup}
+                "examples": float(len(prompts)), "seconds": time.perf_counter() - start, "setup_seconds": setup,
+                **(anchor.metrics() if anchor else {})}

@@ -653,13 +653,14 @@ class ArithmeticWorld:
         return self._problem(_sample_at_level(family, level, rng), source)
 
     def heldout(self) -> list[Problem]:
-        """`heldout_per_level` distinct problems per family and level, fixed by the seed."""
+        """`heldout_per_level` distinct problems per family and level, fixed by the seed (a larger count
+        keeps the smaller one's problems and adds to them)."""
         if self._heldout is None:
             problems: list[Problem] = []
             for family in self.families:
                 for level in self.levels:
                     rng = random.Random(f"arithmetic:{self.seed}:heldout:{family}:{level}")
-                    problems += self._distinct(family, level, self.config.heldout_per_level, rng, set(), "dataset",
+                    problems += self._distinct(family, level, self.config.heldout_count(level), rng, set(), "dataset",
                                                "world.heldout_per_level")
             self._heldout = problems
             self._heldout_keys = {key_of(parse_question(p.question)[0]) for p in problems}
