@@ -183,3 +183,27 @@ def format_accuracy_table(result: EvalResult, title: str | None = None) -> str:
     out.extend(line(row) for row in rows)
     out.append(f"accuracy % (greedy), n={result.n}, mean tokens {result.mean_tokens:.1f}")
     return "\n".join(out)
+
+
+def accuracy_groups(evaluation: EvalResult, report_by: str) -> dict[str, float]:
+    """Held-out accuracy per difficulty level (L1, L2, ...) or per benchmark (family)."""
+    if report_by == "family":
+        return dict(evaluation.by_family)
+    levels = sorted(evaluation.by_level, key=lambda level: -1 if level is None else level)
+    return {f"L{'?' if level is None else level}": evaluation.by_level[level] for level in levels}
+
+
+def drops_from_base(base: EvalResult, current: EvalResult, report_by: str) -> dict[str, float]:
+    """Accuracy points each level (or benchmark) has lost since the base model (negative: gained),
+    as `retention/drop/<group>`, and the largest as `retention/worst_drop`."""
+    before, now = accuracy_groups(base, report_by), accuracy_groups(current, report_by)
+    drops = {name: 100 * (accuracy - now.get(name, 0.0)) for name, accuracy in before.items()}
+    return {**{f"retention/drop/{name}": drop for name, drop in drops.items()},
+            "retention/worst_drop": max(drops.values(), default=0.0)}
+
+
+def worst_drop_so_far(round_metrics: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The largest `retention/worst_drop` of the rounds so far (empty when none reported one)."""
+    drops = [m["retention/worst_drop"] for m in round_metrics if "retention/worst_drop" in m]
+    return {"retention/worst_drop_so_far": max(drops)} if drops else {}
+

@@ -7,6 +7,7 @@ latest `snapshots/round_NNNN/` folder, which the store exports atomically each r
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from curriculum.errors import CurriculumError
 
 TABLES = ("problems", "attempts", "pairs", "policies", "rejected", "rounds")
 _LEVEL_METRIC = re.compile(r"^eval/level_(\d+)/accuracy$")
+_DROP_PREFIX = "retention/drop/"
 WEAK_CONCEPTS = 10  # concepts listed by summarize()
 DRAFT_SOURCES = ("teacher", "generator")  # always listed in the acceptance table, even with no drafts
 # (`calls`, the LLM workflows' audit, is read when a snapshot has it: older runs' snapshots lack it)
@@ -84,10 +86,13 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         ).fetchall():
             attempted.setdefault(round_, {})[str(level)] = n
         rounds = []
+        worst_so_far = None
         for round_, version, metrics, seconds in con.execute(
             "SELECT round, policy_version, metrics, seconds FROM rounds ORDER BY round"
         ).fetchall():
             by_level = {m.group(1): value for key, value in metrics.items() if (m := _LEVEL_METRIC.match(key))}
+            if "retention/worst_drop" in metrics:
+                worst_so_far = max(metrics["retention/worst_drop"], worst_so_far or -math.inf)
             rounds.append({
                 "round": round_,
                 "policy_version": version,
@@ -98,6 +103,11 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
                 "mean_level_attempted": _mean_level(attempted.get(round_, {})),
                 "seconds": seconds,
                 "metrics": metrics,
+                # points lost since the base per level (or benchmark), this round's worst and the run's so far
+                "drop_from_base": {key.removeprefix(_DROP_PREFIX): value for key, value in metrics.items()
+                                   if key.startswith(_DROP_PREFIX)},
+                "worst_drop": metrics.get("retention/worst_drop"),
+                "worst_drop_so_far": worst_so_far,
             })
         band = learning_band(con, config.selection.band_low, config.selection.band_high,
                              config.selection.last_n_rounds)

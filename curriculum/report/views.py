@@ -28,6 +28,18 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
                       _pct(r["eval"]["overall"]), "" if mean_level is None else f"{mean_level:.2f}")
     views.append(table)
 
+    drops = [r for r in rounds if r.get("drop_from_base")]
+    if drops:
+        groups = list(dict.fromkeys(g for r in drops for g in r["drop_from_base"]))
+        table = Table(title="retention: accuracy points lost since the base model (negative: gained)",
+                      title_justify="left")
+        for name in ["round", *groups, "worst", "worst so far"]:
+            table.add_column(name, justify="right")
+        for r in drops:
+            table.add_row(str(r["round"]), *[_points(r["drop_from_base"].get(g)) for g in groups],
+                          _points(r["worst_drop"]), _points(r["worst_drop_so_far"]))
+        views.append(table)
+
     sources = sorted({s for r in rounds for s in r["problems_by_source"]})
     table = Table(title="problems added by source and round", title_justify="left")
     for name in ["round", *sources, "total"]:
@@ -148,3 +160,8 @@ def eval_table(summary: dict[str, Any]) -> Any:
         for value, scores in summary[group].items():
             row(("level " if group == "by_level" else "") + value, scores)
     return table
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
+

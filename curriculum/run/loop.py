@@ -44,7 +44,7 @@ from curriculum.records import (
     content_id,
     group_by_problem,
 )
-from curriculum.report.evaluation import EvalResult
+from curriculum.report.evaluation import EvalResult, drops_from_base
 from curriculum.roles.teacher import Failure
 from curriculum.roles.teacher.base import call_metrics
 from curriculum.run.faults import kill_point
@@ -141,6 +141,7 @@ class CoEvolution:
         self.on_stage = on_stage or (lambda stage: None)
         self._pending: list[Any] | None = None  # store writes held back until the stage ends
         self._policy_sent: tuple[int, Pending] | None = None  # (version, its adapter files), see _policy_files
+        self.base_evaluation: EvalResult | None = None  # set by the runner: rounds report their drop from it
 
     # -- helpers
 
@@ -436,6 +437,8 @@ class CoEvolution:
 
     def _evaluate_stage(self, s: RoundState) -> None:
         self._evaluate_policy(s)
+        if self.base_evaluation is not None:
+            s.metrics.update(drops_from_base(self.base_evaluation, s.evaluation_result, self.world.report_by))
         s.by_source = self._store("problem_counts_by_source", s.round)
         s.metrics.update({f"problems_added/{source}": n for source, n in s.by_source.items()})
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from curriculum.config import Config, flatten
 from curriculum.files import atomic_write_json
+from curriculum.report.evaluation import accuracy_groups
 from curriculum.run import code_version
 from curriculum.run.faults import kill_point
 from curriculum.run.rundir import (
@@ -151,7 +152,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
 
     from curriculum.environment import describe
     from curriculum.models import load_tokenizer, prompt_for
-    from curriculum.report.evaluation import EvalResult
+    from curriculum.report.evaluation import EvalResult, worst_drop_so_far
     from curriculum.report.tracking import Tracker, default_tracking_uri
     from curriculum.run.loop import STAGES, CoEvolution
     from curriculum.run.resume import RoundState
@@ -205,6 +206,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         if base_eval is None:  # a real model: evaluated by the Solver in round 0
             base_eval = EvalResult.from_dict(finished[0].evaluation)
             console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
+        loop.base_evaluation = base_eval  # each round reports what it lost since the base (retention/...)
         skipped = getattr(world, "skipped", [])  # problems left out whose prompt does not fit the model
         if skipped:
             console.print(f"note: skipped {len(skipped)} problems whose prompt does not fit the model "
@@ -215,9 +217,10 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         if not tracker.logged_steps("seeds/seeds"):
             tracker.log_metrics({f"seeds/{k}": v for k, v in finished[0].metrics.items()
                                  if not k.startswith("eval/") and k != "policy_version"}, step=0)
+        history = [done.metrics for round_, done in sorted(finished.items()) if round_ > 0]
         for round_, done in sorted(finished.items()):  # rounds whose metrics a crash kept from MLflow
             if round_ > 0 and round_ not in logged:
-                tracker.log_metrics(done.metrics, step=round_)
+                tracker.log_metrics({**done.metrics, **worst_drop_so_far(history[:round_])}, step=round_)
 
         reports = []
         for round_ in range(1, config.loop.rounds + 1):
@@ -228,7 +231,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
                 report = loop.run_round(round_, state if state is not None and state.round == round_ else None)
             reports.append(report)
             kill_point("round:before-log", round_)
-            tracker.log_metrics(report.metrics, step=round_)
+            history.append(report.metrics)
+            tracker.log_metrics({**report.metrics, **worst_drop_so_far(history)}, step=round_)
             console.print(round_table(report, world.report_by))
         final = _final_evaluation(base_eval, reports, finished)
         console.print(comparison_table(base_eval, final, world.report_by))
@@ -439,14 +443,6 @@ def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any 
         "generator": partial(factories.make_generator, config, str(checkpoints / "generator"),
                              device_for(ray_cfg.generator)) if config.generator.enabled else None,
     }
-
-
-def accuracy_groups(evaluation, report_by: str) -> dict[str, float]:
-    """Held-out accuracy per difficulty level (L1, L2, ...) or per benchmark (family)."""
-    if report_by == "family":
-        return dict(evaluation.by_family)
-    levels = sorted(evaluation.by_level, key=lambda level: -1 if level is None else level)
-    return {f"L{'?' if level is None else level}": evaluation.by_level[level] for level in levels}
 
 
 def accuracy_table(evaluation, report_by: str, title: str):

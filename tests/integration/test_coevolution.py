@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from curriculum.report.evaluation import EvalResult
 from curriculum.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,14 @@ def test_lineage_and_references_hold(run_dir):
     assert [r["round"] for r in summary["rounds"]] == [1, 2]
     assert [r["policy_version"] for r in summary["rounds"]] == [1, 2]
     assert set(summary["rounds"][0]["eval"]["by_level"]) == {"1", "2", "3"}
+    # retention: each level's points lost since the base, the round's worst and the worst so far
+    results = json.loads((run_dir / "results.json").read_text())
+    base = EvalResult.from_dict(results["base_eval"]).by_level
+    for r in summary["rounds"]:
+        assert set(r["drop_from_base"]) == {"L1", "L2", "L3"}
+        assert r["worst_drop"] == max(r["drop_from_base"].values())
+        assert r["drop_from_base"]["L1"] == pytest.approx(100 * (base[1] - r["eval"]["by_level"]["1"]))
+    assert summary["rounds"][1]["worst_drop_so_far"] == max(r["worst_drop"] for r in summary["rounds"])
 
 
 def test_mlflow_has_per_round_metrics(run_dir):
@@ -68,7 +77,8 @@ def test_mlflow_has_per_round_metrics(run_dir):
     for metric in ("eval/accuracy", "eval/level_3/accuracy", "policy_version"):
         steps = sorted(m.step for m in client.get_metric_history(tracking["run_id"], metric))
         assert steps == [0, 1, 2], metric
-    for metric in ("learner/loss", "teacher/acceptance_rate", "tokens_per_attempt", "selected_solve_rate_mean"):
+    for metric in ("learner/loss", "teacher/acceptance_rate", "tokens_per_attempt", "selected_solve_rate_mean",
+                   "retention/worst_drop", "retention/worst_drop_so_far", "retention/drop/L1"):
         assert [m.step for m in client.get_metric_history(tracking["run_id"], metric)] != []
 
 

@@ -110,3 +110,17 @@ def test_problems_without_family_or_level_are_grouped():
     assert "L?" in format_accuracy_table(result)
     with pytest.raises(ValueError, match="at least one problem"):
         evaluate(engine, [], verifier, "answer_colon", max_new_tokens=10)
+
+
+def test_drops_from_base_name_each_level_and_the_worst_so_far():
+    from curriculum.report.evaluation import Cell, drops_from_base, worst_drop_so_far
+
+    base = EvalResult(cells={("add", 1): Cell(10, 10), ("add", 2): Cell(10, 5), ("add", 3): Cell(10, 0)})
+    now = EvalResult(cells={("add", 1): Cell(10, 7), ("add", 2): Cell(10, 6), ("add", 3): Cell(10, 4)})
+    drops = drops_from_base(base, now, "level")
+    assert drops == pytest.approx({"retention/drop/L1": 30.0, "retention/drop/L2": -10.0,
+                                   "retention/drop/L3": -40.0, "retention/worst_drop": 30.0})
+    by_family = drops_from_base(base, now, "family")
+    assert by_family["retention/drop/add"] == pytest.approx(100 * (15 / 30 - 17 / 30))
+    assert worst_drop_so_far([drops, {"retention/worst_drop": 5.0}]) == {"retention/worst_drop_so_far": drops["retention/worst_drop"]}
+    assert worst_drop_so_far([{}]) == {}
