@@ -6,6 +6,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from curriculum.environment import pin_cpu_numerics  # noqa: E402
+
+pin_cpu_numerics()  # as the `curriculum` command does, before anything loads torch
+
 # A run small enough for the test suite: tiny model, two families, three levels.
 TINY_RUN_OVERRIDES = [
     "model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.num_heads=2", "model.tiny.num_kv_heads=1",
