@@ -97,12 +97,14 @@ class WorldConfig(Section):
 
     name: Literal["arithmetic", "dataset"] = "arithmetic"
     seed_set_size: int = Field(default=100, ge=1, description="seed problems chosen in round 0")
-    # How a model is asked to answer and how its answer is read: answer_colon (`answer: N`, the
-    # toy model's trace) on arithmetic, boxed (\boxed{}) with BOXED_INSTRUCTION on dataset.
+    # How a model is asked to answer and how its answer is read, by the loop, its held-out evaluation
+    # and `curriculum eval` alike: answer_colon (`answer: N`, the toy model's trace) on arithmetic,
+    # boxed (\boxed{}) with BOXED_INSTRUCTION on dataset.
     extraction: Extraction | None = Field(default=None, description="default: answer_colon (arithmetic), "
                                           "boxed (dataset)")
     instruction: str | None = Field(default=None, description="appended to every question before the chat "
-                                    "template; default: none (arithmetic), BOXED_INSTRUCTION (dataset)")
+                                    "template; default: BOXED_INSTRUCTION when answers are read from "
+                                    "\\boxed{}, else none")
     # arithmetic
     families: list[str] = Field(
         default_factory=lambda: ["add", "sub", "mul", "sum", "linear", "word"], min_length=1
@@ -162,10 +164,11 @@ class WorldConfig(Section):
 
     @property
     def answer_instruction(self) -> str:
-        """What is appended to each question before the chat template."""
+        """What is appended to each question before the chat template: the request to answer the
+        way `answer_extraction` reads."""
         if self.instruction is not None:
             return self.instruction
-        return BOXED_INSTRUCTION if self.name == "dataset" else ""
+        return BOXED_INSTRUCTION if self.answer_extraction == "boxed" else ""
 
 
 class PretrainConfig(Section):
@@ -236,8 +239,8 @@ class EvaluationConfig(Section):
     # `curriculum eval` on benchmarks (held-out evaluation in the loop is greedy and ignores these):
     temperature: float = Field(default=0.6, ge=0, description="sampling temperature when samples > 1")
     top_p: float = Field(default=0.95, gt=0, le=1)
-    instruction: str = Field(default=BOXED_INSTRUCTION,
-                             description="appended to every benchmark question before the chat template")
+    # Questions are asked and answers read in the world's answer format (world.answer_extraction and
+    # world.answer_instruction), in the loop and in `curriculum eval` alike.
 
 
 class DecontaminationConfig(Section):
@@ -262,11 +265,10 @@ class DatasetSpec(Section):
     extraction: Extraction = Field(
         default="none", description="how to pull the final answer out of answer_field"
     )
-    completion_extraction: Extraction = Field(default="auto", description="how to read a model's answer")
+    # A model's answer is read by the world's rule (world.answer_extraction), not per data set.
     solution_field: str | None = Field(default=None, description="a worked reference solution, if any")
     subject_field: str | None = None
     level_field: str | None = None
-    id_field: str | None = None
 
 
 class SelectionConfig(Section):

@@ -9,6 +9,10 @@
   edges above the rate, so 1.0 -> 1 and 0 -> 5 with the default edges).
 - Concepts: the subject/type field, so weakness mining groups real problems by subject.
 - Answers: the dataset's reference answers (`answer_source="dataset"`), graded by the verifier.
+  Reference solutions (the DPO winner and SFT target when every attempt fails) are stored in
+  the world's answer format: steps kept, GSM8K's `<<48/2=24>>` annotations dropped, the final
+  `#### 72` written as `\\boxed{72}` (verify.solution_in_format), so training teaches what the
+  grader marks right.
 - Size: a problem whose prompt does not fit the model (`prompt_limit`) is refused with its file
   and line, or with `world.skip_oversized` left out and listed in `skipped`.
 
@@ -42,7 +46,7 @@ class DatasetWorld:
         from curriculum.worlds.loading import load_named
 
         skipped = self.skipped if self.config.world.skip_oversized else None
-        return load_named(self.config, name, self.prompt_limit, skipped)
+        return load_named(self.config, name, self.prompt_limit, skipped, answer_format=self.extraction)
 
     def heldout(self) -> list[Problem]:
         return list(self._heldout)

@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from curriculum.config import Config, DatasetSpec
+from curriculum.config import Config, DatasetSpec, Extraction
 from curriculum.errors import CurriculumError
 from curriculum.records import Problem
-from curriculum.verify import clean_answer, extract_answer
+from curriculum.verify import clean_answer, extract_answer, solution_in_format
 from curriculum.worlds.prompt_limit import PromptLimit
 
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
@@ -32,11 +32,14 @@ class DatasetError(CurriculumError, ValueError):
 
 
 def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit: PromptLimit | None = None,
-                     skipped: list[str] | None = None) -> list[Problem]:
+                     skipped: list[str] | None = None, answer_format: Extraction | None = None) -> list[Problem]:
     """All problems in the dataset `spec` describes; relative paths start at `data_root`.
 
     With `limit`, a problem whose prompt would not fit the model is refused with its file and
     line, or, when a `skipped` list is given, left out and "<file>:<line>: <why>" appended to it.
+    With `answer_format` (the extraction rule a world reads answers with), reference solutions
+    are rewritten to end in an answer that rule reads (`verify.solution_in_format`): what the
+    learners train on is what the grader marks right.
     """
     source, fmt = _resolve(spec, Path(data_root), name)
     if fmt == "jsonl":
@@ -47,7 +50,7 @@ def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit:
         records = _read_hf(source, spec.split)
     problems, too_long = [], 0
     for where, record in records:
-        problem = _to_problem(record, where, spec, name)
+        problem = _to_problem(record, where, spec, name, answer_format)
         excess = limit.excess(problem.question) if limit is not None else None
         if excess is None:
             problems.append(problem)
@@ -64,15 +67,15 @@ def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit:
 
 
 def load_named(config: Config, name: str, limit: PromptLimit | None = None,
-               skipped: list[str] | None = None) -> list[Problem]:
+               skipped: list[str] | None = None, answer_format: Extraction | None = None) -> list[Problem]:
     """The problem set `name` from `config.datasets`, read under `config.data_root` (`limit`,
-    `skipped`: see `load_problem_set`)."""
+    `skipped`, `answer_format`: see `load_problem_set`)."""
     if name not in config.datasets:
         known = sorted(config.datasets)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise DatasetError(f"unknown dataset '{name}' (known: {', '.join(known) or 'none'}){hint}")
-    return load_problem_set(config.datasets[name], config.data_root, name, limit, skipped)
+    return load_problem_set(config.datasets[name], config.data_root, name, limit, skipped, answer_format)
 
 
 # ----------------------------------------------------------------------------- locating
@@ -263,7 +266,8 @@ def _question(record: dict[str, Any], template: str, where: str) -> str:
     return template.format(**{name: value.strip() for name, value in values.items()})
 
 
-def _to_problem(record: dict[str, Any], where: str, spec: DatasetSpec, name: str) -> Problem:
+def _to_problem(record: dict[str, Any], where: str, spec: DatasetSpec, name: str,
+                answer_format: Extraction | None = None) -> Problem:
     question = _question(record, spec.question_field, where)
     answer_text = _answer_text(_field(record, spec.answer_field, where), spec.answer_field, where)
     answer = extract_answer(answer_text, spec.extraction)
@@ -277,6 +281,8 @@ def _to_problem(record: dict[str, Any], where: str, spec: DatasetSpec, name: str
         solution = answer_text  # the answer field is a worked solution (gsm8k, minerva_math)
     else:
         solution = ""
+    if solution and answer_format is not None:
+        solution = solution_in_format(solution, answer, answer_format, spec.extraction)
     level = _level(_field(record, spec.level_field, where), spec.level_field, where) if spec.level_field else None
     concepts: list[str] = []
     if spec.subject_field:
