@@ -404,7 +404,7 @@ class Verifier:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._worker: _MathVerifyWorker | None = None
-        self.timeouts = 0  # items graded False because they ran past timeout_s or crashed the worker
+        self.timeouts = 0  # items graded False because their comparison ran past timeout_s or crashed the worker
 
     def __getstate__(self) -> dict:
         return {"timeout_s": self.timeout_s}
@@ -477,13 +477,15 @@ class Verifier:
         if pending:
             distinct = list(pending)  # sampled attempts repeat answers: grade each pair once
             for pair, ok in zip(distinct, self._math_verify(distinct)):
+                if ok is None:  # timed out: every item with this pair is graded wrong, and counted
+                    self.timeouts += len(pending[pair])
                 for index in pending[pair]:
-                    results[index] = ok
+                    results[index] = bool(ok)
         return results
 
-    def _math_verify(self, pairs: list[tuple[str, str]]) -> list[bool]:
-        """math-verify on distinct, guarded pairs, each bounded by timeout_s."""
-        results: list[bool] = []
+    def _math_verify(self, pairs: list[tuple[str, str]]) -> list[bool | None]:
+        """math-verify on distinct, guarded pairs, each bounded by timeout_s (None: it ran past it)."""
+        results: list[bool | None] = []
         with self._lock:
             while len(results) < len(pairs):
                 if self._worker is None:
@@ -502,8 +504,7 @@ class Verifier:
                         if line is None:  # too slow (or crashed): this item is wrong, restart for the rest
                             worker.kill()
                             self._worker = None
-                            self.timeouts += 1
-                            results.append(False)
+                            results.append(None)
                             break
                         results.append(line == "1")
                 except BaseException:

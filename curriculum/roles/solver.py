@@ -32,6 +32,7 @@ class Solver:
         self._work_dir = Path(work_dir) if work_dir is not None else None
         self._temporary: Path | None = None  # the default work_dir, removed by `close`
         self._seconds = {"sample": 0.0, "grade": 0.0}  # where `attempt` spends its time (take_seconds)
+        self._grading = {"grades": 0, "timeouts": 0}  # what the verifier did since the last take_grading
 
     def use_policy(self, version: int, policy: str | FolderFiles | None) -> None:
         """Switch to a published policy version: None is the base model, a path a folder this
@@ -79,7 +80,7 @@ class Solver:
         sampled = time.perf_counter()
         completions = [g.text for per_problem in samples for g in per_problem]
         references = [p.answer for p in problems for _ in range(k)]
-        grades = self.verifier.grade_many(completions, references, self.extraction)
+        grades = self._grade(completions, references)
         attempts = []
         for i, (problem, per_problem) in enumerate(zip(problems, samples)):
             for j, generation in enumerate(per_problem):
@@ -95,6 +96,20 @@ class Solver:
         self._seconds["grade"] += time.perf_counter() - sampled  # grading and the Attempt records
         return attempts
 
+    def _grade(self, completions: list[str], references: list[str]) -> list:
+        """The verifier's grades by the world's rule, counted (and its timeouts) for `take_grading`."""
+        timeouts = self.verifier.timeouts
+        grades = self.verifier.grade_many(completions, references, self.extraction)
+        self._grading["grades"] += len(grades)
+        self._grading["timeouts"] += self.verifier.timeouts - timeouts
+        return grades
+
+    def take_grading(self) -> dict[str, int]:
+        """Grades given and how many of them ran past `verifier.timeout_s` (graded wrong) since the
+        last call: the loop reports both per round (verify/grades, verify/timeouts)."""
+        grading, self._grading = self._grading, {"grades": 0, "timeouts": 0}
+        return grading
+
     def take_seconds(self) -> dict[str, float]:
         """Seconds `attempt` spent sampling (prompts in, samples out of the engine) and grading
         (verifier and Attempt records) since the last call."""
@@ -105,8 +120,12 @@ class Solver:
         """Greedy held-out evaluation of the current policy version (an EvalResult)."""
         from curriculum.report.evaluation import evaluate
 
-        return evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size,
-                        instruction=self.instruction)
+        timeouts = self.verifier.timeouts
+        result = evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size,
+                          instruction=self.instruction)
+        self._grading["grades"] += len(result.items)
+        self._grading["timeouts"] += self.verifier.timeouts - timeouts
+        return result
 
     def close(self) -> None:
         """Stop the engine and the verifier; remove a temporary work_dir."""

@@ -18,6 +18,7 @@ or without Ray, and all of it is testable without Ray.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,11 @@ from curriculum.roles.teacher.base import call_metrics
 from curriculum.run.faults import kill_point
 from curriculum.run.resume import RoundState, capture_rng, last_state, restore_rng
 from curriculum.training.batch import Group, LearnBatch
+
+log = logging.getLogger(__name__)
+# A round whose grades time out more often than this says so: past it, accuracy and rewards are
+# measurably understated (a timed-out grade counts as wrong).
+TIMEOUT_WARNING_SHARE = 0.01
 
 STAGES = ("select", "attempt", "learn", "teach", "synthesize", "distil", "evaluate", "snapshot", "checkpoint")
 
@@ -183,6 +189,20 @@ class CoEvolution:
                    for i, (solver, chunk) in enumerate(zip(self.roles.solvers, chunks)) if chunk]
         return [attempt for p in pending for attempt in p.result()]
 
+    def _count_grades(self, s: RoundState) -> None:
+        """Add the Solvers' grades since the last count, and those that timed out, to the round's
+        metrics (verify/grades, verify/timeouts): committed with the stage that graded them."""
+        for pending in [solver.call("take_grading") for solver in self.roles.solvers]:
+            for key, count in pending.result().items():
+                s.metrics[f"verify/{key}"] = s.metrics.get(f"verify/{key}", 0) + count
+
+    def _warn_on_timeouts(self, s: RoundState) -> None:
+        timeouts, grades = s.metrics.get("verify/timeouts", 0), s.metrics.get("verify/grades", 0)
+        if grades and timeouts > TIMEOUT_WARNING_SHARE * grades:
+            log.warning("round %d: %d of %d grades (%.1f%%) ran past verifier.timeout_s=%g s and count as wrong; "
+                        "raise verifier.timeout_s (a busy machine, long answers)", s.round, timeouts, grades,
+                        100 * timeouts / grades, self.config.verifier.timeout_s)
+
     def _publish_to_solvers(self, version: int) -> None:
         policy = self._policy_files(version)
         for p in [s.call("use_policy", version, policy) for s in self.roles.solvers]:
@@ -275,6 +295,8 @@ class CoEvolution:
                 if problem.id not in self.heldout_ids:
                     candidates[problem.id] = problem
             attempts = self._attempt(list(candidates.values()), round=0)
+            self._count_grades(state)
+            self._warn_on_timeouts(state)
             by_problem = group_by_problem(attempts)
             rate = {pid: SolveRate.of(atts) for pid, atts in by_problem.items()}
             # The round's pools, with the seed band as the band and no fresh problems.
@@ -317,6 +339,7 @@ class CoEvolution:
 
     def _attempt_stage(self, s: RoundState) -> None:
         s.attempts = self._attempt(self._problems_of(s), s.round)
+        self._count_grades(s)
         self._store("append", s.attempts)
         attempts, metrics = s.attempts, s.metrics
         rates = [sum(a.correct for a in atts) / len(atts) for atts in self._attempts_by_problem(s).values()]
@@ -408,6 +431,7 @@ class CoEvolution:
             drafts = synthesis.draft(targets, self.world, cfg.mutations, self._known_ids(), round, rng)
         clean, contaminated = self._decontaminate(drafts.problems, "synthesis", round)
         attempts = self._attempt(clean, round, purpose="synthesis")
+        self._count_grades(s)
         screened = synthesis.screen(clean, attempts, cfg.band_low, cfg.band_high, round)
         self._store("append", screened.kept)
         self._store("append", screened.attempts)
@@ -432,11 +456,13 @@ class CoEvolution:
         evaluation = self.roles.solvers[0].call(
             "evaluate", self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size).result()
         s.evaluation, s.evaluation_result = evaluation.to_dict(), evaluation
+        self._count_grades(s)
         s.metrics.update(evaluation.metrics("eval"))
         s.metrics["policy_version"] = s.policy_version
 
     def _evaluate_stage(self, s: RoundState) -> None:
         self._evaluate_policy(s)
+        self._warn_on_timeouts(s)  # the round's last grades are in
         if self.base_evaluation is not None:
             s.metrics.update(drops_from_base(self.base_evaluation, s.evaluation_result, self.world.report_by))
         s.by_source = self._store("problem_counts_by_source", s.round)

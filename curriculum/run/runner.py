@@ -215,7 +215,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             tracker.log_metrics({**base_eval.metrics("eval"), "policy_version": 0,
                                  "data/skipped_oversized": len(skipped)}, step=0)
         if not tracker.logged_steps("seeds/seeds"):
-            tracker.log_metrics({f"seeds/{k}": v for k, v in finished[0].metrics.items()
+            tracker.log_metrics({(k if k.startswith("verify/") else f"seeds/{k}"): v  # verify/*: every round's
+                                 for k, v in finished[0].metrics.items()
                                  if not k.startswith("eval/") and k != "policy_version"}, step=0)
         history = [done.metrics for round_, done in sorted(finished.items()) if round_ > 0]
         for round_, done in sorted(finished.items()):  # rounds whose metrics a crash kept from MLflow

@@ -64,6 +64,9 @@ class HashSolver:
                                    reward=float(h % 3 == 0), num_tokens=3))
         return out
 
+    def take_grading(self):  # scripted grades never time out
+        return {"grades": 0, "timeouts": 0}
+
     def evaluate(self, problems, max_new_tokens, batch_size):
         return EvalResult()
 
