@@ -155,3 +155,29 @@ def test_trl_corrects_with_the_rollout_logprobs(base_path, tmp_path):
     assert metrics["sampling/sampling_logp_difference/mean"] == pytest.approx(2.0, abs=1e-3)
     assert metrics["sampling/importance_sampling_ratio/mean"] == 0.0
     assert changed == set()
+
+
+def test_a_batch_without_everyones_logprobs_trains_uncorrected_and_says_so(base_path, tmp_path, caplog):
+    """TRL takes sampling log-probs for a whole batch or none: one attempt without them (stored by
+    an older version) switches the correction off for the round, counted and warned about once."""
+    import logging
+
+    cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=1, grpo=GRPOSettings(groups_per_step=4))
+    learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
+                          max_completion_length=8)
+    groups = sampled_groups(base_path)
+    first = groups[0]
+    groups[0] = Group(first.problem, first.prompt, (first.attempts[0].model_copy(update={"token_logprobs": []}),
+                                                    *first.attempts[1:]))
+    with caplog.at_level(logging.WARNING, logger="curriculum.training.grpo"):
+        metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(groups))).metrics
+    assert metrics["importance_sampling_off"] == 1.0 and metrics["attempts_without_logprobs"] == 1.0
+    assert "sampling/importance_sampling_ratio/mean" not in metrics and metrics["steps"] == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "GRPO round 1: 1 of 16 attempts have no sampling log-probs (stored by an older version?): importance "
+        "sampling (learner.grpo.importance_sampling=sequence_mask) is off for this round's batch"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="curriculum.training.grpo"):
+        metrics = learner.learn(LearnBatch(round=2, policy_version=0, groups=tuple(sampled_groups(base_path)))).metrics
+    assert metrics["importance_sampling_off"] == 0.0 and "sampling/importance_sampling_ratio/mean" in metrics
+    assert not caplog.records
