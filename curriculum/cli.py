@@ -117,7 +117,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary, path = run_eval(config, target, args.dataset, k=args.k, samples=args.samples,
                              temperature=args.temperature, limit=args.limit, max_new_tokens=args.max_new_tokens,
                              fields=fields, seed=args.seed, out=args.out, progress=not args.json,
-                             skip_oversized=args.skip_oversized, also_extractions=args.also_extraction or ())
+                             skip_oversized=args.skip_oversized, also_extractions=args.also_extraction or (),
+                             skip_invalid=args.skip_invalid)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=2, default=str))
         return 0
@@ -131,6 +132,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         skipped = summary["skipped_oversized"]
         console.print(f"skipped {skipped['count']} problems whose prompt does not fit the model "
                       f"(first: {skipped['lines'][0]})")
+    if summary.get("skipped_invalid", {}).get("count"):
+        invalid = summary["skipped_invalid"]
+        console.print(f"skipped {invalid['count']} records with no answer by the dataset's extraction rule "
+                      f"(first: {invalid['lines'][0]})")
     logged = f"; logged to MLflow run {summary['mlflow_run_id']}" if summary.get("mlflow_run_id") else ""
     console.print(f"wrote {path} ({summary['seconds']:.1f} s){logged}")
     return 0
@@ -216,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--skip-oversized", action="store_true",
                     help="leave out (and count) problems whose prompt does not fit the model, instead of refusing "
                          "the dataset")
+    ev.add_argument("--skip-invalid", action="store_true",
+                    help="leave out (and count) records whose answer field holds no answer by the dataset's "
+                         "extraction rule, instead of refusing the dataset")
     ev.add_argument("--json", action="store_true", help="print the report (without per-problem items) as JSON")
     fields = ev.add_argument_group("field mapping of a dataset file (override the config's)")
     for name in ("question", "answer", "subject", "level"):

@@ -123,6 +123,9 @@ class WorldConfig(Section):
     skip_oversized: bool = Field(default=False, description="dataset: leave out (and count, seeds/skipped_"
                                  "oversized) problems whose prompt does not fit the model, instead of refusing "
                                  "the data file")
+    skip_invalid: bool = Field(default=False, description="dataset: leave out (and count, data/skipped_invalid) "
+                               "records whose answer field holds no answer by the dataset's extraction rule (a word "
+                               "where it reads numbers, an empty field), instead of refusing the data file")
     level_edges: list[float] = Field(
         default_factory=lambda: [0.75, 0.5, 0.25, 0.125],
         description="dataset problems without a level field get level 1 + the number of edges above the base "

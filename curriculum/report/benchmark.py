@@ -278,12 +278,13 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
              temperature: float | None = None, limit: int | None = None, max_new_tokens: int | None = None,
              fields: dict[str, Any] | None = None, seed: int = 0, out: str | Path | None = None,
              progress: bool = False, skip_oversized: bool = False, also_extractions: Sequence[str] = (),
-             engine: Any = None) -> tuple[dict[str, Any], Path]:
+             engine: Any = None, skip_invalid: bool = False) -> tuple[dict[str, Any], Path]:
     """Evaluate `target` on `dataset`; write the JSON report; log to MLflow for a run. (report, its path)
 
     A problem whose prompt would not fit the model (its context less the new tokens, or
     `model.max_prompt_tokens`) is refused with its file and line before the model is loaded, or
-    with `skip_oversized` left out and counted in the report (`skipped_oversized`).
+    with `skip_oversized` left out and counted in the report (`skipped_oversized`); a record with
+    no answer by the dataset's extraction rule likewise, with `skip_invalid` (`skipped_invalid`).
     `engine`: one already holding `target` to sample with (the caller closes it); default: the
     engine of `solver.engine`, loaded here.
     """
@@ -316,7 +317,8 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
                                          instruction, config.model.max_prompt_tokens,
                                          skip_hint="pass --skip-oversized to leave such problems out")
     skipped: list[str] | None = [] if skip_oversized else None
-    problems = load_problem_set(spec, config.data_root, name, prompt_limit, skipped)[:limit]
+    invalid: list[str] | None = [] if skip_invalid else None
+    problems = load_problem_set(spec, config.data_root, name, prompt_limit, skipped, invalid=invalid)[:limit]
     device = "cuda" if torch.cuda.is_available() else "cpu"  # a command of its own: the machine's GPU if any
     also = [other for other in dict.fromkeys(also_extractions) if other != rule]
     with tempfile.TemporaryDirectory(prefix="curriculum-eval-") as engine_dir:  # the engine's own files (vLLM)
@@ -341,6 +343,8 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
     summary = report(result, k, target, name, str(spec.path), settings, time.perf_counter() - start)
     if skipped is not None:
         summary["skipped_oversized"] = {"count": len(skipped), "lines": skipped[:MAX_SKIPPED_SHOWN]}
+    if invalid is not None:
+        summary["skipped_invalid"] = {"count": len(invalid), "lines": invalid[:MAX_SKIPPED_SHOWN]}
     path = Path(out) if out else default_output(target, name, k, limit, config.experiment.runs_dir)
     atomic_write_json(path, summary)
     if target.run_dir is not None:

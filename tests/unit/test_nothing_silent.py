@@ -69,3 +69,82 @@ def test_timeouts_at_or_below_one_percent_of_a_rounds_grades_are_counted_without
     with caplog.at_level(logging.WARNING, logger="curriculum.run.loop"):
         loop._warn_on_timeouts(quiet)
     assert not caplog.records
+
+
+# ----------------------------------------------------------------------------- records without an answer
+
+
+def words_among_numbers(path, n: int = 40, start: int = 0):
+    """Answers that are sentences ending in a number, but two are words: 'Yes' and a name."""
+    answers = {7: "The answer is Yes", 23: "The answer is Alice"}
+    rows = [{"question": f"What is {i} plus {i}?", "answer": answers.get(i, f"The answer is {2 * i}")}
+            for i in range(start, start + n)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_word_answer_is_refused_in_one_line_or_skipped_and_counted(tmp_path):
+    from curriculum.config import DatasetSpec
+    from curriculum.worlds.loading import DatasetError, load_problem_set
+
+    data = words_among_numbers(tmp_path / "words.jsonl")
+    spec = DatasetSpec(path=str(data), extraction="last_number")
+    with pytest.raises(DatasetError) as refused:
+        load_problem_set(spec, tmp_path, "words")
+    assert str(refused.value) == (
+        f"{data}:8: no answer in field 'answer' by extraction 'last_number' (it holds 'The answer is Yes'); fix the "
+        "record, or leave such records out with world.skip_invalid=true (curriculum eval: --skip-invalid)")
+    invalid: list[str] = []
+    problems = load_problem_set(spec, tmp_path, "words", invalid=invalid)
+    assert len(problems) == 38 and {p.answer for p in problems} == {str(2 * i) for i in range(40) if i not in (7, 23)}
+    assert invalid == [f"{data}:8: no answer in field 'answer' by extraction 'last_number' (it holds 'The answer is Yes')",
+                       f"{data}:24: no answer in field 'answer' by extraction 'last_number' (it holds 'The answer is Alice')"]
+
+
+def test_a_dataset_world_with_skip_invalid_loads_and_counts_what_it_left_out(tmp_path):
+    from curriculum.worlds.dataset import DatasetWorld
+
+    words_among_numbers(tmp_path / "words.jsonl")
+    words_among_numbers(tmp_path / "heldout.jsonl", n=5, start=100)
+    settings = {"world": {"name": "dataset", "seed_sets": ["words"], "heldout_sets": ["heldout"]},
+                "model": {"kind": "hf", "path": "unused"}, "teacher": {"enabled": False},
+                "generator": {"enabled": False}, "data_root": str(tmp_path),
+                "datasets": {name: {"path": f"{name}.jsonl", "extraction": "last_number"}
+                             for name in ("words", "heldout")}}
+    from curriculum.worlds.loading import DatasetError
+
+    with pytest.raises(DatasetError, match="words.jsonl:8: no answer"):
+        DatasetWorld(from_dict(settings)).seed_pool
+    settings["world"]["skip_invalid"] = True
+    world = DatasetWorld(from_dict(settings))
+    assert len(world.heldout()) == 5 and len(world.seed_pool) == 38
+    assert [line.split(": ")[0] for line in world.skipped_invalid] == [f"{tmp_path}/words.jsonl:8",
+                                                                      f"{tmp_path}/words.jsonl:24"]
+    world.seed_pool, world.heldout()  # read once: counted once
+    assert len(world.skipped_invalid) == 2
+
+
+def test_curriculum_eval_refuses_or_skips_records_without_an_answer(tmp_path, capsys, base_path):
+    from curriculum.cli import main
+
+    data = words_among_numbers(tmp_path / "words.jsonl", n=9)
+    args = ["eval", str(base_path), "--dataset", str(data), "--extraction", "last_number", "--max-new-tokens", "4",
+            "--out", str(tmp_path / "r.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {data}:8: no answer") and "--skip-invalid" in err[0]
+    assert not (tmp_path / "r.json").exists()
+    assert main([*args, "--skip-invalid"]) == 0
+    assert "skipped 1 records with no answer" in capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["problems"] == 8 and report["skipped_invalid"]["count"] == 1
+    assert report["skipped_invalid"]["lines"][0].startswith(f"{data}:8: ")
+
+
+def test_id_field_is_gone_rather_than_accepted_and_ignored():
+    """Problem ids derive from the question (a retried write is a no-op): a dataset's own id field
+    would be read by nothing, so naming one is refused in one line."""
+    from curriculum.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^unknown config key 'datasets.mine.id_field'"):
+        from_dict({"datasets": {"mine": {"path": "mine.jsonl", "id_field": "id"}}})
