@@ -16,6 +16,14 @@ from curriculum.records import Attempt, Problem
 from curriculum.verify import Verifier
 
 
+class GradedAttempts(list):
+    """A Solver's graded attempts (a plain list of `Attempt`s) with how many of their grades ran
+    past `verifier.timeout_s` and count as wrong: the count travels with the result it describes,
+    so a call sent again to a restarted Solver reports it again (the loop logs verify/timeouts)."""
+
+    timeouts: int = 0
+
+
 class Solver:
     """`work_dir` holds the policies this Solver received as files (default: a temporary folder)."""
 
@@ -32,7 +40,6 @@ class Solver:
         self._work_dir = Path(work_dir) if work_dir is not None else None
         self._temporary: Path | None = None  # the default work_dir, removed by `close`
         self._seconds = {"sample": 0.0, "grade": 0.0}  # where `attempt` spends its time (take_seconds)
-        self._grading = {"grades": 0, "timeouts": 0}  # what the verifier did since the last take_grading
 
     def use_policy(self, version: int, policy: str | FolderFiles | None) -> None:
         """Switch to a published policy version: None is the base model, a path a folder this
@@ -62,13 +69,13 @@ class Solver:
             self._temporary = self._work_dir = Path(tempfile.mkdtemp(prefix=f"curriculum-{self.name}-"))
         return self._work_dir
 
-    def attempt(self, problems: Sequence[Problem], round: int, seed: int, progress: bool = False) -> list[Attempt]:
+    def attempt(self, problems: Sequence[Problem], round: int, seed: int, progress: bool = False) -> GradedAttempts:
         """`solver.attempts` graded attempts per problem, all prompts in one engine call.
 
         The seed is derived per round by the caller so a resumed round samples the same attempts.
         """
         if not problems:
-            return []
+            return GradedAttempts()
         k = self.config.attempts
         start = time.perf_counter()
         prompts = [prompt_for(p.question, self.engine.tokenizer, self.instruction) for p in problems]
@@ -80,8 +87,10 @@ class Solver:
         sampled = time.perf_counter()
         completions = [g.text for per_problem in samples for g in per_problem]
         references = [p.answer for p in problems for _ in range(k)]
-        grades = self._grade(completions, references)
-        attempts = []
+        timeouts = self.verifier.timeouts
+        grades = self.verifier.grade_many(completions, references, self.extraction)
+        attempts = GradedAttempts()
+        attempts.timeouts = self.verifier.timeouts - timeouts
         for i, (problem, per_problem) in enumerate(zip(problems, samples)):
             for j, generation in enumerate(per_problem):
                 grade = grades[i * k + j]
@@ -96,20 +105,6 @@ class Solver:
         self._seconds["grade"] += time.perf_counter() - sampled  # grading and the Attempt records
         return attempts
 
-    def _grade(self, completions: list[str], references: list[str]) -> list:
-        """The verifier's grades by the world's rule, counted (and its timeouts) for `take_grading`."""
-        timeouts = self.verifier.timeouts
-        grades = self.verifier.grade_many(completions, references, self.extraction)
-        self._grading["grades"] += len(grades)
-        self._grading["timeouts"] += self.verifier.timeouts - timeouts
-        return grades
-
-    def take_grading(self) -> dict[str, int]:
-        """Grades given and how many of them ran past `verifier.timeout_s` (graded wrong) since the
-        last call: the loop reports both per round (verify/grades, verify/timeouts)."""
-        grading, self._grading = self._grading, {"grades": 0, "timeouts": 0}
-        return grading
-
     def take_seconds(self) -> dict[str, float]:
         """Seconds `attempt` spent sampling (prompts in, samples out of the engine) and grading
         (verifier and Attempt records) since the last call."""
@@ -123,8 +118,7 @@ class Solver:
         timeouts = self.verifier.timeouts
         result = evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size,
                           instruction=self.instruction)
-        self._grading["grades"] += len(result.items)
-        self._grading["timeouts"] += self.verifier.timeouts - timeouts
+        result.timeouts = self.verifier.timeouts - timeouts
         return result
 
     def close(self) -> None:

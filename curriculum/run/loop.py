@@ -181,20 +181,24 @@ class CoEvolution:
                 return self.roles.store.call("read_with", self._pending, method, *args, **kwargs).result()
         return self.roles.store.call(method, *args, **kwargs).result()
 
-    def _attempt(self, problems: Sequence[Problem], round: int, purpose: str = "attempt") -> list[Attempt]:
-        """All attempts of a round, split across the Solver actors, run in parallel."""
+    def _attempt(self, problems: Sequence[Problem], round: int, state: RoundState, purpose: str = "attempt"
+                 ) -> list[Attempt]:
+        """All attempts of a round, split across the Solver actors, run in parallel; their grades
+        (and those that timed out) are counted in `state`'s metrics."""
         seed = round_seed(self.config.experiment.seed, round, purpose)
         chunks = split_evenly(problems, len(self.roles.solvers))
         pending = [solver.call("attempt", chunk, round, seed + i)
                    for i, (solver, chunk) in enumerate(zip(self.roles.solvers, chunks)) if chunk]
-        return [attempt for p in pending for attempt in p.result()]
+        results = [p.result() for p in pending]
+        self._count_grades(state, sum(map(len, results)), sum(getattr(r, "timeouts", 0) for r in results))
+        return [attempt for result in results for attempt in result]
 
-    def _count_grades(self, s: RoundState) -> None:
-        """Add the Solvers' grades since the last count, and those that timed out, to the round's
-        metrics (verify/grades, verify/timeouts): committed with the stage that graded them."""
-        for pending in [solver.call("take_grading") for solver in self.roles.solvers]:
-            for key, count in pending.result().items():
-                s.metrics[f"verify/{key}"] = s.metrics.get(f"verify/{key}", 0) + count
+    @staticmethod
+    def _count_grades(s: RoundState, grades: int, timeouts: int) -> None:
+        """Grades and those that ran past verifier.timeout_s (counted wrong) into the round's metrics
+        (verify/grades, verify/timeouts), committed with the stage that graded them."""
+        s.metrics["verify/grades"] = s.metrics.get("verify/grades", 0) + grades
+        s.metrics["verify/timeouts"] = s.metrics.get("verify/timeouts", 0) + timeouts
 
     def _warn_on_timeouts(self, s: RoundState) -> None:
         timeouts, grades = s.metrics.get("verify/timeouts", 0), s.metrics.get("verify/grades", 0)
@@ -294,8 +298,7 @@ class CoEvolution:
             for problem in self.world.seed_candidates(sel.seed_candidates, rng):
                 if problem.id not in self.heldout_ids:
                     candidates[problem.id] = problem
-            attempts = self._attempt(list(candidates.values()), round=0)
-            self._count_grades(state)
+            attempts = self._attempt(list(candidates.values()), 0, state)
             self._warn_on_timeouts(state)
             by_problem = group_by_problem(attempts)
             rate = {pid: SolveRate.of(atts) for pid, atts in by_problem.items()}
@@ -338,8 +341,7 @@ class CoEvolution:
         s.metrics["selected"] = len(s.problems)
 
     def _attempt_stage(self, s: RoundState) -> None:
-        s.attempts = self._attempt(self._problems_of(s), s.round)
-        self._count_grades(s)
+        s.attempts = self._attempt(self._problems_of(s), s.round, s)
         self._store("append", s.attempts)
         attempts, metrics = s.attempts, s.metrics
         rates = [sum(a.correct for a in atts) / len(atts) for atts in self._attempts_by_problem(s).values()]
@@ -430,8 +432,7 @@ class CoEvolution:
         else:
             drafts = synthesis.draft(targets, self.world, cfg.mutations, self._known_ids(), round, rng)
         clean, contaminated = self._decontaminate(drafts.problems, "synthesis", round)
-        attempts = self._attempt(clean, round, purpose="synthesis")
-        self._count_grades(s)
+        attempts = self._attempt(clean, round, s, purpose="synthesis")
         screened = synthesis.screen(clean, attempts, cfg.band_low, cfg.band_high, round)
         self._store("append", screened.kept)
         self._store("append", screened.attempts)
@@ -456,7 +457,7 @@ class CoEvolution:
         evaluation = self.roles.solvers[0].call(
             "evaluate", self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size).result()
         s.evaluation, s.evaluation_result = evaluation.to_dict(), evaluation
-        self._count_grades(s)
+        self._count_grades(s, evaluation.n, getattr(evaluation, "timeouts", 0))
         s.metrics.update(evaluation.metrics("eval"))
         s.metrics["policy_version"] = s.policy_version
 

@@ -90,9 +90,6 @@ class ScriptedSolver:
                                    reward=float(h % 3 == 0), num_tokens=3, created_by="solver"))
         return out
 
-    def take_grading(self):  # scripted grades never time out
-        return {"grades": 0, "timeouts": 0}
-
     def evaluate(self, problems, max_new_tokens, batch_size):
         correct = sum(int(digest(p.id, self.weights), 16) % 2 for p in problems)
         return EvalResult(cells={("add", 1): Cell(n=len(problems), correct=correct, tokens=len(problems))})

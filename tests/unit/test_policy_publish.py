@@ -38,9 +38,6 @@ class RecordingSolver:
                             f"{p.id}{i}".encode()).digest()[0] % 2 == 0, reward=0.0, num_tokens=3)
                 for p in problems for i in range(4)]
 
-    def take_grading(self):  # scripted grades never time out
-        return {"grades": 0, "timeouts": 0}
-
     def evaluate(self, problems, max_new_tokens, batch_size):
         return EvalResult()
 
