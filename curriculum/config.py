@@ -750,7 +750,34 @@ def _format_error(err: dict[str, Any], data: dict[str, Any], source: str) -> str
     return f"invalid {where}{shown} in {source}: {msg}"
 
 
+# Keys earlier versions had, which every run directory's saved config.yaml still holds: at the value
+# those versions wrote by default they are dropped, so such a run resumes and evaluates; set to
+# anything else they are refused as unknown keys (their setting no longer exists).
+RETIRED_KEYS: dict[tuple[str, ...], Any] = {
+    ("evaluation", "instruction"): BOXED_INSTRUCTION,  # curriculum eval asks in the world's format now
+    ("datasets", "*", "completion_extraction"): "auto",  # a model's answer is read by world.extraction
+    ("datasets", "*", "id_field"): None,  # ids derive from the question
+}
+
+
+def _without_retired(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` less the retired keys that hold their old default (copied where changed)."""
+    def drop(node: Any, path: tuple[str, ...], default: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        head, rest = path[0], path[1:]
+        names = list(node) if head == "*" else [head] if head in node else []
+        if not rest:
+            return {k: v for k, v in node.items() if not (k in names and v == default)}
+        return {k: drop(v, rest, default) if k in names else v for k, v in node.items()}
+
+    for path, default in RETIRED_KEYS.items():
+        data = drop(data, path, default)
+    return data
+
+
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    data = _without_retired(data)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

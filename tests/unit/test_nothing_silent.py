@@ -3,6 +3,7 @@ without an answer are refused in one line or, when asked, skipped and counted.""
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,20 @@ def test_id_field_is_gone_rather_than_accepted_and_ignored():
 
     with pytest.raises(ConfigError, match=r"^unknown config key 'datasets.mine.id_field'"):
         from_dict({"datasets": {"mine": {"path": "mine.jsonl", "id_field": "id"}}})
+
+
+def test_a_run_saved_before_the_retired_keys_went_still_loads_but_a_real_setting_of_one_is_refused(tmp_path):
+    """Every older run directory's config.yaml holds evaluation.instruction and, per dataset,
+    completion_extraction and id_field at their old defaults: it resumes and evaluates as before."""
+    from curriculum.config import BOXED_INSTRUCTION, ConfigError, load_config, to_yaml
+    from omegaconf import OmegaConf
+
+    tiny = Path(__file__).resolve().parents[2] / "configs/tiny.yaml"
+    saved = OmegaConf.to_container(OmegaConf.create(to_yaml(load_config(tiny))))
+    saved["evaluation"]["instruction"] = BOXED_INSTRUCTION
+    for spec in saved["datasets"].values():
+        spec.update(completion_extraction="auto", id_field=None)
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
+    assert load_config(tmp_path / "config.yaml") == load_config(tiny)
+    with pytest.raises(ConfigError, match=r"^unknown config key 'datasets.gsm8k.completion_extraction'"):
+        load_config(tmp_path / "config.yaml", ["datasets.gsm8k.completion_extraction=boxed"])
