@@ -21,8 +21,8 @@ EXIT_ENVIRONMENT = 1
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
 ALLOW_CODE_CHANGE_HELP = ("continue even though the code differs from the code the run ran with "
                           "(code_version.json); the run goes on with this code and records the change")
-# `curriculum eval` on a model that is not a run reads its datasets from here.
-DEFAULT_EVAL_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "benchmarks.yaml")
+# `curriculum eval` on a model that is not a run reads its datasets and answer format from here.
+DEFAULT_EVAL_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "eval.yaml")
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -108,8 +108,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         config = load_config(DEFAULT_EVAL_CONFIG, args.overrides)
     target = resolve_target(args.target, args.policy_version, args.base)
     fields = {"question_field": args.question_field, "answer_field": args.answer_field,
-              "extraction": args.extraction, "completion_extraction": args.completion_extraction,
-              "subject_field": args.subject_field, "level_field": args.level_field, "split": args.split}
+              "extraction": args.extraction, "subject_field": args.subject_field, "level_field": args.level_field,
+              "split": args.split}
     import json
 
     from curriculum.report.benchmark import run_eval
@@ -117,7 +117,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary, path = run_eval(config, target, args.dataset, k=args.k, samples=args.samples,
                              temperature=args.temperature, limit=args.limit, max_new_tokens=args.max_new_tokens,
                              fields=fields, seed=args.seed, out=args.out, progress=not args.json,
-                             skip_oversized=args.skip_oversized)
+                             skip_oversized=args.skip_oversized, also_extractions=args.also_extraction or (),
+                             skip_invalid=args.skip_invalid)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "items"}, indent=2, default=str))
         return 0
@@ -131,6 +132,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         skipped = summary["skipped_oversized"]
         console.print(f"skipped {skipped['count']} problems whose prompt does not fit the model "
                       f"(first: {skipped['lines'][0]})")
+    if summary.get("skipped_invalid", {}).get("count"):
+        invalid = summary["skipped_invalid"]
+        console.print(f"skipped {invalid['count']} records with no answer by the dataset's extraction rule "
+                      f"(first: {invalid['lines'][0]})")
     logged = f"; logged to MLflow run {summary['mlflow_run_id']}" if summary.get("mlflow_run_id") else ""
     console.print(f"wrote {path} ({summary['seconds']:.1f} s){logged}")
     return 0
@@ -216,13 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--skip-oversized", action="store_true",
                     help="leave out (and count) problems whose prompt does not fit the model, instead of refusing "
                          "the dataset")
+    ev.add_argument("--skip-invalid", action="store_true",
+                    help="leave out (and count) records whose answer field holds no answer by the dataset's "
+                         "extraction rule, instead of refusing the dataset")
     ev.add_argument("--json", action="store_true", help="print the report (without per-problem items) as JSON")
     fields = ev.add_argument_group("field mapping of a dataset file (override the config's)")
     for name in ("question", "answer", "subject", "level"):
         fields.add_argument(f"--{name}-field")
     extraction = ["auto", "boxed", "gsm8k", "answer_colon", "last_number", "none"]
     fields.add_argument("--extraction", choices=extraction, help="how to read the reference out of the answer field")
-    fields.add_argument("--completion-extraction", choices=extraction, help="how to read a model's answer")
+    ev.add_argument("--also-extraction", action="append", choices=extraction, metavar="RULE",
+                    help="also report pass@k with models' answers read by RULE (labelled; the headline number "
+                         "reads them as the config's world.extraction does, as the loop does); repeatable")
     fields.add_argument("--split", help="split of a Hugging Face dataset")
     ev.set_defaults(handler=cmd_eval)
 

@@ -97,12 +97,14 @@ class WorldConfig(Section):
 
     name: Literal["arithmetic", "dataset"] = "arithmetic"
     seed_set_size: int = Field(default=100, ge=1, description="seed problems chosen in round 0")
-    # How a model is asked to answer and how its answer is read: answer_colon (`answer: N`, the
-    # toy model's trace) on arithmetic, boxed (\boxed{}) with BOXED_INSTRUCTION on dataset.
+    # How a model is asked to answer and how its answer is read, by the loop, its held-out evaluation
+    # and `curriculum eval` alike: answer_colon (`answer: N`, the toy model's trace) on arithmetic,
+    # boxed (\boxed{}) with BOXED_INSTRUCTION on dataset.
     extraction: Extraction | None = Field(default=None, description="default: answer_colon (arithmetic), "
                                           "boxed (dataset)")
     instruction: str | None = Field(default=None, description="appended to every question before the chat "
-                                    "template; default: none (arithmetic), BOXED_INSTRUCTION (dataset)")
+                                    "template; default: BOXED_INSTRUCTION when answers are read from "
+                                    "\\boxed{}, else none")
     # arithmetic
     families: list[str] = Field(
         default_factory=lambda: ["add", "sub", "mul", "sum", "linear", "word"], min_length=1
@@ -121,6 +123,9 @@ class WorldConfig(Section):
     skip_oversized: bool = Field(default=False, description="dataset: leave out (and count, seeds/skipped_"
                                  "oversized) problems whose prompt does not fit the model, instead of refusing "
                                  "the data file")
+    skip_invalid: bool = Field(default=False, description="dataset: leave out (and count, data/skipped_invalid) "
+                               "records whose answer field holds no answer by the dataset's extraction rule (a word "
+                               "where it reads numbers, an empty field), instead of refusing the data file")
     level_edges: list[float] = Field(
         default_factory=lambda: [0.75, 0.5, 0.25, 0.125],
         description="dataset problems without a level field get level 1 + the number of edges above the base "
@@ -162,10 +167,11 @@ class WorldConfig(Section):
 
     @property
     def answer_instruction(self) -> str:
-        """What is appended to each question before the chat template."""
+        """What is appended to each question before the chat template: the request to answer the
+        way `answer_extraction` reads."""
         if self.instruction is not None:
             return self.instruction
-        return BOXED_INSTRUCTION if self.name == "dataset" else ""
+        return BOXED_INSTRUCTION if self.answer_extraction == "boxed" else ""
 
 
 class PretrainConfig(Section):
@@ -236,8 +242,8 @@ class EvaluationConfig(Section):
     # `curriculum eval` on benchmarks (held-out evaluation in the loop is greedy and ignores these):
     temperature: float = Field(default=0.6, ge=0, description="sampling temperature when samples > 1")
     top_p: float = Field(default=0.95, gt=0, le=1)
-    instruction: str = Field(default=BOXED_INSTRUCTION,
-                             description="appended to every benchmark question before the chat template")
+    # Questions are asked and answers read in the world's answer format (world.answer_extraction and
+    # world.answer_instruction), in the loop and in `curriculum eval` alike.
 
 
 class DecontaminationConfig(Section):
@@ -262,11 +268,10 @@ class DatasetSpec(Section):
     extraction: Extraction = Field(
         default="none", description="how to pull the final answer out of answer_field"
     )
-    completion_extraction: Extraction = Field(default="auto", description="how to read a model's answer")
+    # A model's answer is read by the world's rule (world.answer_extraction), not per data set.
     solution_field: str | None = Field(default=None, description="a worked reference solution, if any")
     subject_field: str | None = None
     level_field: str | None = None
-    id_field: str | None = None
 
 
 class SelectionConfig(Section):
@@ -745,7 +750,34 @@ def _format_error(err: dict[str, Any], data: dict[str, Any], source: str) -> str
     return f"invalid {where}{shown} in {source}: {msg}"
 
 
+# Keys earlier versions had, which every run directory's saved config.yaml still holds: at the value
+# those versions wrote by default they are dropped, so such a run resumes and evaluates; set to
+# anything else they are refused as unknown keys (their setting no longer exists).
+RETIRED_KEYS: dict[tuple[str, ...], Any] = {
+    ("evaluation", "instruction"): BOXED_INSTRUCTION,  # curriculum eval asks in the world's format now
+    ("datasets", "*", "completion_extraction"): "auto",  # a model's answer is read by world.extraction
+    ("datasets", "*", "id_field"): None,  # ids derive from the question
+}
+
+
+def _without_retired(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` less the retired keys that hold their old default (copied where changed)."""
+    def drop(node: Any, path: tuple[str, ...], default: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        head, rest = path[0], path[1:]
+        names = list(node) if head == "*" else [head] if head in node else []
+        if not rest:
+            return {k: v for k, v in node.items() if not (k in names and v == default)}
+        return {k: drop(v, rest, default) if k in names else v for k, v in node.items()}
+
+    for path, default in RETIRED_KEYS.items():
+        data = drop(data, path, default)
+    return data
+
+
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    data = _without_retired(data)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

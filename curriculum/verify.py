@@ -152,6 +152,43 @@ def extract_answer(text: str, rule: Extraction) -> str | None:
     return found or None
 
 
+_CALCULATOR = re.compile(r"<<[^<>\n]*>>")  # GSM8K's calculator annotations: "48/2 = <<48/2=24>>24"
+_MARKERS = {"gsm8k": _GSM8K, "answer_colon": _ANSWER_COLON}  # rules that read a marked final line
+
+
+def answer_line(answer: str, rule: Extraction) -> str:
+    """A final line that `rule` reads as `answer` (what a model is asked to write)."""
+    if rule in ("boxed", "auto"):
+        return f"The final answer is \\boxed{{{answer}}}."
+    if rule == "gsm8k":
+        return f"#### {answer}"
+    if rule == "answer_colon":
+        return f"answer: {answer}"
+    if rule == "last_number":
+        return f"The final answer is {answer}."
+    return answer
+
+
+def solution_in_format(solution: str, answer: str, rule: Extraction, source_rule: Extraction = "none") -> str:
+    """A reference solution written as a model is asked to answer: its worked steps kept, calculator
+    annotations (`<<48/2=24>>`) dropped, and its final answer one that `rule` reads as `answer`.
+
+    A solution whose final answer `rule` already reads as `answer` keeps it. Otherwise the marked
+    final line the dataset's own rule (`source_rule`: GSM8K's `#### 72`) reads gives way to
+    `answer_line(answer, rule)`, which is appended. Under rule "none" the answer is the whole text.
+    """
+    if rule == "none":
+        return answer
+    text = _CALCULATOR.sub("", solution).strip()
+    if extract_answer(text, rule) == clean_answer(answer):
+        return text
+    marker = _MARKERS.get(source_rule)
+    last = list(marker.finditer(text))[-1:] if marker is not None else []
+    if last:
+        text = (text[:last[0].start()] + text[last[0].end():]).strip()
+    return f"{text}\n{answer_line(answer, rule)}" if text else answer_line(answer, rule)
+
+
 # ----------------------------------------------------------------------------- guards
 
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|\*\*|\d+(?:\.\d+)?|\S")
@@ -367,7 +404,7 @@ class Verifier:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._worker: _MathVerifyWorker | None = None
-        self.timeouts = 0  # items graded False because they ran past timeout_s or crashed the worker
+        self.timeouts = 0  # items graded False because their comparison ran past timeout_s or crashed the worker
 
     def __getstate__(self) -> dict:
         return {"timeout_s": self.timeout_s}
@@ -440,13 +477,15 @@ class Verifier:
         if pending:
             distinct = list(pending)  # sampled attempts repeat answers: grade each pair once
             for pair, ok in zip(distinct, self._math_verify(distinct)):
+                if ok is None:  # timed out: every item with this pair is graded wrong, and counted
+                    self.timeouts += len(pending[pair])
                 for index in pending[pair]:
-                    results[index] = ok
+                    results[index] = bool(ok)
         return results
 
-    def _math_verify(self, pairs: list[tuple[str, str]]) -> list[bool]:
-        """math-verify on distinct, guarded pairs, each bounded by timeout_s."""
-        results: list[bool] = []
+    def _math_verify(self, pairs: list[tuple[str, str]]) -> list[bool | None]:
+        """math-verify on distinct, guarded pairs, each bounded by timeout_s (None: it ran past it)."""
+        results: list[bool | None] = []
         with self._lock:
             while len(results) < len(pairs):
                 if self._worker is None:
@@ -465,8 +504,7 @@ class Verifier:
                         if line is None:  # too slow (or crashed): this item is wrong, restart for the rest
                             worker.kill()
                             self._worker = None
-                            self.timeouts += 1
-                            results.append(False)
+                            results.append(None)
                             break
                         results.append(line == "1")
                 except BaseException:

@@ -117,8 +117,8 @@ def build_index(config: Any, heldout: Sequence[Problem] = ()) -> ContaminationIn
     if not cfg.enabled:
         return None
     index = ContaminationIndex(cfg.ngram, cfg.threshold)
-    for name in cfg.eval_sets:
-        index.add(name, load_named(config, name))
+    for name in cfg.eval_sets:  # with world.skip_invalid, records without an answer are left out here too
+        index.add(name, load_named(config, name, invalid=[] if config.world.skip_invalid else None))
     if cfg.heldout and heldout:
         index.add("heldout", heldout)
     return index if index.sets else None

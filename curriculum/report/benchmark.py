@@ -1,7 +1,11 @@
 """`curriculum eval`: a base model, a run's policy version or an adapter on a benchmark.
 
 Each problem gets `samples` completions (greedy when one sample, unless a temperature is
-given); the verifier grades each against the reference answer. The report holds pass@1
+given); the verifier grades each against the reference answer. Questions are asked and answers
+read in the config's answer format (`world.answer_instruction`, `world.answer_extraction`), the
+one rule the loop and its held-out evaluation use, so a run's accuracy here and in its rounds
+agree; `--also-extraction RULE` reports pass@k by other rules beside it, labelled by rule
+(`other_extractions`). The report holds pass@1
 (the mean share of correct samples), the unbiased pass@k, mean tokens per completion,
 and the same per subject and per level where the data has them. It is written as a
 JSON file and, for a run, logged to the run's MLflow run (step = policy version).
@@ -13,7 +17,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +128,7 @@ class ItemResult:
     tokens: int
     extracted: list[str | None]
     completions: list[str]
+    also_correct: dict[str, int] = field(default_factory=dict)  # correct samples by each other rule
 
 
 @dataclass
@@ -140,6 +145,10 @@ class BenchmarkResult:
         out["mean_tokens"] = sum(item.tokens for item in items) / samples if samples else 0.0
         return out
 
+    def by_rule(self, rule: str) -> "BenchmarkResult":
+        """The same completions graded by another extraction rule (one of `evaluate_benchmark`'s `also`)."""
+        return BenchmarkResult([replace(item, correct=item.also_correct[rule]) for item in self.items])
+
     def breakdown(self, ks: Sequence[int], key: str) -> dict[str, dict[str, float]]:
         """Scores per subject or per level ({} when no problem has one)."""
         groups: dict[Any, list[ItemResult]] = {}
@@ -152,8 +161,10 @@ class BenchmarkResult:
 
 def evaluate_benchmark(engine: Any, problems: Sequence[Problem], verifier: Any, rule: str, samples: int,
                        temperature: float, top_p: float, max_new_tokens: int, instruction: str = "",
-                       batch_size: int | None = None, seed: int = 0, progress: bool = False) -> BenchmarkResult:
-    """`samples` completions per problem, graded with the extraction `rule`."""
+                       batch_size: int | None = None, seed: int = 0, progress: bool = False,
+                       also: Sequence[str] = ()) -> BenchmarkResult:
+    """`samples` completions per problem, graded with the extraction `rule` (and counted by each rule
+    in `also` beside it)."""
     from curriculum.models import prompt_for
 
     if not problems:
@@ -164,15 +175,18 @@ def evaluate_benchmark(engine: Any, problems: Sequence[Problem], verifier: Any, 
     texts = [g.text for per_problem in outputs for g in per_problem]
     references = [p.answer for p in problems for _ in range(samples)]
     grades = verifier.grade_many(texts, references, rule)
+    others = {other: verifier.grade_many(texts, references, other) for other in also if other != rule}
     result = BenchmarkResult()
     for i, (problem, per_problem) in enumerate(zip(problems, outputs, strict=True)):
         mine = grades[i * samples:(i + 1) * samples]
+        also_correct = {other: sum(bool(g.correct) for g in graded[i * samples:(i + 1) * samples])
+                        for other, graded in others.items()}
         result.items.append(ItemResult(
             problem_id=problem.id, subject=problem.concepts[0] if problem.concepts else None, level=problem.level,
             reference=problem.answer, correct=sum(bool(g.correct) for g in mine), samples=samples,
             tokens=sum(g.num_tokens for g in per_problem),
             extracted=[None if g.extracted is None else str(g.extracted) for g in mine],
-            completions=[g.text for g in per_problem]))
+            completions=[g.text for g in per_problem], also_correct=also_correct))
     return result
 
 
@@ -183,11 +197,13 @@ def ks_for(k: int) -> list[int]:
 def report(result: BenchmarkResult, k: int, target: ModelTarget, dataset: str, source: str,
            settings: dict[str, Any], seconds: float) -> dict[str, Any]:
     ks = ks_for(k)
+    others = sorted(result.items[0].also_correct) if result.items else []
     return {
         "model": target.to_dict(),
         "dataset": {"name": dataset, "source": source, "rows": len(result.items)},
         "settings": settings,
         **result.scores(ks),
+        "other_extractions": {rule: result.by_rule(rule).scores(ks) for rule in others},
         "by_subject": result.breakdown(ks, "subject"),
         "by_level": result.breakdown(ks, "level"),
         "seconds": seconds,
@@ -196,9 +212,12 @@ def report(result: BenchmarkResult, k: int, target: ModelTarget, dataset: str, s
 
 
 def mlflow_metrics(summary: dict[str, Any], dataset: str, k: int) -> dict[str, float]:
-    """Flat names MLflow accepts (no '@'): bench/<dataset>/pass_at_<k>, .../mean_tokens."""
+    """Flat names MLflow accepts (no '@'): bench/<dataset>/pass_at_<k>, .../mean_tokens, and by another
+    extraction rule bench/<dataset>/extraction_<rule>/pass_at_<k>."""
     out = {f"bench/{dataset}/pass_at_{kk}": summary[f"pass@{kk}"] for kk in ks_for(k)}
     out[f"bench/{dataset}/mean_tokens"] = summary["mean_tokens"]
+    for rule, scores in summary.get("other_extractions", {}).items():  # labelled: never the headline number
+        out.update({f"bench/{dataset}/extraction_{rule}/pass_at_{kk}": scores[f"pass@{kk}"] for kk in ks_for(k)})
     return out
 
 
@@ -258,12 +277,16 @@ def resolve_dataset(config: Any, name_or_path: str, fields: dict[str, Any] | Non
 def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples: int | None = None,
              temperature: float | None = None, limit: int | None = None, max_new_tokens: int | None = None,
              fields: dict[str, Any] | None = None, seed: int = 0, out: str | Path | None = None,
-             progress: bool = False, skip_oversized: bool = False) -> tuple[dict[str, Any], Path]:
+             progress: bool = False, skip_oversized: bool = False, also_extractions: Sequence[str] = (),
+             engine: Any = None, skip_invalid: bool = False) -> tuple[dict[str, Any], Path]:
     """Evaluate `target` on `dataset`; write the JSON report; log to MLflow for a run. (report, its path)
 
     A problem whose prompt would not fit the model (its context less the new tokens, or
     `model.max_prompt_tokens`) is refused with its file and line before the model is loaded, or
-    with `skip_oversized` left out and counted in the report (`skipped_oversized`).
+    with `skip_oversized` left out and counted in the report (`skipped_oversized`); a record with
+    no answer by the dataset's extraction rule likewise, with `skip_invalid` (`skipped_invalid`).
+    `engine`: one already holding `target` to sample with (the caller closes it); default: the
+    engine of `solver.engine`, loaded here.
     """
     import tempfile
 
@@ -288,32 +311,40 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
         raise EvalError(f"--samples {samples} with temperature 0 gives {samples} copies of the greedy answer; "
                         "set --temperature above 0")
     name, spec = resolve_dataset(config, dataset, fields)
+    rule, instruction = config.world.answer_extraction, config.world.answer_instruction  # the loop's format
     max_new_tokens = max_new_tokens or cfg.max_new_tokens
     prompt_limit = PromptLimit.for_model(load_tokenizer(target.base), context_length(target.base), max_new_tokens,
-                                         cfg.instruction, config.model.max_prompt_tokens,
+                                         instruction, config.model.max_prompt_tokens,
                                          skip_hint="pass --skip-oversized to leave such problems out")
     skipped: list[str] | None = [] if skip_oversized else None
-    problems = load_problem_set(spec, config.data_root, name, prompt_limit, skipped)[:limit]
+    invalid: list[str] | None = [] if skip_invalid else None
+    problems = load_problem_set(spec, config.data_root, name, prompt_limit, skipped, invalid=invalid)[:limit]
     device = "cuda" if torch.cuda.is_available() else "cpu"  # a command of its own: the machine's GPU if any
+    also = [other for other in dict.fromkeys(also_extractions) if other != rule]
     with tempfile.TemporaryDirectory(prefix="curriculum-eval-") as engine_dir:  # the engine's own files (vLLM)
-        engine = make_engine(config, target.base, engine_dir, device=device, adapter=target.adapter,
-                             version=target.policy_version or 0)
+        own_engine = engine is None
+        if own_engine:
+            engine = make_engine(config, target.base, engine_dir, device=device, adapter=target.adapter,
+                                 version=target.policy_version or 0)
         settings = {"samples": samples, "k": k, "temperature": temperature,
                     "top_p": cfg.top_p if temperature else 1.0, "max_new_tokens": max_new_tokens,
-                    "seed": seed, "limit": limit, "instruction": cfg.instruction,
-                    "extraction": spec.completion_extraction, "engine": config.solver.engine,
+                    "seed": seed, "limit": limit, "instruction": instruction, "extraction": rule,
+                    "also_extractions": also, "engine": config.solver.engine,
                     "chat_template": bool(getattr(engine.tokenizer, "chat_template", None))}
         start = time.perf_counter()
         try:
             with Verifier(config.verifier.timeout_s) as verifier:
-                result = evaluate_benchmark(engine, problems, verifier, spec.completion_extraction, samples,
-                                            temperature, settings["top_p"], settings["max_new_tokens"],
-                                            cfg.instruction, cfg.batch_size, seed, progress)
+                result = evaluate_benchmark(engine, problems, verifier, rule, samples, temperature,
+                                            settings["top_p"], settings["max_new_tokens"], instruction,
+                                            cfg.batch_size, seed, progress, also=also)
         finally:
-            engine.close()
+            if own_engine:
+                engine.close()
     summary = report(result, k, target, name, str(spec.path), settings, time.perf_counter() - start)
     if skipped is not None:
         summary["skipped_oversized"] = {"count": len(skipped), "lines": skipped[:MAX_SKIPPED_SHOWN]}
+    if invalid is not None:
+        summary["skipped_invalid"] = {"count": len(invalid), "lines": invalid[:MAX_SKIPPED_SHOWN]}
     path = Path(out) if out else default_output(target, name, k, limit, config.experiment.runs_dir)
     atomic_write_json(path, summary)
     if target.run_dir is not None:

@@ -53,6 +53,7 @@ class EvalResult:
 
     cells: dict[tuple[str, int | None], Cell] = field(default_factory=dict)
     items: list[EvalItem] = field(default_factory=list)
+    timeouts: int = 0  # grades that ran past the verifier's time limit (counted wrong); set by the Solver
 
     def _group(self, key_of: Any) -> dict[Any, Cell]:
         groups: dict[Any, Cell] = {}

@@ -146,8 +146,8 @@ def eval_table(summary: dict[str, Any]) -> Any:
     ks = [key for key in summary if key.startswith("pass@")]
     settings = summary["settings"]
     table = Table(title=f"{summary['dataset']['name']}: {summary['dataset']['rows']} problems, "
-                        f"{settings['samples']} sample(s) each, temperature {settings['temperature']:g}",
-                  title_justify="left")
+                        f"{settings['samples']} sample(s) each, temperature {settings['temperature']:g}, "
+                        f"answers read by {settings['extraction']}", title_justify="left")
     for name in ["group", "problems", *[f"{k} %" for k in ks], "mean tokens"]:
         table.add_column(name, justify="left" if name == "group" else "right")
 
@@ -156,6 +156,8 @@ def eval_table(summary: dict[str, Any]) -> Any:
                       f"{scores['mean_tokens']:.1f}")
 
     row("all", summary)
+    for rule, scores in summary.get("other_extractions", {}).items():  # the same completions, read otherwise
+        row(f"all, read by {rule}", scores)
     for group in ("by_level", "by_subject"):
         for value, scores in summary[group].items():
             row(("level " if group == "by_level" else "") + value, scores)

@@ -16,6 +16,14 @@ from curriculum.records import Attempt, Problem
 from curriculum.verify import Verifier
 
 
+class GradedAttempts(list):
+    """A Solver's graded attempts (a plain list of `Attempt`s) with how many of their grades ran
+    past `verifier.timeout_s` and count as wrong: the count travels with the result it describes,
+    so a call sent again to a restarted Solver reports it again (the loop logs verify/timeouts)."""
+
+    timeouts: int = 0
+
+
 class Solver:
     """`work_dir` holds the policies this Solver received as files (default: a temporary folder)."""
 
@@ -61,13 +69,13 @@ class Solver:
             self._temporary = self._work_dir = Path(tempfile.mkdtemp(prefix=f"curriculum-{self.name}-"))
         return self._work_dir
 
-    def attempt(self, problems: Sequence[Problem], round: int, seed: int, progress: bool = False) -> list[Attempt]:
+    def attempt(self, problems: Sequence[Problem], round: int, seed: int, progress: bool = False) -> GradedAttempts:
         """`solver.attempts` graded attempts per problem, all prompts in one engine call.
 
         The seed is derived per round by the caller so a resumed round samples the same attempts.
         """
         if not problems:
-            return []
+            return GradedAttempts()
         k = self.config.attempts
         start = time.perf_counter()
         prompts = [prompt_for(p.question, self.engine.tokenizer, self.instruction) for p in problems]
@@ -79,8 +87,10 @@ class Solver:
         sampled = time.perf_counter()
         completions = [g.text for per_problem in samples for g in per_problem]
         references = [p.answer for p in problems for _ in range(k)]
+        timeouts = self.verifier.timeouts
         grades = self.verifier.grade_many(completions, references, self.extraction)
-        attempts = []
+        attempts = GradedAttempts()
+        attempts.timeouts = self.verifier.timeouts - timeouts
         for i, (problem, per_problem) in enumerate(zip(problems, samples)):
             for j, generation in enumerate(per_problem):
                 grade = grades[i * k + j]
@@ -105,8 +115,11 @@ class Solver:
         """Greedy held-out evaluation of the current policy version (an EvalResult)."""
         from curriculum.report.evaluation import evaluate
 
-        return evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size,
-                        instruction=self.instruction)
+        timeouts = self.verifier.timeouts
+        result = evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size,
+                          instruction=self.instruction)
+        result.timeouts = self.verifier.timeouts - timeouts
+        return result
 
     def close(self) -> None:
         """Stop the engine and the verifier; remove a temporary work_dir."""

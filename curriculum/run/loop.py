@@ -18,6 +18,7 @@ or without Ray, and all of it is testable without Ray.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,11 @@ from curriculum.roles.teacher.base import call_metrics
 from curriculum.run.faults import kill_point
 from curriculum.run.resume import RoundState, capture_rng, last_state, restore_rng
 from curriculum.training.batch import Group, LearnBatch
+
+log = logging.getLogger(__name__)
+# A round whose grades time out more often than this says so: past it, accuracy and rewards are
+# measurably understated (a timed-out grade counts as wrong).
+TIMEOUT_WARNING_SHARE = 0.01
 
 STAGES = ("select", "attempt", "learn", "teach", "synthesize", "distil", "evaluate", "snapshot", "checkpoint")
 
@@ -175,13 +181,31 @@ class CoEvolution:
                 return self.roles.store.call("read_with", self._pending, method, *args, **kwargs).result()
         return self.roles.store.call(method, *args, **kwargs).result()
 
-    def _attempt(self, problems: Sequence[Problem], round: int, purpose: str = "attempt") -> list[Attempt]:
-        """All attempts of a round, split across the Solver actors, run in parallel."""
+    def _attempt(self, problems: Sequence[Problem], round: int, state: RoundState, purpose: str = "attempt"
+                 ) -> list[Attempt]:
+        """All attempts of a round, split across the Solver actors, run in parallel; their grades
+        (and those that timed out) are counted in `state`'s metrics."""
         seed = round_seed(self.config.experiment.seed, round, purpose)
         chunks = split_evenly(problems, len(self.roles.solvers))
         pending = [solver.call("attempt", chunk, round, seed + i)
                    for i, (solver, chunk) in enumerate(zip(self.roles.solvers, chunks)) if chunk]
-        return [attempt for p in pending for attempt in p.result()]
+        results = [p.result() for p in pending]
+        self._count_grades(state, sum(map(len, results)), sum(getattr(r, "timeouts", 0) for r in results))
+        return [attempt for result in results for attempt in result]
+
+    @staticmethod
+    def _count_grades(s: RoundState, grades: int, timeouts: int) -> None:
+        """Grades and those that ran past verifier.timeout_s (counted wrong) into the round's metrics
+        (verify/grades, verify/timeouts), committed with the stage that graded them."""
+        s.metrics["verify/grades"] = s.metrics.get("verify/grades", 0) + grades
+        s.metrics["verify/timeouts"] = s.metrics.get("verify/timeouts", 0) + timeouts
+
+    def _warn_on_timeouts(self, s: RoundState) -> None:
+        timeouts, grades = s.metrics.get("verify/timeouts", 0), s.metrics.get("verify/grades", 0)
+        if grades and timeouts > TIMEOUT_WARNING_SHARE * grades:
+            log.warning("round %d: %d of %d grades (%.1f%%) ran past verifier.timeout_s=%g s and count as wrong; "
+                        "raise verifier.timeout_s (a busy machine, long answers)", s.round, timeouts, grades,
+                        100 * timeouts / grades, self.config.verifier.timeout_s)
 
     def _publish_to_solvers(self, version: int) -> None:
         policy = self._policy_files(version)
@@ -274,7 +298,8 @@ class CoEvolution:
             for problem in self.world.seed_candidates(sel.seed_candidates, rng):
                 if problem.id not in self.heldout_ids:
                     candidates[problem.id] = problem
-            attempts = self._attempt(list(candidates.values()), round=0)
+            attempts = self._attempt(list(candidates.values()), 0, state)
+            self._warn_on_timeouts(state)
             by_problem = group_by_problem(attempts)
             rate = {pid: SolveRate.of(atts) for pid, atts in by_problem.items()}
             # The round's pools, with the seed band as the band and no fresh problems.
@@ -316,7 +341,7 @@ class CoEvolution:
         s.metrics["selected"] = len(s.problems)
 
     def _attempt_stage(self, s: RoundState) -> None:
-        s.attempts = self._attempt(self._problems_of(s), s.round)
+        s.attempts = self._attempt(self._problems_of(s), s.round, s)
         self._store("append", s.attempts)
         attempts, metrics = s.attempts, s.metrics
         rates = [sum(a.correct for a in atts) / len(atts) for atts in self._attempts_by_problem(s).values()]
@@ -407,7 +432,7 @@ class CoEvolution:
         else:
             drafts = synthesis.draft(targets, self.world, cfg.mutations, self._known_ids(), round, rng)
         clean, contaminated = self._decontaminate(drafts.problems, "synthesis", round)
-        attempts = self._attempt(clean, round, purpose="synthesis")
+        attempts = self._attempt(clean, round, s, purpose="synthesis")
         screened = synthesis.screen(clean, attempts, cfg.band_low, cfg.band_high, round)
         self._store("append", screened.kept)
         self._store("append", screened.attempts)
@@ -432,11 +457,13 @@ class CoEvolution:
         evaluation = self.roles.solvers[0].call(
             "evaluate", self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size).result()
         s.evaluation, s.evaluation_result = evaluation.to_dict(), evaluation
+        self._count_grades(s, evaluation.n, getattr(evaluation, "timeouts", 0))
         s.metrics.update(evaluation.metrics("eval"))
         s.metrics["policy_version"] = s.policy_version
 
     def _evaluate_stage(self, s: RoundState) -> None:
         self._evaluate_policy(s)
+        self._warn_on_timeouts(s)  # the round's last grades are in
         if self.base_evaluation is not None:
             s.metrics.update(drops_from_base(self.base_evaluation, s.evaluation_result, self.world.report_by))
         s.by_source = self._store("problem_counts_by_source", s.round)

@@ -95,7 +95,7 @@ def preflight(config: Config, run_dir: Path | None = None) -> None:
     world.seed_candidates(1, random.Random(0))
     if config.decontamination.enabled:
         for name in config.decontamination.eval_sets:
-            load_named(config, name)
+            load_named(config, name, invalid=[] if config.world.skip_invalid else None)
     if config.uses_llm_teacher:  # every prompt file exists and names only the fields its step fills
         from curriculum.roles.teacher.llm import load_prompts
         from curriculum.roles.teacher.prompts import RUN_PROMPTS
@@ -211,11 +211,17 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         if skipped:
             console.print(f"note: skipped {len(skipped)} problems whose prompt does not fit the model "
                           f"(world.skip_oversized; first: {skipped[0]})")
+        invalid = getattr(world, "skipped_invalid", [])  # records left out without an answer
+        if invalid:
+            console.print(f"note: skipped {len(invalid)} records with no answer by their dataset's extraction rule "
+                          f"(world.skip_invalid; first: {invalid[0]})")
         if 0 not in logged:
             tracker.log_metrics({**base_eval.metrics("eval"), "policy_version": 0,
-                                 "data/skipped_oversized": len(skipped)}, step=0)
+                                 "data/skipped_oversized": len(skipped), "data/skipped_invalid": len(invalid)},
+                                step=0)
         if not tracker.logged_steps("seeds/seeds"):
-            tracker.log_metrics({f"seeds/{k}": v for k, v in finished[0].metrics.items()
+            tracker.log_metrics({(k if k.startswith("verify/") else f"seeds/{k}"): v  # verify/*: every round's
+                                 for k, v in finished[0].metrics.items()
                                  if not k.startswith("eval/") and k != "policy_version"}, step=0)
         history = [done.metrics for round_, done in sorted(finished.items()) if round_ > 0]
         for round_, done in sorted(finished.items()):  # rounds whose metrics a crash kept from MLflow
@@ -245,7 +251,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             "base_model": base_path, "base_fingerprint": base_fingerprint, "environment": environment,
             "base_eval": base_eval.to_dict(), "final_eval": final.to_dict(),
             "rounds": last_round, "policy_version": loop.policy_version,
-            "skipped_oversized": {"count": len(skipped), "lines": skipped[:20]}})
+            "skipped_oversized": {"count": len(skipped), "lines": skipped[:20]},
+            "skipped_invalid": {"count": len(invalid), "lines": invalid[:20]}})
         if last_round:
             tracker.log_artifacts(run_dir / "checkpoints" / f"policy_v{loop.policy_version:04d}", "adapter")
             tracker.log_artifacts(run_dir / "snapshots" / f"round_{last_round:04d}", "snapshot")

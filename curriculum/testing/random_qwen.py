@@ -55,8 +55,16 @@ def build_tokenizer(text_file: Path, vocab_size: int = 2048):
 
 
 def build(out: str | Path, text_file: str | Path = DEFAULT_TEXT, hidden_size: int = 64, num_layers: int = 2,
-          num_heads: int = 2, vocab_size: int = 2048, max_position_embeddings: int = 4096, seed: int = 0) -> Path:
-    """Write the model folder to `out` (replaced atomically) and return it."""
+          num_heads: int = 2, vocab_size: int = 2048, max_position_embeddings: int = 4096, seed: int = 0, *,
+          num_kv_heads: int | None = None, intermediate_size: int | None = None, model_vocab_size: int | None = None,
+          dtype: str = "float32", **shape: object) -> Path:
+    """Write the model folder to `out` (replaced atomically) and return it.
+
+    `vocab_size` is the trained BPE's; `model_vocab_size` (a real model's, e.g. Qwen2.5's 151,936)
+    pads the tokenizer with placeholder tokens up to it, so that every id the model can sample
+    decodes to text that encodes back to it, as with a real tokenizer of that size. `shape`: more
+    `Qwen2Config` fields (rope_theta, ...); `dtype`: what the weights are saved in.
+    """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -64,15 +72,17 @@ def build(out: str | Path, text_file: str | Path = DEFAULT_TEXT, hidden_size: in
     from curriculum.models import quiet_transformers
 
     tokenizer = build_tokenizer(Path(text_file), vocab_size)
+    if model_vocab_size is not None and model_vocab_size > len(tokenizer):
+        tokenizer.add_tokens([f"<|x{i}|>" for i in range(model_vocab_size - len(tokenizer))])
     eos_ids = [tokenizer.convert_tokens_to_ids(IM_END), tokenizer.convert_tokens_to_ids(END_OF_TEXT)]
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
-                         num_attention_heads=num_heads, num_key_value_heads=num_heads,
-                         intermediate_size=4 * hidden_size, max_position_embeddings=max_position_embeddings,
-                         tie_word_embeddings=True, eos_token_id=eos_ids[0], pad_token_id=eos_ids[1],
-                         bos_token_id=None)
+                         num_attention_heads=num_heads, num_key_value_heads=num_kv_heads or num_heads,
+                         intermediate_size=intermediate_size or 4 * hidden_size,
+                         max_position_embeddings=max_position_embeddings, tie_word_embeddings=True,
+                         eos_token_id=eos_ids[0], pad_token_id=eos_ids[1], bos_token_id=None, **shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(config)
+        model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
     # As a real chat model: generation ends at the end of the turn or the end of text.
     model.generation_config = GenerationConfig(eos_token_id=eos_ids, pad_token_id=eos_ids[1])
 

@@ -27,6 +27,7 @@ sampling (`learner.grpo.importance_sampling`, TRL's `vllm_importance_sampling_mo
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -38,6 +39,8 @@ from curriculum.records import rate_within
 from curriculum.training.batch import Group, LearnBatch, LearnOutcome
 from curriculum.training.policy import PolicyLearner, quiet_datasets
 from curriculum.training.retention import AnchorLoss, anchored
+
+log = logging.getLogger(__name__)
 
 # Per-step metrics of TRL's GRPOTrainer that `update_groups` reports (means over the round's steps).
 GRPO_METRICS = ("loss", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
@@ -99,8 +102,8 @@ class GroupServer:
             self.groups[group.prompt] = (ids, [completion_ids(a, tokenizer) for a in attempts],
                                          [a.reward for a in attempts], [rollout_logprobs(a) for a in attempts])
         # TRL takes log-probs for all completions of a batch or for none
-        self.has_logprobs = bool(self.groups) and all(
-            logprobs is not None for *_, per_group in self.groups.values() for logprobs in per_group)
+        self.without_logprobs = sum(logprobs is None for *_, per_group in self.groups.values() for logprobs in per_group)
+        self.has_logprobs = bool(self.groups) and not self.without_logprobs
 
     def __call__(self, prompts: list[str], trainer: Any = None) -> dict[str, Any]:
         served: dict[str, int] = {}
@@ -202,25 +205,36 @@ class GRPOLearner(PolicyLearner):
         batches = len(groups) // per_step
         groups = list(groups[:batches * per_step])  # a remainder smaller than a step stays out
         steps = cfg.steps_per_round or max(1, math.ceil(cfg.epochs * batches))
+        server = GroupServer(groups, self.tokenizer, self.group_size)
+        correction = self.learner_cfg.grpo.importance_sampling != "off"
+        corrected = correction and server.has_logprobs
+        if correction and not corrected:  # TRL takes log-probs for the whole batch or none: say so
+            log.warning("GRPO round %d: %d of %d attempts have no sampling log-probs (stored by an older version?): "
+                        "importance sampling (learner.grpo.importance_sampling=%s) is off for this round's batch",
+                        round, server.without_logprobs, len(groups) * self.group_size,
+                        self.learner_cfg.grpo.importance_sampling)
         with quiet_datasets(not self.progress):
-            trainer = self._grpo_trainer(groups, per_step, batches, steps, round, anchor)
+            trainer = self._grpo_trainer(groups, server, per_step, batches, steps, round, anchor, corrected)
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         self._use_base_as_reference()
         steps_done = self._run_trainer(trainer)
         metrics = {key: _mean(self.last_log_history, key) for key in GRPO_METRICS  # kl: only with kl_beta > 0
                    if any(key in entry for entry in self.last_log_history)}
         metrics.update(steps=float(steps_done), groups=float(len(groups)), seconds=time.perf_counter() - start,
-                       setup_seconds=setup, **(anchor.metrics() if anchor else {}))
+                       setup_seconds=setup, **(anchor.metrics() if anchor else {}),
+                       attempts_without_logprobs=float(server.without_logprobs),
+                       importance_sampling_off=float(correction and not corrected))
         return metrics
 
-    def _grpo_trainer(self, groups: Sequence[Group], per_step: int, batches: int, steps: int, round: int,
-                      anchor: AnchorLoss | None = None) -> Any:
+    def _grpo_trainer(self, groups: Sequence[Group], server: GroupServer, per_step: int, batches: int, steps: int,
+                      round: int, anchor: AnchorLoss | None = None, corrected: bool = False) -> Any:
+        """The round's GRPOTrainer over `groups` served by `server`; `corrected`: with TRL's importance
+        sampling on the served log-probs."""
         from datasets import Dataset
         from transformers import PrinterCallback
         from trl import GRPOConfig, GRPOTrainer
 
         grpo = self.learner_cfg.grpo
-        correct = grpo.importance_sampling != "off"
         args = GRPOConfig(
             output_dir=str(self.work_dir / "grpo-trainer"),
             learning_rate=self.learner_cfg.learning_rate,
@@ -250,17 +264,16 @@ class GRPOLearner(PolicyLearner):
             dataloader_num_workers=0,
             gradient_checkpointing=False,
             log_completions=False,
-            vllm_importance_sampling_correction=correct,
-            **({"vllm_importance_sampling_mode": grpo.importance_sampling} if correct else {}),
+            vllm_importance_sampling_correction=corrected,
+            **({"vllm_importance_sampling_mode": grpo.importance_sampling} if corrected else {}),
         )
         dataset = Dataset.from_dict({"prompt": [g.prompt for g in groups]})
-        server = GroupServer(groups, self.tokenizer, self.group_size)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
             trainer = anchored(GRPOTrainer, anchor)(
                 model=self.model, reward_funcs=[verifier_reward], args=args, train_dataset=dataset,
                 processing_class=self.tokenizer, rollout_func=server, optimizers=self.optimizers)
-        if server.has_logprobs and correct:
+        if corrected:
             use_rollout_logprobs(trainer)
         if not self.progress:
             trainer.remove_callback(PrinterCallback)

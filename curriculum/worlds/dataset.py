@@ -9,8 +9,14 @@
   edges above the rate, so 1.0 -> 1 and 0 -> 5 with the default edges).
 - Concepts: the subject/type field, so weakness mining groups real problems by subject.
 - Answers: the dataset's reference answers (`answer_source="dataset"`), graded by the verifier.
+  Reference solutions (the DPO winner and SFT target when every attempt fails) are stored in
+  the world's answer format: steps kept, GSM8K's `<<48/2=24>>` annotations dropped, the final
+  `#### 72` written as `\\boxed{72}` (verify.solution_in_format), so training teaches what the
+  grader marks right.
 - Size: a problem whose prompt does not fit the model (`prompt_limit`) is refused with its file
   and line, or with `world.skip_oversized` left out and listed in `skipped`.
+- A record without an answer by its dataset's extraction rule is refused with its file and line,
+  or with `world.skip_invalid` left out and listed in `skipped_invalid`.
 
 This world has no oracle and no mutation operators: the symbolic Teacher, SwS synthesis and the
 Generator cannot run in it (the config says so).
@@ -37,12 +43,19 @@ class DatasetWorld:
         self.instruction = config.world.answer_instruction
         self.prompt_limit = prompt_limit  # problems whose prompt exceeds it are refused, or skipped:
         self.skipped: list[str] = []  # "<file>:<line>: why" of each problem left out (world.skip_oversized)
+        self.skipped_invalid: list[str] = []  # the same for records without an answer (world.skip_invalid)
+        self._loaded: dict[str, list[Problem]] = {}  # a set both seeded from and held out is read once
 
     def _load(self, name: str) -> list[Problem]:
         from curriculum.worlds.loading import load_named
 
-        skipped = self.skipped if self.config.world.skip_oversized else None
-        return load_named(self.config, name, self.prompt_limit, skipped)
+        if name not in self._loaded:
+            world = self.config.world
+            self._loaded[name] = load_named(self.config, name, self.prompt_limit,
+                                            self.skipped if world.skip_oversized else None,
+                                            answer_format=self.extraction,
+                                            invalid=self.skipped_invalid if world.skip_invalid else None)
+        return self._loaded[name]
 
     def heldout(self) -> list[Problem]:
         return list(self._heldout)

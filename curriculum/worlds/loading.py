@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from curriculum.config import Config, DatasetSpec
+from curriculum.config import Config, DatasetSpec, Extraction
 from curriculum.errors import CurriculumError
 from curriculum.records import Problem
-from curriculum.verify import clean_answer, extract_answer
+from curriculum.verify import clean_answer, extract_answer, solution_in_format
 from curriculum.worlds.prompt_limit import PromptLimit
 
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
@@ -31,12 +31,27 @@ class DatasetError(CurriculumError, ValueError):
     """A problem set that cannot be read; the message names the file and line."""
 
 
+class NoAnswerError(DatasetError):
+    """A record whose answer field holds no answer by the dataset's extraction rule (a word where the
+    rule reads numbers, an empty field): refused, or skipped and counted when the user asks."""
+
+
+SKIP_INVALID_HINT = ("fix the record, or leave such records out with world.skip_invalid=true "
+                     "(curriculum eval: --skip-invalid)")
+
+
 def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit: PromptLimit | None = None,
-                     skipped: list[str] | None = None) -> list[Problem]:
+                     skipped: list[str] | None = None, answer_format: Extraction | None = None,
+                     invalid: list[str] | None = None) -> list[Problem]:
     """All problems in the dataset `spec` describes; relative paths start at `data_root`.
 
     With `limit`, a problem whose prompt would not fit the model is refused with its file and
     line, or, when a `skipped` list is given, left out and "<file>:<line>: <why>" appended to it.
+    With `answer_format` (the extraction rule a world reads answers with), reference solutions
+    are rewritten to end in an answer that rule reads (`verify.solution_in_format`): what the
+    learners train on is what the grader marks right. A record with no answer by the extraction
+    rule is refused with its file and line, or, when an `invalid` list is given, left out and
+    "<file>:<line>: <why>" appended to it.
     """
     source, fmt = _resolve(spec, Path(data_root), name)
     if fmt == "jsonl":
@@ -45,9 +60,16 @@ def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit:
         records = _read_parquet(source)
     else:
         records = _read_hf(source, spec.split)
-    problems, too_long = [], 0
+    problems, too_long, no_answer = [], 0, 0
     for where, record in records:
-        problem = _to_problem(record, where, spec, name)
+        try:
+            problem = _to_problem(record, where, spec, name, answer_format)
+        except NoAnswerError as exc:
+            if invalid is None:
+                raise
+            invalid.append(str(exc).removesuffix(f"; {SKIP_INVALID_HINT}"))
+            no_answer += 1
+            continue
         excess = limit.excess(problem.question) if limit is not None else None
         if excess is None:
             problems.append(problem)
@@ -58,21 +80,24 @@ def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit:
             skipped.append(f"{where}: {excess}")
             too_long += 1
     if not problems:
-        what = "every record's prompt is too long for the model" if too_long else "no records"
+        what = ("every record's prompt is too long for the model or has no answer" if too_long and no_answer
+                else "every record's prompt is too long for the model" if too_long
+                else f"no record has an answer by extraction '{spec.extraction}'" if no_answer else "no records")
         raise DatasetError(f"{source} is empty: {what} (dataset '{name}')")
     return problems
 
 
 def load_named(config: Config, name: str, limit: PromptLimit | None = None,
-               skipped: list[str] | None = None) -> list[Problem]:
+               skipped: list[str] | None = None, answer_format: Extraction | None = None,
+               invalid: list[str] | None = None) -> list[Problem]:
     """The problem set `name` from `config.datasets`, read under `config.data_root` (`limit`,
-    `skipped`: see `load_problem_set`)."""
+    `skipped`, `answer_format`, `invalid`: see `load_problem_set`)."""
     if name not in config.datasets:
         known = sorted(config.datasets)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise DatasetError(f"unknown dataset '{name}' (known: {', '.join(known) or 'none'}){hint}")
-    return load_problem_set(config.datasets[name], config.data_root, name, limit, skipped)
+    return load_problem_set(config.datasets[name], config.data_root, name, limit, skipped, answer_format, invalid)
 
 
 # ----------------------------------------------------------------------------- locating
@@ -202,7 +227,7 @@ def _answer_text(value: Any, field: str, where: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None:
-        raise DatasetError(f"{where}: field '{field}' is {value!r}, not an answer")
+        raise NoAnswerError(f"{where}: field '{field}' is {value!r}, not an answer; {SKIP_INVALID_HINT}")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -263,20 +288,22 @@ def _question(record: dict[str, Any], template: str, where: str) -> str:
     return template.format(**{name: value.strip() for name, value in values.items()})
 
 
-def _to_problem(record: dict[str, Any], where: str, spec: DatasetSpec, name: str) -> Problem:
+def _to_problem(record: dict[str, Any], where: str, spec: DatasetSpec, name: str,
+                answer_format: Extraction | None = None) -> Problem:
     question = _question(record, spec.question_field, where)
     answer_text = _answer_text(_field(record, spec.answer_field, where), spec.answer_field, where)
     answer = extract_answer(answer_text, spec.extraction)
     if answer is None:
-        raise DatasetError(
-            f"{where}: no answer in field '{spec.answer_field}' by extraction '{spec.extraction}'"
-        )
+        raise NoAnswerError(f"{where}: no answer in field '{spec.answer_field}' by extraction '{spec.extraction}' "
+                            f"(it holds {answer_text!r:.60}); {SKIP_INVALID_HINT}")
     if spec.solution_field:
         solution = _solution_text(record.get(spec.solution_field))
     elif spec.extraction != "none":
         solution = answer_text  # the answer field is a worked solution (gsm8k, minerva_math)
     else:
         solution = ""
+    if solution and answer_format is not None:
+        solution = solution_in_format(solution, answer, answer_format, spec.extraction)
     level = _level(_field(record, spec.level_field, where), spec.level_field, where) if spec.level_field else None
     concepts: list[str] = []
     if spec.subject_field:

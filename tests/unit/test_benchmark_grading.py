@@ -16,6 +16,7 @@ import pytest
 
 from curriculum.config import DatasetSpec, load_config
 from curriculum.verify import Verifier
+from curriculum.worlds.dataset import DatasetWorld
 from curriculum.worlds.loading import load_problem_set
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ def test_grading_the_datasets_own_answers_agrees(name, verifier):
     for problem, as_written in zip(problems, written):
         if FINAL_ANSWER_MARK.search(problem.solution):
             texts.append(problem.solution)
-            rules.append(spec.completion_extraction)
+            rules.append("auto")  # \\boxed{} or ####, whichever the data writes
         else:
             texts.append(as_written)
             rules.append("none")
@@ -91,3 +92,40 @@ def test_math_verify_reads_each_reference_answer_as_itself(name, verifier):
     disagreements = [repr(answer) for answer, ok in zip(symbolic, results) if not ok]
     agreement, text = report(name, "math-verify self", len(symbolic), disagreements)
     assert agreement >= MIN_AGREEMENT, text
+
+
+WITH_SOLUTIONS = sorted(name for name, spec in CONFIG.datasets.items() if spec.solution_field or spec.extraction != "none")
+CALCULATOR = re.compile(r"<<[^<>\n]*>>")
+GSM8K_FINAL_LINE = re.compile(r"\n?####[^\n]*$")
+
+
+def solutions_as_written(spec: DatasetSpec) -> list[str]:
+    """Each record's worked solution as the file writes it (olympiadbench: the first of its list)."""
+    path = DATA_ROOT / spec.path
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    values = [record[spec.solution_field or spec.answer_field] for record in records]
+    return [value[0] if isinstance(value, list) else value for value in values]
+
+
+@pytest.mark.parametrize("name", WITH_SOLUTIONS)
+def test_a_dataset_worlds_reference_solutions_keep_their_steps_and_grade_right_in_its_format(name, verifier):
+    """What the DPO winner and the SFT target are when every attempt fails: the loop's own grader
+    (the world's extraction rule) marks each one right, and none lost its worked steps."""
+    world_config = load_config(REPO / "configs/gsm8k_qwen.yaml", [
+        f"data_root={DATA_ROOT}", f"world.seed_sets=[{name}]", "world.heldout_sets=[amc23]", "world.heldout_size={}"])
+    world = DatasetWorld(world_config)
+    rule = world.extraction
+    assert rule == "boxed"
+    problems = world.seed_pool
+    written = solutions_as_written(CONFIG.datasets[name])
+    assert len(problems) == len(written)  # no question repeats in these files
+    grades = verifier.grade_many([p.solution for p in problems], [p.answer for p in problems], rule)
+    wrong = [f"line {i + 1}: {p.solution[-120:]!r} read as {g.extracted!r}, reference {p.answer!r}"
+             for i, (p, g) in enumerate(zip(problems, grades)) if not g.correct]
+    assert not wrong, "\n".join(wrong[:10])
+    for line, (problem, original) in enumerate(zip(problems, written), start=1):
+        steps = GSM8K_FINAL_LINE.sub("", CALCULATOR.sub("", original)).strip()
+        assert problem.solution.startswith(steps), f"{name} line {line} lost steps: {problem.solution[:200]!r}"
+        if CONFIG.datasets[name].extraction == "gsm8k":  # annotations and "#### 72" gone, "\\boxed{72}" in their place
+            assert "<<" not in problem.solution and "####" not in problem.solution
+            assert problem.solution.endswith(f"\\boxed{{{problem.answer}}}.")

@@ -1,6 +1,7 @@
 """Where roles run: devices from `ray.<role>.num_gpus`, dtype auto, a GPU recipe on a CPU-only machine."""
 
 import pytest
+import torch
 
 from agents.cluster import _check_fits, device_for, on_available_devices
 from curriculum.config import RayConfig, RoleResources
@@ -8,9 +9,31 @@ from curriculum.errors import CurriculumError
 from curriculum.models import resolve_dtype
 
 
-def test_a_role_asking_for_gpus_runs_on_the_gpu_ray_assigns_it_and_others_on_cpu():
-    assert device_for(RoleResources(num_gpus=0.5)) == "cuda"  # Ray's CUDA_VISIBLE_DEVICES names which
+def test_a_role_asking_for_gpus_is_given_the_device_name_cuda_and_the_others_cpu():
+    """Only the name a role's factory is handed: Ray's CUDA_VISIBLE_DEVICES says which GPU "cuda" is.
+    That the weights then live there is the next test's (on a machine with a GPU)."""
+    assert device_for(RoleResources(num_gpus=0.5)) == "cuda"
     assert device_for(RoleResources()) == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bench/gpu_check.py checks the rest there)")
+def test_on_a_gpu_the_solvers_engine_and_the_learner_hold_their_weights_and_sample_there(tmp_path):
+    from curriculum.config import LearnerConfig, LoraConfig
+    from curriculum.engines.hf import HFEngine
+    from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
+    from curriculum.training.grpo import GRPOLearner
+    from toy_models import SMALL
+
+    tokenizer = build_char_tokenizer()
+    save_model(build_tiny_model(SMALL, tokenizer), tokenizer, tmp_path / "tiny")
+    device = device_for(RoleResources(num_gpus=0.5))
+    engine = HFEngine.from_pretrained(tmp_path / "tiny", device=device)
+    assert engine.device.type == "cuda"
+    [[sample]] = engine.generate(["1+1=?\n"], max_new_tokens=4, temperature=1.0)
+    assert sample.num_tokens >= 1
+    learner = GRPOLearner(tmp_path / "tiny", LoraConfig(r=4, alpha=8), LearnerConfig(), tmp_path / "learner", seed=0,
+                          device=device, group_size=4, temperature=1.0, max_completion_length=8)
+    assert {p.device.type for p in learner.model.parameters()} == {"cuda"} and not learner.use_cpu
 
 
 def test_dtype_auto_is_float32_on_cpu_and_explicit_dtypes_stay():

@@ -155,3 +155,72 @@ def test_trl_corrects_with_the_rollout_logprobs(base_path, tmp_path):
     assert metrics["sampling/sampling_logp_difference/mean"] == pytest.approx(2.0, abs=1e-3)
     assert metrics["sampling/importance_sampling_ratio/mean"] == 0.0
     assert changed == set()
+
+
+def test_a_batch_without_everyones_logprobs_trains_uncorrected_and_says_so(base_path, tmp_path, caplog):
+    """TRL takes sampling log-probs for a whole batch or none: one attempt without them (stored by
+    an older version) switches the correction off for the round, counted and warned about once."""
+    import logging
+
+    cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=1, grpo=GRPOSettings(groups_per_step=4))
+    learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
+                          max_completion_length=8)
+    groups = sampled_groups(base_path)
+    first = groups[0]
+    groups[0] = Group(first.problem, first.prompt, (first.attempts[0].model_copy(update={"token_logprobs": []}),
+                                                    *first.attempts[1:]))
+    with caplog.at_level(logging.WARNING, logger="curriculum.training.grpo"):
+        metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(groups))).metrics
+    assert metrics["importance_sampling_off"] == 1.0 and metrics["attempts_without_logprobs"] == 1.0
+    assert "sampling/importance_sampling_ratio/mean" not in metrics and metrics["steps"] == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "GRPO round 1: 1 of 16 attempts have no sampling log-probs (stored by an older version?): importance "
+        "sampling (learner.grpo.importance_sampling=sequence_mask) is off for this round's batch"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="curriculum.training.grpo"):
+        metrics = learner.learn(LearnBatch(round=2, policy_version=0, groups=tuple(sampled_groups(base_path)))).metrics
+    assert metrics["importance_sampling_off"] == 0.0 and "sampling/importance_sampling_ratio/mean" in metrics
+    assert not caplog.records
+
+
+def completion_logprob(learner: GRPOLearner, prompt: str, completion: str) -> float:
+    """log p(completion + eos | prompt) under the Learner's current policy (adapter on)."""
+    tokenizer = learner.tokenizer
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    inputs = torch.tensor([prompt_ids + ids])
+    with torch.no_grad():
+        logits = learner.model(input_ids=inputs).logits[0, len(prompt_ids) - 1:-1].float()
+    return float(torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids)[:, None]).sum())
+
+
+def test_grpo_updates_raise_the_rewarded_completion_and_lower_the_penalised_one(base_path, tmp_path):
+    """The direction of an update, not just that one happened: groups where half the attempts say
+    the rewarded answer and half the penalised one; after three GRPO steps of the project's Learner
+    (TRL's loss on the served attempts) the first is more likely and the second less."""
+    cfg = LearnerConfig(learning_rate=2e-2, steps_per_round=3,
+                        grpo=GRPOSettings(groups_per_step=2, importance_sampling="off"))
+    learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
+                          max_completion_length=16)
+    problems = [Problem(question=f"{i}+1=?", answer=str(i + 1), source="seed") for i in (3, 5)]
+    rewarded = {p.id: f"answer: {p.answer}" for p in problems}
+    penalised = {p.id: f"answer: {int(p.answer) + 4}" for p in problems}
+    groups = tuple(Group(p, f"{p.question}\n", tuple(
+        Attempt(problem_id=p.id, policy_version=0, sample_index=j, round=1,
+                completion=rewarded[p.id] if j % 2 == 0 else penalised[p.id], extracted_answer=None,
+                correct=j % 2 == 0, reward=float(j % 2 == 0),
+                num_tokens=len(rewarded[p.id] if j % 2 == 0 else penalised[p.id]) + 1)  # + eos
+        for j in range(K))) for p in problems)
+
+    def logprobs() -> dict[str, tuple[float, float]]:
+        return {p.id: (completion_logprob(learner, f"{p.question}\n", rewarded[p.id]),
+                       completion_logprob(learner, f"{p.question}\n", penalised[p.id])) for p in problems}
+
+    before = logprobs()
+    metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=groups)).metrics
+    after = logprobs()
+    assert metrics["steps"] == 3 and metrics["groups_kept"] == 2
+    for p in problems:
+        (good_before, bad_before), (good_after, bad_after) = before[p.id], after[p.id]
+        assert good_after > good_before + 0.1, (p.question, before[p.id], after[p.id])
+        assert bad_after < bad_before - 0.1, (p.question, before[p.id], after[p.id])

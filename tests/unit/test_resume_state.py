@@ -144,7 +144,7 @@ def test_a_stage_that_fails_commits_none_of_its_writes(tmp_path):
         state = RoundState(round=1, start_version=0, policy_version=0)
         with pytest.raises(Crash):
             with loop._stage("attempt", state):
-                loop._store("append", loop._attempt(store.problems(), 1))
+                loop._store("append", loop._attempt(store.problems(), 1, state))
                 raise Crash
         assert store.counts() == before and state.done == []
 

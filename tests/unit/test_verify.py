@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from curriculum.verify import Grade, Verifier, clean_answer, extract_answer
+from curriculum.verify import Grade, Verifier, answer_line, clean_answer, extract_answer, solution_in_format
 
 # Startup of the math-verify worker (a fresh Python importing sympy) plus one timeout,
 # with room for a busy shared 2-core machine.
@@ -22,6 +22,28 @@ def verifier():
 
 
 # ----------------------------------------------------------------------------- extraction
+
+
+GSM8K_SOLUTION = "She sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.\n#### 72"
+
+
+@pytest.mark.parametrize("rule", ["boxed", "auto", "gsm8k", "answer_colon", "last_number"])
+def test_a_reference_solution_is_rewritten_so_the_worlds_rule_reads_its_answer(rule):
+    solution = solution_in_format(GSM8K_SOLUTION, "72", rule, source_rule="gsm8k")
+    assert extract_answer(solution, rule) == "72" and "<<" not in solution
+    assert solution.startswith("She sold 48/2 = 24 clips in May.\nShe sold 48+24 = 72 clips.")
+    if rule in ("boxed", "answer_colon"):  # GSM8K's own final line gives way to the world's
+        assert "####" not in solution and solution.endswith(answer_line("72", rule))
+
+
+def test_a_solution_whose_final_answer_the_rule_already_reads_is_kept():
+    math = "Half of $4$ is $2$, so the answer is $\\boxed{2}$."
+    assert solution_in_format(math, "2", "boxed") == math
+    # a boxed intermediate result that is not the answer: the answer is stated after the steps
+    fixed = solution_in_format("First $\\boxed{3}$, then add one: 4", "4", "boxed")
+    assert fixed == "First $\\boxed{3}$, then add one: 4\nThe final answer is \\boxed{4}."
+    assert solution_in_format("anything", "4", "none") == "4"
+
 
 
 @pytest.mark.parametrize(
