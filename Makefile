@@ -16,7 +16,7 @@ LOCK_DATE ?= 2026-12-06T00:00:00Z
 CONFIG ?= configs/tiny.yaml
 VLLM_STAMP := $(VENV)/.vllm-installed
 
-.PHONY: run test test-slow test-vllm bench install vllm lock clean
+.PHONY: run test lint test-slow test-vllm bench install vllm lock clean
 
 # The lock holds every package (setuptools included), so the project installs without build isolation.
 $(STAMP): pyproject.toml $(LOCK)
@@ -45,6 +45,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not vllm"
+
+# The habits that keep the design so (each takes seconds): ruff's lint and format check, mypy (strict on the
+# role Protocols, the remote proxy, the config and the records) and import-linter's layer contracts (pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The vLLM engine's tests (installs vLLM first); .ci/run runs them after `make test`.
 test-vllm: $(VLLM_STAMP)
