@@ -109,12 +109,19 @@ class RayCall:
         while True:
             try:
                 return self._answer()
-            except (RayActorError, ActorRestarted) as exc:  # (Ray's error for an ActorRestarted raised in the actor is one)
+            except (
+                RayActorError,
+                ActorRestarted,
+            ) as exc:  # (Ray's error for an ActorRestarted raised in the actor is one)
                 # A call that restores the actor fails its restore, which starts over (`recover`).
                 if self.role.restoring or resent == self.role.call_retries:
                     raise
-                log.warning("%s actor died before answering %s (%s); restarting it and sending the call again",
-                            self.role.name, self.method, type(exc).__name__)
+                log.warning(
+                    "%s actor died before answering %s (%s); restarting it and sending the call again",
+                    self.role.name,
+                    self.method,
+                    type(exc).__name__,
+                )
             except RayTaskError as exc:
                 if isinstance(exc.cause, CurriculumError):  # a user error raised in the actor: its one line
                     raise exc.cause from None
@@ -189,8 +196,9 @@ class RayRole:
             except (RayActorError, ActorRestarted) as exc:
                 if attempt == self.call_retries:
                     raise
-                log.warning("%s actor died while being restored (%s); restoring it again", self.name,
-                            type(exc).__name__)
+                log.warning(
+                    "%s actor died while being restored (%s); restoring it again", self.name, type(exc).__name__
+                )
             finally:
                 self.restoring = False
 
@@ -200,8 +208,9 @@ class RayRole:
         deadline = time.monotonic() + self.restart_timeout_s
         while True:
             try:
-                self.incarnation = ray.get(self.handle.current_incarnation.remote(),
-                                           timeout=max(1.0, deadline - time.monotonic()))
+                self.incarnation = ray.get(
+                    self.handle.current_incarnation.remote(), timeout=max(1.0, deadline - time.monotonic())
+                )
                 return
             except ActorDiedError:
                 raise  # out of restarts: nothing to wait for

@@ -30,8 +30,14 @@ def start_ray(config: RayConfig, code_dir: str | Path | None = None) -> None:
     else:
         # No dashboard; usage stats off (module top). Loopback is asked for, but Ray 2.60 resolves
         # it to the host's address and binds its ports there, guarded by its cluster token.
-        ray.init(num_cpus=config.num_cpus, include_dashboard=False, _node_ip_address=config.node_ip_address,
-                 configure_logging=False, log_to_driver=True, runtime_env=runtime_env)
+        ray.init(
+            num_cpus=config.num_cpus,
+            include_dashboard=False,
+            _node_ip_address=config.node_ip_address,
+            configure_logging=False,
+            log_to_driver=True,
+            runtime_env=runtime_env,
+        )
 
 
 def stop_ray() -> None:
@@ -51,8 +57,9 @@ def on_available_devices(config: RayConfig, gpus: float) -> tuple[RayConfig, str
     wanted = {name: getattr(config, name).num_gpus for name in ROLE_SECTIONS if getattr(config, name).num_gpus > 0}
     if not wanted or gpus > 0:
         return config, None
-    cpu_only = config.model_copy(update={name: getattr(config, name).model_copy(update={"num_gpus": 0.0})
-                                         for name in wanted})
+    cpu_only = config.model_copy(
+        update={name: getattr(config, name).model_copy(update={"num_gpus": 0.0}) for name in wanted}
+    )
     asked = ", ".join(f"ray.{name}.num_gpus={value:g}" for name, value in wanted.items())
     return cpu_only, f"no GPU here: {asked} run on CPU instead"
 
@@ -86,8 +93,10 @@ def _check_fits(bundles: list[dict[str, float]], cluster: dict[str, float]) -> N
     for key in ("CPU", "GPU"):
         needed = sum(bundle.get(key, 0.0) for bundle in bundles)
         if needed > cluster.get(key, 0.0) + 1e-6:
-            raise CurriculumError(f"the roles ask for {needed:g} {key}s in all (ray.<role>.count x num_{key.lower()}s) "
-                                  f"but the Ray cluster has {cluster.get(key, 0.0):g}; lower them or set ray.num_cpus")
+            raise CurriculumError(
+                f"the roles ask for {needed:g} {key}s in all (ray.<role>.count x num_{key.lower()}s) "
+                f"but the Ray cluster has {cluster.get(key, 0.0):g}; lower them or set ray.num_cpus"
+            )
 
 
 class Placement:
@@ -114,10 +123,12 @@ class Placement:
             ray.get(self.group.ready(), timeout=config.placement_timeout_s)
         except ray.exceptions.GetTimeoutError:
             remove_placement_group(self.group)
-            raise CurriculumError(f"the Ray cluster could not place the roles' bundles {bundles} with strategy "
-                                  f"{config.placement_strategy} within {config.placement_timeout_s:g} s (cluster "
-                                  f"resources {_summary(ray.cluster_resources())}); lower ray.<role>.num_cpus/num_gpus "
-                                  "or add nodes") from None
+            raise CurriculumError(
+                f"the Ray cluster could not place the roles' bundles {bundles} with strategy "
+                f"{config.placement_strategy} within {config.placement_timeout_s:g} s (cluster "
+                f"resources {_summary(ray.cluster_resources())}); lower ray.<role>.num_cpus/num_gpus "
+                "or add nodes"
+            ) from None
         self._next = 0
 
     def spawn(self, name: str, resources: RoleResources, factory: Callable[[], Any]) -> Any:
@@ -133,8 +144,11 @@ class Placement:
         # A dead actor is rebuilt by Ray from the same factory (max_restarts); RayCall then restores
         # its state and resends the call, so Ray itself must not resend it first (max_task_retries=0).
         handle = RoleActor.options(
-            num_cpus=cpus, num_gpus=resources.num_gpus, name=None,
-            max_restarts=self.max_restarts, max_task_retries=0,
+            num_cpus=cpus,
+            num_gpus=resources.num_gpus,
+            name=None,
+            max_restarts=self.max_restarts,
+            max_task_retries=0,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
         ).remote(factory, threads_for(resources), os.getcwd())
         return RayRole(handle, name, call_retries=self.max_restarts)

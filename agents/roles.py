@@ -17,8 +17,7 @@ def make_store(path: str):
     return Store(path)
 
 
-def make_solver(config: Config, base_model_path: str, name: str, device: str = "cpu",
-                work_dir: str | None = None):
+def make_solver(config: Config, base_model_path: str, name: str, device: str = "cpu", work_dir: str | None = None):
     """`work_dir`: this Solver's folder on its own machine (received policies, vLLM's files)."""
     import tempfile
 
@@ -30,8 +29,15 @@ def make_solver(config: Config, base_model_path: str, name: str, device: str = "
     world = make_world(config)
     work_dir = work_dir or tempfile.mkdtemp(prefix=f"curriculum-{name}-")
     engine = make_engine(config, base_model_path, f"{work_dir}/engine", device=device)
-    return Solver(engine, Verifier(config.verifier.timeout_s), config.solver, extraction=world.extraction,
-                  instruction=world.instruction, name=name, work_dir=work_dir)
+    return Solver(
+        engine,
+        Verifier(config.verifier.timeout_s),
+        config.solver,
+        extraction=world.extraction,
+        instruction=world.instruction,
+        name=name,
+        work_dir=work_dir,
+    )
 
 
 def make_teacher(config: Config, run_dir: str | None = None, device: str = "cpu", tracing=None):
@@ -78,9 +84,15 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
         from curriculum.report.tracking import langchain_tracing
 
         scope = langchain_tracing(tracing)
-    return LLMTeacher(config, load_prompts(config, base), connector(config, server.ensure_running if server else None),
-                      verifier_equivalence(verifier), synthesis_prompts=synthesis_prompts, tracing=scope,
-                      close_hook=close)
+    return LLMTeacher(
+        config,
+        load_prompts(config, base),
+        connector(config, server.ensure_running if server else None),
+        verifier_equivalence(verifier),
+        synthesis_prompts=synthesis_prompts,
+        tracing=scope,
+        close_hook=close,
+    )
 
 
 def make_learner(config: Config, base_model_path: str, work_dir: str, device: str = "cpu"):

@@ -64,11 +64,26 @@ def free_port() -> int:
 def vllm_command(config: ServeConfig, port: int, device: str) -> list[str]:
     """The server's command line (no secrets in it)."""
     dtype = config.dtype if config.dtype != "auto" or device != "cpu" else "float32"  # auto picks bf16 on CPU
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", config.model,
-               "--served-model-name", config.served_name, "--host", HOST, "--port", str(port), "--dtype", dtype,
-               "--structured-outputs-config", json.dumps({"backend": config.structured_outputs_backend,
-                                                          "disable_any_whitespace": True}),
-               "--disable-log-stats", "--uvicorn-log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        config.model,
+        "--served-model-name",
+        config.served_name,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--dtype",
+        dtype,
+        "--structured-outputs-config",
+        json.dumps({"backend": config.structured_outputs_backend, "disable_any_whitespace": True}),
+        "--disable-log-stats",
+        "--uvicorn-log-level",
+        "warning",
+    ]
     if config.max_model_len is not None:
         command += ["--max-model-len", str(config.max_model_len)]
     if config.gpu_memory_utilization is not None:
@@ -82,8 +97,9 @@ class ModelServer:
     """One supervised server process (see the module docstring). `command(port)` builds its command
     line (default: vLLM's); `health_path` is what answers 200 once it is ready."""
 
-    def __init__(self, config: ServeConfig, work_dir: str | Path, device: str = "cpu", command=None,
-                 health_path: str = "/health"):
+    def __init__(
+        self, config: ServeConfig, work_dir: str | Path, device: str = "cpu", command=None, health_path: str = "/health"
+    ):
         self.config = config
         self.work_dir = Path(work_dir)
         self.device = device
@@ -113,8 +129,10 @@ class ModelServer:
             code, restarts = self.process.returncode, self.starts - 1
             self._kill()
             if restarts >= self.config.max_restarts:
-                raise ServerError(f"the Teacher's server died (exit {code}) and was restarted {restarts} time(s), "
-                                  f"the most teacher.serve.max_restarts allows; {self._log_tail()}")
+                raise ServerError(
+                    f"the Teacher's server died (exit {code}) and was restarted {restarts} time(s), "
+                    f"the most teacher.serve.max_restarts allows; {self._log_tail()}"
+                )
         self._start()
         self._wait_healthy()
         return self._served()
@@ -156,10 +174,18 @@ class ModelServer:
         (108 bytes), so sockets and temporary files go to a short folder removed at `stop`."""
         if self._short_dir is None:
             self._short_dir = tempfile.mkdtemp(prefix="curriculum-serve-")
-        env = {**os.environ, "VLLM_HOST_IP": HOST, "VLLM_LOOPBACK_IP": HOST, "VLLM_RPC_BASE_PATH": self._short_dir,
-               "TMPDIR": self._short_dir, "VLLM_CACHE_ROOT": str(self.work_dir / "cache" / "vllm"),
-               "TORCHINDUCTOR_CACHE_DIR": str(self.work_dir / "cache" / "inductor"),
-               "VLLM_API_KEY": self._api_key, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+        env = {
+            **os.environ,
+            "VLLM_HOST_IP": HOST,
+            "VLLM_LOOPBACK_IP": HOST,
+            "VLLM_RPC_BASE_PATH": self._short_dir,
+            "TMPDIR": self._short_dir,
+            "VLLM_CACHE_ROOT": str(self.work_dir / "cache" / "vllm"),
+            "TORCHINDUCTOR_CACHE_DIR": str(self.work_dir / "cache" / "inductor"),
+            "VLLM_API_KEY": self._api_key,
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+        }
         if self.device == "cpu":
             env["VLLM_CPU_KVCACHE_SPACE"] = str(self.config.cpu_kvcache_gib)
         env.update(self.config.env)
@@ -178,8 +204,15 @@ class ModelServer:
             log.flush()
             # From the dedicated thread: PR_SET_PDEATHSIG fires when the *thread* that forked ends.
             self.process = self._spawner.submit(
-                subprocess.Popen, command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self._env(), cwd=str(self.work_dir), start_new_session=True).result()
+                subprocess.Popen,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env(),
+                cwd=str(self.work_dir),
+                start_new_session=True,
+            ).result()
         self.starts += 1
 
     def _wait_healthy(self) -> None:
@@ -190,8 +223,10 @@ class ModelServer:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                raise ServerError(f"the Teacher's server exited with {code} while starting "
-                                  f"(teacher.serve.model={self.config.model}); {self._log_tail()}")
+                raise ServerError(
+                    f"the Teacher's server exited with {code} while starting "
+                    f"(teacher.serve.model={self.config.model}); {self._log_tail()}"
+                )
             try:
                 if httpx.get(url, timeout=5.0, trust_env=False).status_code == 200:  # loopback: no proxy
                     return
@@ -199,8 +234,10 @@ class ModelServer:
                 pass
             time.sleep(0.5)
         self._kill()
-        raise ServerError(f"the Teacher's server did not answer {self.health_path} within "
-                          f"{self.config.startup_timeout_s:g} s (teacher.serve.startup_timeout_s); {self._log_tail()}")
+        raise ServerError(
+            f"the Teacher's server did not answer {self.health_path} within "
+            f"{self.config.startup_timeout_s:g} s (teacher.serve.startup_timeout_s); {self._log_tail()}"
+        )
 
     def _log_tail(self) -> str:
         try:

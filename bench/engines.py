@@ -53,8 +53,9 @@ def hf_tokens(config, base_path: str, prompts: list[str]) -> tuple[int, float]:
     engine = HFEngine.from_pretrained(base_path, dtype=config.model.dtype, batch_size=s.batch_size)
     engine.generate(prompts[:WARMUP_PROMPTS], n=s.attempts, max_new_tokens=s.max_new_tokens, seed=1)
     start = time.perf_counter()
-    out = engine.generate(prompts, n=s.attempts, temperature=s.temperature, top_p=s.top_p,
-                          max_new_tokens=s.max_new_tokens, seed=0)
+    out = engine.generate(
+        prompts, n=s.attempts, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=0
+    )
     seconds = time.perf_counter() - start
     return sum(g.num_tokens for per in out for g in per), seconds
 
@@ -69,13 +70,16 @@ class SolverActor:
         from agents.actor import RayRole, RoleActor
 
         self.actor = RoleActor.options(num_cpus=1).remote(
-            partial(factories.make_solver, config, base_path, "solver-0", "cpu", str(work_dir)), os.cpu_count() or 1)
+            partial(factories.make_solver, config, base_path, "solver-0", "cpu", str(work_dir)), os.cpu_count() or 1
+        )
         self.solver = RayRole(self.actor, "solver")
         self.ray = ray
         niceness = os.getpriority(os.PRIO_PROCESS, ray.get(self.actor.pid.remote()))
         if niceness != os.getpriority(os.PRIO_PROCESS, 0):
-            raise SystemExit(f"the Solver actor runs at nice {niceness}, this process at "
-                             f"{os.getpriority(os.PRIO_PROCESS, 0)}: the ratio would compare unequal priorities")
+            raise SystemExit(
+                f"the Solver actor runs at nice {niceness}, this process at "
+                f"{os.getpriority(os.PRIO_PROCESS, 0)}: the ratio would compare unequal priorities"
+            )
 
     def sample(self, problems, seed: int) -> tuple[list[list[int]], dict[str, float]]:
         """Token ids of every attempt (problem order, then sample index) and the seconds of the call:
@@ -118,8 +122,16 @@ class RawVLLM:
         os.environ.update(engine_environment(settings, work_dir, "cpu", work_dir / "rpc"))
         self.tokenizer = load_tokenizer(base_path)
         adapter = write_identity_adapter(base_path, config.model.lora, work_dir / "policy-v0")
-        self.llm = LLM(**llm_arguments(Path(base_path).resolve(), settings, resolve_dtype(config.model.dtype, "cpu"),
-                                       "cpu", config.experiment.seed, lora_rank_for(config.model.lora.r)))
+        self.llm = LLM(
+            **llm_arguments(
+                Path(base_path).resolve(),
+                settings,
+                resolve_dtype(config.model.dtype, "cpu"),
+                "cpu",
+                config.experiment.seed,
+                lora_rank_for(config.model.lora.r),
+            )
+        )
         self.lora = LoRARequest("policy-v0", 1, str(adapter))
         self.stops = stop_token_ids(_generation_config(base_path), self.tokenizer)
 
@@ -132,11 +144,23 @@ class RawVLLM:
         s = self.solver
         start = time.perf_counter()
         ids = self.tokenizer(prompts)["input_ids"]
-        params = [SamplingParams(n=s.attempts, temperature=s.temperature, top_p=s.top_p, top_k=0,
-                                 max_tokens=s.max_new_tokens, seed=request_seed, logprobs=0, stop_token_ids=self.stops,
-                                 detokenize=False) for request_seed in request_seeds(seed, ids)]
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in ids], params, lora_request=self.lora,
-                                    use_tqdm=False)
+        params = [
+            SamplingParams(
+                n=s.attempts,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                top_k=0,
+                max_tokens=s.max_new_tokens,
+                seed=request_seed,
+                logprobs=0,
+                stop_token_ids=self.stops,
+                detokenize=False,
+            )
+            for request_seed in request_seeds(seed, ids)
+        ]
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=p) for p in ids], params, lora_request=self.lora, use_tqdm=False
+        )
         seconds = time.perf_counter() - start
         return [list(c.token_ids) for out in outputs for c in sorted(out.outputs, key=lambda c: c.index)], seconds
 
@@ -154,14 +178,28 @@ def measure(name: str, config, base_path: str, problems, tmp: Path, repeats: int
     instruction = config.world.answer_instruction
     prompts = [prompt_for(p.question, tokenizer, instruction) for p in problems]
     s = config.solver
-    print(f"{name}: {len(prompts)} prompts x {s.attempts} samples, <= {s.max_new_tokens} new tokens, "
-          f"temperature {s.temperature:g}, top_p {s.top_p:g}; vLLM systems take {repeats} turns each", flush=True)
+    print(
+        f"{name}: {len(prompts)} prompts x {s.attempts} samples, <= {s.max_new_tokens} new tokens, "
+        f"temperature {s.temperature:g}, top_p {s.top_p:g}; vLLM systems take {repeats} turns each",
+        flush=True,
+    )
     hf_n, hf_s = hf_tokens(config, base_path, prompts)
     print(f"  hf    {hf_n} tokens in {hf_s:.1f} s: {hf_n / hf_s:,.0f} tokens/s", flush=True)
     # both vLLM systems sample the same tokens (checked every turn): one count serves both
-    row = {"hf_tokens": hf_n, "hf_s": hf_s, "vllm_tokens": 0, "vllm_s": 0.0, "raw_s": 0.0,
-           "sample_s": 0.0, "grade_s": 0.0, "ray_s": 0.0}
-    system, raw = SolverActor(config, base_path, tmp / f"{name}-solver"), RawVLLM(config, base_path, tmp / f"{name}-raw")
+    row = {
+        "hf_tokens": hf_n,
+        "hf_s": hf_s,
+        "vllm_tokens": 0,
+        "vllm_s": 0.0,
+        "raw_s": 0.0,
+        "sample_s": 0.0,
+        "grade_s": 0.0,
+        "ray_s": 0.0,
+    }
+    system, raw = (
+        SolverActor(config, base_path, tmp / f"{name}-solver"),
+        RawVLLM(config, base_path, tmp / f"{name}-raw"),
+    )
     try:
         system.sample(problems[:WARMUP_PROMPTS], 10_000)
         raw.sample(prompts[:WARMUP_PROMPTS], 10_000)
@@ -173,12 +211,17 @@ def measure(name: str, config, base_path: str, problems, tmp: Path, repeats: int
                 raw_ids, raw_s = raw.sample(prompts, turn)
                 system_ids, split = system.sample(problems, turn)
             if raw_ids != system_ids:
-                raise SystemExit(f"{name}: raw vLLM and the Solver sampled different tokens (seed {turn}); the "
-                                 "ratio would compare different work")
+                raise SystemExit(
+                    f"{name}: raw vLLM and the Solver sampled different tokens (seed {turn}); the "
+                    "ratio would compare different work"
+                )
             tokens = sum(map(len, system_ids))
-            print(f"  turn {turn}: vllm {tokens} tokens in {split['call']:.1f} s (Solver actor: sampling "
-                  f"{split['sample']:.1f} s, grading and records {split['grade']:.2f} s, Ray {split['ray']:.2f} s); "
-                  f"raw {raw_s:.1f} s (vllm.LLM.generate); same samples: yes", flush=True)
+            print(
+                f"  turn {turn}: vllm {tokens} tokens in {split['call']:.1f} s (Solver actor: sampling "
+                f"{split['sample']:.1f} s, grading and records {split['grade']:.2f} s, Ray {split['ray']:.2f} s); "
+                f"raw {raw_s:.1f} s (vllm.LLM.generate); same samples: yes",
+                flush=True,
+            )
             row["vllm_tokens"] += tokens
             row["vllm_s"] += split["call"]
             row["raw_s"] += raw_s
@@ -187,8 +230,11 @@ def measure(name: str, config, base_path: str, problems, tmp: Path, repeats: int
     finally:
         raw.close()
         system.close()
-    print(f"  vllm  {row['vllm_tokens'] / row['vllm_s']:,.0f} tokens/s, raw {row['vllm_tokens'] / row['raw_s']:,.0f} "
-          "tokens/s", flush=True)
+    print(
+        f"  vllm  {row['vllm_tokens'] / row['vllm_s']:,.0f} tokens/s, raw {row['vllm_tokens'] / row['raw_s']:,.0f} "
+        "tokens/s",
+        flush=True,
+    )
     return row
 
 
@@ -211,9 +257,11 @@ def gsm8k_workload(args, tmp: Path):
     from curriculum.worlds.loading import load_named
 
     model = build(tmp / "random-qwen")
-    config = load_config(ROOT / "configs/gsm8k_qwen.yaml", [
-        f"model.path={model}", "solver.engine=vllm", f"solver.max_new_tokens={args.gsm8k_max_new_tokens}"])
-    problems = load_named(config, "gsm8k_train")[:args.gsm8k_prompts]
+    config = load_config(
+        ROOT / "configs/gsm8k_qwen.yaml",
+        [f"model.path={model}", "solver.engine=vllm", f"solver.max_new_tokens={args.gsm8k_max_new_tokens}"],
+    )
+    problems = load_named(config, "gsm8k_train")[: args.gsm8k_prompts]
     return config, str(model), problems
 
 
@@ -222,8 +270,12 @@ def main() -> None:
     parser.add_argument("--toy-problems", type=int, default=None, help="default: loop.problems_per_round (640)")
     parser.add_argument("--toy-overrides", nargs="*", default=[], help="key=value overrides of configs/tiny.yaml")
     parser.add_argument("--gsm8k-prompts", type=int, default=64)
-    parser.add_argument("--gsm8k-max-new-tokens", type=int, default=128,
-                        help="the recipe's 512 would make the random model's nonsense the whole benchmark")
+    parser.add_argument(
+        "--gsm8k-max-new-tokens",
+        type=int,
+        default=128,
+        help="the recipe's 512 would make the random model's nonsense the whole benchmark",
+    )
     parser.add_argument("--only", choices=["toy", "gsm8k"], default=None)
     parser.add_argument("--repeats", type=int, default=3, help="turns of each vLLM system per workload")
     args = parser.parse_args()
@@ -237,8 +289,9 @@ def main() -> None:
 
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-                 configure_logging=False)
+        ray.init(
+            num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False
+        )
         try:
             for name, workload in (("toy", toy_workload), ("gsm8k", gsm8k_workload)):
                 if args.only in (None, name):
@@ -251,18 +304,23 @@ def main() -> None:
     def rates(rows: list[dict[str, float]]) -> dict[str, float]:
         total = {key: sum(row[key] for row in rows) for key in rows[0]}
         vllm, raw = total["vllm_tokens"] / total["vllm_s"], total["vllm_tokens"] / total["raw_s"]
-        return {"hf_tokens_per_s": total["hf_tokens"] / total["hf_s"], "vllm_tokens_per_s": vllm,
-                "raw_vllm_tokens_per_s": raw, "system_over_raw_vllm": vllm / raw,
-                # the Solver's sampling alone (its engine call) against raw vLLM, and the shares of the call
-                "sampling_over_raw_vllm": total["raw_s"] / total["sample_s"],
-                "grade_share_of_call": total["grade_s"] / total["vllm_s"],
-                "ray_share_of_call": total["ray_s"] / total["vllm_s"]}
+        return {
+            "hf_tokens_per_s": total["hf_tokens"] / total["hf_s"],
+            "vllm_tokens_per_s": vllm,
+            "raw_vllm_tokens_per_s": raw,
+            "system_over_raw_vllm": vllm / raw,
+            # the Solver's sampling alone (its engine call) against raw vLLM, and the shares of the call
+            "sampling_over_raw_vllm": total["raw_s"] / total["sample_s"],
+            "grade_share_of_call": total["grade_s"] / total["vllm_s"],
+            "ray_share_of_call": total["ray_s"] / total["vllm_s"],
+        }
 
     line = {**rates(list(results.values()))}
     for name, row in results.items():
         line.update({f"{name}_{key}": value for key, value in rates([row]).items()})
-    print("RESULT " + " ".join(f"{k}={v:.3f}" if "over" in k or "share" in k else f"{k}={v:.0f}"
-                               for k, v in line.items()))
+    print(
+        "RESULT " + " ".join(f"{k}={v:.3f}" if "over" in k or "share" in k else f"{k}={v:.0f}" for k, v in line.items())
+    )
 
 
 if __name__ == "__main__":  # vLLM starts its engine process with spawn

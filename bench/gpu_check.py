@@ -70,16 +70,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the project's package from this checkout (it is not installed there)
 
 # Qwen2.5-0.5B-Instruct's config.json: the shape that sets memory and speed.
-QWEN25_05B = dict(hidden_size=896, num_layers=24, num_heads=14, num_kv_heads=2, intermediate_size=4864,
-                  model_vocab_size=151936, max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6)
-TINY_MODEL = dict(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128,
-                  max_position_embeddings=1024)
+QWEN25_05B = dict(
+    hidden_size=896,
+    num_layers=24,
+    num_heads=14,
+    num_kv_heads=2,
+    intermediate_size=4864,
+    model_vocab_size=151936,
+    max_position_embeddings=32768,
+    rope_theta=1000000.0,
+    rms_norm_eps=1e-6,
+)
+TINY_MODEL = dict(
+    hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, max_position_embeddings=1024
+)
 # --tiny: the recipe's settings scaled down so that every phase takes seconds on CPU.
-TINY_SETTINGS = ["solver.attempts=4", "solver.batch_size=8", "solver.max_new_tokens=16", "learner.batch_size=2",
-                 "learner.grpo.groups_per_step=2", "model.lora.r=4", "model.lora.alpha=8"]
-WORDS = ("apples pears marbles coins books pencils stickers cookies tickets shells stamps cards "
-         "Sam Ann Tom Lena Raj Mia buys finds gives sells keeps shares loses gets more fewer each every "
-         "How many does have now left total after week day box bag").split()
+TINY_SETTINGS = [
+    "solver.attempts=4",
+    "solver.batch_size=8",
+    "solver.max_new_tokens=16",
+    "learner.batch_size=2",
+    "learner.grpo.groups_per_step=2",
+    "model.lora.r=4",
+    "model.lora.alpha=8",
+]
+WORDS = (
+    "apples pears marbles coins books pencils stickers cookies tickets shells stamps cards "
+    "Sam Ann Tom Lena Raj Mia buys finds gives sells keeps shares loses gets more fewer each every "
+    "How many does have now left total after week day box bag"
+).split()
 
 
 def recipe(tiny: bool) -> Any:
@@ -93,8 +112,12 @@ def question(rng: random.Random, words: int) -> str:
     """A synthetic word problem of about `words` words (numbers included)."""
     parts = []
     while len(parts) < words:
-        parts += [rng.choice(WORDS[12:18]), rng.choice(["buys", "finds", "gives", "sells"]), str(rng.randint(2, 99)),
-                  rng.choice(WORDS[:12]) + "."]
+        parts += [
+            rng.choice(WORDS[12:18]),
+            rng.choice(["buys", "finds", "gives", "sells"]),
+            str(rng.randint(2, 99)),
+            rng.choice(WORDS[:12]) + ".",
+        ]
     return " ".join(parts) + " How many are left?"
 
 
@@ -104,8 +127,11 @@ def build_model(folder: Path, tiny: bool, dtype: str) -> Path:
 
     rng = random.Random(0)
     text = folder / "text.jsonl"
-    text.write_text("".join(json.dumps({"question": question(rng, 30), "answer": f"{rng.randint(0, 999)}"}) + "\n"
-                            for _ in range(2000)))
+    text.write_text(
+        "".join(
+            json.dumps({"question": question(rng, 30), "answer": f"{rng.randint(0, 999)}"}) + "\n" for _ in range(2000)
+        )
+    )
     shape = TINY_MODEL if tiny else QWEN25_05B
     return build(folder / "model", text, vocab_size=512 if tiny else 4096, dtype=dtype, **shape)
 
@@ -156,16 +182,21 @@ class Phase:
 
     def result(self, **values: Any) -> None:
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-        print(f"RESULT phase={self.name} {shown} device={self.device} seconds={time.perf_counter() - self.start:.1f}",
-              flush=True)
+        print(
+            f"RESULT phase={self.name} {shown} device={self.device} seconds={time.perf_counter() - self.start:.1f}",
+            flush=True,
+        )
 
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> bool:
         if error is None or isinstance(error, KeyboardInterrupt):
             return False
         Phase.failed = True
         first = " ".join(str(error).split())[:200]
-        print(f"RESULT phase={self.name} error={type(error).__name__} peak_gpu_mib={self.peak_mib():.0f} "
-              f"device={self.device} detail={first!r}", flush=True)
+        print(
+            f"RESULT phase={self.name} error={type(error).__name__} peak_gpu_mib={self.peak_mib():.0f} "
+            f"device={self.device} detail={first!r}",
+            flush=True,
+        )
         traceback.print_exception(kind, error, tb, file=sys.stderr)
         return True  # the next phase still runs
 
@@ -178,16 +209,35 @@ def groups_from(rollout: list[tuple[str, str, list[Any]]]) -> list[Any]:
     groups = []
     for text, prompt, samples in rollout:
         problem = Problem(question=text, answer="0", solution="\\boxed{0}", source="seed")
-        groups.append(Group(problem, prompt, tuple(
-            Attempt(problem_id=problem.id, policy_version=0, sample_index=j, round=1, completion=g.text,
-                    extracted_answer=None, correct=j % 2 == 0, reward=float(j % 2 == 0), num_tokens=g.num_tokens,
-                    logprob=g.logprob, token_ids=list(g.token_ids), token_logprobs=list(g.token_logprobs))
-            for j, g in enumerate(samples))))
+        groups.append(
+            Group(
+                problem,
+                prompt,
+                tuple(
+                    Attempt(
+                        problem_id=problem.id,
+                        policy_version=0,
+                        sample_index=j,
+                        round=1,
+                        completion=g.text,
+                        extracted_answer=None,
+                        correct=j % 2 == 0,
+                        reward=float(j % 2 == 0),
+                        num_tokens=g.num_tokens,
+                        logprob=g.logprob,
+                        token_ids=list(g.token_ids),
+                        token_logprobs=list(g.token_logprobs),
+                    )
+                    for j, g in enumerate(samples)
+                ),
+            )
+        )
     return groups
 
 
-def learn(config: Any, algorithm: str, model_dir: Path, work: Path, device: str, steps: int,
-          groups: list[Any]) -> dict[str, float]:
+def learn(
+    config: Any, algorithm: str, model_dir: Path, work: Path, device: str, steps: int, groups: list[Any]
+) -> dict[str, float]:
     """`steps` updates by the Learner `learner.algorithm` makes (roles/learner.py), on `groups`."""
     from curriculum.roles.learner import make_learner
     from curriculum.training.batch import LearnBatch
@@ -206,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="run on CPU (default: the GPU, which must be there)")
     parser.add_argument("--tiny", action="store_true", help="toy sizes (seconds on CPU) instead of the recipe's")
     parser.add_argument("--steps", type=int, default=2, help="GRPO and DPO steps each (default 2)")
-    parser.add_argument("--prompt-tokens", type=int, default=None, help="tokens per prompt (default 128; 24 with --tiny)")
+    parser.add_argument(
+        "--prompt-tokens", type=int, default=None, help="tokens per prompt (default 128; 24 with --tiny)"
+    )
     parser.add_argument("--budget-s", type=float, default=240.0, help="skip phases that would start after this")
     parser.add_argument("--work-dir", help="where the model and the Learners' files go (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -216,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
 
     device = "cpu" if args.cpu else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
-        print("error: no CUDA GPU visible to torch; use --cpu (with --tiny) to check the phases on CPU", file=sys.stderr)
+        print(
+            "error: no CUDA GPU visible to torch; use --cpu (with --tiny) to check the phases on CPU", file=sys.stderr
+        )
         return 2
     import transformers
 
@@ -227,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     solver = config.solver
     dtype = resolve_dtype(config.model.dtype, device)
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none"
-    print(f"gpu_check: torch {torch.__version__}, transformers {transformers.__version__}, gpu {gpu}, dtype {dtype}, "
-          f"{'tiny' if args.tiny else 'Qwen2.5-0.5B shape'}; engine: HF (vLLM does not travel here)", flush=True)
+    print(
+        f"gpu_check: torch {torch.__version__}, transformers {transformers.__version__}, gpu {gpu}, dtype {dtype}, "
+        f"{'tiny' if args.tiny else 'Qwen2.5-0.5B shape'}; engine: HF (vLLM does not travel here)",
+        flush=True,
+    )
 
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(args.work_dir or tmp)
@@ -237,25 +294,42 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model built in {time.perf_counter() - started:.1f} s", flush=True)
         engine = make_engine(config, model_dir, work / "engine", device=device)
         problems = max(1, solver.batch_size // solver.attempts)  # one generate batch of solver.batch_size sequences
-        asked = prompts_of(engine.tokenizer, config.world.answer_instruction, problems,
-                           args.prompt_tokens or (24 if args.tiny else 128))
+        asked = prompts_of(
+            engine.tokenizer,
+            config.world.answer_instruction,
+            problems,
+            args.prompt_tokens or (24 if args.tiny else 128),
+        )
         rollout: list[tuple[str, str, list[Any]]] = []
         with Phase("rollout", device, started, args.budget_s) as phase:
             if not phase.skipped:
                 start = time.perf_counter()
-                samples = engine.generate([p for _, p in asked], n=solver.attempts, temperature=solver.temperature,
-                                          top_p=solver.top_p, max_new_tokens=solver.max_new_tokens, seed=0,
-                                          batch_size=solver.batch_size)
+                samples = engine.generate(
+                    [p for _, p in asked],
+                    n=solver.attempts,
+                    temperature=solver.temperature,
+                    top_p=solver.top_p,
+                    max_new_tokens=solver.max_new_tokens,
+                    seed=0,
+                    batch_size=solver.batch_size,
+                )
                 if device == "cuda":
                     torch.cuda.synchronize()
                 seconds = time.perf_counter() - start
                 tokens = sum(g.num_tokens for per in samples for g in per)
                 rollout = [(text, prompt, per) for (text, prompt), per in zip(asked, samples)]
-                phase.result(hf_tokens_per_s=tokens / seconds, sequences=len(asked) * solver.attempts,
-                             new_tokens=tokens, max_new_tokens=solver.max_new_tokens, peak_gpu_mib=phase.peak_mib())
+                phase.result(
+                    hf_tokens_per_s=tokens / seconds,
+                    sequences=len(asked) * solver.attempts,
+                    new_tokens=tokens,
+                    max_new_tokens=solver.max_new_tokens,
+                    peak_gpu_mib=phase.peak_mib(),
+                )
         groups = groups_from(rollout)
-        for algorithm, per_step in (("grpo", f"sequences_per_step={config.learner.grpo.groups_per_step * solver.attempts}"),
-                                    ("dpo", f"pairs_per_step={config.learner.batch_size}")):
+        for algorithm, per_step in (
+            ("grpo", f"sequences_per_step={config.learner.grpo.groups_per_step * solver.attempts}"),
+            ("dpo", f"pairs_per_step={config.learner.batch_size}"),
+        ):
             with Phase(algorithm, device, started, args.budget_s) as phase:
                 if phase.skipped:
                     continue
@@ -267,8 +341,13 @@ def main(argv: list[str] | None = None) -> int:
                     raise RuntimeError(f"the {algorithm} Learner took no step ({metrics})")
                 step_s = (metrics["seconds"] - metrics["setup_seconds"]) / steps
                 key, value = per_step.split("=")
-                phase.result(peak_gpu_mib=phase.peak_mib(), step_s=step_s, steps=steps,
-                             loss=float(metrics.get("loss", math.nan)), **{key: value})
+                phase.result(
+                    peak_gpu_mib=phase.peak_mib(),
+                    step_s=step_s,
+                    steps=steps,
+                    loss=float(metrics.get("loss", math.nan)),
+                    **{key: value},
+                )
         engine.close()
     print(f"RESULT phase=total seconds={time.perf_counter() - started:.1f}", flush=True)
     return 1 if Phase.failed else 0

@@ -83,19 +83,25 @@ def main() -> None:
                     size = (folder / "adapter_model.safetensors").stat().st_size / 2**20
                     print(f"adapter: r={config.model.lora.r}, {size:.1f} MiB", flush=True)
                 engine.load_adapter(folder, version)
-                engine.generate(prompts, n=config.solver.attempts, max_new_tokens=config.solver.max_new_tokens,
-                                seed=version)
+                engine.generate(
+                    prompts, n=config.solver.attempts, max_new_tokens=config.solver.max_new_tokens, seed=version
+                )
                 memory.append(engine_memory_mib())
                 loaded = len(engine.llm.llm_engine.list_loras())
                 if version == 1 or version % 10 == 0:
-                    print(f"version {version:3d}: engine memory {memory[-1]:7.1f} MiB, adapters loaded {loaded}, "
-                          f"{time.perf_counter() - start:.0f} s", flush=True)
+                    print(
+                        f"version {version:3d}: engine memory {memory[-1]:7.1f} MiB, adapters loaded {loaded}, "
+                        f"{time.perf_counter() - start:.0f} s",
+                        flush=True,
+                    )
         finally:
             engine.close()
     middle = memory[len(memory) // 2]
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
-    print(f"RESULT versions={args.versions} rss_after_first_mib={memory[0]:.0f} rss_after_last_mib={memory[-1]:.0f} "
-          f"rss_growth_mib={memory[-1] - memory[0]:.0f} rss_growth_second_half_mib={memory[-1] - middle:.0f}")
+    print(
+        f"RESULT versions={args.versions} rss_after_first_mib={memory[0]:.0f} rss_after_last_mib={memory[-1]:.0f} "
+        f"rss_growth_mib={memory[-1] - memory[0]:.0f} rss_growth_second_half_mib={memory[-1] - middle:.0f}"
+    )
 
 
 if __name__ == "__main__":  # vLLM may start its engine process with spawn

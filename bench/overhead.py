@@ -31,8 +31,12 @@ sys.path.insert(0, str(ROOT))
 from curriculum.config import load_config  # noqa: E402
 
 # Role methods whose time is model compute (less the setup and save parts their metrics report).
-COMPUTE = {"solver": ("attempt", "evaluate"), "teacher": ("teach",), "learner": ("learn",),
-           "generator": ("train", "propose")}
+COMPUTE = {
+    "solver": ("attempt", "evaluate"),
+    "teacher": ("teach",),
+    "learner": ("learn",),
+    "generator": ("train", "propose"),
+}
 
 
 def split_round(busy: dict[str, list[dict[str, float]]], metrics: dict[str, float]) -> dict[str, float]:
@@ -40,13 +44,21 @@ def split_round(busy: dict[str, list[dict[str, float]]], metrics: dict[str, floa
     solver_compute = max((sum(b.get(m, 0.0) for m in COMPUTE["solver"]) for b in busy["solver"]), default=0.0)
     setup = metrics.get("learner/setup_seconds", 0.0) + metrics.get("generator/setup_seconds", 0.0)
     generator_save = metrics.get("generator/save_seconds", 0.0)
-    compute = solver_compute - setup - generator_save + sum(
-        b.get(m, 0.0) for role in ("teacher", "learner", "generator") for b in busy[role] for m in COMPUTE[role])
+    compute = (
+        solver_compute
+        - setup
+        - generator_save
+        + sum(b.get(m, 0.0) for role in ("teacher", "learner", "generator") for b in busy[role] for m in COMPUTE[role])
+    )
     return {
         "compute": compute,
         "checkpoint_writes": sum(b.get("publish", 0.0) for b in busy["learner"]) + generator_save,
-        "policy_loads": sum(b.get(m, 0.0) for role in ("solver", "learner", "generator") for b in busy[role]
-                            for m in ("use_policy", "restore")),
+        "policy_loads": sum(
+            b.get(m, 0.0)
+            for role in ("solver", "learner", "generator")
+            for b in busy[role]
+            for m in ("use_policy", "restore")
+        ),
         "trainer_setup": setup,
     }
 
@@ -69,19 +81,26 @@ def main() -> None:
     from curriculum.worlds import make_world
 
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
-        config = load_config(ROOT / "configs/tiny.yaml", [
-            f"experiment.runs_dir={tmp}", "experiment.run_name=bench", f"loop.rounds={args.rounds}", *args.overrides])
+        config = load_config(
+            ROOT / "configs/tiny.yaml",
+            [f"experiment.runs_dir={tmp}", "experiment.run_name=bench", f"loop.rounds={args.rounds}", *args.overrides],
+        )
         run_dir = create_run_dir(config)
         base_path = str(pretrain(config, progress=False).path)
         cluster.start_ray(config.ray)
         roles, placement = start_roles(config, run_dir, base_path)
         try:
-            by_role = {"solver": roles.solvers, "teacher": [roles.teacher] if roles.teacher else [],
-                       "learner": [roles.learner], "generator": [roles.generator] if roles.generator else []}
+            by_role = {
+                "solver": roles.solvers,
+                "teacher": [roles.teacher] if roles.teacher else [],
+                "learner": [roles.learner],
+                "generator": [roles.generator] if roles.generator else [],
+            }
             tokenizer = load_tokenizer(base_path)
             world = make_world(config)
-            loop = CoEvolution(config, roles, world, run_dir,
-                               prompt=lambda q: prompt_for(q, tokenizer, world.instruction))
+            loop = CoEvolution(
+                config, roles, world, run_dir, prompt=lambda q: prompt_for(q, tokenizer, world.instruction)
+            )
             tracker = Tracker(default_tracking_uri(tmp), experiment="bench-overhead", run_name="bench")
             loop.prepare_seeds()
             for role in (r for rs in by_role.values() for r in rs):  # start every round from zero
@@ -96,10 +115,13 @@ def main() -> None:
                 parts = split_round(busy, report.metrics)
                 rounds.append((wall, parts))
                 other = wall - sum(parts.values())
-                print(f"round {round_}: wall {wall:.2f} s, model compute {parts['compute']:.2f} s, overhead "
-                      f"{(wall - parts['compute']) / wall:.3f} (checkpoint writes {parts['checkpoint_writes']:.2f} s, "
-                      f"policy loads {parts['policy_loads']:.2f} s, trainer setup {parts['trainer_setup']:.2f} s, "
-                      f"store/Ray/driver/MLflow {other:.2f} s)", flush=True)
+                print(
+                    f"round {round_}: wall {wall:.2f} s, model compute {parts['compute']:.2f} s, overhead "
+                    f"{(wall - parts['compute']) / wall:.3f} (checkpoint writes {parts['checkpoint_writes']:.2f} s, "
+                    f"policy loads {parts['policy_loads']:.2f} s, trainer setup {parts['trainer_setup']:.2f} s, "
+                    f"store/Ray/driver/MLflow {other:.2f} s)",
+                    flush=True,
+                )
             tracker.finish()
             roles.store.call("close").result()
         finally:
@@ -108,8 +130,10 @@ def main() -> None:
     wall = sum(w for w, _ in rounds)
     compute = sum(p["compute"] for _, p in rounds)
     checkpoints = sum(p["checkpoint_writes"] for _, p in rounds)
-    print(f"RESULT overhead_share={max(0.0, wall - compute) / wall:.4f} "
-          f"overhead_share_excl_checkpoints={max(0.0, wall - compute - checkpoints) / wall:.4f}")
+    print(
+        f"RESULT overhead_share={max(0.0, wall - compute) / wall:.4f} "
+        f"overhead_share_excl_checkpoints={max(0.0, wall - compute - checkpoints) / wall:.4f}"
+    )
 
 
 if __name__ == "__main__":

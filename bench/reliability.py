@@ -48,28 +48,72 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from curriculum.run import faults  # noqa: E402
 
 TINY = [
-    "model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.num_heads=2", "model.tiny.num_kv_heads=1",
-    "model.tiny.intermediate_size=64", "pretrain.examples=128", "pretrain.batch_size=32",
-    "world.families=[add,sub]", "world.max_level=3", "world.heldout_per_level=3", "world.seed_set_size=12",
-    "selection.seed_candidates=24", "solver.attempts=4", "solver.max_new_tokens=48", "evaluation.max_new_tokens=48",
-    "loop.rounds=2", "loop.problems_per_round=8", "generator.warmup_rounds=0", "generator.proposals_per_round=4",
-    "teacher.max_failures=4", "ray.num_cpus=2",
+    "model.tiny.hidden_size=32",
+    "model.tiny.num_layers=2",
+    "model.tiny.num_heads=2",
+    "model.tiny.num_kv_heads=1",
+    "model.tiny.intermediate_size=64",
+    "pretrain.examples=128",
+    "pretrain.batch_size=32",
+    "world.families=[add,sub]",
+    "world.max_level=3",
+    "world.heldout_per_level=3",
+    "world.seed_set_size=12",
+    "selection.seed_candidates=24",
+    "solver.attempts=4",
+    "solver.max_new_tokens=48",
+    "evaluation.max_new_tokens=48",
+    "loop.rounds=2",
+    "loop.problems_per_round=8",
+    "generator.warmup_rounds=0",
+    "generator.proposals_per_round=4",
+    "teacher.max_failures=4",
+    "ray.num_cpus=2",
     "ray.max_restarts=16",  # ACTOR_KILLS restart the store actor 10 times
 ]
 # In run order: each resumed process is killed at the next point.
 KILLS = [
-    "commit:seed@0", "commit:select@1", "commit:attempt@1", "learn:after-update@1", "commit:learn@1",
-    "commit:teach@1", "commit:synthesize@1", "commit:distil@1", "commit:evaluate@1", "commit:snapshot@1",
-    "checkpoint:before-latest@1", "commit:checkpoint@1", "round:before-log@1", "stage:attempt@2", "commit:distil@2",
+    "commit:seed@0",
+    "commit:select@1",
+    "commit:attempt@1",
+    "learn:after-update@1",
+    "commit:learn@1",
+    "commit:teach@1",
+    "commit:synthesize@1",
+    "commit:distil@1",
+    "commit:evaluate@1",
+    "commit:snapshot@1",
+    "checkpoint:before-latest@1",
+    "commit:checkpoint@1",
+    "round:before-log@1",
+    "stage:attempt@2",
+    "commit:distil@2",
 ]
-QUICK_KILLS = ["commit:attempt@1", "learn:after-update@1", "commit:snapshot@1", "checkpoint:before-latest@1",
-               "commit:distil@2"]
-RAY_KILLS = ["commit:seed@0", "commit:attempt@1", "learn:after-update@1", "commit:distil@1", "commit:checkpoint@1",
-             "commit:learn@2"]
+QUICK_KILLS = [
+    "commit:attempt@1",
+    "learn:after-update@1",
+    "commit:snapshot@1",
+    "checkpoint:before-latest@1",
+    "commit:distil@2",
+]
+RAY_KILLS = [
+    "commit:seed@0",
+    "commit:attempt@1",
+    "learn:after-update@1",
+    "commit:distil@1",
+    "commit:checkpoint@1",
+    "commit:learn@2",
+]
 QUICK_RAY_KILLS = ["learn:after-update@1", "commit:distil@1"]
 ACTOR_KILLS = faults.EVERY_ACTOR_METHOD
-QUICK_ACTOR_KILLS = ["store.append#4:done", "solver.attempt#2:done", "teacher.teach#1:sent", "learner.learn#1:idle",
-                     "learner.publish#2:done", "generator.train#1:done"]
+QUICK_ACTOR_KILLS = [
+    "store.append#4:done",
+    "solver.attempt#2:done",
+    "teacher.teach#1:sent",
+    "learner.learn#1:idle",
+    "learner.publish#2:done",
+    "generator.train#1:done",
+]
 KILL_LINE = "fault injection: killing the"  # agents/actor.py logs one per actor kill
 
 
@@ -97,8 +141,14 @@ def curriculum(args: list[str], kill_at: str | None = None, kill_actors: list[st
         env["CURRICULUM_KILL_AT"] = kill_at
     if kill_actors:
         env["CURRICULUM_KILL_ACTOR"] = ",".join(kill_actors)
-    done = subprocess.run([sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "curriculum.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if done.returncode not in (0, -signal.SIGKILL):
         print(done.stderr[-3000:], file=sys.stderr)
     return done.returncode, done.stderr
@@ -127,8 +177,7 @@ def compare_runs(reference: Path, other: Path, outcome: Outcome) -> None:
     tracking = [json.loads((d / "mlflow.json").read_text()) for d in (reference, other)]
     client = MlflowClient(tracking_uri=tracking[1]["tracking_uri"])
     for key in ("policy_version", "eval/accuracy", "learner/loss", "seeds/seeds"):
-        want, got = (sorted((m.step, m.value) for m in client.get_metric_history(t["run_id"], key))
-                     for t in tracking)
+        want, got = (sorted((m.step, m.value) for m in client.get_metric_history(t["run_id"], key)) for t in tracking)
         if want != got:
             outcome.problems.append(f"MLflow {key}: {got} vs {want}")
     for line in outcome.problems:
@@ -154,8 +203,10 @@ def driver_kills(tmp: Path, common: list[str], reference: Path, points: list[str
         args = [*common, "--run-dir", str(killed)] if i == 0 else ["resume", str(killed)]
         code, _ = curriculum(args, kill_at=point)
         died += code == -signal.SIGKILL
-        print(f"{name}: killed at {point:<26} {'ok' if code == -signal.SIGKILL else f'NOT KILLED (exit {code})'}",
-              flush=True)
+        print(
+            f"{name}: killed at {point:<26} {'ok' if code == -signal.SIGKILL else f'NOT KILLED (exit {code})'}",
+            flush=True,
+        )
     code, _ = curriculum(["resume", str(killed)])
     if code != 0:
         outcome.problems.append(f"{name}: the final resume failed (exit {code})")
@@ -172,8 +223,9 @@ def actor_kills(tmp: Path, common: list[str], reference: Path, kills: list[str])
     start = time.perf_counter()
     code, stderr = curriculum([*common, "--run-dir", str(killed)], kill_actors=kills)
     fired = stderr.count(KILL_LINE)
-    print(f"actor kills: {fired}/{len(kills)} happened, run exit {code}, {time.perf_counter() - start:.0f} s",
-          flush=True)
+    print(
+        f"actor kills: {fired}/{len(kills)} happened, run exit {code}, {time.perf_counter() - start:.0f} s", flush=True
+    )
     if code != 0:
         outcome.problems.append(f"the run with actor kills failed (exit {code})")
         return outcome
@@ -191,28 +243,58 @@ def bad_inputs(tmp: Path) -> tuple[int, int]:
 
     data = tmp / "data"
     data.mkdir()
-    files = {"bad_line": b'{"question": "1+1", "answer": "2"}\n{"question": oops}\n',
-             "no_field": b'{"question": "1+1"}\n', "empty": b"", "array": b'[{"question": "1", "answer": "1"}]\n',
-             "binary": bytes(range(256)) * 8}
+    files = {
+        "bad_line": b'{"question": "1+1", "answer": "2"}\n{"question": oops}\n',
+        "no_field": b'{"question": "1+1"}\n',
+        "empty": b"",
+        "array": b'[{"question": "1", "answer": "1"}]\n',
+        "binary": bytes(range(256)) * 8,
+    }
     for name, content in files.items():
         (data / f"{name}.jsonl").write_bytes(content)
     # A 5,000,000-character question: refused at load with its line, never generated from.
     huge = data / "huge.jsonl"
-    huge.write_text(json.dumps({"question": "1+1=?", "answer": "#### 2"}) + "\n" +
-                    json.dumps({"question": "What is " + "1+" * 2_500_000 + "1?", "answer": "#### 2"}) + "\n")
+    huge.write_text(
+        json.dumps({"question": "1+1=?", "answer": "#### 2"})
+        + "\n"
+        + json.dumps({"question": "What is " + "1+" * 2_500_000 + "1?", "answer": "#### 2"})
+        + "\n"
+    )
     qwen = build(tmp / "random-qwen")
     tiny = str(ROOT / "configs/tiny.yaml")
-    cases = [[o] for o in ("solver.atempts=3", "solvr.attempts=3", "solver.attempts=many", "solver.attempts=0",
-                           "selection.band_low=0.875", "selection.band_low=0.3", "loop.rounds=-1", "loop.rounds",
-                           "learner.learning_rate=-1", "solver.top_p=2", "model.kind=hf",
-                           "decontamination.eval_sets=[nope]")]
+    cases = [
+        [o]
+        for o in (
+            "solver.atempts=3",
+            "solvr.attempts=3",
+            "solver.attempts=many",
+            "solver.attempts=0",
+            "selection.band_low=0.875",
+            "selection.band_low=0.3",
+            "loop.rounds=-1",
+            "loop.rounds",
+            "learner.learning_rate=-1",
+            "solver.top_p=2",
+            "model.kind=hf",
+            "decontamination.eval_sets=[nope]",
+        )
+    ]
     cases.append(["model.kind=hf", "model.path=/no/such/model"])
-    cases += [[f"data_root={data}", f"datasets.bad.path={name}.jsonl", "decontamination.eval_sets=[bad]"]
-              for name in [*files, "missing"]]
+    cases += [
+        [f"data_root={data}", f"datasets.bad.path={name}.jsonl", "decontamination.eval_sets=[bad]"]
+        for name in [*files, "missing"]
+    ]
     runs = tmp / "bad-runs"
     argvs = [["run", tiny, f"experiment.runs_dir={runs}", *case] for case in cases]
-    argvs.append(["run", str(ROOT / "configs/gsm8k_qwen.yaml"), f"experiment.runs_dir={runs}", f"model.path={qwen}",
-                  f"datasets.gsm8k_train.path={huge}"])
+    argvs.append(
+        [
+            "run",
+            str(ROOT / "configs/gsm8k_qwen.yaml"),
+            f"experiment.runs_dir={runs}",
+            f"model.path={qwen}",
+            f"datasets.gsm8k_train.path={huge}",
+        ]
+    )
     argvs.append(["run", str(tmp / "no_such.yaml")])
     existing = tmp / "existing"
     existing.mkdir()
@@ -226,8 +308,13 @@ def bad_inputs(tmp: Path) -> tuple[int, int]:
         with redirect_stderr(err), redirect_stdout(io.StringIO()):
             code = cli.main(argv)
         lines = err.getvalue().strip().splitlines()
-        ok = (code == 2 and len(lines) == 1 and not runs.exists() and not report.exists()
-              and [p.name for p in existing.iterdir()] == ["config.yaml"])
+        ok = (
+            code == 2
+            and len(lines) == 1
+            and not runs.exists()
+            and not report.exists()
+            and [p.name for p in existing.iterdir()] == ["config.yaml"]
+        )
         handled += ok
         if not ok:
             print(f"bad input NOT handled: {argv[2:] or argv}: exit {code}, {lines}")
@@ -251,23 +338,43 @@ def hostile(fuzz_cases: int) -> tuple[int, int, float]:
     def draft(question, answer="86", **kw):
         return Problem(question=question, answer=answer, source="teacher", parent_id="p", round_created=1, **kw)
 
-    drafts = [draft("   "), draft("1+1=?", answer=""), draft("9" * 1_000_000 + "+1=?"), draft("2+2=?", "4\ud800"),
-              draft("12+30=?\x00", "42"), draft("import os; os.system('x')", "0"),
-              draft(stored.question, stored.answer),
-              draft(heldout.question, heldout.answer), draft("40+2=?", "41"), draft("{" * 10_000, "1")]
+    drafts = [
+        draft("   "),
+        draft("1+1=?", answer=""),
+        draft("9" * 1_000_000 + "+1=?"),
+        draft("2+2=?", "4\ud800"),
+        draft("12+30=?\x00", "42"),
+        draft("import os; os.system('x')", "0"),
+        draft(stored.question, stored.answer),
+        draft(heldout.question, heldout.answer),
+        draft("40+2=?", "41"),
+        draft("{" * 10_000, "1"),
+    ]
     accepted, rejected = admission.screen(drafts, {stored.id}, {heldout.id}, world, "teacher", 1)
     mishandled = len(accepted) + (len(rejected) != len(drafts))  # each draft: rejected, with a reason
     checked = len(drafts)
 
     completions = [
-        "answer: " + "9" * 1_000_000, "\\boxed{" + "1" * 1_000_000 + "}", "x" * 1_000_000,
-        "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}", "\\boxed{" + "\\frac{" * 3000 + "1" + "}" * 3000 + "}",
-        "\\boxed{2^{2^{2^{2^{2^{2}}}}}}", "answer: 9^9^9^9^9", "answer: 2**2**2**2**2**2", "\\boxed{9^{9^{9}}}",
-        "\\boxed{\\frac{1}{2}", "answer: }}}{{{", "\\boxed{" * 10_000, "answer: \\left( \\right( \\left[",
+        "answer: " + "9" * 1_000_000,
+        "\\boxed{" + "1" * 1_000_000 + "}",
+        "x" * 1_000_000,
+        "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",
+        "\\boxed{" + "\\frac{" * 3000 + "1" + "}" * 3000 + "}",
+        "\\boxed{2^{2^{2^{2^{2^{2}}}}}}",
+        "answer: 9^9^9^9^9",
+        "answer: 2**2**2**2**2**2",
+        "\\boxed{9^{9^{9}}}",
+        "\\boxed{\\frac{1}{2}",
+        "answer: }}}{{{",
+        "\\boxed{" * 10_000,
+        "answer: \\left( \\right( \\left[",
         "answer: __import__('os').system('echo pwned')",
         "```python\nimport os\nos.remove('x')\n```\nanswer: os.remove('x')",
-        "answer: $$$$\\", "\\boxed{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}}}}",
-        "answer: 10^{10^{10}}", "answer: \\int_0^\\infty e^{-x^2} dx", "answer: 1e999999",
+        "answer: $$$$\\",
+        "\\boxed{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}}}}",
+        "answer: 10^{10^{10}}",
+        "answer: \\int_0^\\infty e^{-x^2} dx",
+        "answer: 1e999999",
         "answer: " + "(1+" * 300 + "1" + ")" * 300,
     ]
     timeout_s = 2.0
@@ -284,16 +391,43 @@ def hostile(fuzz_cases: int) -> tuple[int, int, float]:
                 mishandled += correct or times[-1] > bound_s
                 checked += 1
 
-        text = st.one_of(st.text(max_size=200), st.lists(st.sampled_from(
-            ["\\boxed{", "}", "{", "^", "^{", "\\frac{", "answer:", "####", "$", "(", ")", "1", "9" * 30, "x", "**",
-             "\\sqrt{", "\n", " "]), max_size=40).map("".join))
+        text = st.one_of(
+            st.text(max_size=200),
+            st.lists(
+                st.sampled_from(
+                    [
+                        "\\boxed{",
+                        "}",
+                        "{",
+                        "^",
+                        "^{",
+                        "\\frac{",
+                        "answer:",
+                        "####",
+                        "$",
+                        "(",
+                        ")",
+                        "1",
+                        "9" * 30,
+                        "x",
+                        "**",
+                        "\\sqrt{",
+                        "\n",
+                        " ",
+                    ]
+                ),
+                max_size=40,
+            ).map("".join),
+        )
         outcomes = {"checked": 0, "mishandled": 0}
 
         @settings(max_examples=fuzz_cases, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(text, text)
         def fuzz(completion, reference):
-            ok = all((found := extract_answer(completion, rule)) is None or (isinstance(found, str) and found)
-                     for rule in rules)
+            ok = all(
+                (found := extract_answer(completion, rule)) is None or (isinstance(found, str) and found)
+                for rule in rules
+            )
             start = time.perf_counter()
             grades = verifier.grade_many([completion, reference, completion], [reference, reference, "73519"], "auto")
             times.append(time.perf_counter() - start)
@@ -311,9 +445,12 @@ def hostile(fuzz_cases: int) -> tuple[int, int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{len(QUICK_KILLS)} kill points in process, {len(QUICK_RAY_KILLS)} on Ray and "
-                             f"{len(QUICK_ACTOR_KILLS)} actor kills")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{len(QUICK_KILLS)} kill points in process, {len(QUICK_RAY_KILLS)} on Ray and "
+        f"{len(QUICK_ACTOR_KILLS)} actor kills",
+    )
     parser.add_argument("--fuzz", type=int, default=2000, help="hypothesis cases through extraction + verification")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-reliability-") as name:
@@ -321,35 +458,60 @@ def main() -> None:
         tried, handled = bad_inputs(tmp)
         print(f"bad inputs: {handled}/{tried} refused with exit 2, one line, nothing written", flush=True)
         hostile_checked, mishandled, max_ms = hostile(args.fuzz)
-        print(f"hostile outputs: {hostile_checked} checked, {mishandled} mishandled; slowest grade {max_ms:.0f} ms",
-              flush=True)
-        common = ["run", "configs/tiny.yaml", *TINY, f"experiment.runs_dir={tmp / 'runs'}",
-                  f"model.cache_dir={tmp / 'cache'}"]
+        print(
+            f"hostile outputs: {hostile_checked} checked, {mishandled} mishandled; slowest grade {max_ms:.0f} ms",
+            flush=True,
+        )
+        common = [
+            "run",
+            "configs/tiny.yaml",
+            *TINY,
+            f"experiment.runs_dir={tmp / 'runs'}",
+            f"model.cache_dir={tmp / 'cache'}",
+        ]
         in_process = [*common, "ray.in_process=true"]
         outcomes = {
-            "in process": driver_kills(tmp, in_process, reference_run(tmp, in_process, "reference"),
-                                       QUICK_KILLS if args.quick else KILLS, "killed"),
+            "in process": driver_kills(
+                tmp,
+                in_process,
+                reference_run(tmp, in_process, "reference"),
+                QUICK_KILLS if args.quick else KILLS,
+                "killed",
+            ),
         }
         ray_reference = reference_run(tmp, common, "ray-reference")
-        outcomes["ray driver"] = driver_kills(tmp, common, ray_reference, QUICK_RAY_KILLS if args.quick else RAY_KILLS,
-                                              "ray-killed")
-        outcomes["ray actors"] = actor_kills(tmp, common, ray_reference,
-                                             QUICK_ACTOR_KILLS if args.quick else ACTOR_KILLS)
+        outcomes["ray driver"] = driver_kills(
+            tmp, common, ray_reference, QUICK_RAY_KILLS if args.quick else RAY_KILLS, "ray-killed"
+        )
+        outcomes["ray actors"] = actor_kills(
+            tmp, common, ray_reference, QUICK_ACTOR_KILLS if args.quick else ACTOR_KILLS
+        )
     drivers = [o for kind, o in outcomes.items() if kind != "ray actors"]
-    total = Outcome(survived=sum(o.survived for o in drivers), tried=sum(o.tried for o in drivers),
-                    compared=sum(o.compared for o in outcomes.values()), lost=sum(o.lost for o in outcomes.values()),
-                    duplicated=sum(o.duplicated for o in outcomes.values()),
-                    differing=sum(o.differing for o in outcomes.values()),
-                    problems=[p for o in outcomes.values() for p in o.problems])
+    total = Outcome(
+        survived=sum(o.survived for o in drivers),
+        tried=sum(o.tried for o in drivers),
+        compared=sum(o.compared for o in outcomes.values()),
+        lost=sum(o.lost for o in outcomes.values()),
+        duplicated=sum(o.duplicated for o in outcomes.values()),
+        differing=sum(o.differing for o in outcomes.values()),
+        problems=[p for o in outcomes.values() for p in o.problems],
+    )
     actors = outcomes["ray actors"]
-    failed = (not total.clean or total.survived != total.tried or actors.survived != actors.tried
-              or handled != tried or mishandled)
+    failed = (
+        not total.clean
+        or total.survived != total.tried
+        or actors.survived != actors.tried
+        or handled != tried
+        or mishandled
+    )
     for kind, outcome in outcomes.items():
         print(f"{kind}: {outcome.survived}/{outcome.tried} kills survived, {outcome.compared} records compared")
     print(f"records differing: {total.differing}, other differences: {len(total.problems)}")
-    print(f"RESULT kills_survived={total.survived} actor_kills_survived={actors.survived} "
-          f"records_compared={total.compared} records_lost={total.lost} records_duplicated={total.duplicated} "
-          f"bad_inputs_tried={tried} hostile_outputs_checked={hostile_checked} max_verify_ms={max_ms:.0f}")
+    print(
+        f"RESULT kills_survived={total.survived} actor_kills_survived={actors.survived} "
+        f"records_compared={total.compared} records_lost={total.lost} records_duplicated={total.duplicated} "
+        f"bad_inputs_tried={tried} hostile_outputs_checked={hostile_checked} max_verify_ms={max_ms:.0f}"
+    )
     sys.exit(1 if failed else 0)
 
 

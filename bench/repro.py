@@ -30,9 +30,20 @@ def run_once(threads: int, config: str, overrides: list[str], rounds: int, folde
     """One run in a child process on `threads` threads; returns its run directory."""
     run_dir = folder / "run"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    command = [sys.executable, "-m", "curriculum.cli", "run", config, "--run-dir", str(run_dir),
-               f"model.cache_dir={folder / 'cache'}", f"loop.rounds={rounds}", "ray.in_process=true",
-               f"experiment.runs_dir={folder}", *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "curriculum.cli",
+        "run",
+        config,
+        "--run-dir",
+        str(run_dir),
+        f"model.cache_dir={folder / 'cache'}",
+        f"loop.rounds={rounds}",
+        "ray.in_process=true",
+        f"experiment.runs_dir={folder}",
+        *overrides,
+    ]
     print(f"[{threads} thread(s)] {' '.join(command[3:])}", flush=True)
     with open(folder / "log.txt", "w") as log:
         done = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -61,8 +72,11 @@ def round_results(run_dir: Path) -> list[dict]:
     from curriculum.store import Store
 
     with Store(run_dir / "store.duckdb", read_only=True) as store:
-        return [json.loads(r.state).get("evaluation") for r in store.stage_records()
-                if json.loads(r.state).get("done", [""])[-1] == "checkpoint"]
+        return [
+            json.loads(r.state).get("evaluation")
+            for r in store.stage_records()
+            if json.loads(r.state).get("done", [""])[-1] == "checkpoint"
+        ]
 
 
 def main() -> None:
@@ -90,12 +104,16 @@ def main() -> None:
         adapter_diff = max_abs_diff(tensors(adapters[1]), tensors(adapters[2]))
         per_round = {t: round_results(runs[t]) for t in runs}
         for t in runs:
-            print(f"{t} thread(s): base {fingerprints[t]}, base accuracy {_accuracy(results[t]['base_eval']):.4f}, "
-                  f"final accuracy {_accuracy(results[t]['final_eval']):.4f}")
+            print(
+                f"{t} thread(s): base {fingerprints[t]}, base accuracy {_accuracy(results[t]['base_eval']):.4f}, "
+                f"final accuracy {_accuracy(results[t]['final_eval']):.4f}"
+            )
         rounds_identical = per_round[1] == per_round[2] and adapter_diff == 0.0
-        print(f"RESULT base_models_identical={fingerprints[1] == fingerprints[2]} rounds_identical={rounds_identical} "
-              f"max_abs_weight_diff={weight_diff:.3g} max_abs_adapter_diff={adapter_diff:.3g} "
-              f"fingerprint={fingerprints[1]} fingerprint_2={fingerprints[2]}")
+        print(
+            f"RESULT base_models_identical={fingerprints[1] == fingerprints[2]} rounds_identical={rounds_identical} "
+            f"max_abs_weight_diff={weight_diff:.3g} max_abs_adapter_diff={adapter_diff:.3g} "
+            f"fingerprint={fingerprints[1]} fingerprint_2={fingerprints[2]}"
+        )
 
 
 def _accuracy(evaluation: dict) -> float:

@@ -77,21 +77,23 @@ def attempt_stream(problems, difficulty, rows, batch_size, rng, tokens: bool = T
         answer = problem.answer if correct else str(int(problem.answer) + rng.randint(1, 9))
         steps = " ".join(f"step {i}: carry {rng.randint(0, 1)}." for i in range(rng.randint(2, 8)))
         num_tokens = rng.randint(20, 120)
-        batch.append(Attempt(
-            problem_id=problem.id,
-            policy_version=round_,
-            sample_index=sample_index,
-            round=round_,
-            completion=f"{problem.question} {steps} The answer is {answer}.",
-            extracted_answer=answer,
-            correct=correct,
-            reward=1.0 if correct else 0.0,
-            num_tokens=num_tokens,
-            logprob=-rng.uniform(1.0, 40.0),
-            created_by=f"solver-{sample_index % 4}",
-            token_ids=[rng.randrange(2048) for _ in range(num_tokens)] if tokens else [],
-            token_logprobs=[-rng.random() for _ in range(num_tokens)] if tokens else [],
-        ))
+        batch.append(
+            Attempt(
+                problem_id=problem.id,
+                policy_version=round_,
+                sample_index=sample_index,
+                round=round_,
+                completion=f"{problem.question} {steps} The answer is {answer}.",
+                extracted_answer=answer,
+                correct=correct,
+                reward=1.0 if correct else 0.0,
+                num_tokens=num_tokens,
+                logprob=-rng.uniform(1.0, 40.0),
+                created_by=f"solver-{sample_index % 4}",
+                token_ids=[rng.randrange(2048) for _ in range(num_tokens)] if tokens else [],
+                token_logprobs=[-rng.random() for _ in range(num_tokens)] if tokens else [],
+            )
+        )
         built += 1
         if len(batch) == batch_size or built == rows:
             yield time.perf_counter() - started, batch
@@ -158,10 +160,12 @@ def main() -> None:
             stored = store.con.execute("SELECT sum(len(token_ids)) FROM attempts").fetchone()[0]
             print(f"token ids and log-probs: {stored:,} of each stored ({stored / ingest_s:,.0f} tokens/s)")
         print(f"records built: {args.rows} Attempt in {build_s:.2f} s ({args.rows / build_s:,.0f} records/s, pydantic)")
-        print(f"ingest: {args.rows} rows in {ingest_s:.2f} s incl. final checkpoint {checkpoint_s:.2f} s "
-              f"({ingest_rate:,.0f} rows/s, batches of {args.batch}; up to commit only "
-              f"{args.rows / (ingest_s - checkpoint_s):,.0f} rows/s); CPU time of this process "
-              f"{ingest_cpu_s:.2f} s, all threads")
+        print(
+            f"ingest: {args.rows} rows in {ingest_s:.2f} s incl. final checkpoint {checkpoint_s:.2f} s "
+            f"({ingest_rate:,.0f} rows/s, batches of {args.batch}; up to commit only "
+            f"{args.rows / (ingest_s - checkpoint_s):,.0f} rows/s); CPU time of this process "
+            f"{ingest_cpu_s:.2f} s, all threads"
+        )
         print(f"re-sent batch of {len(first_batch)}: 0 inserted in {resend_ms:.1f} ms")
         print(f"file: {(Path(tmp) / 'run.duckdb').stat().st_size / 2**20:.0f} MiB, counts {store.counts()}")
 
@@ -174,8 +178,10 @@ def main() -> None:
             ("latest policy", {"policy_version": latest}),
         ]:
             first, median, band = timed_ms(lambda: store.problems_in_band(0.3, 0.7, min_attempts=8, **kwargs), 5)
-            print(f"problems_in_band(0.3, 0.7) {label}: {len(band)} problems, "
-                  f"first {first:.1f} ms, median {median:.1f} ms")
+            print(
+                f"problems_in_band(0.3, 0.7) {label}: {len(band)} problems, "
+                f"first {first:.1f} ms, median {median:.1f} ms"
+            )
             if label == "all attempts":
                 band_ms = median
         first, median, weak = timed_ms(lambda: store.weakness_candidates(), 3)

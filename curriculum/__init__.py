@@ -8,6 +8,10 @@ these variables at import time; a user's own setting wins.
 
 import os
 
-for _name, _value in {"HF_HUB_DISABLE_TELEMETRY": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-                      "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_MODEL_CATALOG_URI": ""}.items():
+for _name, _value in {
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "MLFLOW_MODEL_CATALOG_URI": "",
+}.items():
     os.environ.setdefault(_name, _value)

@@ -75,10 +75,14 @@ class ModelConfig(Section):
     lora: LoraConfig = LoraConfig()
     cache_dir: str = ".cache/curriculum"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="auto: bfloat16 on a GPU that supports it, float32 on CPU")
+        default="auto", description="auto: bfloat16 on a GPU that supports it, float32 on CPU"
+    )
     max_prompt_tokens: int | None = Field(
-        default=None, ge=1, description="problems whose prompt has more tokens are refused when their data is "
-                                        "read; default: what the model's context leaves beside the new tokens")
+        default=None,
+        ge=1,
+        description="problems whose prompt has more tokens are refused when their data is "
+        "read; default: what the model's context leaves beside the new tokens",
+    )
 
     @model_validator(mode="after")
     def _hf_needs_path(self) -> "ModelConfig":
@@ -100,36 +104,52 @@ class WorldConfig(Section):
     # How a model is asked to answer and how its answer is read, by the loop, its held-out evaluation
     # and `curriculum eval` alike: answer_colon (`answer: N`, the toy model's trace) on arithmetic,
     # boxed (\boxed{}) with BOXED_INSTRUCTION on dataset.
-    extraction: Extraction | None = Field(default=None, description="default: answer_colon (arithmetic), "
-                                          "boxed (dataset)")
-    instruction: str | None = Field(default=None, description="appended to every question before the chat "
-                                    "template; default: BOXED_INSTRUCTION when answers are read from "
-                                    "\\boxed{}, else none")
-    # arithmetic
-    families: list[str] = Field(
-        default_factory=lambda: ["add", "sub", "mul", "sum", "linear", "word"], min_length=1
+    extraction: Extraction | None = Field(
+        default=None, description="default: answer_colon (arithmetic), boxed (dataset)"
     )
+    instruction: str | None = Field(
+        default=None,
+        description="appended to every question before the chat "
+        "template; default: BOXED_INSTRUCTION when answers are read from "
+        "\\boxed{}, else none",
+    )
+    # arithmetic
+    families: list[str] = Field(default_factory=lambda: ["add", "sub", "mul", "sum", "linear", "word"], min_length=1)
     max_level: int = Field(default=5, ge=1, le=9)
     heldout_per_level: int | dict[int, int] = Field(
-        default=20, description="held-out problems per family and level: one count for every level, or a count per "
-                                "level ({1: 25, 2: 250, ...})")
+        default=20,
+        description="held-out problems per family and level: one count for every level, or a count per "
+        "level ({1: 25, 2: 250, ...})",
+    )
     # dataset
-    seed_sets: list[str] = Field(default_factory=list, description="dataset: names in `datasets` whose "
-                                 "problems form the seed pool (held-out questions excluded)")
-    heldout_sets: list[str] = Field(default_factory=list, description="dataset: names in `datasets` of the "
-                                    "benchmarks held out for evaluation")
-    heldout_size: dict[str, int] = Field(default_factory=dict, description="dataset: problems drawn from a held-out "
-                                         "benchmark by experiment.seed (missing or 0: all of it)")
-    skip_oversized: bool = Field(default=False, description="dataset: leave out (and count, seeds/skipped_"
-                                 "oversized) problems whose prompt does not fit the model, instead of refusing "
-                                 "the data file")
-    skip_invalid: bool = Field(default=False, description="dataset: leave out (and count, data/skipped_invalid) "
-                               "records whose answer field holds no answer by the dataset's extraction rule (a word "
-                               "where it reads numbers, an empty field), instead of refusing the data file")
+    seed_sets: list[str] = Field(
+        default_factory=list,
+        description="dataset: names in `datasets` whose problems form the seed pool (held-out questions excluded)",
+    )
+    heldout_sets: list[str] = Field(
+        default_factory=list, description="dataset: names in `datasets` of the benchmarks held out for evaluation"
+    )
+    heldout_size: dict[str, int] = Field(
+        default_factory=dict,
+        description="dataset: problems drawn from a held-out benchmark by experiment.seed (missing or 0: all of it)",
+    )
+    skip_oversized: bool = Field(
+        default=False,
+        description="dataset: leave out (and count, seeds/skipped_"
+        "oversized) problems whose prompt does not fit the model, instead of refusing "
+        "the data file",
+    )
+    skip_invalid: bool = Field(
+        default=False,
+        description="dataset: leave out (and count, data/skipped_invalid) "
+        "records whose answer field holds no answer by the dataset's extraction rule (a word "
+        "where it reads numbers, an empty field), instead of refusing the data file",
+    )
     level_edges: list[float] = Field(
         default_factory=lambda: [0.75, 0.5, 0.25, 0.125],
         description="dataset problems without a level field get level 1 + the number of edges above the base "
-                    "model's solve rate at screening: 1.0 -> 1, 0.6 -> 2, 0.3 -> 3, 0.2 -> 4, 0 -> 5")
+        "model's solve rate at screening: 1.0 -> 1, 0.6 -> 2, 0.3 -> 3, 0.2 -> 4, 0 -> 5",
+    )
 
     @model_validator(mode="after")
     def _world_settings(self) -> "WorldConfig":
@@ -137,9 +157,10 @@ class WorldConfig(Section):
         if isinstance(counts, dict):
             missing = [level for level in range(1, self.max_level + 1) if level not in counts]
             if missing:
-                raise ValueError(f"world.heldout_per_level has no count for level {missing[0]} "
-                                 f"(levels 1..{self.max_level} need one)")
-        for level, count in (counts.items() if isinstance(counts, dict) else [(None, counts)]):
+                raise ValueError(
+                    f"world.heldout_per_level has no count for level {missing[0]} (levels 1..{self.max_level} need one)"
+                )
+        for level, count in counts.items() if isinstance(counts, dict) else [(None, counts)]:
             if count < 1:
                 where = "" if level is None else f"[{level}]"
                 raise ValueError(f"world.heldout_per_level{where}={count} must be >= 1")
@@ -179,8 +200,10 @@ class PretrainConfig(Section):
 
     levels: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     level_weights: dict[int, float] = Field(
-        default_factory=dict, description="relative share of examples per level in `levels` (missing: 1.0); "
-                                          "a small share of a harder level gives the base a weak start there")
+        default_factory=dict,
+        description="relative share of examples per level in `levels` (missing: 1.0); "
+        "a small share of a harder level gives the base a weak start there",
+    )
     examples: int = Field(default=20000, ge=1, description="training examples, spread over families and levels")
     epochs: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=64, ge=1)
@@ -191,8 +214,9 @@ class PretrainConfig(Section):
     def _weights_name_levels(self) -> "PretrainConfig":
         for level, weight in self.level_weights.items():
             if level not in self.levels:
-                raise ValueError(f"pretrain.level_weights names level {level}, which is not in pretrain.levels "
-                                 f"{self.levels}")
+                raise ValueError(
+                    f"pretrain.level_weights names level {level}, which is not in pretrain.levels {self.levels}"
+                )
             if weight < 0:
                 raise ValueError(f"pretrain.level_weights[{level}]={weight} must be >= 0")
         return self
@@ -202,20 +226,35 @@ class VLLMConfig(Section):
     """The vLLM engine (`solver.engine: vllm`, curriculum/engines/vllm.py)."""
 
     gpu_memory_utilization: float = Field(
-        default=0.3, gt=0, le=1, description="share of the GPU vLLM may take (TRL's colocate default); the rest "
-                                             "is left to a Learner sharing the GPU")
-    cpu_kv_cache_gib: int = Field(default=1, ge=1, description="GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE); "
-                                  "vLLM's own default reserves ~21 GiB and starts 4x slower")
+        default=0.3,
+        gt=0,
+        le=1,
+        description="share of the GPU vLLM may take (TRL's colocate default); the rest "
+        "is left to a Learner sharing the GPU",
+    )
+    cpu_kv_cache_gib: int = Field(
+        default=1,
+        ge=1,
+        description="GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE); "
+        "vLLM's own default reserves ~21 GiB and starts 4x slower",
+    )
     cpu_threads_bind: str | None = Field(
-        default=None, description="CPU cores vLLM's OpenMP threads bind to on CPU (VLLM_CPU_OMP_THREADS_BIND, "
-                                  "e.g. '0-7'); default: every core this process may run on")
+        default=None,
+        description="CPU cores vLLM's OpenMP threads bind to on CPU (VLLM_CPU_OMP_THREADS_BIND, "
+        "e.g. '0-7'); default: every core this process may run on",
+    )
     max_model_len: int | None = Field(default=None, ge=16, description="default: the model's context length")
-    enforce_eager: bool = Field(default=False, description="no CUDA graphs / torch.compile: starts ~20 s "
-                                "faster, samples slower (tests)")
-    engine_process: bool = Field(default=False, description="run vLLM's engine core and worker in processes of "
-                                 "their own (vLLM's default) instead of inside the Solver's")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="ERROR", description="vLLM's own "
-                                                                    "log messages shown (VLLM_LOGGING_LEVEL)")
+    enforce_eager: bool = Field(
+        default=False, description="no CUDA graphs / torch.compile: starts ~20 s faster, samples slower (tests)"
+    )
+    engine_process: bool = Field(
+        default=False,
+        description="run vLLM's engine core and worker in processes of "
+        "their own (vLLM's default) instead of inside the Solver's",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="ERROR", description="vLLM's own log messages shown (VLLM_LOGGING_LEVEL)"
+    )
 
 
 class SolverConfig(Section):
@@ -225,15 +264,21 @@ class SolverConfig(Section):
     max_new_tokens: int = Field(default=192, ge=1)
     batch_size: int = Field(default=256, ge=1, description="sequences per generate() batch (hf engine)")
     engine: Literal["hf", "vllm"] = Field(
-        default="hf", description="what samples attempts and runs held-out evaluation: hf (transformers "
-                                  "generate) or vllm (one LLM.generate per round, a LoRA per policy version; "
-                                  "install with `make vllm` on CPU or the gpu extra)")
+        default="hf",
+        description="what samples attempts and runs held-out evaluation: hf (transformers "
+        "generate) or vllm (one LLM.generate per round, a LoRA per policy version; "
+        "install with `make vllm` on CPU or the gpu extra)",
+    )
     vllm: VLLMConfig = VLLMConfig()
 
 
 class VerifierConfig(Section):
-    timeout_s: float = Field(default=2.0, gt=0, description="seconds one grade may take before it counts as wrong; "
-                                                       "raise it for long competition answers on a busy machine")
+    timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="seconds one grade may take before it counts as wrong; "
+        "raise it for long competition answers on a busy machine",
+    )
 
 
 class EvaluationConfig(Section):
@@ -262,12 +307,11 @@ class DatasetSpec(Section):
     path: str = Field(description="a .jsonl or .parquet file, or a Hugging Face dataset name when format=hf")
     format: Literal["auto", "jsonl", "parquet", "hf"] = "auto"
     split: str = "test"
-    question_field: str = Field(default="question", description="a field name, or a template of fields such "
-                                "as '{Body} {Question}' (SVAMP)")
-    answer_field: str = "answer"
-    extraction: Extraction = Field(
-        default="none", description="how to pull the final answer out of answer_field"
+    question_field: str = Field(
+        default="question", description="a field name, or a template of fields such as '{Body} {Question}' (SVAMP)"
     )
+    answer_field: str = "answer"
+    extraction: Extraction = Field(default="none", description="how to pull the final answer out of answer_field")
     # A model's answer is read by the world's rule (world.answer_extraction), not per data set.
     solution_field: str | None = Field(default=None, description="a worked reference solution, if any")
     subject_field: str | None = None
@@ -287,14 +331,30 @@ class SelectionConfig(Section):
     # attempted), failed (below the band), solved (above it) and the band; the band gets what the
     # other three leave.
     fresh_fraction: float = Field(default=0.5, ge=0, le=1, description="share of slots for never-attempted problems")
-    failed_fraction: float = Field(default=0.25, ge=0, le=1, description="most slots for problems below the "
-                                   "band (the lowest level first): they teach through their reference solution")
-    solved_fraction: float = Field(default=0.0, ge=0, le=1, description="share of slots for problems above the "
-                                   "band: keeps what the Solver can do in the training mix")
-    solved_by_level: bool = Field(default=False, description="split the solved slots evenly over the levels the "
-                                  "solved pool holds (per-level replay quotas); default: a random sample")
-    min_vote_share: float = Field(default=0.0, ge=0, le=1, description="model-labelled problems whose majority "
-                                  "vote share is below this are not trained on")
+    failed_fraction: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="most slots for problems below the "
+        "band (the lowest level first): they teach through their reference solution",
+    )
+    solved_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of slots for problems above the band: keeps what the Solver can do in the training mix",
+    )
+    solved_by_level: bool = Field(
+        default=False,
+        description="split the solved slots evenly over the levels the "
+        "solved pool holds (per-level replay quotas); default: a random sample",
+    )
+    min_vote_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="model-labelled problems whose majority vote share is below this are not trained on",
+    )
 
     @model_validator(mode="after")
     def _shares_fit(self) -> "SelectionConfig":
@@ -313,19 +373,23 @@ class EndpointConfig(Section):
     The API key is never written here: `api_key_env` names the environment variable that holds it.
     """
 
-    base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000/v1; none with "
-                                 "teacher.serve (the run's own server)")
-    model: str | None = Field(default=None, description="the model name the endpoint serves; with teacher.serve: "
-                              "teacher.serve.served_name")
-    api_key_env: str | None = Field(default=None, description="NAME of the environment variable holding the API "
-                                    "key; none: no key (a local server)")
+    base_url: str | None = Field(
+        default=None, description="e.g. http://127.0.0.1:8000/v1; none with teacher.serve (the run's own server)"
+    )
+    model: str | None = Field(
+        default=None, description="the model name the endpoint serves; with teacher.serve: teacher.serve.served_name"
+    )
+    api_key_env: str | None = Field(
+        default=None, description="NAME of the environment variable holding the API key; none: no key (a local server)"
+    )
     timeout_s: float = Field(default=120.0, gt=0, description="seconds one call may take")
     max_concurrency: int = Field(default=8, ge=1, description="calls in flight at once")
     max_attempts: int = Field(default=3, ge=1, description="tries per workflow step on transport and parse errors")
     retry_backoff_s: float = Field(default=1.0, ge=0, description="wait before the first retry (doubles each time)")
     structured_output: Literal["json_schema", "json_object", "none"] = Field(
-        default="json_schema", description="response_format asked of the endpoint; the reply is parsed tolerantly "
-                                           "either way")
+        default="json_schema",
+        description="response_format asked of the endpoint; the reply is parsed tolerantly either way",
+    )
     temperature: float = Field(default=0.7, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_tokens: int = Field(default=1024, ge=1, description="most tokens of one reply")
@@ -333,8 +397,9 @@ class EndpointConfig(Section):
     @model_validator(mode="after")
     def _key_is_a_name(self) -> "EndpointConfig":
         if self.api_key_env is not None and not self.api_key_env.replace("_", "").isalnum():
-            raise ValueError("api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
-                             "never the key itself")
+            raise ValueError(
+                "api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself"
+            )
         return self
 
 
@@ -345,7 +410,8 @@ class ServeConfig(Section):
     served_name: str = Field(default="teacher", description="the model name clients ask for")
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs of the server's bundle in the placement group")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="auto: float32 on CPU, the model's own dtype on a GPU")
+        default="auto", description="auto: float32 on CPU, the model's own dtype on a GPU"
+    )
     max_model_len: int | None = Field(default=4096, ge=64)
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     enforce_eager: bool = Field(default=False, description="skip graph compilation (faster start, slower calls)")
@@ -366,16 +432,18 @@ class LabelConfig(Section):
     temperature: float = Field(default=0.7, ge=0)
     max_tokens: int = Field(default=1024, ge=1)
     extraction: Extraction = Field(default="boxed", description="how an answer is read from a sampled solution")
-    prompt: str = Field(default="prompts/label.yaml", description="relative: to the working directory, else to "
-                        "the package's configs/")
+    prompt: str = Field(
+        default="prompts/label.yaml", description="relative: to the working directory, else to the package's configs/"
+    )
 
     @model_validator(mode="after")
     def _agreement_fits(self) -> "LabelConfig":
         if self.min_agreement > self.samples:
             raise ValueError(f"min_agreement={self.min_agreement} is above samples={self.samples}")
         if self.endpoint is not None and not (self.endpoint.base_url and self.endpoint.model):
-            raise ValueError("a labeller endpoint needs base_url and model (leave it out to label with the "
-                             "Teacher's model)")
+            raise ValueError(
+                "a labeller endpoint needs base_url and model (leave it out to label with the Teacher's model)"
+            )
         return self
 
 
@@ -386,22 +454,31 @@ class TeacherPrompts(Section):
 
 class TeacherConfig(Section):
     enabled: bool = Field(default=True, description="rewrite failed problems each round (Socratic-Zero)")
-    kind: Literal["symbolic", "llm"] = Field(default="symbolic", description="symbolic: the world's mutation "
-                                             "operators; llm: a prompted model (roles/teacher/llm.py)")
+    kind: Literal["symbolic", "llm"] = Field(
+        default="symbolic",
+        description="symbolic: the world's mutation operators; llm: a prompted model (roles/teacher/llm.py)",
+    )
     mutations: list[Mutation] = Field(
-        default_factory=lambda: ["harder", "sibling"], min_length=1,
-        description="variants of a failure the Solver partly solves, in turn")
+        default_factory=lambda: ["harder", "sibling"],
+        min_length=1,
+        description="variants of a failure the Solver partly solves, in turn",
+    )
     # A failure the Solver (almost) never solves gets variants of its own size or smaller: a harder
     # one would be further out of reach and teach nothing (multiple of 1/solver.attempts).
-    unsolved_below: float = Field(default=0.25, ge=0, le=1, description="a failure solved less often than this "
-                                  "is out of reach and gets `unsolved_mutations`")
+    unsolved_below: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="a failure solved less often than this is out of reach and gets `unsolved_mutations`",
+    )
     unsolved_mutations: list[Mutation] = Field(default_factory=lambda: ["sibling", "easier"], min_length=1)
     variants_per_failure: int = Field(default=2, ge=1)
     max_failures: int = Field(default=32, ge=1, description="failed problems the Teacher rewrites per round")
     # kind: llm (also the model of synthesis.kind: llm)
     endpoint: EndpointConfig = EndpointConfig()
-    serve: ServeConfig | None = Field(default=None, description="start a vLLM server for the Teacher instead of "
-                                      "calling endpoint.base_url")
+    serve: ServeConfig | None = Field(
+        default=None, description="start a vLLM server for the Teacher instead of calling endpoint.base_url"
+    )
     labels: LabelConfig = LabelConfig()
     prompts: TeacherPrompts = TeacherPrompts()
     attempts_shown: int = Field(default=4, ge=0, description="failed attempts shown to the Teacher per problem")
@@ -409,8 +486,9 @@ class TeacherConfig(Section):
     @model_validator(mode="after")
     def _one_endpoint(self) -> "TeacherConfig":
         if self.serve is not None and self.endpoint.base_url:
-            raise ValueError("set teacher.endpoint.base_url (an existing server) or teacher.serve (the run starts "
-                             "one), not both")
+            raise ValueError(
+                "set teacher.endpoint.base_url (an existing server) or teacher.serve (the run starts one), not both"
+            )
         if self.endpoint.base_url and not self.endpoint.model:
             raise ValueError("teacher.endpoint.base_url needs teacher.endpoint.model (the model name it serves)")
         return self
@@ -445,34 +523,49 @@ class GRPOSettings(Section):
         low = 1 / attempts if self.filter_low is None else self.filter_low
         high = 1 - 1 / attempts if self.filter_high is None else self.filter_high
         return low, high
+
     kl_beta: float = Field(default=0.0, ge=0, description="KL weight to the base model (TRL beta); 0: no reference")
     epsilon: float = Field(default=0.2, gt=0, description="PPO clip range")
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     importance_sampling: Literal["sequence_mask", "sequence_truncate", "token_mask", "token_truncate", "off"] = Field(
-        default="sequence_mask", description="TRL's correction for the mismatch between the Solver's sampling "
-        "log-probs and the trainer's (vllm_importance_sampling_mode, ratios capped at 3); off: none")
+        default="sequence_mask",
+        description="TRL's correction for the mismatch between the Solver's sampling "
+        "log-probs and the trainer's (vllm_importance_sampling_mode, ratios capped at 3); off: none",
+    )
 
 
 class RetentionConfig(Section):
     """Keeping what the student knew (training/retention.py), for every learner: replay of verified
     successes as an NLL anchor, and a KL term to the base model on the same tokens."""
 
-    anchor_weight: float = Field(default=0.0, ge=0, description="weight of the NLL of one correct attempt of each "
-                                 "problem solved at least anchor_min_solve_rate of the time this round, added to every "
-                                 "training step (such a problem gives DPO and GRPO no gradient of their own)")
-    anchor_min_solve_rate: float = Field(default=1.0, gt=0, le=1, description="problems solved at least this often "
-                                         "this round are anchored (1.0: k of k)")
-    anchor_batch_size: int | None = Field(default=None, ge=1, description="anchors per step; default: "
-                                          "learner.batch_size")
-    kl_weight: float = Field(default=0.0, ge=0, description="weight of KL(policy || base) on the anchors' tokens: a "
-                             "KL anchor for learners that have none of their own (SFT; GRPO with kl_beta 0)")
+    anchor_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="weight of the NLL of one correct attempt of each "
+        "problem solved at least anchor_min_solve_rate of the time this round, added to every "
+        "training step (such a problem gives DPO and GRPO no gradient of their own)",
+    )
+    anchor_min_solve_rate: float = Field(
+        default=1.0, gt=0, le=1, description="problems solved at least this often this round are anchored (1.0: k of k)"
+    )
+    anchor_batch_size: int | None = Field(
+        default=None, ge=1, description="anchors per step; default: learner.batch_size"
+    )
+    kl_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="weight of KL(policy || base) on the anchors' tokens: a "
+        "KL anchor for learners that have none of their own (SFT; GRPO with kl_beta 0)",
+    )
 
 
 class LearnerConfig(Section):
     algorithm: Literal["dpo", "grpo", "sft"] = Field(
-        default="dpo", description="dpo: preference pairs; grpo: groups with the difficulty filter; "
-                                   "sft: correct attempts (or the reference solution when all fail)")
+        default="dpo",
+        description="dpo: preference pairs; grpo: groups with the difficulty filter; "
+        "sft: correct attempts (or the reference solution when all fail)",
+    )
     beta: float = Field(default=0.1, gt=0)
     pairing: Literal["first", "all"] = Field(default="all", description="wrong attempts paired per problem")
     max_pairs_per_problem: int = Field(default=4, ge=1)
@@ -482,13 +575,20 @@ class LearnerConfig(Section):
     # restarts: every published policy is an annealed one); "cosine_run" is one cosine over the whole
     # run (loop.rounds x steps_per_round), which does not restart.
     lr_schedule: Literal["constant", "cosine", "cosine_run"] = Field(default="constant")
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1, description="share of the schedule's steps warming up "
-                                "(a round's; the run's with cosine_run)")
+    warmup_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="share of the schedule's steps warming up (a round's; the run's with cosine_run)",
+    )
     epochs: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=16, ge=1, description="pairs (dpo) or examples (sft) per optimizer step")
     steps_per_round: int | None = Field(
-        default=None, ge=1, description="optimizer steps per round whatever the data size (equal compute "
-                                        "across recipes); default: `epochs` passes over the round's data")
+        default=None,
+        ge=1,
+        description="optimizer steps per round whatever the data size (equal compute "
+        "across recipes); default: `epochs` passes over the round's data",
+    )
     grpo: GRPOSettings = GRPOSettings()
     retention: RetentionConfig = RetentionConfig()
 
@@ -522,17 +622,26 @@ class SynthesisConfig(Section):
     """New problems aimed at concepts, screened by the Solver's solve rate (SwS)."""
 
     enabled: bool = False
-    budget: int = Field(default=16, ge=1, description="drafts per round; each is screened with solver.attempts attempts")
+    budget: int = Field(
+        default=16, ge=1, description="drafts per round; each is screened with solver.attempts attempts"
+    )
     concepts: Literal["weakness", "uniform"] = Field(
-        default="weakness", description="weakness: budget per concept by failure ratio (SwS); "
-                                        "uniform: concepts drawn uniformly (the random-synthesis baseline)")
+        default="weakness",
+        description="weakness: budget per concept by failure ratio (SwS); "
+        "uniform: concepts drawn uniformly (the random-synthesis baseline)",
+    )
     band_low: float = Field(default=0.25, ge=0, le=1, description="keep a draft whose solve rate is at least")
     band_high: float = Field(default=0.75, ge=0, le=1)
     mutations: list[Mutation] = Field(
-        default_factory=lambda: ["sibling", "harder"], min_length=1,
-        description="how a draft varies its parent problem, in turn (kind: symbolic)")
-    kind: Literal["symbolic", "llm"] = Field(default="symbolic", description="symbolic: the world's mutations and "
-                                             "oracle; llm: the Teacher's model writes and labels (teacher.endpoint)")
+        default_factory=lambda: ["sibling", "harder"],
+        min_length=1,
+        description="how a draft varies its parent problem, in turn (kind: symbolic)",
+    )
+    kind: Literal["symbolic", "llm"] = Field(
+        default="symbolic",
+        description="symbolic: the world's mutations and "
+        "oracle; llm: the Teacher's model writes and labels (teacher.endpoint)",
+    )
     concepts_per_question: int = Field(default=2, ge=1, description="llm: concepts combined in one new question")
     prompts: SynthesisPrompts = SynthesisPrompts()
 
@@ -540,8 +649,11 @@ class SynthesisConfig(Section):
 class LoopConfig(Section):
     rounds: int = Field(default=6, ge=0)
     problems_per_round: int = Field(
-        default=64, ge=1, description="problems attempted per round (solver.attempts each); with synthesis on, "
-                                      "synthesis.budget of them are the screened drafts, the rest are selected")
+        default=64,
+        ge=1,
+        description="problems attempted per round (solver.attempts each); with synthesis on, "
+        "synthesis.budget of them are the screened drafts, the rest are selected",
+    )
 
     def selected_per_round(self, synthesis: "SynthesisConfig") -> int:
         """Problems the curriculum selects for training: the round's attempts budget minus the drafts
@@ -559,14 +671,22 @@ class RayConfig(Section):
     address: str | None = Field(default=None, description="join this cluster; default: a local one")
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local cluster")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
-    placement_timeout_s: float = Field(default=300.0, gt=0, description="how long to wait for the cluster to "
-                                       "place every role (nodes joining an autoscaling cluster)")
-    in_process: bool = Field(default=False, description="run every role in the driver process, without Ray "
-                                                        "(debugging, tests)")
-    max_restarts: int = Field(default=3, ge=0, description="times Ray restarts a dead role actor; the call it "
-                                                           "was running is then sent again")
-    node_ip_address: str = Field(default="127.0.0.1", description="node address of a local cluster (Ray 2.60 "
-                                 "resolves loopback to the host's address and guards its ports with a token)")
+    placement_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long to wait for the cluster to place every role (nodes joining an autoscaling cluster)",
+    )
+    in_process: bool = Field(
+        default=False, description="run every role in the driver process, without Ray (debugging, tests)"
+    )
+    max_restarts: int = Field(
+        default=3, ge=0, description="times Ray restarts a dead role actor; the call it was running is then sent again"
+    )
+    node_ip_address: str = Field(
+        default="127.0.0.1",
+        description="node address of a local cluster (Ray 2.60 "
+        "resolves loopback to the host's address and guards its ports with a token)",
+    )
     store: RoleResources = RoleResources(num_cpus=0)
     solver: RoleResources = RoleResources()
     teacher: RoleResources = RoleResources(num_cpus=0)
@@ -637,37 +757,50 @@ class Config(Section):
             return self
         needs = "needs a world with mutation operators and an oracle (world.name=arithmetic)"
         if self.teacher.enabled and self.teacher.kind == "symbolic":
-            raise ValueError(f"teacher.kind=symbolic {needs}; on world.name=dataset set teacher.kind=llm or "
-                             "teacher.enabled=false")
+            raise ValueError(
+                f"teacher.kind=symbolic {needs}; on world.name=dataset set teacher.kind=llm or teacher.enabled=false"
+            )
         if self.synthesis.enabled and self.synthesis.kind == "symbolic":
-            raise ValueError(f"synthesis.kind=symbolic {needs}; on world.name=dataset set synthesis.kind=llm or "
-                             "synthesis.enabled=false")
+            raise ValueError(
+                f"synthesis.kind=symbolic {needs}; on world.name=dataset set synthesis.kind=llm or "
+                "synthesis.enabled=false"
+            )
         if self.generator.enabled:
-            raise ValueError("generator.enabled=true needs the world's oracle to answer the Generator's questions "
-                             "(world.name=arithmetic); on world.name=dataset set generator.enabled=false")
+            raise ValueError(
+                "generator.enabled=true needs the world's oracle to answer the Generator's questions "
+                "(world.name=arithmetic); on world.name=dataset set generator.enabled=false"
+            )
         if self.model.kind == "tiny":
-            raise ValueError("model.kind=tiny is pretrained on the arithmetic world; on world.name=dataset use "
-                             "model.kind=hf with model.path")
+            raise ValueError(
+                "model.kind=tiny is pretrained on the arithmetic world; on world.name=dataset use "
+                "model.kind=hf with model.path"
+            )
         return self
 
     @property
     def uses_llm_teacher(self) -> bool:
         """Whether the run needs the Teacher's model: the LLM Teacher, or LLM synthesis (which uses it)."""
         return (self.teacher.enabled and self.teacher.kind == "llm") or (
-            self.synthesis.enabled and self.synthesis.kind == "llm")
+            self.synthesis.enabled and self.synthesis.kind == "llm"
+        )
 
     @model_validator(mode="after")
     def _llm_teacher_has_a_model(self) -> "Config":
         teacher = self.teacher
         if self.synthesis.enabled and self.synthesis.kind == "llm" and teacher.kind != "llm":
-            raise ValueError("synthesis.kind=llm writes with the Teacher's model: set teacher.kind=llm and its "
-                             "teacher.endpoint or teacher.serve (teacher.enabled may stay false)")
+            raise ValueError(
+                "synthesis.kind=llm writes with the Teacher's model: set teacher.kind=llm and its "
+                "teacher.endpoint or teacher.serve (teacher.enabled may stay false)"
+            )
         if self.uses_llm_teacher and teacher.serve is None and not teacher.endpoint.base_url:
-            raise ValueError("teacher.kind=llm needs teacher.endpoint.base_url (an OpenAI-compatible server) or "
-                             "teacher.serve.model (the run serves it with vLLM)")
+            raise ValueError(
+                "teacher.kind=llm needs teacher.endpoint.base_url (an OpenAI-compatible server) or "
+                "teacher.serve.model (the run serves it with vLLM)"
+            )
         if teacher.serve is not None and self.ray.teacher.num_gpus > 0:
-            raise ValueError("with teacher.serve the Teacher's GPUs are teacher.serve.num_gpus; leave "
-                             "ray.teacher.num_gpus at 0")
+            raise ValueError(
+                "with teacher.serve the Teacher's GPUs are teacher.serve.num_gpus; leave ray.teacher.num_gpus at 0"
+            )
         return self
 
     @model_validator(mode="after")
@@ -681,8 +814,10 @@ class Config(Section):
                 if error:
                     raise ValueError(error)
         if self.synthesis.enabled and self.synthesis.budget >= self.loop.problems_per_round:
-            raise ValueError(f"synthesis.budget={self.synthesis.budget} must be below loop.problems_per_round="
-                             f"{self.loop.problems_per_round}: the drafts' screening comes out of the round's attempts")
+            raise ValueError(
+                f"synthesis.budget={self.synthesis.budget} must be below loop.problems_per_round="
+                f"{self.loop.problems_per_round}: the drafts' screening comes out of the round's attempts"
+            )
         error = band_edge_error(self.teacher.unsolved_below, k, "teacher.unsolved_below")
         if error:
             raise ValueError(error)
@@ -692,8 +827,9 @@ class Config(Section):
                 raise ValueError(f"learner.algorithm=grpo needs solver.attempts >= 2 (a group), got {k}")
             bands.append(("learner.grpo", self.learner.grpo, "filter_low", "filter_high"))
         for prefix, section, low, high in bands:
-            edges = {name: getattr(section, name) for name in (low, high)
-                     if getattr(section, name) is not None}  # the GRPO filter's default edges are multiples of 1/k
+            edges = {
+                name: getattr(section, name) for name in (low, high) if getattr(section, name) is not None
+            }  # the GRPO filter's default edges are multiples of 1/k
             if len(edges) == 2 and edges[low] > edges[high]:
                 raise ValueError(f"{prefix}.{low}={edges[low]} is above {prefix}.{high}={edges[high]}")
             for name, value in edges.items():
@@ -762,6 +898,7 @@ RETIRED_KEYS: dict[tuple[str, ...], Any] = {
 
 def _without_retired(data: dict[str, Any]) -> dict[str, Any]:
     """`data` less the retired keys that hold their old default (copied where changed)."""
+
     def drop(node: Any, path: tuple[str, ...], default: Any) -> Any:
         if not isinstance(node, dict):
             return node
@@ -826,8 +963,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
                 merged = merged.copy()
                 OmegaConf.update(merged, key, value, merge=False)
         except (OmegaConfBaseException, TypeError, ValueError) as exc:
-            raise ConfigError(f"override '{item}' does not fit what {path} has there: "
-                              f"{str(exc).splitlines()[0]}") from None
+            raise ConfigError(
+                f"override '{item}' does not fit what {path} has there: {str(exc).splitlines()[0]}"
+            ) from None
     try:
         data = OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as exc:

@@ -23,8 +23,19 @@ from typing import Any
 # Set before torch is imported (they are read when its libraries load). A value the user set wins.
 PINNED_NUMERICS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 # The libraries whose versions change what a base model or a run computes.
-LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "safetensors",
-             "numpy", "ray", "math-verify")
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "safetensors",
+    "numpy",
+    "ray",
+    "math-verify",
+)
 LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements" / "cpu.txt"
 
 
@@ -124,6 +135,12 @@ def describe() -> dict[str, Any]:
     """Everything above, for results.json and the base model's marker file."""
     import torch
 
-    return {"cpu": cpu_model(), "machine": platform.machine(), "threads": torch.get_num_threads(),
-            "numerics": numerics(), "libraries": library_versions(), "lock": file_digest(LOCK_FILE),
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "numerics": numerics(),
+        "libraries": library_versions(),
+        "lock": file_digest(LOCK_FILE),
+        "python": platform.python_version(),
+    }

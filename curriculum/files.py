@@ -119,6 +119,7 @@ class FolderFiles:
 
     def write(self, folder: str | Path) -> Path:
         """Write the files into `folder` (replaced atomically) and return it."""
+
         def write(tmp: Path) -> None:
             for name, data in self.files.items():
                 (tmp / name).write_bytes(data)

@@ -141,8 +141,12 @@ def count_parameters(model: Any, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def save_model(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", folder: str | Path,
-               extra: dict[str, Any] | None = None) -> None:
+def save_model(
+    model: "PreTrainedModel",
+    tokenizer: "PreTrainedTokenizerBase",
+    folder: str | Path,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Save as an ordinary HF folder; a char tokenizer also gets the marker file."""
     folder = Path(folder)
     with quiet_transformers():
@@ -174,8 +178,9 @@ def _torch_dtype(dtype: str, device: str | None = None) -> Any:
     import torch
 
     try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16,
-                "float16": torch.float16}[resolve_dtype(dtype, device)]
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            resolve_dtype(dtype, device)
+        ]
     except KeyError:
         raise ModelError(f"unknown dtype '{dtype}' (use auto, float32, bfloat16 or float16)") from None
 
@@ -206,7 +211,9 @@ def context_length(path_or_id: str | Path) -> int | None:
     try:
         config = AutoConfig.from_pretrained(str(path_or_id))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the config of model '{path_or_id}': {str(exc).strip().splitlines()[0]}") from None
+        raise ModelError(
+            f"cannot read the config of model '{path_or_id}': {str(exc).strip().splitlines()[0]}"
+        ) from None
     return model_context(config)
 
 
@@ -216,8 +223,9 @@ def model_context(config: Any) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
-def load_model_and_tokenizer(path_or_id: str | Path, dtype: str = "auto",
-                             device: str | None = None) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
+def load_model_and_tokenizer(
+    path_or_id: str | Path, dtype: str = "auto", device: str | None = None
+) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load a causal LM and its tokenizer from an HF folder (e.g. the tiny base model) or a hub id."""
     _check_exists(str(path_or_id))
     from transformers import AutoModelForCausalLM
@@ -308,8 +316,10 @@ def write_identity_adapter(model_path: str | Path, lora_cfg: LoraConfig, folder:
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model_path)))
     peft_model = attach_lora(model, lora_cfg)
-    zeros = {name: torch.zeros(tensor.shape, dtype=torch.float32)
-             for name, tensor in get_peft_model_state_dict(peft_model).items()}
+    zeros = {
+        name: torch.zeros(tensor.shape, dtype=torch.float32)
+        for name, tensor in get_peft_model_state_dict(peft_model).items()
+    }
 
     def write(tmp: Path) -> None:
         peft_model.peft_config["default"].save_pretrained(str(tmp))
@@ -331,9 +341,16 @@ def load_adapter(model: "PreTrainedModel", path: str | Path, trainable: bool = F
 
 
 # The code that builds and evaluates the toy base model: a change to any of it gives a new cache entry.
-BASE_MODEL_CODE = ["curriculum.models", "curriculum.training.pretrain", "curriculum.training.sft",
-                   "curriculum.worlds.arithmetic", "curriculum.engines.base", "curriculum.engines.hf",
-                   "curriculum.report.evaluation", "curriculum.verify"]
+BASE_MODEL_CODE = [
+    "curriculum.models",
+    "curriculum.training.pretrain",
+    "curriculum.training.sft",
+    "curriculum.worlds.arithmetic",
+    "curriculum.engines.base",
+    "curriculum.engines.hf",
+    "curriculum.report.evaluation",
+    "curriculum.verify",
+]
 
 
 def base_model_key(config: Config) -> dict[str, Any]:
@@ -347,8 +364,9 @@ def base_model_key(config: Config) -> dict[str, Any]:
         "format": BASE_MODEL_FORMAT,
         "tiny": config.model.tiny.model_dump(mode="json"),
         "pretrain": config.pretrain.model_dump(mode="json"),
-        "world": config.world.model_dump(mode="json", include={"name", "families", "max_level",
-                                                                "heldout_per_level", "seed_set_size"}),
+        "world": config.world.model_dump(
+            mode="json", include={"name", "families", "max_level", "heldout_per_level", "seed_set_size"}
+        ),
         "evaluation": config.evaluation.model_dump(mode="json", include={"max_new_tokens", "batch_size"}),
         "traces": _trace_fingerprint(config),
         "seed": config.experiment.seed,
@@ -385,8 +403,12 @@ def is_saved_model(folder: str | Path) -> bool:
     return (folder / "config.json").is_file() and (folder / MARKER_FILE).is_file()
 
 
-def save_atomically(model: "PreTrainedModel", tokenizer: "PreTrainedTokenizerBase", folder: str | Path,
-                    extra: dict[str, Any] | None = None) -> Path:
+def save_atomically(
+    model: "PreTrainedModel",
+    tokenizer: "PreTrainedTokenizerBase",
+    folder: str | Path,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Save into a temporary sibling folder, then rename it into place (no half-written model)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -102,8 +102,9 @@ class Attempt(Record):
     @model_validator(mode="after")
     def _derive_id(self) -> "Attempt":
         if not self.id:
-            object.__setattr__(self, "id", attempt_id(self.problem_id, self.policy_version, self.sample_index,
-                                                          self.round))
+            object.__setattr__(
+                self, "id", attempt_id(self.problem_id, self.policy_version, self.sample_index, self.round)
+            )
         return self
 
 
@@ -192,8 +193,20 @@ class ModelCall(Record):
     @model_validator(mode="after")
     def _derive_id(self) -> "ModelCall":
         if not self.id:
-            object.__setattr__(self, "id", "c" + content_id(
-                self.round, self.source, self.node, self.parent_id, self.prompt_hash, self.attempt, self.sample_index))
+            object.__setattr__(
+                self,
+                "id",
+                "c"
+                + content_id(
+                    self.round,
+                    self.source,
+                    self.node,
+                    self.parent_id,
+                    self.prompt_hash,
+                    self.attempt,
+                    self.sample_index,
+                ),
+            )
         return self
 
 

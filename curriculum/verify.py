@@ -145,7 +145,9 @@ def extract_answer(text: str, rule: Extraction) -> str | None:
     elif rule == "none":
         found = text
     else:
-        raise ValueError(f"unknown extraction rule {rule!r}; expected one of auto, boxed, gsm8k, answer_colon, last_number, none")
+        raise ValueError(
+            f"unknown extraction rule {rule!r}; expected one of auto, boxed, gsm8k, answer_colon, last_number, none"
+        )
     if found is None:
         return None
     found = clean_answer(found)
@@ -185,7 +187,7 @@ def solution_in_format(solution: str, answer: str, rule: Extraction, source_rule
     marker = _MARKERS.get(source_rule)
     last = list(marker.finditer(text))[-1:] if marker is not None else []
     if last:
-        text = (text[:last[0].start()] + text[last[0].end():]).strip()
+        text = (text[: last[0].start()] + text[last[0].end() :]).strip()
     return f"{text}\n{answer_line(answer, rule)}" if text else answer_line(answer, rule)
 
 
@@ -440,7 +442,9 @@ class Verifier:
     def grade(self, completion: str, reference: str, rule: Extraction = "auto") -> Grade:
         return self.grade_many([completion], [reference], rule)[0]
 
-    def grade_many(self, completions: Sequence[str], references: Sequence[str], rule: Extraction = "auto") -> list[Grade]:
+    def grade_many(
+        self, completions: Sequence[str], references: Sequence[str], rule: Extraction = "auto"
+    ) -> list[Grade]:
         if len(completions) != len(references):
             raise ValueError(f"grade_many got {len(completions)} completions but {len(references)} references")
         extracted = [extract_answer(text, rule) for text in completions]

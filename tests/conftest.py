@@ -12,12 +12,30 @@ pin_cpu_numerics()  # as the `curriculum` command does, before anything loads to
 
 # A run small enough for the test suite: tiny model, two families, three levels.
 TINY_RUN_OVERRIDES = [
-    "model.tiny.hidden_size=32", "model.tiny.num_layers=2", "model.tiny.num_heads=2", "model.tiny.num_kv_heads=1",
-    "model.tiny.intermediate_size=64", "pretrain.examples=128", "pretrain.batch_size=32",
-    "world.families=[add,sub]", "world.max_level=3", "world.heldout_per_level=3", "world.seed_set_size=12",
-    "selection.seed_candidates=24", "solver.attempts=4", "solver.max_new_tokens=48", "evaluation.max_new_tokens=48",
-    "loop.rounds=2", "loop.problems_per_round=8", "generator.warmup_rounds=0", "generator.proposals_per_round=4",
-    "teacher.max_failures=4", "ray.num_cpus=2", "model.lora.r=8", "model.lora.alpha=16", "learner.steps_per_round=4",
+    "model.tiny.hidden_size=32",
+    "model.tiny.num_layers=2",
+    "model.tiny.num_heads=2",
+    "model.tiny.num_kv_heads=1",
+    "model.tiny.intermediate_size=64",
+    "pretrain.examples=128",
+    "pretrain.batch_size=32",
+    "world.families=[add,sub]",
+    "world.max_level=3",
+    "world.heldout_per_level=3",
+    "world.seed_set_size=12",
+    "selection.seed_candidates=24",
+    "solver.attempts=4",
+    "solver.max_new_tokens=48",
+    "evaluation.max_new_tokens=48",
+    "loop.rounds=2",
+    "loop.problems_per_round=8",
+    "generator.warmup_rounds=0",
+    "generator.proposals_per_round=4",
+    "teacher.max_failures=4",
+    "ray.num_cpus=2",
+    "model.lora.r=8",
+    "model.lora.alpha=16",
+    "learner.steps_per_round=4",
 ]
 
 
@@ -38,8 +56,11 @@ def tiny_config(tmp_path_factory):
     from curriculum.config import load_config
 
     tmp = tmp_path_factory.mktemp("tiny")
-    return load_config(ROOT / "configs/tiny.yaml", TINY_RUN_OVERRIDES + [
-        f"experiment.runs_dir={tmp / 'runs'}", f"model.cache_dir={tmp / 'cache'}", "experiment.run_name=it"])
+    return load_config(
+        ROOT / "configs/tiny.yaml",
+        TINY_RUN_OVERRIDES
+        + [f"experiment.runs_dir={tmp / 'runs'}", f"model.cache_dir={tmp / 'cache'}", "experiment.run_name=it"],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +86,20 @@ def tiny_run_dir(tiny_config, tiny_base_model) -> Path:
 def _graded(problem, round: int, version: int, correct: int, k: int = 4) -> list:
     from curriculum.records import Attempt
 
-    return [Attempt(problem_id=problem.id, policy_version=version, sample_index=i, round=round, completion="answer: 1",
-                    extracted_answer="1", correct=i < correct, reward=float(i < correct), num_tokens=10)
-            for i in range(k)]
+    return [
+        Attempt(
+            problem_id=problem.id,
+            policy_version=version,
+            sample_index=i,
+            round=round,
+            completion="answer: 1",
+            extracted_answer="1",
+            correct=i < correct,
+            reward=float(i < correct),
+            num_tokens=10,
+        )
+        for i in range(k)
+    ]
 
 
 @pytest.fixture
@@ -84,8 +116,9 @@ def synthetic_run(tmp_path):
     from curriculum.store import Store
     from curriculum.worlds.arithmetic import ArithmeticWorld
 
-    config = from_dict({"solver": {"attempts": 4}, "selection": {"last_n_rounds": 1},
-                        "world": {"families": ["add"], "max_level": 3}})
+    config = from_dict(
+        {"solver": {"attempts": 4}, "selection": {"last_n_rounds": 1}, "world": {"families": ["add"], "max_level": 3}}
+    )
     world = ArithmeticWorld(config.world, seed=0)
     rng = random.Random(0)
     seed = world.sample("add", 1, rng, source="seed")
@@ -99,19 +132,33 @@ def synthetic_run(tmp_path):
     with Store(run_dir / "store.duckdb") as store:
         store.append([seed, other, child])  # round 1
         store.append(_graded(seed, 0, 0, 2) + _graded(seed, 1, 0, 4) + _graded(other, 1, 0, 0))
-        store.append([RejectedDraft(source="teacher", parent_id=seed.id, text="x", reason="duplicate", round=1),
-                      RoundStats(round=1, policy_version=1, seconds={"select": 0.1}, metrics={
-                          "eval/accuracy": 0.5, "eval/level_1/accuracy": 1.0, "eval/level_2/accuracy": 0.0})])
+        store.append(
+            [
+                RejectedDraft(source="teacher", parent_id=seed.id, text="x", reason="duplicate", round=1),
+                RoundStats(
+                    round=1,
+                    policy_version=1,
+                    seconds={"select": 0.1},
+                    metrics={"eval/accuracy": 0.5, "eval/level_1/accuracy": 1.0, "eval/level_2/accuracy": 0.0},
+                ),
+            ]
+        )
         store.export_parquet(run_dir / "snapshots" / "round_0001")
         store.append([grandchild, sibling])  # round 2
         store.append(_graded(other, 2, 1, 0) + _graded(child, 2, 1, 1))
-        store.append([
-            RejectedDraft(source="teacher", parent_id=child.id, text="y", reason="contaminated", round=2),
-            RejectedDraft(source="generator", parent_id=seed.id, text="z", reason="unparseable", round=2),
-            RejectedDraft(source="generator", parent_id=seed.id, text="w", reason="unparseable", round=2),
-            RoundStats(round=2, policy_version=2, seconds={"select": 0.2}, metrics={
-                "eval/accuracy": 0.75, "eval/level_1/accuracy": 1.0, "eval/level_2/accuracy": 0.5}),
-        ])
+        store.append(
+            [
+                RejectedDraft(source="teacher", parent_id=child.id, text="y", reason="contaminated", round=2),
+                RejectedDraft(source="generator", parent_id=seed.id, text="z", reason="unparseable", round=2),
+                RejectedDraft(source="generator", parent_id=seed.id, text="w", reason="unparseable", round=2),
+                RoundStats(
+                    round=2,
+                    policy_version=2,
+                    seconds={"select": 0.2},
+                    metrics={"eval/accuracy": 0.75, "eval/level_1/accuracy": 1.0, "eval/level_2/accuracy": 0.5},
+                ),
+            ]
+        )
         store.export_parquet(run_dir / "snapshots" / "round_0002")
     problems = {"seed": seed, "other": other, "child": child, "grandchild": grandchild, "sibling": sibling}
     return run_dir, problems

@@ -49,11 +49,19 @@ class ScriptedEndpoint:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 prompt = request["messages"][-1]["content"]
                 replies = [endpoint.reply(prompt) for _ in range(int(request.get("n") or 1))]
-                self._send({"id": "scripted", "object": "chat.completion", "created": 0, "model": MODEL,
-                            "choices": [{"index": i, "finish_reason": "stop",
-                                         "message": {"role": "assistant", "content": text}}
-                                        for i, text in enumerate(replies)],
-                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+                self._send(
+                    {
+                        "id": "scripted",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": MODEL,
+                        "choices": [
+                            {"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                            for i, text in enumerate(replies)
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
@@ -71,11 +79,14 @@ class ScriptedEndpoint:
         elif "new problem(s), in this order" in prompt:
             count = int(re.search(r"Write (\d+) new problem", prompt).group(1))
             step = "write"
-            text = json.dumps({"problems": [{"question": self._question(), "rationale": "one more addition"}
-                                            for _ in range(count)]})
+            text = json.dumps(
+                {"problems": [{"question": self._question(), "rationale": "one more addition"} for _ in range(count)]}
+            )
         elif '"error"' in prompt:
-            step, text = "diagnose", json.dumps({"error": "the attempts never state a final answer",
-                                                 "concept": "addition"})
+            step, text = (
+                "diagnose",
+                json.dumps({"error": "the attempts never state a final answer", "concept": "addition"}),
+            )
         elif "must combine these concepts" in prompt:
             step, text = "question", json.dumps({"question": self._question(), "rationale": "combines them"})
         else:

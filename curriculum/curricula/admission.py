@@ -79,8 +79,14 @@ def why_rejected(problem: Problem, stored: set[str], heldout: set[str], world: A
     return None
 
 
-def screen(problems: Sequence[Problem], stored: Iterable[str], heldout: Iterable[str], world: Any,
-           source: DraftSource, round: int) -> tuple[list[Problem], list[RejectedDraft]]:
+def screen(
+    problems: Sequence[Problem],
+    stored: Iterable[str],
+    heldout: Iterable[str],
+    world: Any,
+    source: DraftSource,
+    round: int,
+) -> tuple[list[Problem], list[RejectedDraft]]:
     """(accepted, rejected) drafts; an accepted draft's id joins `stored` for the rest of the batch."""
     known, held = set(stored), set(heldout)
     batch: set[str] = set()  # ids accepted from this batch
@@ -99,8 +105,9 @@ def screen(problems: Sequence[Problem], stored: Iterable[str], heldout: Iterable
     return accepted, rejected
 
 
-def screen_form(problems: Sequence[Problem], source: DraftSource,
-                round: int) -> tuple[list[Problem], list[RejectedDraft]]:
+def screen_form(
+    problems: Sequence[Problem], source: DraftSource, round: int
+) -> tuple[list[Problem], list[RejectedDraft]]:
     """Only the form checks (empty, too_long, unprintable): what must go before any other
     processing of model text, e.g. decontamination, which stores a matching draft's text."""
     accepted: list[Problem] = []
@@ -116,18 +123,30 @@ def screen_form(problems: Sequence[Problem], source: DraftSource,
 
 def _rejected(problem: Problem, verdict: tuple[str, str], source: DraftSource, round: int) -> RejectedDraft:
     reason, detail = verdict
-    return RejectedDraft(source=source, parent_id=problem.parent_id, text=_safe_text(problem.question),
-                         reason=reason, detail=detail, round=round, created_by=_safe_text(problem.created_by))
+    return RejectedDraft(
+        source=source,
+        parent_id=problem.parent_id,
+        text=_safe_text(problem.question),
+        reason=reason,
+        detail=detail,
+        round=round,
+        created_by=_safe_text(problem.created_by),
+    )
 
 
 def sanitize(rejected: Sequence[RejectedDraft]) -> list[RejectedDraft]:
     """Rejected drafts whose texts the store can hold (valid UTF-8, bounded length), whoever made them."""
-    return [d if d.text == _safe_text(d.text) and d.detail == _safe_text(d.detail)
-            else d.model_copy(update={"text": _safe_text(d.text), "detail": _safe_text(d.detail)}) for d in rejected]
+    return [
+        d
+        if d.text == _safe_text(d.text) and d.detail == _safe_text(d.detail)
+        else d.model_copy(update={"text": _safe_text(d.text), "detail": _safe_text(d.detail)})
+        for d in rejected
+    ]
 
 
 def rejection_metrics(rejected: Sequence[RejectedDraft], prefix: str) -> dict[str, float]:
     """`<prefix>/rejected/<reason>` counts, every known reason present (zero when none)."""
     counts = Counter(d.reason for d in rejected)
-    return {f"{prefix}/rejected/{reason}": float(counts.get(reason, 0))
-            for reason in sorted(set(REASONS) | set(counts))}
+    return {
+        f"{prefix}/rejected/{reason}": float(counts.get(reason, 0)) for reason in sorted(set(REASONS) | set(counts))
+    }

@@ -36,7 +36,7 @@ def ngrams(tokens: Sequence[str], n: int) -> set[str]:
         return set()
     if len(tokens) < n:
         return {" ".join(tokens)}
-    return {" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+    return {" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
 @dataclass(frozen=True)
@@ -100,12 +100,20 @@ class ContaminationIndex:
             if found is None:
                 clean.append(problem)
                 continue
-            rejected.append(RejectedDraft(
-                source=source, parent_id=problem.parent_id, text=problem.question, reason=REASON,
-                detail=(f"{found.matched}/{found.total} {self.n}-grams ({found.score:.0%}) occur in "
-                        f"{found.eval_set}, closest {found.item}"),
-                round=round, created_by=problem.created_by,
-            ))
+            rejected.append(
+                RejectedDraft(
+                    source=source,
+                    parent_id=problem.parent_id,
+                    text=problem.question,
+                    reason=REASON,
+                    detail=(
+                        f"{found.matched}/{found.total} {self.n}-grams ({found.score:.0%}) occur in "
+                        f"{found.eval_set}, closest {found.item}"
+                    ),
+                    round=round,
+                    created_by=problem.created_by,
+                )
+            )
         return clean, rejected
 
 

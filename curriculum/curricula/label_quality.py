@@ -52,8 +52,11 @@ def same_answer(a: str, b: str) -> bool:
         return False
 
 
-def label_agreement(problems: Iterable[Problem], check: Callable[[str], str | None],
-                    equivalent: Callable[[str, str], bool] = same_answer) -> LabelQuality:
+def label_agreement(
+    problems: Iterable[Problem],
+    check: Callable[[str], str | None],
+    equivalent: Callable[[str, str], bool] = same_answer,
+) -> LabelQuality:
     """Compare each model-labelled problem's answer with `check(question)` (None: cannot tell)."""
     quality = LabelQuality()
     for problem in problems:

@@ -63,21 +63,26 @@ def select_round_problems(
         else:
             pools["failed" if rate.rate < low else "solved"].append(problem)
     level = lambda p: p.level if p.level is not None else math.inf  # noqa: E731
-    keys = {"fresh": lambda p: (-p.round_created, rng.random()),
-            "failed": lambda p: (low - rates[p.id].rate, level(p), rng.random()),
-            "solved": lambda p: rng.random(),  # a random sample of everything mastered, every level
-            "band": lambda p: (abs(rates[p.id].rate - 0.5), rng.random())}
+    keys = {
+        "fresh": lambda p: (-p.round_created, rng.random()),
+        "failed": lambda p: (low - rates[p.id].rate, level(p), rng.random()),
+        "solved": lambda p: rng.random(),  # a random sample of everything mastered, every level
+        "band": lambda p: (abs(rates[p.id].rate - 0.5), rng.random()),
+    }
     for name, pool in pools.items():
         pool.sort(key=keys[name])
     if solved_by_level:
         pools["solved"] = interleave_levels(pools["solved"])
-    quota = {"fresh": round(n * fresh_fraction), "failed": round(n * failed_fraction),
-             "solved": round(n * solved_fraction)}
+    quota = {
+        "fresh": round(n * fresh_fraction),
+        "failed": round(n * failed_fraction),
+        "solved": round(n * solved_fraction),
+    }
     quota["band"] = max(0, n - sum(quota.values()))
     taken = {name: min(quota[name], len(pool)) for name, pool in pools.items()}
     for name in ("band", "fresh", "solved"):  # leftover slots
         taken[name] += min(n - sum(taken.values()), len(pools[name]) - taken[name])
-    return [p for name in ("fresh", "band", "failed", "solved") for p in pools[name][:taken[name]]]
+    return [p for name in ("fresh", "band", "failed", "solved") for p in pools[name][: taken[name]]]
 
 
 def interleave_levels(problems: Sequence[Problem]) -> list[Problem]:

@@ -38,8 +38,7 @@ NAME = "synthesis"
 
 
 class World(Protocol):
-    def mutate(self, problem: Problem, kind: str, rng: random.Random, round: int = 0,
-               source: str = ...) -> Problem: ...
+    def mutate(self, problem: Problem, kind: str, rng: random.Random, round: int = 0, source: str = ...) -> Problem: ...
 
     def check(self, problem: Problem) -> str | None: ...
 
@@ -60,8 +59,11 @@ def _by_concept(problems: Iterable[Problem]) -> dict[str, list[Problem]]:
 def weakness_targets(report: WeaknessReport, budget: int) -> list[Target]:
     """Budget per concept by failure ratio; a concept's parents are its targets, in turn."""
     parents = _by_concept(report.targets)
-    return [Target(concept, parents[concept][j % len(parents[concept])])
-            for concept, n in allocate_budget(report.failure_ratio, budget).items() for j in range(n)]
+    return [
+        Target(concept, parents[concept][j % len(parents[concept])])
+        for concept, n in allocate_budget(report.failure_ratio, budget).items()
+        for j in range(n)
+    ]
 
 
 def uniform_targets(tracked: Sequence[Problem], budget: int, rng: random.Random) -> list[Target]:
@@ -91,15 +93,31 @@ class Drafts:
     calls: list[ModelCall] = field(default_factory=list)  # synthesis.kind=llm: the audited model calls
 
 
-def draft(targets: Sequence[Target], world: World, mutations: Sequence[str], known_ids: Iterable[str],
-          round: int, rng: random.Random, name: str = NAME) -> Drafts:
+def draft(
+    targets: Sequence[Target],
+    world: World,
+    mutations: Sequence[str],
+    known_ids: Iterable[str],
+    round: int,
+    rng: random.Random,
+    name: str = NAME,
+) -> Drafts:
     """One variant per target; duplicates (of `known_ids` or each other) and invalid ones are rejected."""
     known = set(known_ids)
     out = Drafts()
 
     def reject(target: Target, text: str, reason: str, detail: str) -> None:
-        out.rejected.append(RejectedDraft(source="synthesis", parent_id=target.parent.id, text=text, reason=reason,
-                                          detail=detail, round=round, created_by=name))
+        out.rejected.append(
+            RejectedDraft(
+                source="synthesis",
+                parent_id=target.parent.id,
+                text=text,
+                reason=reason,
+                detail=detail,
+                round=round,
+                created_by=name,
+            )
+        )
 
     for j, target in enumerate(targets):
         kind = mutations[j % len(mutations)]
@@ -125,8 +143,9 @@ class Screened:
     rejected: list[RejectedDraft] = field(default_factory=list)
 
 
-def screen(problems: Sequence[Problem], attempts: Sequence[Attempt], low: float, high: float, round: int,
-           name: str = NAME) -> Screened:
+def screen(
+    problems: Sequence[Problem], attempts: Sequence[Attempt], low: float, high: float, round: int, name: str = NAME
+) -> Screened:
     """Keep the drafts whose solve rate over their attempts lies in [low, high]."""
     by_problem = group_by_problem(attempts)
     out = Screened()
@@ -139,8 +158,20 @@ def screen(problems: Sequence[Problem], attempts: Sequence[Attempt], low: float,
             out.attempts += tries
             continue
         reason = "not_attempted" if rate is None else "too_hard" if rate < low else "too_easy"
-        detail = "no attempt came back" if rate is None else (
-            f"solve rate {correct}/{len(tries)} outside [{low:g}, {high:g}]")
-        out.rejected.append(RejectedDraft(source="synthesis", parent_id=problem.parent_id, text=problem.question,
-                                          reason=reason, detail=detail, round=round, created_by=name))
+        detail = (
+            "no attempt came back"
+            if rate is None
+            else (f"solve rate {correct}/{len(tries)} outside [{low:g}, {high:g}]")
+        )
+        out.rejected.append(
+            RejectedDraft(
+                source="synthesis",
+                parent_id=problem.parent_id,
+                text=problem.question,
+                reason=reason,
+                detail=detail,
+                round=round,
+                created_by=name,
+            )
+        )
     return out

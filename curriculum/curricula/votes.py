@@ -53,7 +53,7 @@ def majority_vote(answers: Sequence[str | None], equivalent: Equivalence) -> Vot
     """Group `answers` (None: no answer) by equivalence and count the votes of each group."""
     given = [a.strip() for a in answers if a is not None and a.strip()]
     distinct = list(dict.fromkeys(given))
-    pairs = [(b, a) for i, a in enumerate(distinct) for b in distinct[i + 1:]]
+    pairs = [(b, a) for i, a in enumerate(distinct) for b in distinct[i + 1 :]]
     same = dict(zip(pairs, equivalent(pairs))) if pairs else {}
     representatives: list[str] = []  # the first spelling of each group
     group_of: dict[str, int] = {}
@@ -69,8 +69,11 @@ def majority_vote(answers: Sequence[str | None], equivalent: Equivalence) -> Vot
     for answer in given:
         counts[group_of[answer]] += 1
     order = sorted(range(len(representatives)), key=lambda i: (-counts[i], i))
-    return Vote(samples=len(answers), groups=tuple((representatives[i], counts[i]) for i in order),
-                abstained=len(answers) - len(given))
+    return Vote(
+        samples=len(answers),
+        groups=tuple((representatives[i], counts[i]) for i in order),
+        abstained=len(answers) - len(given),
+    )
 
 
 def _short(text: str, width: int = 24) -> str:

@@ -87,15 +87,23 @@ class WeaknessReport:
     tracked: list[Problem] = field(default_factory=list)  # problems with an accuracy history
 
     def metrics(self, prefix: str = "weakness") -> dict[str, float]:
-        out = {f"{prefix}/targets": float(len(self.targets)), f"{prefix}/tracked": float(len(self.tracked)),
-               f"{prefix}/basis_weakness": float(self.basis == "weakness"),
-               f"{prefix}/basis_failing": float(self.basis == "failing")}
+        out = {
+            f"{prefix}/targets": float(len(self.targets)),
+            f"{prefix}/tracked": float(len(self.tracked)),
+            f"{prefix}/basis_weakness": float(self.basis == "weakness"),
+            f"{prefix}/basis_failing": float(self.basis == "failing"),
+        }
         out.update({f"{prefix}/failure_ratio/{c}": r for c, r in self.failure_ratio.items()})
         return out
 
 
-def weakness_report(tracked: Sequence[Problem], history: Mapping[str, Mapping[int, float]],
-                    weak: Sequence[Problem], threshold: float, window: int) -> WeaknessReport:
+def weakness_report(
+    tracked: Sequence[Problem],
+    history: Mapping[str, Mapping[int, float]],
+    weak: Sequence[Problem],
+    threshold: float,
+    window: int,
+) -> WeaknessReport:
     """Targets and failure ratios from the store's weaknesses (`weak`, SwS rule) or, when there are
     none, from the problems still failing. `tracked`: the problems with an accuracy history."""
     if weak:
@@ -103,8 +111,9 @@ def weakness_report(tracked: Sequence[Problem], history: Mapping[str, Mapping[in
         targets = list(weak)
     else:
         failing = set(failing_ids(history, threshold, window))
-        targets = sorted((p for p in tracked if p.id in failing),
-                         key=lambda p: (recent_best(history[p.id], window), p.id))
+        targets = sorted(
+            (p for p in tracked if p.id in failing), key=lambda p: (recent_best(history[p.id], window), p.id)
+        )
         basis = "failing" if targets else "none"
     return WeaknessReport(basis, targets, failure_ratios(tracked, [p.id for p in targets]), list(tracked))
 

@@ -10,8 +10,14 @@ from curriculum.engines.base import Generation, InferenceEngine
 __all__ = ["Generation", "InferenceEngine", "make_engine"]
 
 
-def make_engine(config: Any, model_path: str | Path, work_dir: str | Path, device: str = "cpu",
-                adapter: str | Path | None = None, version: int = 0) -> InferenceEngine:
+def make_engine(
+    config: Any,
+    model_path: str | Path,
+    work_dir: str | Path,
+    device: str = "cpu",
+    adapter: str | Path | None = None,
+    version: int = 0,
+) -> InferenceEngine:
     """The engine of `solver.engine` on the base model at `model_path`, with `adapter` (policy
     `version`) applied.
 
@@ -24,8 +30,9 @@ def make_engine(config: Any, model_path: str | Path, work_dir: str | Path, devic
     else:
         from curriculum.engines.hf import HFEngine
 
-        engine = HFEngine.from_pretrained(model_path, dtype=config.model.dtype, device=device,
-                                          batch_size=config.solver.batch_size)
+        engine = HFEngine.from_pretrained(
+            model_path, dtype=config.model.dtype, device=device, batch_size=config.solver.batch_size
+        )
     if adapter is not None:
         engine.load_adapter(adapter, version)
     return engine

@@ -81,8 +81,14 @@ class HFEngine(InferenceEngine):
         )
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str | Path, dtype: str = "auto", device: str | None = None,
-                        batch_size: int = 64, adapter: str | Path | None = None) -> "HFEngine":
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        dtype: str = "auto",
+        device: str | None = None,
+        batch_size: int = 64,
+        adapter: str | Path | None = None,
+    ) -> "HFEngine":
         from curriculum.models import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(path_or_id, dtype=dtype, device=device)
@@ -136,18 +142,25 @@ class HFEngine(InferenceEngine):
         encoded = self._encode(prompts, max_new_tokens)
         # Rows sorted by prompt length (longest first) waste little on padding, and a
         # batch that does not fit in memory fails at once rather than at the end.
-        rows = sorted(((i, j) for i in range(len(prompts)) for j in range(draws)),
-                      key=lambda row: (-len(encoded[row[0]]), row))
+        rows = sorted(
+            ((i, j) for i in range(len(prompts)) for j in range(draws)), key=lambda row: (-len(encoded[row[0]]), row)
+        )
         results: dict[tuple[int, int], Generation] = {}
-        batches = [rows[start:start + batch_size] for start in range(0, len(rows), batch_size)]
+        batches = [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
         iterator: Any = batches
         if progress:
             from tqdm.auto import tqdm
 
             iterator = tqdm(batches, desc="generate", unit="batch")
         for index, batch in enumerate(iterator):
-            generations = self._generate_batch([encoded[i] for i, _ in batch], greedy, temperature, top_p,
-                                               max_new_tokens, seed=seed * 1_000_003 + index)
+            generations = self._generate_batch(
+                [encoded[i] for i, _ in batch],
+                greedy,
+                temperature,
+                top_p,
+                max_new_tokens,
+                seed=seed * 1_000_003 + index,
+            )
             results.update(zip(batch, generations))
         return [[results[(i, 0 if greedy else j)] for j in range(n)] for i in range(len(prompts))]
 
@@ -156,25 +169,32 @@ class HFEngine(InferenceEngine):
         context is refused (one line), never generated from: it would only fail late or exhaust memory."""
         if self.context is not None:
             if max_new_tokens >= self.context:
-                raise PromptTooLongError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the "
-                                         f"model's context of {self.context} tokens")
+                raise PromptTooLongError(
+                    f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the "
+                    f"model's context of {self.context} tokens"
+                )
             room = self.context - max_new_tokens
             for index, prompt in enumerate(prompts):
                 if len(prompt) > room * self._longest_token:
-                    raise PromptTooLongError(f"prompt {index} is {len(prompt):,} characters, over the {room} "
-                                             f"tokens the model's context of {self.context} leaves beside "
-                                             f"max_new_tokens={max_new_tokens}")
+                    raise PromptTooLongError(
+                        f"prompt {index} is {len(prompt):,} characters, over the {room} "
+                        f"tokens the model's context of {self.context} leaves beside "
+                        f"max_new_tokens={max_new_tokens}"
+                    )
         encoded = self.tokenizer(list(prompts))["input_ids"]
         if self.context is not None:
             for index, ids in enumerate(encoded):
                 if len(ids) + max_new_tokens > self.context:
-                    raise PromptTooLongError(f"prompt {index} is {len(ids):,} tokens: with max_new_tokens="
-                                             f"{max_new_tokens} it exceeds the model's context of {self.context}")
+                    raise PromptTooLongError(
+                        f"prompt {index} is {len(ids):,} tokens: with max_new_tokens="
+                        f"{max_new_tokens} it exceeds the model's context of {self.context}"
+                    )
         return encoded
 
     @torch.inference_mode()
-    def _generate_batch(self, input_ids: list[list[int]], greedy: bool, temperature: float, top_p: float,
-                        max_new_tokens: int, seed: int) -> list[Generation]:
+    def _generate_batch(
+        self, input_ids: list[list[int]], greedy: bool, temperature: float, top_p: float, max_new_tokens: int, seed: int
+    ) -> list[Generation]:
         padded = self.tokenizer.pad({"input_ids": input_ids}, padding=True, return_tensors="pt")
         padded = {k: v.to(self.device) for k, v in padded.items()}
         prompt_length = padded["input_ids"].shape[1]
@@ -195,8 +215,9 @@ class HFEngine(InferenceEngine):
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # seeded without disturbing the caller's RNG
             torch.manual_seed(seed)
-            output = self.model.generate(**padded, generation_config=generation_config,
-                                         logits_processor=LogitsProcessorList(processors))
+            output = self.model.generate(
+                **padded, generation_config=generation_config, logits_processor=LogitsProcessorList(processors)
+            )
         sequences = output.sequences
         generated = sequences[:, prompt_length:]
         token_logprobs = recorder.finish(sequences, generated.shape[1])
@@ -210,7 +231,14 @@ class HFEngine(InferenceEngine):
             length = int(stops[0]) + 1 if finished else int(tokens.shape[0])
             text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
             logprobs = token_logprobs[row, :length]
-            generations.append(Generation(text=text, num_tokens=length, logprob=float(logprobs.sum()),
-                                          finished=finished, token_ids=tuple(tokens[:length].tolist()),
-                                          token_logprobs=tuple(logprobs.tolist())))
+            generations.append(
+                Generation(
+                    text=text,
+                    num_tokens=length,
+                    logprob=float(logprobs.sum()),
+                    finished=finished,
+                    token_ids=tuple(tokens[:length].tolist()),
+                    token_logprobs=tuple(logprobs.tolist()),
+                )
+            )
         return generations

@@ -75,11 +75,13 @@ def engine_environment(settings: VLLMConfig, work_dir: Path, device: str, rpc_di
         "VLLM_ENABLE_V1_MULTIPROCESSING": "1" if settings.engine_process else "0",
     }
     if device == "cpu":
-        env.update({
-            "VLLM_CPU_KVCACHE_SPACE": str(settings.cpu_kv_cache_gib),
-            "VLLM_CPU_OMP_THREADS_BIND": settings.cpu_threads_bind or cpu_threads_bind(),
-            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",  # the Solver does nothing else while vLLM samples
-        })
+        env.update(
+            {
+                "VLLM_CPU_KVCACHE_SPACE": str(settings.cpu_kv_cache_gib),
+                "VLLM_CPU_OMP_THREADS_BIND": settings.cpu_threads_bind or cpu_threads_bind(),
+                "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",  # the Solver does nothing else while vLLM samples
+            }
+        )
     return env
 
 
@@ -90,12 +92,14 @@ def lora_rank_for(rank: int) -> int:
     for supported in sorted(get_args(MaxLoRARanks)):
         if supported >= rank:
             return supported
-    raise VLLMEngineError(f"model.lora.r={rank} is above the largest LoRA rank vLLM serves "
-                          f"({max(get_args(MaxLoRARanks))})")
+    raise VLLMEngineError(
+        f"model.lora.r={rank} is above the largest LoRA rank vLLM serves ({max(get_args(MaxLoRARanks))})"
+    )
 
 
-def llm_arguments(model_path: str | Path, settings: VLLMConfig, dtype: str, device: str, seed: int,
-                  max_lora_rank: int) -> dict[str, Any]:
+def llm_arguments(
+    model_path: str | Path, settings: VLLMConfig, dtype: str, device: str, seed: int, max_lora_rank: int
+) -> dict[str, Any]:
     """The `vllm.LLM` arguments of the engine (bench/engines.py builds a raw LLM with the same)."""
     options: dict[str, Any] = {}
     if not settings.engine_process:
@@ -111,9 +115,20 @@ def llm_arguments(model_path: str | Path, settings: VLLMConfig, dtype: str, devi
         options["gpu_memory_utilization"] = settings.gpu_memory_utilization
     # vLLM never tokenizes: prompts go in as ids and samples come back as ids (skip_tokenizer_init).
     # Its own tokenizer for the toy model's folder (qwen2) would be a byte-level one that drops spaces.
-    return dict(model=str(model_path), skip_tokenizer_init=True, dtype=dtype, seed=seed, enable_lora=True,
-                max_lora_rank=max_lora_rank, max_loras=1, max_model_len=settings.max_model_len,
-                enforce_eager=settings.enforce_eager, logprobs_mode="processed_logprobs", max_logprobs=0, **options)
+    return dict(
+        model=str(model_path),
+        skip_tokenizer_init=True,
+        dtype=dtype,
+        seed=seed,
+        enable_lora=True,
+        max_lora_rank=max_lora_rank,
+        max_loras=1,
+        max_model_len=settings.max_model_len,
+        enforce_eager=settings.enforce_eager,
+        logprobs_mode="processed_logprobs",
+        max_logprobs=0,
+        **options,
+    )
 
 
 def request_seeds(seed: int, prompt_ids: Sequence[Sequence[int]]) -> list[int]:
@@ -137,8 +152,16 @@ class VLLMEngine(InferenceEngine):
     vLLM schedules the whole call itself.
     """
 
-    def __init__(self, model_path: str | Path, lora: LoraConfig, settings: VLLMConfig, work_dir: str | Path,
-                 dtype: str = "auto", device: str = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        lora: LoraConfig,
+        settings: VLLMConfig,
+        work_dir: str | Path,
+        dtype: str = "auto",
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
         from curriculum.models import load_tokenizer, resolve_dtype, write_identity_adapter
 
         if Path(model_path).exists():  # a local folder (else a hub id): vLLM's processes may run elsewhere
@@ -160,8 +183,9 @@ class VLLMEngine(InferenceEngine):
 
         from vllm import LLM
 
-        self.llm = LLM(**llm_arguments(model_path, settings, resolve_dtype(dtype, device), device, seed,
-                                       self.max_lora_rank))
+        self.llm = LLM(
+            **llm_arguments(model_path, settings, resolve_dtype(dtype, device), device, seed, self.max_lora_rank)
+        )
         self._ids = 0
         self._request: Any = None
         self._adapter_path: str | None = None
@@ -169,10 +193,18 @@ class VLLMEngine(InferenceEngine):
         self.load_adapter(None, 0)
 
     @classmethod
-    def from_config(cls, config: Any, model_path: str | Path, work_dir: str | Path,
-                    device: str = "cpu") -> "VLLMEngine":
-        return cls(model_path, config.model.lora, config.solver.vllm, work_dir, dtype=config.model.dtype,
-                   device=device, seed=config.experiment.seed)
+    def from_config(
+        cls, config: Any, model_path: str | Path, work_dir: str | Path, device: str = "cpu"
+    ) -> "VLLMEngine":
+        return cls(
+            model_path,
+            config.model.lora,
+            config.solver.vllm,
+            work_dir,
+            dtype=config.model.dtype,
+            device=device,
+            seed=config.experiment.seed,
+        )
 
     # ------------------------------------------------------------------ adapters
 
@@ -193,8 +225,10 @@ class VLLMEngine(InferenceEngine):
         folder = self._base_adapter if path is None else str(path)
         rank = _adapter_rank(folder)
         if rank > self.max_lora_rank:
-            raise VLLMEngineError(f"the adapter at '{folder}' has rank {rank}, above this engine's max_lora_rank "
-                                  f"{self.max_lora_rank} (sized from model.lora.r)")
+            raise VLLMEngineError(
+                f"the adapter at '{folder}' has rank {rank}, above this engine's max_lora_rank "
+                f"{self.max_lora_rank} (sized from model.lora.r)"
+            )
         self._ids += 1
         request = LoRARequest(f"policy-v{version}", self._ids, folder)
         engine = self.llm.llm_engine
@@ -228,15 +262,30 @@ class VLLMEngine(InferenceEngine):
         greedy = temperature == 0
         draws = 1 if greedy else n  # greedy samples are all the same: decode once, copy
         encoded = self.tokenizer(list(prompts))["input_ids"]
-        params = [SamplingParams(n=draws, temperature=temperature, top_p=1.0 if greedy else top_p, top_k=0,
-                                 max_tokens=max_new_tokens, seed=request_seed, logprobs=0,
-                                 stop_token_ids=self.stop_token_ids, detokenize=False)
-                  for request_seed in request_seeds(seed, encoded)]
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in encoded], params,
-                                    lora_request=self._request, use_tqdm=progress)
+        params = [
+            SamplingParams(
+                n=draws,
+                temperature=temperature,
+                top_p=1.0 if greedy else top_p,
+                top_k=0,
+                max_tokens=max_new_tokens,
+                seed=request_seed,
+                logprobs=0,
+                stop_token_ids=self.stop_token_ids,
+                detokenize=False,
+            )
+            for request_seed in request_seeds(seed, encoded)
+        ]
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=ids) for ids in encoded],
+            params,
+            lora_request=self._request,
+            use_tqdm=progress,
+        )
         samples = [sorted(output.outputs, key=lambda sample: sample.index) for output in outputs]
-        texts = iter(self.tokenizer.batch_decode([list(s.token_ids) for per in samples for s in per],
-                                                 skip_special_tokens=True))
+        texts = iter(
+            self.tokenizer.batch_decode([list(s.token_ids) for per in samples for s in per], skip_special_tokens=True)
+        )
         results = []
         for per_prompt in samples:
             generations = [_generation(sample, next(texts)) for sample in per_prompt]
@@ -260,8 +309,14 @@ def _generation(sample: Any, text: str) -> Generation:
     logprobs = tuple(float(position[token].logprob) for position, token in zip(sample.logprobs, token_ids))
     if len(logprobs) != len(token_ids):
         raise VLLMEngineError(f"vLLM returned {len(logprobs)} log-probs for {len(token_ids)} tokens")
-    return Generation(text=text, num_tokens=len(token_ids), logprob=float(sum(logprobs)),
-                      finished=sample.finish_reason == "stop", token_ids=token_ids, token_logprobs=logprobs)
+    return Generation(
+        text=text,
+        num_tokens=len(token_ids),
+        logprob=float(sum(logprobs)),
+        finished=sample.finish_reason == "stop",
+        token_ids=token_ids,
+        token_logprobs=logprobs,
+    )
 
 
 def _adapter_rank(folder: str) -> int:

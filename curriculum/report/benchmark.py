@@ -53,8 +53,12 @@ class ModelTarget:
         return Path(self.adapter or self.base).name or "model"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"base": self.base, "adapter": self.adapter, "run_dir": None if self.run_dir is None else str(self.run_dir),
-                "policy_version": self.policy_version}
+        return {
+            "base": self.base,
+            "adapter": self.adapter,
+            "run_dir": None if self.run_dir is None else str(self.run_dir),
+            "policy_version": self.policy_version,
+        }
 
 
 def policy_dir(run_dir: Path, version: int) -> Path:
@@ -70,8 +74,11 @@ def latest_policy_version(run_dir: Path) -> int:
             return int(json.loads(latest.read_text())["policy_version"])
         except (ValueError, KeyError, TypeError):
             raise EvalError(f"{latest} is not a checkpoint record (no integer policy_version)") from None
-    versions = [int(m.group(1)) for p in (run_dir / "checkpoints").glob("policy_v*")
-                if (m := re.fullmatch(r"policy_v(\d+)", p.name)) and (p / "adapter_config.json").is_file()]
+    versions = [
+        int(m.group(1))
+        for p in (run_dir / "checkpoints").glob("policy_v*")
+        if (m := re.fullmatch(r"policy_v(\d+)", p.name)) and (p / "adapter_config.json").is_file()
+    ]
     return max(versions, default=0)
 
 
@@ -159,10 +166,21 @@ class BenchmarkResult:
         return {str(value): self.scores(ks, group) for value, group in sorted(groups.items())}
 
 
-def evaluate_benchmark(engine: Any, problems: Sequence[Problem], verifier: Any, rule: str, samples: int,
-                       temperature: float, top_p: float, max_new_tokens: int, instruction: str = "",
-                       batch_size: int | None = None, seed: int = 0, progress: bool = False,
-                       also: Sequence[str] = ()) -> BenchmarkResult:
+def evaluate_benchmark(
+    engine: Any,
+    problems: Sequence[Problem],
+    verifier: Any,
+    rule: str,
+    samples: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    instruction: str = "",
+    batch_size: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    also: Sequence[str] = (),
+) -> BenchmarkResult:
     """`samples` completions per problem, graded with the extraction `rule` (and counted by each rule
     in `also` beside it)."""
     from curriculum.models import prompt_for
@@ -170,23 +188,41 @@ def evaluate_benchmark(engine: Any, problems: Sequence[Problem], verifier: Any, 
     if not problems:
         raise EvalError("the dataset has no problems to evaluate")
     prompts = [prompt_for(problem.question, engine.tokenizer, instruction) for problem in problems]
-    outputs = engine.generate(prompts, n=samples, temperature=temperature, top_p=top_p,
-                              max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, progress=progress)
+    outputs = engine.generate(
+        prompts,
+        n=samples,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+    )
     texts = [g.text for per_problem in outputs for g in per_problem]
     references = [p.answer for p in problems for _ in range(samples)]
     grades = verifier.grade_many(texts, references, rule)
     others = {other: verifier.grade_many(texts, references, other) for other in also if other != rule}
     result = BenchmarkResult()
     for i, (problem, per_problem) in enumerate(zip(problems, outputs, strict=True)):
-        mine = grades[i * samples:(i + 1) * samples]
-        also_correct = {other: sum(bool(g.correct) for g in graded[i * samples:(i + 1) * samples])
-                        for other, graded in others.items()}
-        result.items.append(ItemResult(
-            problem_id=problem.id, subject=problem.concepts[0] if problem.concepts else None, level=problem.level,
-            reference=problem.answer, correct=sum(bool(g.correct) for g in mine), samples=samples,
-            tokens=sum(g.num_tokens for g in per_problem),
-            extracted=[None if g.extracted is None else str(g.extracted) for g in mine],
-            completions=[g.text for g in per_problem], also_correct=also_correct))
+        mine = grades[i * samples : (i + 1) * samples]
+        also_correct = {
+            other: sum(bool(g.correct) for g in graded[i * samples : (i + 1) * samples])
+            for other, graded in others.items()
+        }
+        result.items.append(
+            ItemResult(
+                problem_id=problem.id,
+                subject=problem.concepts[0] if problem.concepts else None,
+                level=problem.level,
+                reference=problem.answer,
+                correct=sum(bool(g.correct) for g in mine),
+                samples=samples,
+                tokens=sum(g.num_tokens for g in per_problem),
+                extracted=[None if g.extracted is None else str(g.extracted) for g in mine],
+                completions=[g.text for g in per_problem],
+                also_correct=also_correct,
+            )
+        )
     return result
 
 
@@ -194,8 +230,15 @@ def ks_for(k: int) -> list[int]:
     return [1] if k == 1 else [1, k]
 
 
-def report(result: BenchmarkResult, k: int, target: ModelTarget, dataset: str, source: str,
-           settings: dict[str, Any], seconds: float) -> dict[str, Any]:
+def report(
+    result: BenchmarkResult,
+    k: int,
+    target: ModelTarget,
+    dataset: str,
+    source: str,
+    settings: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
     ks = ks_for(k)
     others = sorted(result.items[0].also_correct) if result.items else []
     return {
@@ -265,8 +308,9 @@ def resolve_dataset(config: Any, name_or_path: str, fields: dict[str, Any] | Non
         name, data = path.stem if path.is_file() else path.name, {"path": str(path)}
     else:
         known = ", ".join(sorted(config.datasets)) or "none"
-        raise EvalError(f"--dataset '{name_or_path}' is neither a dataset in the config (known: {known}) "
-                        "nor an existing file")
+        raise EvalError(
+            f"--dataset '{name_or_path}' is neither a dataset in the config (known: {known}) nor an existing file"
+        )
     try:
         return name, DatasetSpec.model_validate({**data, **fields})
     except ValidationError as exc:
@@ -274,11 +318,24 @@ def resolve_dataset(config: Any, name_or_path: str, fields: dict[str, Any] | Non
         raise EvalError(f"dataset '{name}': {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
 
 
-def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples: int | None = None,
-             temperature: float | None = None, limit: int | None = None, max_new_tokens: int | None = None,
-             fields: dict[str, Any] | None = None, seed: int = 0, out: str | Path | None = None,
-             progress: bool = False, skip_oversized: bool = False, also_extractions: Sequence[str] = (),
-             engine: Any = None, skip_invalid: bool = False) -> tuple[dict[str, Any], Path]:
+def run_eval(
+    config: Any,
+    target: ModelTarget,
+    dataset: str,
+    k: int = 1,
+    samples: int | None = None,
+    temperature: float | None = None,
+    limit: int | None = None,
+    max_new_tokens: int | None = None,
+    fields: dict[str, Any] | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = False,
+    skip_oversized: bool = False,
+    also_extractions: Sequence[str] = (),
+    engine: Any = None,
+    skip_invalid: bool = False,
+) -> tuple[dict[str, Any], Path]:
     """Evaluate `target` on `dataset`; write the JSON report; log to MLflow for a run. (report, its path)
 
     A problem whose prompt would not fit the model (its context less the new tokens, or
@@ -308,14 +365,21 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
     if temperature is None:  # one sample: the greedy answer; several: sampled
         temperature = 0.0 if samples == 1 else cfg.temperature
     if samples > 1 and temperature == 0:
-        raise EvalError(f"--samples {samples} with temperature 0 gives {samples} copies of the greedy answer; "
-                        "set --temperature above 0")
+        raise EvalError(
+            f"--samples {samples} with temperature 0 gives {samples} copies of the greedy answer; "
+            "set --temperature above 0"
+        )
     name, spec = resolve_dataset(config, dataset, fields)
     rule, instruction = config.world.answer_extraction, config.world.answer_instruction  # the loop's format
     max_new_tokens = max_new_tokens or cfg.max_new_tokens
-    prompt_limit = PromptLimit.for_model(load_tokenizer(target.base), context_length(target.base), max_new_tokens,
-                                         instruction, config.model.max_prompt_tokens,
-                                         skip_hint="pass --skip-oversized to leave such problems out")
+    prompt_limit = PromptLimit.for_model(
+        load_tokenizer(target.base),
+        context_length(target.base),
+        max_new_tokens,
+        instruction,
+        config.model.max_prompt_tokens,
+        skip_hint="pass --skip-oversized to leave such problems out",
+    )
     skipped: list[str] | None = [] if skip_oversized else None
     invalid: list[str] | None = [] if skip_invalid else None
     problems = load_problem_set(spec, config.data_root, name, prompt_limit, skipped, invalid=invalid)[:limit]
@@ -324,19 +388,46 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
     with tempfile.TemporaryDirectory(prefix="curriculum-eval-") as engine_dir:  # the engine's own files (vLLM)
         own_engine = engine is None
         if own_engine:
-            engine = make_engine(config, target.base, engine_dir, device=device, adapter=target.adapter,
-                                 version=target.policy_version or 0)
-        settings = {"samples": samples, "k": k, "temperature": temperature,
-                    "top_p": cfg.top_p if temperature else 1.0, "max_new_tokens": max_new_tokens,
-                    "seed": seed, "limit": limit, "instruction": instruction, "extraction": rule,
-                    "also_extractions": also, "engine": config.solver.engine,
-                    "chat_template": bool(getattr(engine.tokenizer, "chat_template", None))}
+            engine = make_engine(
+                config,
+                target.base,
+                engine_dir,
+                device=device,
+                adapter=target.adapter,
+                version=target.policy_version or 0,
+            )
+        settings = {
+            "samples": samples,
+            "k": k,
+            "temperature": temperature,
+            "top_p": cfg.top_p if temperature else 1.0,
+            "max_new_tokens": max_new_tokens,
+            "seed": seed,
+            "limit": limit,
+            "instruction": instruction,
+            "extraction": rule,
+            "also_extractions": also,
+            "engine": config.solver.engine,
+            "chat_template": bool(getattr(engine.tokenizer, "chat_template", None)),
+        }
         start = time.perf_counter()
         try:
             with Verifier(config.verifier.timeout_s) as verifier:
-                result = evaluate_benchmark(engine, problems, verifier, rule, samples, temperature,
-                                            settings["top_p"], settings["max_new_tokens"], instruction,
-                                            cfg.batch_size, seed, progress, also=also)
+                result = evaluate_benchmark(
+                    engine,
+                    problems,
+                    verifier,
+                    rule,
+                    samples,
+                    temperature,
+                    settings["top_p"],
+                    settings["max_new_tokens"],
+                    instruction,
+                    cfg.batch_size,
+                    seed,
+                    progress,
+                    also=also,
+                )
         finally:
             if own_engine:
                 engine.close()
@@ -348,6 +439,7 @@ def run_eval(config: Any, target: ModelTarget, dataset: str, k: int = 1, samples
     path = Path(out) if out else default_output(target, name, k, limit, config.experiment.runs_dir)
     atomic_write_json(path, summary)
     if target.run_dir is not None:
-        summary["mlflow_run_id"] = log_to_run(target.run_dir, mlflow_metrics(summary, name, k),
-                                              step=target.policy_version or 0, artifact=path)
+        summary["mlflow_run_id"] = log_to_run(
+            target.run_dir, mlflow_metrics(summary, name, k), step=target.policy_version or 0, artifact=path
+        )
     return summary, path

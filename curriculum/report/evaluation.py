@@ -141,8 +141,9 @@ def evaluate(
     if not problems:
         raise ValueError("evaluate() needs at least one problem")
     prompts = [prompt_for(problem.question, engine.tokenizer, instruction) for problem in problems]
-    outputs = engine.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens,
-                              batch_size=batch_size, progress=progress)
+    outputs = engine.generate(
+        prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
+    )
     completions = [samples[0] for samples in outputs]
     grades = verifier.grade_many([c.text for c in completions], [p.answer for p in problems], rule)
     result = EvalResult()
@@ -153,8 +154,17 @@ def evaluate(
         cell.correct += int(bool(grade.correct))
         cell.tokens += completion.num_tokens
         extracted = None if grade.extracted is None else str(grade.extracted)
-        result.items.append(EvalItem(problem.id, key[0], problem.level, completion.text, extracted,
-                                     bool(grade.correct), completion.num_tokens))
+        result.items.append(
+            EvalItem(
+                problem.id,
+                key[0],
+                problem.level,
+                completion.text,
+                extracted,
+                bool(grade.correct),
+                completion.num_tokens,
+            )
+        )
     return result
 
 
@@ -170,8 +180,10 @@ def format_accuracy_table(result: EvalResult, title: str | None = None) -> str:
         return "" if cell is None or cell.n == 0 else f"{100 * cell.accuracy:.0f}"
 
     header = ["family"] + [f"L{level}" if level is not None else "L?" for level in levels] + ["all"]
-    rows = [[family] + [show(by_family_level.get((family, level))) for level in levels] + [show(by_family[family])]
-            for family in families]
+    rows = [
+        [family] + [show(by_family_level.get((family, level))) for level in levels] + [show(by_family[family])]
+        for family in families
+    ]
     rows.append(["all"] + [show(by_level[level]) for level in levels] + [show(result.total)])
     widths = [max(len(row[col]) for row in [header] + rows) for col in range(len(header))]
 
@@ -199,12 +211,13 @@ def drops_from_base(base: EvalResult, current: EvalResult, report_by: str) -> di
     as `retention/drop/<group>`, and the largest as `retention/worst_drop`."""
     before, now = accuracy_groups(base, report_by), accuracy_groups(current, report_by)
     drops = {name: 100 * (accuracy - now.get(name, 0.0)) for name, accuracy in before.items()}
-    return {**{f"retention/drop/{name}": drop for name, drop in drops.items()},
-            "retention/worst_drop": max(drops.values(), default=0.0)}
+    return {
+        **{f"retention/drop/{name}": drop for name, drop in drops.items()},
+        "retention/worst_drop": max(drops.values(), default=0.0),
+    }
 
 
 def worst_drop_so_far(round_metrics: Sequence[dict[str, float]]) -> dict[str, float]:
     """The largest `retention/worst_drop` of the rounds so far (empty when none reported one)."""
     drops = [m["retention/worst_drop"] for m in round_metrics if "retention/worst_drop" in m]
     return {"retention/worst_drop_so_far": max(drops)} if drops else {}
-

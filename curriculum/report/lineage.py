@@ -40,11 +40,18 @@ class Node:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "parent_id": self.parent_id, "source": self.source, "family": self.family,
-            "level": self.level, "round_created": self.round_created, "created_by": self.created_by,
-            "question": self.question, "answer": self.answer,
-            "solve_rate": {str(r): {"attempts": n, "correct": c, "rate": c / n}
-                           for r, (n, c) in sorted(self.solve.items())},
+            "id": self.id,
+            "parent_id": self.parent_id,
+            "source": self.source,
+            "family": self.family,
+            "level": self.level,
+            "round_created": self.round_created,
+            "created_by": self.created_by,
+            "question": self.question,
+            "answer": self.answer,
+            "solve_rate": {
+                str(r): {"attempts": n, "correct": c, "rate": c / n} for r, (n, c) in sorted(self.solve.items())
+            },
             "children": [child.to_dict() for child in self.children],
         }
 
@@ -69,11 +76,22 @@ class Provenance:
     vote_share: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"call_id": self.call_id, "node": self.node, "template": self.template, "endpoint": self.endpoint,
-                "latency_s": self.latency_s, "prompt_tokens": self.tokens[0], "completion_tokens": self.tokens[1],
-                "attempt": self.attempt, "rationale": self.rationale, "diagnosis": self.diagnosis,
-                "label_calls": self.label_calls, "label_errors": self.label_errors,
-                "answer_source": self.answer_source, "vote_share": self.vote_share}
+        return {
+            "call_id": self.call_id,
+            "node": self.node,
+            "template": self.template,
+            "endpoint": self.endpoint,
+            "latency_s": self.latency_s,
+            "prompt_tokens": self.tokens[0],
+            "completion_tokens": self.tokens[1],
+            "attempt": self.attempt,
+            "rationale": self.rationale,
+            "diagnosis": self.diagnosis,
+            "label_calls": self.label_calls,
+            "label_errors": self.label_errors,
+            "answer_source": self.answer_source,
+            "vote_share": self.vote_share,
+        }
 
 
 @dataclass
@@ -96,17 +114,18 @@ class Lineage:
 
     def to_dict(self) -> dict[str, Any]:
         problem = self.problem.to_dict()
-        return {"problem": {k: v for k, v in problem.items() if k != "children"},
-                "ancestors": [{k: v for k, v in a.to_dict().items() if k != "children"} for a in self.ancestors],
-                "descendants": problem["children"],
-                "root_source": self.root.source,
-                "provenance": self.provenance.to_dict() if self.provenance else None}
+        return {
+            "problem": {k: v for k, v in problem.items() if k != "children"},
+            "ancestors": [{k: v for k, v in a.to_dict().items() if k != "children"} for a in self.ancestors],
+            "descendants": problem["children"],
+            "root_source": self.root.source,
+            "provenance": self.provenance.to_dict() if self.provenance else None,
+        }
 
 
 def resolve_id(con: Any, problem_id: str) -> str:
     """The full id for `problem_id` or a unique prefix of one."""
-    rows = con.execute("SELECT id FROM problems WHERE starts_with(id, ?) ORDER BY id LIMIT 3",
-                       [problem_id]).fetchall()
+    rows = con.execute("SELECT id FROM problems WHERE starts_with(id, ?) ORDER BY id LIMIT 3", [problem_id]).fetchall()
     exact = [row[0] for row in rows if row[0] == problem_id]
     if exact:
         return exact[0]
@@ -128,9 +147,10 @@ def lineage(con: Any, problem_id: str) -> Lineage:
                 SELECT p.id, p.parent_id, c.depth + 1, list_append(c.path, p.id)
                 FROM problems p JOIN chain c ON p.id = c.parent_id
                 WHERE NOT list_contains(c.path, p.id))
-            SELECT {', '.join('p.' + c.strip() for c in _COLUMNS.split(','))}
+            SELECT {", ".join("p." + c.strip() for c in _COLUMNS.split(","))}
             FROM chain c JOIN problems p ON p.id = c.id ORDER BY c.depth""",
-        [problem_id]).fetchall()
+        [problem_id],
+    ).fetchall()
     down = con.execute(
         f"""WITH RECURSIVE tree(id, depth, path) AS (
                 SELECT id, 0, [id] FROM problems WHERE id = ?
@@ -138,19 +158,24 @@ def lineage(con: Any, problem_id: str) -> Lineage:
                 SELECT p.id, t.depth + 1, list_append(t.path, p.id)
                 FROM problems p JOIN tree t ON p.parent_id = t.id
                 WHERE NOT list_contains(t.path, p.id))
-            SELECT {', '.join('p.' + c.strip() for c in _COLUMNS.split(','))}
+            SELECT {", ".join("p." + c.strip() for c in _COLUMNS.split(","))}
             FROM tree t JOIN problems p ON p.id = t.id WHERE t.depth > 0 ORDER BY t.depth, p.round_created, p.id""",
-        [problem_id]).fetchall()
+        [problem_id],
+    ).fetchall()
     nodes = {row[0]: Node(*row) for row in up + down}
     for pid, round_, attempts, correct in con.execute(
         """SELECT problem_id, round, count(*), count_if(correct) FROM attempts
            WHERE problem_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL ORDER BY ALL""",
-        [list(nodes)]).fetchall():
+        [list(nodes)],
+    ).fetchall():
         nodes[pid].solve[round_] = (attempts, correct)
     for row in down:  # parents come before children (ordered by depth)
         nodes[row[1]].children.append(nodes[row[0]])
-    return Lineage(problem=nodes[problem_id], ancestors=[nodes[row[0]] for row in up[1:]],
-                   provenance=provenance(con, nodes[problem_id]))
+    return Lineage(
+        problem=nodes[problem_id],
+        ancestors=[nodes[row[0]] for row in up[1:]],
+        provenance=provenance(con, nodes[problem_id]),
+    )
 
 
 def provenance(con: Any, node: Node) -> Provenance | None:
@@ -164,20 +189,36 @@ def provenance(con: Any, node: Node) -> Provenance | None:
         """SELECT id, node, template, endpoint, latency_s, prompt_tokens, completion_tokens, attempt, parsed, round,
                   parent_id FROM calls
            WHERE list_contains(drafts, ?) AND node IN ('write', 'question') AND error = ''
-           ORDER BY round, attempt LIMIT 1""", [node.id]).fetchone()
+           ORDER BY round, attempt LIMIT 1""",
+        [node.id],
+    ).fetchone()
     if row is None:
         return None
     call_id, step, template, endpoint, latency, prompt_tokens, completion_tokens, attempt, parsed, round_, parent = row
     diagnosis = con.execute(
         """SELECT parsed FROM calls WHERE node = 'diagnose' AND parent_id = ? AND round = ? AND error = ''
-           ORDER BY attempt DESC LIMIT 1""", [parent, round_]).fetchone()
+           ORDER BY attempt DESC LIMIT 1""",
+        [parent, round_],
+    ).fetchone()
     labels, label_errors = con.execute(
-        "SELECT count(*), count_if(error <> '') FROM calls WHERE node = 'label' AND list_contains(drafts, ?)",
-        [node.id]).fetchone()
+        "SELECT count(*), count_if(error <> '') FROM calls WHERE node = 'label' AND list_contains(drafts, ?)", [node.id]
+    ).fetchone()
     source, share = con.execute("SELECT answer_source, vote_share FROM problems WHERE id = ?", [node.id]).fetchone()
-    return Provenance(call_id, step, template, endpoint, latency, (prompt_tokens, completion_tokens), attempt,
-                      _rationale(parsed, node.question), json.loads(diagnosis[0]) if diagnosis else None,
-                      labels, label_errors, source, share)
+    return Provenance(
+        call_id,
+        step,
+        template,
+        endpoint,
+        latency,
+        (prompt_tokens, completion_tokens),
+        attempt,
+        _rationale(parsed, node.question),
+        json.loads(diagnosis[0]) if diagnosis else None,
+        labels,
+        label_errors,
+        source,
+        share,
+    )
 
 
 def _rationale(parsed: str, question: str) -> str:
@@ -211,6 +252,8 @@ def node_label(node: Node, rounds: list[int] | None = None, width: int = 60) -> 
     if len(question) > width:
         question = question[: width - 3] + "..."
     level = f" L{node.level}" if node.level is not None else ""
-    rates = " ".join(f"r{r}:{c}/{n}" for r, (n, c) in sorted(node.solve.items())
-                     if rounds is None or r in rounds) or "never attempted"
+    rates = (
+        " ".join(f"r{r}:{c}/{n}" for r, (n, c) in sorted(node.solve.items()) if rounds is None or r in rounds)
+        or "never attempted"
+    )
     return f"{node.id} [{node.source} r{node.round_created}{level}] {question}  solve {rates}"

@@ -72,8 +72,11 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
     config = run_config(run_dir)
     con, snapshot = open_snapshot(run_dir)
     try:
-        counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-                  for name in ("problems", "attempts", "pairs", "rejected", "calls") if has_table(con, name)}
+        counts = {
+            name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            for name in ("problems", "attempts", "pairs", "rejected", "calls")
+            if has_table(con, name)
+        }
         by_source: dict[int, dict[str, int]] = {}
         for round_, source, n in con.execute(
             "SELECT round_created, source, count(*) FROM problems GROUP BY ALL ORDER BY ALL"
@@ -93,32 +96,47 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
             by_level = {m.group(1): value for key, value in metrics.items() if (m := _LEVEL_METRIC.match(key))}
             if "retention/worst_drop" in metrics:
                 worst_so_far = max(metrics["retention/worst_drop"], worst_so_far or -math.inf)
-            rounds.append({
-                "round": round_,
-                "policy_version": version,
-                "eval": {"overall": metrics.get("eval/accuracy"),
-                         "by_level": dict(sorted(by_level.items(), key=lambda kv: int(kv[0])))},
-                "problems_by_source": by_source.get(round_, {}),
-                "attempted_by_level": attempted.get(round_, {}),
-                "mean_level_attempted": _mean_level(attempted.get(round_, {})),
-                "seconds": seconds,
-                "metrics": metrics,
-                # points lost since the base per level (or benchmark), this round's worst and the run's so far
-                "drop_from_base": {key.removeprefix(_DROP_PREFIX): value for key, value in metrics.items()
-                                   if key.startswith(_DROP_PREFIX)},
-                "worst_drop": metrics.get("retention/worst_drop"),
-                "worst_drop_so_far": worst_so_far,
-            })
-        band = learning_band(con, config.selection.band_low, config.selection.band_high,
-                             config.selection.last_n_rounds)
+            rounds.append(
+                {
+                    "round": round_,
+                    "policy_version": version,
+                    "eval": {
+                        "overall": metrics.get("eval/accuracy"),
+                        "by_level": dict(sorted(by_level.items(), key=lambda kv: int(kv[0]))),
+                    },
+                    "problems_by_source": by_source.get(round_, {}),
+                    "attempted_by_level": attempted.get(round_, {}),
+                    "mean_level_attempted": _mean_level(attempted.get(round_, {})),
+                    "seconds": seconds,
+                    "metrics": metrics,
+                    # points lost since the base per level (or benchmark), this round's worst and the run's so far
+                    "drop_from_base": {
+                        key.removeprefix(_DROP_PREFIX): value
+                        for key, value in metrics.items()
+                        if key.startswith(_DROP_PREFIX)
+                    },
+                    "worst_drop": metrics.get("retention/worst_drop"),
+                    "worst_drop_so_far": worst_so_far,
+                }
+            )
+        band = learning_band(con, config.selection.band_low, config.selection.band_high, config.selection.last_n_rounds)
         weak = weak_concepts(con, config.selection.last_n_rounds, min_attempts=config.solver.attempts)
         accept = acceptance(con)
         calls = model_calls(con) if has_table(con, "calls") else []
         labels = label_quality(con, rounds)
     finally:
         con.close()
-    return {"run_dir": str(run_dir), "snapshot": snapshot.name, "rounds": rounds, "store": counts,
-            "band": band, "weak_concepts": weak, "acceptance": accept, "calls": calls, "label_quality": labels}
+    return {
+        "run_dir": str(run_dir),
+        "snapshot": snapshot.name,
+        "rounds": rounds,
+        "store": counts,
+        "band": band,
+        "weak_concepts": weak,
+        "acceptance": accept,
+        "calls": calls,
+        "label_quality": labels,
+    }
 
 
 def has_table(con: Any, name: str) -> bool:
@@ -133,16 +151,25 @@ def model_calls(con: Any) -> list[dict[str, Any]]:
         """SELECT source, node, count(*), count_if(error <> ''), avg(latency_s),
                   sum(coalesce(prompt_tokens, 0)), sum(coalesce(completion_tokens, 0)),
                   list(split_part(error, ':', 1)) FILTER (WHERE error <> '')
-           FROM calls GROUP BY source, node ORDER BY source, min(created_at), node""").fetchall()
+           FROM calls GROUP BY source, node ORDER BY source, min(created_at), node"""
+    ).fetchall()
     out = []
     for source, node, n, failed, latency, prompt_tokens, completion_tokens, errors in rows:
         reasons: dict[str, int] = {}
         for reason in errors or []:
             reasons[reason] = reasons.get(reason, 0) + 1
-        out.append({"source": source, "node": node, "calls": n, "errors": failed,
-                    "error_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
-                    "latency_s_mean": latency, "prompt_tokens": int(prompt_tokens),
-                    "completion_tokens": int(completion_tokens)})
+        out.append(
+            {
+                "source": source,
+                "node": node,
+                "calls": n,
+                "errors": failed,
+                "error_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "latency_s_mean": latency,
+                "prompt_tokens": int(prompt_tokens),
+                "completion_tokens": int(completion_tokens),
+            }
+        )
     return out
 
 
@@ -154,13 +181,25 @@ def label_quality(con: Any, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     for r in rounds:
         m = r["metrics"]
         if "labels/model_labelled" in m:
-            per_round.append({"round": r["round"], "model_labelled": int(m["labels/model_labelled"]),
-                              "checked": int(m.get("labels/checked", 0)), "agreement": m.get("labels/agreement"),
-                              "vote_share_mean": m.get("labels/vote_share_mean")})
-    shares = dict(con.execute(
-        """SELECT round(vote_share, 3), count(*) FROM problems
-           WHERE answer_source = 'model' AND vote_share IS NOT NULL GROUP BY ALL ORDER BY ALL""").fetchall()) \
-        if "vote_share" in [c[0] for c in con.execute("DESCRIBE problems").fetchall()] else {}
+            per_round.append(
+                {
+                    "round": r["round"],
+                    "model_labelled": int(m["labels/model_labelled"]),
+                    "checked": int(m.get("labels/checked", 0)),
+                    "agreement": m.get("labels/agreement"),
+                    "vote_share_mean": m.get("labels/vote_share_mean"),
+                }
+            )
+    shares = (
+        dict(
+            con.execute(
+                """SELECT round(vote_share, 3), count(*) FROM problems
+           WHERE answer_source = 'model' AND vote_share IS NOT NULL GROUP BY ALL ORDER BY ALL"""
+            ).fetchall()
+        )
+        if "vote_share" in [c[0] for c in con.execute("DESCRIBE problems").fetchall()]
+        else {}
+    )
     return {"rounds": per_round, "vote_shares": {f"{k:g}": v for k, v in shares.items()}}
 
 
@@ -202,12 +241,18 @@ def learning_band(con: Any, low: float, high: float, last_n_rounds: int) -> dict
         counts[place] += n
         if place == "in_band":
             in_band_by_level[str(level)] = in_band_by_level.get(str(level), 0) + n
-    return {"low": low, "high": high, "last_n_rounds": last_n_rounds, "counts": counts,
-            "in_band_by_level": in_band_by_level}
+    return {
+        "low": low,
+        "high": high,
+        "last_n_rounds": last_n_rounds,
+        "counts": counts,
+        "in_band_by_level": in_band_by_level,
+    }
 
 
-def weak_concepts(con: Any, last_n_rounds: int, min_attempts: int = 1,
-                  limit: int = WEAK_CONCEPTS) -> list[dict[str, Any]]:
+def weak_concepts(
+    con: Any, last_n_rounds: int, min_attempts: int = 1, limit: int = WEAK_CONCEPTS
+) -> list[dict[str, Any]]:
     """Concepts by failure rate over the attempts of the last n rounds (SwS's failure ratio),
     worst first; a concept needs `min_attempts` attempts to be ranked."""
     rows = con.execute(
@@ -218,9 +263,9 @@ def weak_concepts(con: Any, last_n_rounds: int, min_attempts: int = 1,
             WHERE a.round > (SELECT max(round) FROM attempts) - {int(last_n_rounds)}
             GROUP BY t.concept HAVING count(*) >= ?
             ORDER BY failures / attempts DESC, attempts DESC, concept LIMIT ?""",
-        [min_attempts, limit]).fetchall()
-    return [{"concept": c, "problems": p, "attempts": n, "failures": f, "failure_rate": f / n}
-            for c, p, n, f in rows]
+        [min_attempts, limit],
+    ).fetchall()
+    return [{"concept": c, "problems": p, "attempts": n, "failures": f, "failure_rate": f / n} for c, p, n, f in rows]
 
 
 def acceptance(con: Any) -> dict[str, dict[str, Any]]:
@@ -236,7 +281,10 @@ def acceptance(con: Any) -> dict[str, dict[str, Any]]:
     made = sorted(s for s in accepted if s not in ("seed", "dataset"))  # seeds and datasets are not drafts
     for source in dict.fromkeys([*DRAFT_SOURCES, *made, *sorted(reasons)]):
         ok, rejected = accepted.get(source, 0), sum(reasons.get(source, {}).values())
-        out[source] = {"accepted": ok, "rejected": rejected,
-                       "rate": ok / (ok + rejected) if ok + rejected else None,
-                       "reasons": reasons.get(source, {})}
+        out[source] = {
+            "accepted": ok,
+            "rejected": rejected,
+            "rate": ok / (ok + rejected) if ok + rejected else None,
+            "reasons": reasons.get(source, {}),
+        }
     return out

@@ -105,8 +105,10 @@ def langchain_tracing(target: TraceTarget):
             mlflow.langchain.autolog(log_traces=True, silent=True)
             _autologged.add(target.tracking_uri)
         try:
-            with mlflow.tracing.context(metadata={"mlflow.sourceRun": target.run_id},
-                                        tags={"curriculum.stage": stage, "curriculum.round": str(round)}):
+            with mlflow.tracing.context(
+                metadata={"mlflow.sourceRun": target.run_id},
+                tags={"curriculum.stage": stage, "curriculum.round": str(round)},
+            ):
                 yield
         finally:
             mlflow.flush_trace_async_logging()

@@ -17,27 +17,38 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
     views: list[Any] = []
     rounds = summary["rounds"]
     levels = sorted({lv for r in rounds for lv in r["eval"]["by_level"]}, key=int)
-    table = Table(title=f"held-out accuracy % by level  ({summary['run_dir']}, {summary['snapshot']})",
-                  title_justify="left")
+    table = Table(
+        title=f"held-out accuracy % by level  ({summary['run_dir']}, {summary['snapshot']})", title_justify="left"
+    )
     for name in ["round", "policy", *[f"L{lv}" for lv in levels], "all", "trained on (mean level)"]:
         table.add_column(name, justify="right")
     for r in rounds:
         by_level = r["eval"]["by_level"]
         mean_level = r.get("mean_level_attempted")
-        table.add_row(str(r["round"]), f"v{r['policy_version']}", *[_pct(by_level.get(lv)) for lv in levels],
-                      _pct(r["eval"]["overall"]), "" if mean_level is None else f"{mean_level:.2f}")
+        table.add_row(
+            str(r["round"]),
+            f"v{r['policy_version']}",
+            *[_pct(by_level.get(lv)) for lv in levels],
+            _pct(r["eval"]["overall"]),
+            "" if mean_level is None else f"{mean_level:.2f}",
+        )
     views.append(table)
 
     drops = [r for r in rounds if r.get("drop_from_base")]
     if drops:
         groups = list(dict.fromkeys(g for r in drops for g in r["drop_from_base"]))
-        table = Table(title="retention: accuracy points lost since the base model (negative: gained)",
-                      title_justify="left")
+        table = Table(
+            title="retention: accuracy points lost since the base model (negative: gained)", title_justify="left"
+        )
         for name in ["round", *groups, "worst", "worst so far"]:
             table.add_column(name, justify="right")
         for r in drops:
-            table.add_row(str(r["round"]), *[_points(r["drop_from_base"].get(g)) for g in groups],
-                          _points(r["worst_drop"]), _points(r["worst_drop_so_far"]))
+            table.add_row(
+                str(r["round"]),
+                *[_points(r["drop_from_base"].get(g)) for g in groups],
+                _points(r["worst_drop"]),
+                _points(r["worst_drop_so_far"]),
+            )
         views.append(table)
 
     sources = sorted({s for r in rounds for s in r["problems_by_source"]})
@@ -52,13 +63,17 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
     band = summary.get("band")
     if band:
         counts = band["counts"]
-        table = Table(title=f"learning band now: solve rate in [{band['low']:g}, {band['high']:g}] over the last "
-                            f"{band['last_n_rounds']} round(s)", title_justify="left")
+        table = Table(
+            title=f"learning band now: solve rate in [{band['low']:g}, {band['high']:g}] over the last "
+            f"{band['last_n_rounds']} round(s)",
+            title_justify="left",
+        )
         for name in ["below", "in band", "above", "never attempted", "in band by level"]:
             table.add_column(name, justify="right")
         by_level = ", ".join(f"L{lv} {n}" for lv, n in sorted(band["in_band_by_level"].items())) or "-"
-        table.add_row(str(counts["below"]), str(counts["in_band"]), str(counts["above"]), str(counts["unattempted"]),
-                      by_level)
+        table.add_row(
+            str(counts["below"]), str(counts["in_band"]), str(counts["above"]), str(counts["unattempted"]), by_level
+        )
         views.append(table)
 
     weak = summary.get("weak_concepts")
@@ -86,8 +101,16 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
             table.add_column(name, justify="left" if name in ("source", "step", "failure reasons") else "right")
         for c in calls:
             reasons = ", ".join(f"{reason} {n}" for reason, n in c["error_reasons"].items()) or "-"
-            table.add_row(c["source"], c["node"], str(c["calls"]), str(c["errors"]), reasons,
-                          f"{c['latency_s_mean']:.2f}", str(c["prompt_tokens"]), str(c["completion_tokens"]))
+            table.add_row(
+                c["source"],
+                c["node"],
+                str(c["calls"]),
+                str(c["errors"]),
+                reasons,
+                f"{c['latency_s_mean']:.2f}",
+                str(c["prompt_tokens"]),
+                str(c["completion_tokens"]),
+            )
         views.append(table)
 
     labels = summary.get("label_quality") or {}
@@ -97,9 +120,13 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
             table.add_column(name, justify="right")
         for r in labels["rounds"]:
             share = r["vote_share_mean"]
-            table.add_row(str(r["round"]), str(r["model_labelled"]), str(r["checked"]),
-                          _pct(r["agreement"]) if r["checked"] else "no oracle",
-                          "" if share is None else f"{share:.2f}")
+            table.add_row(
+                str(r["round"]),
+                str(r["model_labelled"]),
+                str(r["checked"]),
+                _pct(r["agreement"]) if r["checked"] else "no oracle",
+                "" if share is None else f"{share:.2f}",
+            )
         views.append(table)
     views.append("store: " + ", ".join(f"{k} {v}" for k, v in summary["store"].items()))
     return views
@@ -128,15 +155,21 @@ def lineage_tree(lineage: Any) -> Any:
     if made is not None:  # how an LLM workflow wrote it
         prompt_tokens, completion_tokens = made.tokens
         tokens = f", {prompt_tokens}+{completion_tokens} tokens" if prompt_tokens is not None else ""
-        note = tree.add(f"[dim]written by call {made.call_id} ({made.node}, {escape(made.template)}, "
-                        f"{made.latency_s:.2f} s{tokens}, try {made.attempt}) at {escape(made.endpoint)}[/dim]")
+        note = tree.add(
+            f"[dim]written by call {made.call_id} ({made.node}, {escape(made.template)}, "
+            f"{made.latency_s:.2f} s{tokens}, try {made.attempt}) at {escape(made.endpoint)}[/dim]"
+        )
         if made.diagnosis:
-            note.add(escape(f"diagnosis: {made.diagnosis.get('error', '')} (concept: {made.diagnosis.get('concept', '')})"))
+            note.add(
+                escape(f"diagnosis: {made.diagnosis.get('error', '')} (concept: {made.diagnosis.get('concept', '')})")
+            )
         if made.rationale:
             note.add(escape(f"rationale: {made.rationale}"))
         share = "" if made.vote_share is None else f", vote share {made.vote_share:.2f}"
-        note.add(f"answer: {made.answer_source}{share} from {made.label_calls} label call(s)"
-                 + (f", {made.label_errors} failed" if made.label_errors else ""))
+        note.add(
+            f"answer: {made.answer_source}{share} from {made.label_calls} label call(s)"
+            + (f", {made.label_errors} failed" if made.label_errors else "")
+        )
     return tree
 
 
@@ -145,15 +178,19 @@ def eval_table(summary: dict[str, Any]) -> Any:
 
     ks = [key for key in summary if key.startswith("pass@")]
     settings = summary["settings"]
-    table = Table(title=f"{summary['dataset']['name']}: {summary['dataset']['rows']} problems, "
-                        f"{settings['samples']} sample(s) each, temperature {settings['temperature']:g}, "
-                        f"answers read by {settings['extraction']}", title_justify="left")
+    table = Table(
+        title=f"{summary['dataset']['name']}: {summary['dataset']['rows']} problems, "
+        f"{settings['samples']} sample(s) each, temperature {settings['temperature']:g}, "
+        f"answers read by {settings['extraction']}",
+        title_justify="left",
+    )
     for name in ["group", "problems", *[f"{k} %" for k in ks], "mean tokens"]:
         table.add_column(name, justify="left" if name == "group" else "right")
 
     def row(name: str, scores: dict[str, Any]) -> None:
-        table.add_row(name, str(int(scores["problems"])), *[f"{100 * scores[k]:.1f}" for k in ks],
-                      f"{scores['mean_tokens']:.1f}")
+        table.add_row(
+            name, str(int(scores["problems"])), *[f"{100 * scores[k]:.1f}" for k in ks], f"{scores['mean_tokens']:.1f}"
+        )
 
     row("all", summary)
     for rule, scores in summary.get("other_extractions", {}).items():  # the same completions, read otherwise
@@ -166,4 +203,3 @@ def eval_table(summary: dict[str, Any]) -> Any:
 
 def _points(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1f}"
-

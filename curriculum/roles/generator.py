@@ -34,9 +34,18 @@ NAME = "generator"
 class Generator:
     """A causal LM trained on (failed problem -> new problem) pairs; `version` counts its updates."""
 
-    def __init__(self, base_model_path: str | Path | None, tiny_cfg: TinyModelConfig, gen_cfg: GeneratorConfig,
-                 work_dir: str | Path, seed: int, name: str = NAME, lora_cfg: LoraConfig | None = None,
-                 device: str = "cpu", dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        base_model_path: str | Path | None,
+        tiny_cfg: TinyModelConfig,
+        gen_cfg: GeneratorConfig,
+        work_dir: str | Path,
+        seed: int,
+        name: str = NAME,
+        lora_cfg: LoraConfig | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
         """`base_model_path` None: a fresh tiny model of `tiny_cfg`, trained in full. Otherwise that
         model (a real one) with a LoRA adapter of `lora_cfg`, the only weights trained."""
         import torch
@@ -107,8 +116,14 @@ class Generator:
         )
 
         if not examples:
-            return {"examples": 0.0, "loss": 0.0, "mean_weight": 0.0, "seconds": 0.0, "steps": 0.0,
-                    "version": float(self.version)}
+            return {
+                "examples": 0.0,
+                "loss": 0.0,
+                "mean_weight": 0.0,
+                "seconds": 0.0,
+                "steps": 0.0,
+                "version": float(self.version),
+            }
         start = time.perf_counter()
         cfg = self.gen_cfg
         weights = []
@@ -116,14 +131,24 @@ class Generator:
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"example {index} (problem {child.id}): solve rate {rate} is outside [0, 1]")
             weights.append(gaussian_usefulness(rate, cfg.usefulness_center, cfg.usefulness_width))
-        dataset = build_weighted_dataset([self.prompt_for_parent(parent) for parent, _, _ in examples],
-                                         [self.target_for(child) for _, child, _ in examples],
-                                         weights, self.tokenizer.eos_token)
+        dataset = build_weighted_dataset(
+            [self.prompt_for_parent(parent) for parent, _, _ in examples],
+            [self.target_for(child) for _, child, _ in examples],
+            weights,
+            self.tokenizer.eos_token,
+        )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="generator-sft-", dir=self.work_dir) as scratch, _kept_global_rng():
-            args = sft_args(scratch, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                            warmup_ratio=0.0, seed=self.seed + self.version, use_cpu=self.device == "cpu",
-                            bf16=self.dtype == "bfloat16" and self.device != "cpu")
+            args = sft_args(
+                scratch,
+                learning_rate=cfg.learning_rate,
+                batch_size=cfg.batch_size,
+                epochs=cfg.epochs,
+                warmup_ratio=0.0,
+                seed=self.seed + self.version,
+                use_cpu=self.device == "cpu",
+                bf16=self.dtype == "bfloat16" and self.device != "cpu",
+            )
             trainer = make_weighted_sft_trainer(self.model, self.tokenizer, dataset, args)
             setup = time.perf_counter() - start  # the data and the trainer, before the first step
             output = trainer.train()
@@ -133,14 +158,21 @@ class Generator:
         patched = self.model.get_base_model() if self.base_model_path is not None else self.model
         vars(patched).pop("forward", None)
         self.version += 1
-        return {"examples": float(len(examples)), "loss": float(output.training_loss),
-                "mean_weight": sum(weights) / len(weights), "seconds": time.perf_counter() - start,
-                "setup_seconds": setup, "steps": float(output.global_step), "version": float(self.version)}
+        return {
+            "examples": float(len(examples)),
+            "loss": float(output.training_loss),
+            "mean_weight": sum(weights) / len(weights),
+            "seconds": time.perf_counter() - start,
+            "setup_seconds": setup,
+            "steps": float(output.global_step),
+            "version": float(self.version),
+        }
 
     # ------------------------------------------------------------------ proposing
 
-    def propose(self, parents: Sequence[Problem], n: int, world: MutableWorld,
-                round: int) -> tuple[list[Problem], list[RejectedDraft]]:
+    def propose(
+        self, parents: Sequence[Problem], n: int, world: MutableWorld, round: int
+    ) -> tuple[list[Problem], list[RejectedDraft]]:
         """Sample `n` questions, each conditioned on a parent (cycling through `parents`), and
         keep those the world's oracle can solve; the rest come back as rejected drafts with
         reason empty, too_long (no end within max_new_tokens), duplicate (of its parent or of
@@ -157,16 +189,30 @@ class Generator:
         fitting = self._parents_that_fit(parents)
         chosen = [fitting[i % len(fitting)] for i in range(n)]
         engine = HFEngine(self.model, self.tokenizer, batch_size=GENERATION_BATCH)
-        samples = engine.generate([self.prompt_for_parent(p) for p in chosen], n=1, temperature=cfg.temperature,
-                                  max_new_tokens=cfg.max_new_tokens, seed=self._sampling_seed(round))
+        samples = engine.generate(
+            [self.prompt_for_parent(p) for p in chosen],
+            n=1,
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=self._sampling_seed(round),
+        )
 
         problems: list[Problem] = []
         rejected: list[RejectedDraft] = []
         seen: set[str] = set()
 
         def reject(parent: Problem, text: str, reason: str, detail: str) -> None:
-            rejected.append(RejectedDraft(source="generator", parent_id=parent.id, text=text, reason=reason,
-                                          detail=detail, round=round, created_by=self.name))
+            rejected.append(
+                RejectedDraft(
+                    source="generator",
+                    parent_id=parent.id,
+                    text=text,
+                    reason=reason,
+                    detail=detail,
+                    round=round,
+                    created_by=self.name,
+                )
+            )
 
         for parent, [sample] in zip(chosen, samples):
             text = sample.text.strip()
@@ -181,8 +227,9 @@ class Generator:
                 reject(parent, text, "duplicate", "proposed earlier in this batch")
             else:
                 seen.add(key)
-                problem = world.problem_from_question(text, source="generator", parent_id=parent.id, round=round,
-                                                      created_by=self.name)
+                problem = world.problem_from_question(
+                    text, source="generator", parent_id=parent.id, round=round, created_by=self.name
+                )
                 if problem is None:
                     reject(parent, text, "unparseable", world.unsolvable_reason(text))
                 else:
@@ -197,8 +244,10 @@ class Generator:
         room = limit - self.gen_cfg.max_new_tokens
         fitting = [p for p in parents if len(self.tokenizer(self.prompt_for_parent(p))["input_ids"]) <= room]
         if not fitting:
-            raise ValueError(f"no parent prompt fits the model's context of {limit} tokens with "
-                             f"generator.max_new_tokens={self.gen_cfg.max_new_tokens}; lower it")
+            raise ValueError(
+                f"no parent prompt fits the model's context of {limit} tokens with "
+                f"generator.max_new_tokens={self.gen_cfg.max_new_tokens}; lower it"
+            )
         return fitting
 
     def _sampling_seed(self, round: int) -> int:
@@ -214,8 +263,12 @@ class Generator:
 
         def write(tmp: Path) -> None:
             save_model(self.model, self.tokenizer, tmp)  # a LoRA model saves its adapter only
-            state = {"format": STATE_FORMAT, "version": self.version, "name": self.name,
-                     "base_model": None if self.base_model_path is None else str(self.base_model_path)}
+            state = {
+                "format": STATE_FORMAT,
+                "version": self.version,
+                "name": self.name,
+                "base_model": None if self.base_model_path is None else str(self.base_model_path),
+            }
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
 
         return replace_dir_atomically(directory, write)
@@ -268,8 +321,16 @@ class GeneratorRole:
     def _fresh(self) -> Generator:
         config = self.config
         base = config.model.path if config.model.kind == "hf" else None
-        return Generator(base, config.model.tiny, config.generator, self.work_dir, seed=config.experiment.seed,
-                         lora_cfg=config.model.lora, device=self.device, dtype=config.model.dtype)
+        return Generator(
+            base,
+            config.model.tiny,
+            config.generator,
+            self.work_dir,
+            seed=config.experiment.seed,
+            lora_cfg=config.model.lora,
+            device=self.device,
+            dtype=config.model.dtype,
+        )
 
     def _folder(self, version: int) -> Path:
         return self.work_dir / f"v{version:04d}"
@@ -296,8 +357,10 @@ class GeneratorRole:
         elif Generator.is_checkpoint(self._folder(version)):
             self.generator.load(self._folder(version))
         else:
-            raise ValueError(f"no Generator checkpoint of version {version} in {self.work_dir} "
-                             f"(have {self._saved_versions() or 'none'})")
+            raise ValueError(
+                f"no Generator checkpoint of version {version} in {self.work_dir} "
+                f"(have {self._saved_versions() or 'none'})"
+            )
         return self.version
 
     def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> dict[str, float]:

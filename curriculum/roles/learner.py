@@ -27,14 +27,25 @@ def learner_class(algorithm: str) -> type:
     return classes[algorithm]
 
 
-def make_learner(config: Config, base_model_path: str | Path, work_dir: str | Path, device: str = "cpu",
-                 progress: bool = False) -> Any:
+def make_learner(
+    config: Config, base_model_path: str | Path, work_dir: str | Path, device: str = "cpu", progress: bool = False
+) -> Any:
     """The Learner of `learner.algorithm`, holding a fresh LoRA adapter on the base model."""
-    settings: dict[str, Any] = dict(base_model_path=base_model_path, lora_cfg=config.model.lora,
-                                    learner_cfg=config.learner, work_dir=work_dir, seed=config.experiment.seed,
-                                    dtype=config.model.dtype, device=device, progress=progress,
-                                    rounds=config.loop.rounds)
+    settings: dict[str, Any] = dict(
+        base_model_path=base_model_path,
+        lora_cfg=config.model.lora,
+        learner_cfg=config.learner,
+        work_dir=work_dir,
+        seed=config.experiment.seed,
+        dtype=config.model.dtype,
+        device=device,
+        progress=progress,
+        rounds=config.loop.rounds,
+    )
     if config.learner.algorithm == "grpo":  # GRPO scores the Solver's groups at its sampling settings
-        settings.update(group_size=config.solver.attempts, temperature=config.solver.temperature,
-                        max_completion_length=config.solver.max_new_tokens)
+        settings.update(
+            group_size=config.solver.attempts,
+            temperature=config.solver.temperature,
+            max_completion_length=config.solver.max_new_tokens,
+        )
     return learner_class(config.learner.algorithm)(**settings)

@@ -27,9 +27,16 @@ class GradedAttempts(list):
 class Solver:
     """`work_dir` holds the policies this Solver received as files (default: a temporary folder)."""
 
-    def __init__(self, engine: InferenceEngine, verifier: Verifier, config: SolverConfig,
-                 extraction: Extraction, instruction: str = "", name: str = "solver",
-                 work_dir: str | Path | None = None):
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        verifier: Verifier,
+        config: SolverConfig,
+        extraction: Extraction,
+        instruction: str = "",
+        name: str = "solver",
+        work_dir: str | Path | None = None,
+    ):
         self.engine = engine
         self.verifier = verifier
         self.config = config
@@ -80,8 +87,13 @@ class Solver:
         start = time.perf_counter()
         prompts = [prompt_for(p.question, self.engine.tokenizer, self.instruction) for p in problems]
         samples = self.engine.generate(
-            prompts, n=k, temperature=self.config.temperature, top_p=self.config.top_p,
-            max_new_tokens=self.config.max_new_tokens, seed=seed, batch_size=self.config.batch_size,
+            prompts,
+            n=k,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            max_new_tokens=self.config.max_new_tokens,
+            seed=seed,
+            batch_size=self.config.batch_size,
             progress=progress,
         )
         sampled = time.perf_counter()
@@ -94,13 +106,23 @@ class Solver:
         for i, (problem, per_problem) in enumerate(zip(problems, samples)):
             for j, generation in enumerate(per_problem):
                 grade = grades[i * k + j]
-                attempts.append(Attempt(
-                    problem_id=problem.id, policy_version=self.policy_version, sample_index=j, round=round,
-                    completion=generation.text, extracted_answer=grade.extracted, correct=grade.correct,
-                    reward=1.0 if grade.correct else 0.0, num_tokens=generation.num_tokens,
-                    logprob=generation.logprob, created_by=self.name, token_ids=list(generation.token_ids),
-                    token_logprobs=list(generation.token_logprobs),
-                ))
+                attempts.append(
+                    Attempt(
+                        problem_id=problem.id,
+                        policy_version=self.policy_version,
+                        sample_index=j,
+                        round=round,
+                        completion=generation.text,
+                        extracted_answer=grade.extracted,
+                        correct=grade.correct,
+                        reward=1.0 if grade.correct else 0.0,
+                        num_tokens=generation.num_tokens,
+                        logprob=generation.logprob,
+                        created_by=self.name,
+                        token_ids=list(generation.token_ids),
+                        token_logprobs=list(generation.token_logprobs),
+                    )
+                )
         self._seconds["sample"] += sampled - start
         self._seconds["grade"] += time.perf_counter() - sampled  # grading and the Attempt records
         return attempts
@@ -116,8 +138,15 @@ class Solver:
         from curriculum.report.evaluation import evaluate
 
         timeouts = self.verifier.timeouts
-        result = evaluate(self.engine, problems, self.verifier, self.extraction, max_new_tokens, batch_size,
-                          instruction=self.instruction)
+        result = evaluate(
+            self.engine,
+            problems,
+            self.verifier,
+            self.extraction,
+            max_new_tokens,
+            batch_size,
+            instruction=self.instruction,
+        )
         result.timeouts = self.verifier.timeouts - timeouts
         return result
 

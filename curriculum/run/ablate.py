@@ -56,8 +56,11 @@ def sequences_per_step(config: Config) -> int:
     `groups_per_step` groups of solver.attempts. (DPO also scores its pairs under the frozen
     reference, without a gradient; the measured training seconds show that cost.)"""
     learner = config.learner
-    per_algorithm = {"dpo": lambda: 2 * learner.batch_size, "sft": lambda: learner.batch_size,
-                     "grpo": lambda: learner.grpo.groups_per_step * config.solver.attempts}
+    per_algorithm = {
+        "dpo": lambda: 2 * learner.batch_size,
+        "sft": lambda: learner.batch_size,
+        "grpo": lambda: learner.grpo.groups_per_step * config.solver.attempts,
+    }
     if learner.algorithm not in per_algorithm:
         raise AblationError(f"learner.algorithm={learner.algorithm}: ablate does not know its sequences per step")
     return per_algorithm[learner.algorithm]()
@@ -66,10 +69,12 @@ def sequences_per_step(config: Config) -> int:
 def compute_budget(config: Config) -> dict[str, int | None]:
     """What one run spends: rounds, attempts generated per round, learner steps per round and
     sequences per learner step."""
-    return {"rounds": config.loop.rounds,  # synthesis screening is part of problems_per_round
-            "attempts_per_round": config.loop.problems_per_round * config.solver.attempts,
-            "learner_steps_per_round": config.learner.steps_per_round,
-            "sequences_per_learner_step": sequences_per_step(config)}
+    return {
+        "rounds": config.loop.rounds,  # synthesis screening is part of problems_per_round
+        "attempts_per_round": config.loop.problems_per_round * config.solver.attempts,
+        "learner_steps_per_round": config.learner.steps_per_round,
+        "sequences_per_learner_step": sequences_per_step(config),
+    }
 
 
 def check_equal_compute(recipes: Sequence[Recipe]) -> dict[str, int | None]:
@@ -77,14 +82,18 @@ def check_equal_compute(recipes: Sequence[Recipe]) -> dict[str, int | None]:
     budgets = {r.name: compute_budget(r.config) for r in recipes}
     for recipe in recipes:
         if recipe.config.learner.steps_per_round is None:
-            raise AblationError(f"{recipe.path}: learner.steps_per_round is not set, so the learner's updates per "
-                                "round depend on the data; set it (configs/ablation_base.yaml does)")
+            raise AblationError(
+                f"{recipe.path}: learner.steps_per_round is not set, so the learner's updates per "
+                "round depend on the data; set it (configs/ablation_base.yaml does)"
+            )
     first = recipes[0].name
     for name, budget in budgets.items():
         for key, value in budget.items():
             if value != budgets[first][key]:
-                raise AblationError(f"unequal compute: {key} is {budgets[first][key]} for {first} but {value} "
-                                    f"for {name}; make the recipes agree ({_BUDGET_HINTS[key]})")
+                raise AblationError(
+                    f"unequal compute: {key} is {budgets[first][key]} for {first} but {value} "
+                    f"for {name}; make the recipes agree ({_BUDGET_HINTS[key]})"
+                )
     return budgets[first]
 
 
@@ -93,7 +102,7 @@ _BUDGET_HINTS = {
     "attempts_per_round": "loop.problems_per_round x solver.attempts; see configs/ablation_base.yaml",
     "learner_steps_per_round": "learner.steps_per_round",
     "sequences_per_learner_step": "learner.batch_size counts DPO pairs of 2 sequences but single SFT examples; "
-                                  "GRPO: learner.grpo.groups_per_step x solver.attempts",
+    "GRPO: learner.grpo.groups_per_step x solver.attempts",
 }
 
 
@@ -104,8 +113,10 @@ def load_recipes(paths: Sequence[str], overrides: Sequence[str]) -> list[Recipe]
         raise AblationError(f"two recipes share a file name ({', '.join(names)}); the name labels the results")
     experiments = [r.config.experiment.name for r in recipes]
     if len(set(experiments)) < len(experiments):
-        raise AblationError(f"two recipes share experiment.name ({', '.join(experiments)}); their runs would "
-                            "collide: give each recipe its own")
+        raise AblationError(
+            f"two recipes share experiment.name ({', '.join(experiments)}); their runs would "
+            "collide: give each recipe its own"
+        )
     return recipes
 
 
@@ -161,15 +172,20 @@ def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunRe
         return sum(values) / len(values) if values else math.nan
 
     return RunResult(
-        recipe=recipe, seed=seed, run_dir=str(run_dir), wall_seconds=wall_seconds,
+        recipe=recipe,
+        seed=seed,
+        run_dir=str(run_dir),
+        wall_seconds=wall_seconds,
         levels=sorted(level for level in base.by_level if level is not None),
-        base=_accuracies(base), final=_accuracies(final),
+        base=_accuracies(base),
+        final=_accuracies(final),
         accuracy_by_round=[base.accuracy] + [m.get("eval/accuracy", math.nan) for m in metrics],
         tokens_per_attempt=mean("tokens_per_attempt"),
         attempts_per_round=mean("attempts", "synthesis/attempts"),
         learner_steps_per_round=mean("learner/steps"),
         extra={"loop_seconds": sum(sum(dict(seconds).values()) for _, seconds in rows)},
-        stage_seconds=stage_seconds(stage_records), base_model=str(saved.get("base_model", "")),
+        stage_seconds=stage_seconds(stage_records),
+        base_model=str(saved.get("base_model", "")),
     )
 
 
@@ -237,8 +253,9 @@ def _shortfalls(by_recipe: dict[str, list[RunResult]], budget: dict[str, Any]) -
         for name, runs in by_recipe.items():
             used = statistics.fmean([getattr(r, key) for r in runs]) if runs else math.nan
             if want and used < want - 1e-9:
-                lines.append(f"- below budget: {name} used {used:.0f} of {want} {label} per round "
-                             f"({100 * used / want:.1f}%)")
+                lines.append(
+                    f"- below budget: {name} used {used:.0f} of {want} {label} per round ({100 * used / want:.1f}%)"
+                )
     return ["", *lines] if lines else []
 
 
@@ -251,10 +268,17 @@ def _base_model_lines(results: Sequence[RunResult]) -> list[str]:
         return []
     mixed = {seed: models for seed, models in by_seed.items() if len(models) > 1}
     if mixed:
-        return ["", "**Different base models within a seed** (the recipes are not comparable there): "
-                + "; ".join(f"seed {seed}: {', '.join(sorted(models))}" for seed, models in sorted(mixed.items()))]
-    return ["", "Base model per seed, shared by its recipes: "
-            + ", ".join(f"seed {seed} `{next(iter(models))}`" for seed, models in sorted(by_seed.items())) + "."]
+        return [
+            "",
+            "**Different base models within a seed** (the recipes are not comparable there): "
+            + "; ".join(f"seed {seed}: {', '.join(sorted(models))}" for seed, models in sorted(mixed.items())),
+        ]
+    return [
+        "",
+        "Base model per seed, shared by its recipes: "
+        + ", ".join(f"seed {seed} `{next(iter(models))}`" for seed, models in sorted(by_seed.items()))
+        + ".",
+    ]
 
 
 def _per_seed_table(by_recipe: dict[str, list[RunResult]], seeds: Sequence[int]) -> list[str]:
@@ -262,12 +286,18 @@ def _per_seed_table(by_recipe: dict[str, list[RunResult]], seeds: Sequence[int])
     held-out set, so differences within a column are paired."""
     if not any(by_recipe.values()):
         return []
-    lines = ["", "## Final held-out accuracy per seed (%, overall; a column shares base model and held-out set)", "",
-             "| recipe | " + " | ".join(f"seed {seed}" for seed in seeds) + " |", "|---|" + "---:|" * len(seeds)]
+    lines = [
+        "",
+        "## Final held-out accuracy per seed (%, overall; a column shares base model and held-out set)",
+        "",
+        "| recipe | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
+        "|---|" + "---:|" * len(seeds),
+    ]
     for name, runs in by_recipe.items():
         final = {r.seed: r.final["overall"] for r in runs}
-        lines.append(f"| {name} | " + " | ".join(f"{100 * final[seed]:.1f}" if seed in final else "-"
-                                                 for seed in seeds) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{100 * final[seed]:.1f}" if seed in final else "-" for seed in seeds) + " |"
+        )
     return lines
 
 
@@ -277,43 +307,62 @@ def _seconds_table(by_recipe: dict[str, list[RunResult]]) -> list[str]:
     if not any(r.stage_seconds for r in runs):
         return []
     groups = list(STAGE_GROUPS)
-    lines = ["", "## Wall seconds per stage (mean ± std over seeds, summed over the run's rounds)", "",
-             "Stages: " + "; ".join(f"{g} = {', '.join(STAGE_GROUPS[g])}" for g in groups)
-             + ". Seconds depend on the machine and its load; compare recipes run side by side.", "",
-             "| recipe | " + " | ".join(groups) + " | total | teacher + generator share |",
-             "|---|" + "---:|" * (len(groups) + 2)]
+    lines = [
+        "",
+        "## Wall seconds per stage (mean ± std over seeds, summed over the run's rounds)",
+        "",
+        "Stages: "
+        + "; ".join(f"{g} = {', '.join(STAGE_GROUPS[g])}" for g in groups)
+        + ". Seconds depend on the machine and its load; compare recipes run side by side.",
+        "",
+        "| recipe | " + " | ".join(groups) + " | total | teacher + generator share |",
+        "|---|" + "---:|" * (len(groups) + 2),
+    ]
     for name, recipe_runs in by_recipe.items():
         timed = [grouped_seconds(r.stage_seconds) for r in recipe_runs if r.stage_seconds]
         if not timed:
             continue
         totals = [sum(t.values()) for t in timed]
-        lines.append(f"| {name} | " + " | ".join(_pm([t[g] for t in timed], 1, 0) for g in groups)
-                     + f" | {_pm(totals, 1, 0)}"
-                     + f" | {_pm([t['teacher + generator'] / total for t, total in zip(timed, totals) if total])}% |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(_pm([t[g] for t in timed], 1, 0) for g in groups)
+            + f" | {_pm(totals, 1, 0)}"
+            + f" | {_pm([t['teacher + generator'] / total for t, total in zip(timed, totals) if total])}% |"
+        )
     return lines
 
 
-def results_markdown(results: Sequence[RunResult], recipes: Sequence[str], command: str,
-                     budget: dict[str, Any], seeds: Sequence[int]) -> str:
+def results_markdown(
+    results: Sequence[RunResult], recipes: Sequence[str], command: str, budget: dict[str, Any], seeds: Sequence[int]
+) -> str:
     levels = sorted({lv for r in results for lv in r.levels})
     by_recipe = {name: [r for r in results if r.recipe == name] for name in recipes}
     lines = [
-        "# Curriculum ablation at equal compute", "",
-        f"Command: `{command}`", "",
+        "# Curriculum ablation at equal compute",
+        "",
+        f"Command: `{command}`",
+        "",
         f"Seeds: {', '.join(map(str, seeds))} (each seed has its own base model and held-out set). "
         f"Rounds: {budget['rounds']}. Budget per round: {budget['attempts_per_round']} attempts generated, "
         f"{budget['learner_steps_per_round']} learner steps"
         + (f" of {budget['sequences_per_learner_step']} sequences" if budget.get("sequences_per_learner_step") else "")
-        + "; the measured means are in the table.", *_base_model_lines(results), "",
-        "## Held-out accuracy of the final policy (%, mean ± std over seeds)", "",
-        "| recipe | runs | " + " | ".join(f"L{lv}" for lv in levels)
+        + "; the measured means are in the table.",
+        *_base_model_lines(results),
+        "",
+        "## Held-out accuracy of the final policy (%, mean ± std over seeds)",
+        "",
+        "| recipe | runs | "
+        + " | ".join(f"L{lv}" for lv in levels)
         + " | overall | change vs base | tokens/attempt | attempts/round | learner steps/round | wall time (s) |",
         "|---|---:|" + "---:|" * (len(levels) + 6),
     ]
     base_runs = {r.seed: r for r in results}.values()  # one base model per seed
-    lines.append("| base model | " + f"{len(base_runs)} | "
-                 + " | ".join(_pm([r.base.get(f"L{lv}", math.nan) for r in base_runs]) for lv in levels)
-                 + f" | {_pm([r.base['overall'] for r in base_runs])} | | | | | |")
+    lines.append(
+        "| base model | "
+        + f"{len(base_runs)} | "
+        + " | ".join(_pm([r.base.get(f"L{lv}", math.nan) for r in base_runs]) for lv in levels)
+        + f" | {_pm([r.base['overall'] for r in base_runs])} | | | | | |"
+    )
     for name, runs in by_recipe.items():
         if not runs:
             lines.append(f"| {name} | 0 | " + " | ".join("-" for _ in levels) + " | - | - | - | - | - | - |")
@@ -326,21 +375,30 @@ def results_markdown(results: Sequence[RunResult], recipes: Sequence[str], comma
             + f" | {_pm([r.tokens_per_attempt for r in runs], 1)}"
             + f" | {_pm([r.attempts_per_round for r in runs], 1, 0)}"
             + f" | {_pm([r.learner_steps_per_round for r in runs], 1)}"
-            + f" | {_pm([r.wall_seconds for r in runs], 1, 0)} |")
+            + f" | {_pm([r.wall_seconds for r in runs], 1, 0)} |"
+        )
     lines += _shortfalls(by_recipe, budget)
     rounds = max((len(r.accuracy_by_round) for r in results), default=0)
     if rounds:
-        lines += ["", "## Held-out accuracy per round (%, mean ± std; round 0 is the base model)", "",
-                  "| recipe | " + " | ".join(str(i) for i in range(rounds)) + " |",
-                  "|---|" + "---:|" * rounds]
+        lines += [
+            "",
+            "## Held-out accuracy per round (%, mean ± std; round 0 is the base model)",
+            "",
+            "| recipe | " + " | ".join(str(i) for i in range(rounds)) + " |",
+            "|---|" + "---:|" * rounds,
+        ]
         for name, runs in by_recipe.items():
-            cells = [_pm([r.accuracy_by_round[i] for r in runs if i < len(r.accuracy_by_round)])
-                     for i in range(rounds)]
+            cells = [_pm([r.accuracy_by_round[i] for r in runs if i < len(r.accuracy_by_round)]) for i in range(rounds)]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += _per_seed_table(by_recipe, seeds)
     lines += _seconds_table(by_recipe)
-    lines += ["", "![held-out accuracy per round](accuracy.png)", "",
-              "Runs: " + ", ".join(f"`{r.run_dir}`" for r in results), ""]
+    lines += [
+        "",
+        "![held-out accuracy per round](accuracy.png)",
+        "",
+        "Runs: " + ", ".join(f"`{r.run_dir}`" for r in results),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -376,10 +434,24 @@ def plot_accuracy(results: Sequence[RunResult], recipes: Sequence[str], path: Pa
     tmp.replace(path)
 
 
-def write_outputs(out: Path, results: Sequence[RunResult], recipes: Sequence[str], command: str,
-                  budget: dict[str, Any], seeds: Sequence[int]) -> None:
-    atomic_write_json(out / "results.json", {"command": command, "budget": budget, "seeds": list(seeds),
-                                             "recipes": list(recipes), "runs": [asdict(r) for r in results]})
+def write_outputs(
+    out: Path,
+    results: Sequence[RunResult],
+    recipes: Sequence[str],
+    command: str,
+    budget: dict[str, Any],
+    seeds: Sequence[int],
+) -> None:
+    atomic_write_json(
+        out / "results.json",
+        {
+            "command": command,
+            "budget": budget,
+            "seeds": list(seeds),
+            "recipes": list(recipes),
+            "runs": [asdict(r) for r in results],
+        },
+    )
     atomic_write_text(out / "results.md", results_markdown(results, recipes, command, budget, seeds))
     if results:
         plot_accuracy(results, recipes, out / "accuracy.png")
@@ -388,8 +460,14 @@ def write_outputs(out: Path, results: Sequence[RunResult], recipes: Sequence[str
 # ----------------------------------------------------------------------------- driver
 
 
-def run_ablation(paths: Sequence[str], overrides: Sequence[str], seeds: int, out: str | Path,
-                 command: str | None = None, console: Any = None) -> Path:
+def run_ablation(
+    paths: Sequence[str],
+    overrides: Sequence[str],
+    seeds: int,
+    out: str | Path,
+    command: str | None = None,
+    console: Any = None,
+) -> Path:
     """Run every recipe for `seeds` seeds (experiment.seed, +1, ...) one after another; see the module doc."""
     from rich.console import Console
 
@@ -417,8 +495,10 @@ def run_ablation(paths: Sequence[str], overrides: Sequence[str], seeds: int, out
         run_dir = run_dir_for(config)
         elapsed = time.perf_counter() - start
         eta = f", about {(len(plan) - index + 1) * statistics.fmean(timed) / 60:.0f} min left" if timed else ""
-        console.rule(f"[bold]ablation run {index}/{len(plan)}: {recipe.name}, seed {seed}[/bold] "
-                     f"({elapsed / 60:.1f} min so far{eta})")
+        console.rule(
+            f"[bold]ablation run {index}/{len(plan)}: {recipe.name}, seed {seed}[/bold] "
+            f"({elapsed / 60:.1f} min so far{eta})"
+        )
         if (run_dir / "results.json").is_file():
             console.print(f"finished before: reusing {run_dir}")
             timing = run_dir / "ablation.json"
@@ -432,8 +512,7 @@ def run_ablation(paths: Sequence[str], overrides: Sequence[str], seeds: int, out
             else:
                 run_experiment(config, console=console)
             wall = time.perf_counter() - began
-            atomic_write_json(run_dir / "ablation.json", {"wall_seconds": wall, "recipe": recipe.name,
-                                                          "seed": seed})
+            atomic_write_json(run_dir / "ablation.json", {"wall_seconds": wall, "recipe": recipe.name, "seed": seed})
             timed.append(wall)
         results.append(collect(run_dir, recipe.name, seed, wall))
         write_outputs(out, results, names, command, budget, seed_list)

@@ -59,8 +59,12 @@ def source_root() -> Path:
 
 def source_files(root: Path) -> list[Path]:
     """The packages' source files under `root`, relative to it, in a fixed order."""
-    return sorted(path.relative_to(root) for package in PACKAGES for path in (root / package).rglob("*.py")
-                  if "__pycache__" not in path.parts)
+    return sorted(
+        path.relative_to(root)
+        for package in PACKAGES
+        for path in (root / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
 
 
 def source_hash(root: Path) -> str:
@@ -153,8 +157,10 @@ def check_unchanged(run_dir: Path, allow_change: bool) -> tuple[CodeVersion, Cod
     if then is None or then.source_hash == now.source_hash:
         return now, None
     if not allow_change:
-        raise CodeChangedError(f"{run_dir} ran with other code ({then.describe()}; now {now.describe()}): "
-                               "resume with --allow-code-change to continue it with this code")
+        raise CodeChangedError(
+            f"{run_dir} ran with other code ({then.describe()}; now {now.describe()}): "
+            "resume with --allow-code-change to continue it with this code"
+        )
     return now, then
 
 

@@ -40,13 +40,27 @@ ACTOR_KILL_WHEN = ("sent", "done", "idle")
 # Every method the loop calls on each kind of actor in one run of configs/tiny.yaml at test sizes
 # (`#n`: the n-th call of the run), at each moment: the actor-kill matrix of tests and bench.
 EVERY_ACTOR_METHOD = [
-    "store.stage_records#1:done", "store.problems#1:idle", "store.solve_rates#2:done", "store.get_problems#1:sent",
-    "store.problem_ids#2:done", "store.append#4:sent", "store.append#9:done", "store.read_with#1:done",
-    "store.problem_counts_by_source#1:idle", "store.close#1:done",
-    "solver.attempt#2:done", "solver.use_policy#1:idle", "solver.evaluate#1:sent",
+    "store.stage_records#1:done",
+    "store.problems#1:idle",
+    "store.solve_rates#2:done",
+    "store.get_problems#1:sent",
+    "store.problem_ids#2:done",
+    "store.append#4:sent",
+    "store.append#9:done",
+    "store.read_with#1:done",
+    "store.problem_counts_by_source#1:idle",
+    "store.close#1:done",
+    "solver.attempt#2:done",
+    "solver.use_policy#1:idle",
+    "solver.evaluate#1:sent",
     "teacher.teach#1:done",
-    "learner.learn#1:idle", "learner.publish#1:done", "learner.publish#2:sent", "learner.restore#1:done",
-    "generator.train#1:done", "generator.propose#1:idle", "generator.restore#1:done",
+    "learner.learn#1:idle",
+    "learner.publish#1:done",
+    "learner.publish#2:sent",
+    "learner.restore#1:done",
+    "generator.train#1:done",
+    "generator.propose#1:idle",
+    "generator.restore#1:done",
 ]
 _actor_calls: Counter[str] = Counter()  # calls sent per <role>.<method> in this process
 _fired: set[str] = set()

@@ -126,8 +126,15 @@ def split_evenly(items: Sequence[Any], parts: int) -> list[list[Any]]:
 class CoEvolution:
     """Runs rounds of the co-evolution recipe against a set of roles."""
 
-    def __init__(self, config: Config, roles: Roles, world: Any, run_dir: Path,
-                 prompt: Callable[[str], str], on_stage: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        roles: Roles,
+        world: Any,
+        run_dir: Path,
+        prompt: Callable[[str], str],
+        on_stage: Callable[[str], None] | None = None,
+    ):
         self.config = config
         self.prompt = prompt  # question -> the policy's prompt (models.prompt_for with its tokenizer)
         self.roles = roles
@@ -181,14 +188,18 @@ class CoEvolution:
                 return self.roles.store.call("read_with", self._pending, method, *args, **kwargs).result()
         return self.roles.store.call(method, *args, **kwargs).result()
 
-    def _attempt(self, problems: Sequence[Problem], round: int, state: RoundState, purpose: str = "attempt"
-                 ) -> list[Attempt]:
+    def _attempt(
+        self, problems: Sequence[Problem], round: int, state: RoundState, purpose: str = "attempt"
+    ) -> list[Attempt]:
         """All attempts of a round, split across the Solver actors, run in parallel; their grades
         (and those that timed out) are counted in `state`'s metrics."""
         seed = round_seed(self.config.experiment.seed, round, purpose)
         chunks = split_evenly(problems, len(self.roles.solvers))
-        pending = [solver.call("attempt", chunk, round, seed + i)
-                   for i, (solver, chunk) in enumerate(zip(self.roles.solvers, chunks)) if chunk]
+        pending = [
+            solver.call("attempt", chunk, round, seed + i)
+            for i, (solver, chunk) in enumerate(zip(self.roles.solvers, chunks))
+            if chunk
+        ]
         results = [p.result() for p in pending]
         self._count_grades(state, sum(map(len, results)), sum(getattr(r, "timeouts", 0) for r in results))
         return [attempt for result in results for attempt in result]
@@ -203,9 +214,15 @@ class CoEvolution:
     def _warn_on_timeouts(self, s: RoundState) -> None:
         timeouts, grades = s.metrics.get("verify/timeouts", 0), s.metrics.get("verify/grades", 0)
         if grades and timeouts > TIMEOUT_WARNING_SHARE * grades:
-            log.warning("round %d: %d of %d grades (%.1f%%) ran past verifier.timeout_s=%g s and count as wrong; "
-                        "raise verifier.timeout_s (a busy machine, long answers)", s.round, timeouts, grades,
-                        100 * timeouts / grades, self.config.verifier.timeout_s)
+            log.warning(
+                "round %d: %d of %d grades (%.1f%%) ran past verifier.timeout_s=%g s and count as wrong; "
+                "raise verifier.timeout_s (a busy machine, long answers)",
+                s.round,
+                timeouts,
+                grades,
+                100 * timeouts / grades,
+                self.config.verifier.timeout_s,
+            )
 
     def _publish_to_solvers(self, version: int) -> None:
         policy = self._policy_files(version)
@@ -239,7 +256,10 @@ class CoEvolution:
         if state is None:
             return None
         self.round, self.policy_version, self.generator_version = (
-            state.round, state.policy_version, state.generator_version)
+            state.round,
+            state.policy_version,
+            state.generator_version,
+        )
         self.learner_version, self._unpublished = state.policy_version, None
         for role, calls in self.restore_calls().items():
             for method, args in calls:
@@ -256,7 +276,8 @@ class CoEvolution:
         policy version never advances without the update that made it."""
         policy = self._policy_files(self.policy_version)
         calls: dict[Any, list[tuple[str, tuple]]] = {
-            solver: [("use_policy", (self.policy_version, policy))] for solver in self.roles.solvers}
+            solver: [("use_policy", (self.policy_version, policy))] for solver in self.roles.solvers
+        }
         learner_adapter = self.adapter_path(self.learner_version)
         calls[self.roles.learner] = [("restore", (learner_adapter,))] if learner_adapter else []
         if self._unpublished is not None:
@@ -272,8 +293,11 @@ class CoEvolution:
 
     def _attempts_by_problem(self, state: RoundState) -> dict[str, list[Attempt]]:
         if state.attempts is None:  # a resumed round: read this round's attempts back from the store
-            state.attempts = [a for a in self._store("round_attempts", state.round, state.problem_ids)
-                              if a.policy_version == state.start_version]
+            state.attempts = [
+                a
+                for a in self._store("round_attempts", state.round, state.problem_ids)
+                if a.policy_version == state.start_version
+            ]
         return group_by_problem(state.attempts)
 
     # -- round 0: the seed set
@@ -303,15 +327,31 @@ class CoEvolution:
             by_problem = group_by_problem(attempts)
             rate = {pid: SolveRate.of(atts) for pid, atts in by_problem.items()}
             # The round's pools, with the seed band as the band and no fresh problems.
-            chosen = [p.id for p in select_round_problems(
-                list(candidates.values()), rate, size, sel.seed_band_low, sel.seed_band_high, rng, fresh_fraction=0,
-                failed_fraction=sel.failed_fraction, solved_fraction=sel.solved_fraction,
-                solved_by_level=sel.solved_by_level)]
+            chosen = [
+                p.id
+                for p in select_round_problems(
+                    list(candidates.values()),
+                    rate,
+                    size,
+                    sel.seed_band_low,
+                    sel.seed_band_high,
+                    rng,
+                    fresh_fraction=0,
+                    failed_fraction=sel.failed_fraction,
+                    solved_fraction=sel.solved_fraction,
+                    solved_by_level=sel.solved_by_level,
+                )
+            ]
             banded = {pid for pid, r in rate.items() if in_band(r, sel.seed_band_low, sel.seed_band_high)}
             self._store("append", [self.world.screened(candidates[pid], rate[pid]) for pid in chosen])
             self._store("append", [a for pid in chosen for a in by_problem[pid]])
-            state.metrics.update({"seeds": len(chosen), "seeds_in_band": sum(pid in banded for pid in chosen),
-                                  "seed_candidates": len(candidates)})
+            state.metrics.update(
+                {
+                    "seeds": len(chosen),
+                    "seeds_in_band": sum(pid in banded for pid in chosen),
+                    "seed_candidates": len(candidates),
+                }
+            )
         return state
 
     # -- one round
@@ -320,20 +360,33 @@ class CoEvolution:
         """Run the stages of `round` that `state` (from `resume`) has not completed; all of them
         without a state."""
         if state is None or state.round != round:
-            state = RoundState(round=round, start_version=self.policy_version, policy_version=self.policy_version,
-                               generator_version=self.generator_version)
+            state = RoundState(
+                round=round,
+                start_version=self.policy_version,
+                policy_version=self.policy_version,
+                generator_version=self.generator_version,
+            )
         self.round = round
-        stages = {"select": self._select_stage, "attempt": self._attempt_stage, "learn": self._learn_stage,
-                  "teach": self._teach_stage, "synthesize": self._synthesize_stage, "distil": self._distil_stage,
-                  "evaluate": self._evaluate_stage, "snapshot": self._snapshot_stage, "checkpoint": self._checkpoint_stage}
+        stages = {
+            "select": self._select_stage,
+            "attempt": self._attempt_stage,
+            "learn": self._learn_stage,
+            "teach": self._teach_stage,
+            "synthesize": self._synthesize_stage,
+            "distil": self._distil_stage,
+            "evaluate": self._evaluate_stage,
+            "snapshot": self._snapshot_stage,
+            "checkpoint": self._checkpoint_stage,
+        }
         assert tuple(stages) == STAGES
         for name, run_stage in stages.items():
             if name not in state.done:
                 with self._stage(name, state):
                     run_stage(state)
         evaluation = state.evaluation_result or EvalResult.from_dict(state.evaluation)
-        return RoundReport(round, state.policy_version, evaluation, dict(state.metrics), dict(state.seconds),
-                           dict(state.by_source))
+        return RoundReport(
+            round, state.policy_version, evaluation, dict(state.metrics), dict(state.seconds), dict(state.by_source)
+        )
 
     def _select_stage(self, s: RoundState) -> None:
         s.problems = self._select(s.round)
@@ -351,15 +404,21 @@ class CoEvolution:
         for low in range(0, 100, 25):  # histogram of the selected problems' solve rates
             high = low + 25
             metrics[f"selected_solve_rate_hist/{low:02d}_{high:02d}"] = sum(
-                low / 100 <= r < high / 100 or (high == 100 and r == 1.0) for r in rates)
+                low / 100 <= r < high / 100 or (high == 100 and r == 1.0) for r in rates
+            )
 
     def _learn_stage(self, s: RoundState) -> None:
         cfg, round = self.config, s.round
         problems, by_problem = self._problems_of(s), self._attempts_by_problem(s)
         # The Learner builds its own training data (DPO pairs, GRPO groups, SFT examples) from the
         # batch: `learner.algorithm` picks it (roles/learner.py), the loop does not branch on it.
-        batch = LearnBatch(round=round, policy_version=self.policy_version, groups=tuple(
-            Group(p, self.prompt(p.question), tuple(by_problem[p.id])) for p in problems if by_problem[p.id]))
+        batch = LearnBatch(
+            round=round,
+            policy_version=self.policy_version,
+            groups=tuple(
+                Group(p, self.prompt(p.question), tuple(by_problem[p.id])) for p in problems if by_problem[p.id]
+            ),
+        )
         outcome = self.roles.learner.call("learn", batch).result()
         pairs, learn_metrics = outcome.pairs, outcome.metrics
         self._unpublished = batch  # until published, a restarted Learner redoes it (restore_calls)
@@ -369,9 +428,19 @@ class CoEvolution:
         self.roles.learner.call("publish", version, adapter).result()
         self.learner_version, self._unpublished = version, None
         self._store("append", pairs)
-        self._store("append", [PolicyVersion(
-            version=version, round=round, parent_version=self.policy_version, adapter_path=adapter,
-            algorithm=cfg.learner.algorithm, metrics={k: float(v) for k, v in learn_metrics.items()})])
+        self._store(
+            "append",
+            [
+                PolicyVersion(
+                    version=version,
+                    round=round,
+                    parent_version=self.policy_version,
+                    adapter_path=adapter,
+                    algorithm=cfg.learner.algorithm,
+                    metrics={k: float(v) for k, v in learn_metrics.items()},
+                )
+            ],
+        )
         self._publish_to_solvers(version)
         self.policy_version = s.policy_version = version
         s.metrics["pairs"] = len(pairs)
@@ -380,8 +449,11 @@ class CoEvolution:
 
     def _failures(self, s: RoundState) -> list[Failure]:
         by_problem = self._attempts_by_problem(s)
-        return [Failure(p, tuple(by_problem[p.id])) for p in self._problems_of(s)
-                if by_problem[p.id] and not all(a.correct for a in by_problem[p.id])]
+        return [
+            Failure(p, tuple(by_problem[p.id]))
+            for p in self._problems_of(s)
+            if by_problem[p.id] and not all(a.correct for a in by_problem[p.id])
+        ]
 
     def _known_ids(self) -> set[str]:
         """Ids a new problem must not have: every stored problem and every held-out one."""
@@ -396,8 +468,9 @@ class CoEvolution:
         s.metrics.update(self._admit(taught.problems, taught.rejected, "teacher", s.round, stored))
         s.metrics.update(call_metrics(taught.calls, "teacher"))
 
-    def _admit(self, drafts: list[Problem], rejected: list[Any], source: str, round: int,
-               stored: set[str]) -> dict[str, float]:
+    def _admit(
+        self, drafts: list[Problem], rejected: list[Any], source: str, round: int, stored: set[str]
+    ) -> dict[str, float]:
         """The gate every model-written problem passes, whatever wrote it (admission.py): form,
         decontamination, duplicates and the oracle. Stores the admitted problems and every
         rejected draft with its reason; returns `<source>/...` counts."""
@@ -408,9 +481,13 @@ class CoEvolution:
         self._store("append", drafts)
         self._store("append", rejected)
         total = len(drafts) + len(rejected)
-        return {f"{source}/accepted": len(drafts), f"{source}/rejected": len(rejected),
-                f"{source}/acceptance_rate": len(drafts) / total if total else 0.0,
-                f"{source}/contaminated": len(contaminated), **admission.rejection_metrics(rejected, source)}
+        return {
+            f"{source}/accepted": len(drafts),
+            f"{source}/rejected": len(rejected),
+            f"{source}/acceptance_rate": len(drafts) / total if total else 0.0,
+            f"{source}/contaminated": len(contaminated),
+            **admission.rejection_metrics(rejected, source),
+        }
 
     def _synthesize_stage(self, s: RoundState) -> None:
         """SwS: mine weaknesses from the store's accuracy history, write `synthesis.budget` variants
@@ -425,8 +502,13 @@ class CoEvolution:
         rng = random.Random(round_seed(self.config.experiment.seed, round, "synthesis"))
         targets = synthesis.plan(cfg, report, rng)
         if cfg.kind == "llm":  # the Teacher's model writes and labels the drafts (roles/teacher/llm_synthesis.py)
-            drafts = self.roles.teacher.call("synthesize", targets, self._known_ids(), round,
-                                             round_seed(self.config.experiment.seed, round, "synthesis-llm")).result()
+            drafts = self.roles.teacher.call(
+                "synthesize",
+                targets,
+                self._known_ids(),
+                round,
+                round_seed(self.config.experiment.seed, round, "synthesis-llm"),
+            ).result()
             self._store("append", drafts.calls)
             s.metrics.update(call_metrics(drafts.calls, "synthesis"))
         else:
@@ -438,24 +520,31 @@ class CoEvolution:
         self._store("append", screened.attempts)
         self._store("append", [*drafts.rejected, *contaminated, *screened.rejected])
         s.metrics.update(report.metrics("weakness"))
-        s.metrics.update({"synthesis/drafts": len(targets), "synthesis/accepted": len(screened.kept),
-                          "synthesis/rejected": len(drafts.rejected) + len(contaminated) + len(screened.rejected),
-                          "synthesis/out_of_band": len(screened.rejected),
-                          "synthesis/attempts": len(attempts),  # screening is generation compute too
-                          "synthesis/tokens_per_attempt": sum(a.num_tokens for a in attempts) / max(len(attempts), 1)})
+        s.metrics.update(
+            {
+                "synthesis/drafts": len(targets),
+                "synthesis/accepted": len(screened.kept),
+                "synthesis/rejected": len(drafts.rejected) + len(contaminated) + len(screened.rejected),
+                "synthesis/out_of_band": len(screened.rejected),
+                "synthesis/attempts": len(attempts),  # screening is generation compute too
+                "synthesis/tokens_per_attempt": sum(a.num_tokens for a in attempts) / max(len(attempts), 1),
+            }
+        )
 
     def _distil_stage(self, s: RoundState) -> None:
         # The store now holds the Teacher's problems of this round: known = before teach + taught.
         s.metrics.update(self._distil(s.round, self._failures(s), self._known_ids()))
-        self.generator_version = s.generator_version = int(
-            s.metrics.get("generator/version", s.generator_version))
+        self.generator_version = s.generator_version = int(s.metrics.get("generator/version", s.generator_version))
         s.metrics.update(self._label_quality(s.round))
 
     def _evaluate_policy(self, s: RoundState) -> None:
         """Greedy held-out evaluation of the Solvers' current policy into the round's state."""
         cfg = self.config
-        evaluation = self.roles.solvers[0].call(
-            "evaluate", self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size).result()
+        evaluation = (
+            self.roles.solvers[0]
+            .call("evaluate", self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size)
+            .result()
+        )
         s.evaluation, s.evaluation_result = evaluation.to_dict(), evaluation
         self._count_grades(s, evaluation.n, getattr(evaluation, "timeouts", 0))
         s.metrics.update(evaluation.metrics("eval"))
@@ -470,8 +559,12 @@ class CoEvolution:
         s.metrics.update({f"problems_added/{source}": n for source, n in s.by_source.items()})
 
     def _snapshot_stage(self, s: RoundState) -> None:
-        stats = RoundStats(round=s.round, policy_version=s.policy_version,
-                           metrics={k: float(v) for k, v in s.metrics.items()}, seconds=dict(s.seconds))
+        stats = RoundStats(
+            round=s.round,
+            policy_version=s.policy_version,
+            metrics={k: float(v) for k, v in s.metrics.items()},
+            seconds=dict(s.seconds),
+        )
         self._store("append", [stats])
         self._store("export_parquet", str(self.run_dir / "snapshots" / f"round_{s.round:04d}"))
 
@@ -479,9 +572,15 @@ class CoEvolution:
         """The round's checkpoint pointer. The adapter and optimizer (`policy_vNNNN`) and the
         Generator (`generator/vNNNN`) were written atomically when they were made; LATEST goes last."""
         kill_point("checkpoint:before-latest", s.round)
-        atomic_write_json(self.run_dir / "checkpoints" / "LATEST.json", {
-            "round": s.round, "policy_version": s.policy_version, "adapter_path": self.adapter_path(s.policy_version),
-            "generator_version": s.generator_version})
+        atomic_write_json(
+            self.run_dir / "checkpoints" / "LATEST.json",
+            {
+                "round": s.round,
+                "policy_version": s.policy_version,
+                "adapter_path": self.adapter_path(s.policy_version),
+                "generator_version": s.generator_version,
+            },
+        )
 
     def _select(self, round: int) -> list[Problem]:
         sel = self.config.selection
@@ -490,8 +589,18 @@ class CoEvolution:
         rates.update(self._store("solve_rates", last_n_rounds=sel.last_n_rounds))
         rng = random.Random(round_seed(self.config.experiment.seed, round, "select"))
         n = self.config.loop.selected_per_round(self.config.synthesis)  # synthesis screening shares the budget
-        return select_round_problems(candidates, rates, n, sel.band_low, sel.band_high, rng, sel.fresh_fraction,
-                                     sel.failed_fraction, sel.solved_fraction, solved_by_level=sel.solved_by_level)
+        return select_round_problems(
+            candidates,
+            rates,
+            n,
+            sel.band_low,
+            sel.band_high,
+            rng,
+            sel.fresh_fraction,
+            sel.failed_fraction,
+            sel.solved_fraction,
+            solved_by_level=sel.solved_by_level,
+        )
 
     def _distil(self, round: int, failures: Sequence[Failure], known: set[str]) -> dict[str, float]:
         """Train the Generator on (failed problem -> Teacher problem) pairs weighted by how useful
@@ -502,18 +611,22 @@ class CoEvolution:
         children = [p for p in self._store("problems", source="teacher") if p.parent_id]
         rates = self._store("solve_rates", problem_ids=[p.id for p in children])
         parents = {p.id: p for p in self._store("get_problems", list({c.parent_id for c in children}))}
-        examples = [(parents[c.parent_id], c, rates[c.id].rate) for c in children
-                    if c.id in rates and c.parent_id in parents]
-        out = {f"generator/{k}": float(v) for k, v in
-               self.roles.generator.call("train", examples).result().items()}
+        examples = [
+            (parents[c.parent_id], c, rates[c.id].rate) for c in children if c.id in rates and c.parent_id in parents
+        ]
+        out = {f"generator/{k}": float(v) for k, v in self.roles.generator.call("train", examples).result().items()}
         # The Generator now holds (and has checkpointed) this version: a restarted one proposes with it.
         self.generator_version = int(out.get("generator/version", self.generator_version))
         out["generator/mean_usefulness"] = (
-            sum(gaussian_usefulness(r, gen_cfg.usefulness_center, gen_cfg.usefulness_width)
-                for *_, r in examples) / len(examples) if examples else 0.0)
+            sum(gaussian_usefulness(r, gen_cfg.usefulness_center, gen_cfg.usefulness_width) for *_, r in examples)
+            / len(examples)
+            if examples
+            else 0.0
+        )
         if round > gen_cfg.warmup_rounds and failures and gen_cfg.proposals_per_round:
             proposed, rejected = self.roles.generator.call(
-                "propose", [f.problem for f in failures], gen_cfg.proposals_per_round, round).result()
+                "propose", [f.problem for f in failures], gen_cfg.proposals_per_round, round
+            ).result()
             out.update(self._admit(proposed, rejected, "generator", round, known - self.heldout_ids))
         return out
 

@@ -123,8 +123,14 @@ def restore_rng(state: dict[str, Any] | None) -> None:
 
 # What may differ between two runs of the same seed: wall-clock times.
 _VOLATILE_COLUMNS = {"created_at", "seconds"}
-_TABLE_KEYS = {"problems": "id", "attempts": "id", "pairs": "id", "policies": "version", "rejected": "id",
-               "rounds": "round"}
+_TABLE_KEYS = {
+    "problems": "id",
+    "attempts": "id",
+    "pairs": "id",
+    "policies": "version",
+    "rejected": "id",
+    "rounds": "round",
+}
 
 
 @dataclass

@@ -36,10 +36,10 @@ def is_run_dir(path: str | Path) -> bool:
 def check_new_run_dir(run_dir: Path) -> None:
     """Refuse a directory that holds anything: a run is never silently overwritten."""
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        hint = (f"resume it with `curriculum resume {run_dir}`" if is_run_dir(run_dir)
-                else "it is not a run directory")
-        raise RunDirError(f"run directory {run_dir} already exists ({hint}); "
-                          "or pick another experiment.run_name / --run-dir")
+        hint = f"resume it with `curriculum resume {run_dir}`" if is_run_dir(run_dir) else "it is not a run directory"
+        raise RunDirError(
+            f"run directory {run_dir} already exists ({hint}); or pick another experiment.run_name / --run-dir"
+        )
 
 
 def create_run_dir(config: Config, run_dir: str | Path | None = None) -> Path:

@@ -29,8 +29,7 @@ from curriculum.run.rundir import (
 MLFLOW_FILE = "mlflow.json"
 
 
-def run_experiment(config: Config, console=None, run_dir: str | Path | None = None,
-                   pin_imports: bool = False) -> Path:
+def run_experiment(config: Config, console=None, run_dir: str | Path | None = None, pin_imports: bool = False) -> Path:
     """A new run in a new run directory (`run_dir`, default runs/<experiment>/<run_name>).
 
     An existing run directory is refused before anything is written: continue it with
@@ -49,8 +48,13 @@ def run_experiment(config: Config, console=None, run_dir: str | Path | None = No
     return _drive(config, make_run_dir, console, pin_imports=pin_imports)
 
 
-def resume_experiment(run_dir: str | Path, console=None, expected: Config | None = None,
-                      allow_code_change: bool = False, pin_imports: bool = False) -> Path:
+def resume_experiment(
+    run_dir: str | Path,
+    console=None,
+    expected: Config | None = None,
+    allow_code_change: bool = False,
+    pin_imports: bool = False,
+) -> Path:
     """Continue a run from the last stage it completed, with the config saved in its directory.
 
     `expected`: refuse unless it equals the saved config (`curriculum run --resume` passes the
@@ -65,8 +69,10 @@ def resume_experiment(run_dir: str | Path, console=None, expected: Config | None
 
         saved, given = flatten(config), flatten(expected)
         keys = sorted(k for k in saved.keys() | given.keys() if saved.get(k) != given.get(k))
-        raise RunDirError(f"{run_dir} was started with another config (differs at {', '.join(keys[:5])}); "
-                          f"resume it with `curriculum resume {run_dir}` or start a new run")
+        raise RunDirError(
+            f"{run_dir} was started with another config (differs at {', '.join(keys[:5])}); "
+            f"resume it with `curriculum resume {run_dir}` or start a new run"
+        )
     preflight(config, run_dir)
     _check_store(run_dir)
     if before is not None:
@@ -115,9 +121,14 @@ def prompt_limit_for(config: Config, base_path: str, tokenizer: Any = None) -> A
     from curriculum.worlds.prompt_limit import PromptLimit
 
     max_new_tokens = max(config.solver.max_new_tokens, config.evaluation.max_new_tokens)
-    return PromptLimit.for_model(tokenizer or load_tokenizer(base_path), context_length(base_path), max_new_tokens,
-                                 config.world.answer_instruction, config.model.max_prompt_tokens,
-                                 skip_hint="set world.skip_oversized=true to leave such problems out")
+    return PromptLimit.for_model(
+        tokenizer or load_tokenizer(base_path),
+        context_length(base_path),
+        max_new_tokens,
+        config.world.answer_instruction,
+        config.model.max_prompt_tokens,
+        skip_hint="set world.skip_oversized=true to leave such problems out",
+    )
 
 
 def _check_store(run_dir: Path, wait_s: float = 60.0) -> None:
@@ -140,8 +151,10 @@ def _check_store(run_dir: Path, wait_s: float = 60.0) -> None:
             if "Conflicting lock" not in str(exc) or time.monotonic() >= deadline:
                 raise
             if not noted:
-                print(f"note: {path} is still held by another process (the store of a run that just died "
-                      f"ends within seconds); waiting up to {wait_s:.0f} s")
+                print(
+                    f"note: {path} is still held by another process (the store of a run that just died "
+                    f"ends within seconds); waiting up to {wait_s:.0f} s"
+                )
                 noted = True
         time.sleep(1.0)
 
@@ -178,16 +191,28 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         tokenizer = load_tokenizer(base_path)
         world = make_world(config, prompt_limit_for(config, base_path, tokenizer))
         world.seed_candidates(1, random.Random(0))  # the seed pool read now: its oversized lines are counted
-        progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeElapsedColumn(), console=console, transient=True)
+        progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         bar = progress.add_task("", total=len(STAGES))
 
         def on_stage(stage: str) -> None:
             if stage in STAGES:
                 progress.update(bar, description=f"round {loop.round}: {stage}", completed=STAGES.index(stage))
 
-        loop = CoEvolution(config, roles, world, run_dir, on_stage=on_stage,
-                           prompt=lambda question: prompt_for(question, tokenizer, world.instruction))
+        loop = CoEvolution(
+            config,
+            roles,
+            world,
+            run_dir,
+            on_stage=on_stage,
+            prompt=lambda question: prompt_for(question, tokenizer, world.instruction),
+        )
         _restore_on_restart(roles, loop)
         state = loop.resume()
         records = [RoundState.from_json(r.state) for r in roles.store.call("stage_records").result()]
@@ -201,28 +226,45 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             with console.status(f"round 0: {what} seed problems with the base model"):
                 finished[0] = loop.prepare_seeds(evaluate_base=base_eval is None)
             seeds = finished[0].metrics
-            console.print(f"seed set: {seeds['seeds']} problems ({seeds['seeds_in_band']} inside the seed band, "
-                          f"{seeds['seed_candidates']} screened)")
+            console.print(
+                f"seed set: {seeds['seeds']} problems ({seeds['seeds_in_band']} inside the seed band, "
+                f"{seeds['seed_candidates']} screened)"
+            )
         if base_eval is None:  # a real model: evaluated by the Solver in round 0
             base_eval = EvalResult.from_dict(finished[0].evaluation)
             console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
         loop.base_evaluation = base_eval  # each round reports what it lost since the base (retention/...)
         skipped = getattr(world, "skipped", [])  # problems left out whose prompt does not fit the model
         if skipped:
-            console.print(f"note: skipped {len(skipped)} problems whose prompt does not fit the model "
-                          f"(world.skip_oversized; first: {skipped[0]})")
+            console.print(
+                f"note: skipped {len(skipped)} problems whose prompt does not fit the model "
+                f"(world.skip_oversized; first: {skipped[0]})"
+            )
         invalid = getattr(world, "skipped_invalid", [])  # records left out without an answer
         if invalid:
-            console.print(f"note: skipped {len(invalid)} records with no answer by their dataset's extraction rule "
-                          f"(world.skip_invalid; first: {invalid[0]})")
+            console.print(
+                f"note: skipped {len(invalid)} records with no answer by their dataset's extraction rule "
+                f"(world.skip_invalid; first: {invalid[0]})"
+            )
         if 0 not in logged:
-            tracker.log_metrics({**base_eval.metrics("eval"), "policy_version": 0,
-                                 "data/skipped_oversized": len(skipped), "data/skipped_invalid": len(invalid)},
-                                step=0)
+            tracker.log_metrics(
+                {
+                    **base_eval.metrics("eval"),
+                    "policy_version": 0,
+                    "data/skipped_oversized": len(skipped),
+                    "data/skipped_invalid": len(invalid),
+                },
+                step=0,
+            )
         if not tracker.logged_steps("seeds/seeds"):
-            tracker.log_metrics({(k if k.startswith("verify/") else f"seeds/{k}"): v  # verify/*: every round's
-                                 for k, v in finished[0].metrics.items()
-                                 if not k.startswith("eval/") and k != "policy_version"}, step=0)
+            tracker.log_metrics(
+                {
+                    (k if k.startswith("verify/") else f"seeds/{k}"): v  # verify/*: every round's
+                    for k, v in finished[0].metrics.items()
+                    if not k.startswith("eval/") and k != "policy_version"
+                },
+                step=0,
+            )
         history = [done.metrics for round_, done in sorted(finished.items()) if round_ > 0]
         for round_, done in sorted(finished.items()):  # rounds whose metrics a crash kept from MLflow
             if round_ > 0 and round_ not in logged:
@@ -244,15 +286,25 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         console.print(comparison_table(base_eval, final, world.report_by))
         environment = describe()
         if base_fingerprint:
-            console.print(f"base model fingerprint {base_fingerprint}, lock {environment['lock']}, "
-                          f"{environment['cpu']} ({environment['threads']} threads)")
+            console.print(
+                f"base model fingerprint {base_fingerprint}, lock {environment['lock']}, "
+                f"{environment['cpu']} ({environment['threads']} threads)"
+            )
         last_round = max([r.round for r in reports] + [r for r in finished if r > 0], default=0)
-        atomic_write_json(run_dir / "results.json", {
-            "base_model": base_path, "base_fingerprint": base_fingerprint, "environment": environment,
-            "base_eval": base_eval.to_dict(), "final_eval": final.to_dict(),
-            "rounds": last_round, "policy_version": loop.policy_version,
-            "skipped_oversized": {"count": len(skipped), "lines": skipped[:20]},
-            "skipped_invalid": {"count": len(invalid), "lines": invalid[:20]}})
+        atomic_write_json(
+            run_dir / "results.json",
+            {
+                "base_model": base_path,
+                "base_fingerprint": base_fingerprint,
+                "environment": environment,
+                "base_eval": base_eval.to_dict(),
+                "final_eval": final.to_dict(),
+                "rounds": last_round,
+                "policy_version": loop.policy_version,
+                "skipped_oversized": {"count": len(skipped), "lines": skipped[:20]},
+                "skipped_invalid": {"count": len(invalid), "lines": invalid[:20]},
+            },
+        )
         if last_round:
             tracker.log_artifacts(run_dir / "checkpoints" / f"policy_v{loop.policy_version:04d}", "adapter")
             tracker.log_artifacts(run_dir / "snapshots" / f"round_{last_round:04d}", "snapshot")
@@ -278,8 +330,12 @@ def _save_prompts(config: Config, run_dir: Path, tracker) -> Any:
     paths = prompt_paths(config)
     folder = prompts.save_prompts(paths, run_dir)
     tracker.log_artifacts(folder, "prompts")
-    tracker.log_params({f"prompts.{step}": prompts.load(path, frozenset(), folder, check_fields=False).template
-                        for step, path in paths.items()})
+    tracker.log_params(
+        {
+            f"prompts.{step}": prompts.load(path, frozenset(), folder, check_fields=False).template
+            for step, path in paths.items()
+        }
+    )
     return tracker.trace_target()
 
 
@@ -300,8 +356,9 @@ def _tracker(config: Config, run_dir: Path, Tracker, default_tracking_uri):
     saved_file = run_dir / MLFLOW_FILE
     if saved_file.is_file():
         saved = json.loads(saved_file.read_text())
-        tracker = Tracker(saved["tracking_uri"], experiment=config.experiment.name, run_name=run_dir.name,
-                          run_id=saved["run_id"])
+        tracker = Tracker(
+            saved["tracking_uri"], experiment=config.experiment.name, run_name=run_dir.name, run_id=saved["run_id"]
+        )
     else:
         uri = config.tracking.tracking_uri or default_tracking_uri(config.experiment.runs_dir)
         tracker = Tracker(uri, experiment=config.experiment.name, run_name=run_dir.name)
@@ -326,8 +383,7 @@ def _start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = N
     if config.ray.in_process:
         import torch
 
-        return local_roles(_on_available_devices(config, torch.cuda.device_count()), run_dir, base_path,
-                           tracing), None
+        return local_roles(_on_available_devices(config, torch.cuda.device_count()), run_dir, base_path, tracing), None
     code = code_version.snapshot_dir(run_dir)
     cluster.start_ray(config.ray, code_dir=code if code.is_dir() else None)  # the actors run the run's code
     try:
@@ -381,6 +437,7 @@ def _stop_roles(roles, placement) -> None:
 def _restore_on_restart(roles, loop) -> None:
     """A Ray actor that died and was restarted gets the loop's current state back before its call
     is sent again (see `agents.actor.RayCall`)."""
+
     def restore(role) -> None:
         for method, args in loop.restore_calls().get(role, []):
             role.call(method, *args).result()
@@ -395,8 +452,9 @@ def local_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = No
     as the actors, no Ray. For debugging and for the crash tests, which kill the whole run."""
     from curriculum.run.loop import LocalRole
 
-    return _build_roles(_role_factories(config, run_dir, base_path, tracing),
-                        lambda role, factory: LocalRole(factory()))
+    return _build_roles(
+        _role_factories(config, run_dir, base_path, tracing), lambda role, factory: LocalRole(factory())
+    )
 
 
 def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
@@ -404,8 +462,14 @@ def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = No
     from agents import cluster
 
     factories = _role_factories(config, run_dir, base_path, tracing)
-    placement = cluster.Placement(config.ray, [(_RESOURCES[field], getattr(config.ray, _RESOURCES[field]))
-                                               for field, made in factories.items() if made is not None])
+    placement = cluster.Placement(
+        config.ray,
+        [
+            (_RESOURCES[field], getattr(config.ray, _RESOURCES[field]))
+            for field, made in factories.items()
+            if made is not None
+        ],
+    )
 
     def spawn(role: str, factory) -> Any:  # in the order the bundles were listed
         return placement.spawn(role, getattr(config.ray, role), factory)
@@ -427,8 +491,13 @@ def _build_roles(factories: dict[str, Any], make):
     return Roles(**{field: build(field, made) for field, made in factories.items()})
 
 
-_RESOURCES = {"store": "store", "solvers": "solver", "teacher": "teacher", "learner": "learner",
-              "generator": "generator"}  # Roles field -> its `ray.<role>` section
+_RESOURCES = {
+    "store": "store",
+    "solvers": "solver",
+    "teacher": "teacher",
+    "learner": "learner",
+    "generator": "generator",
+}  # Roles field -> its `ray.<role>` section
 
 
 def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> dict[str, Any]:
@@ -441,14 +510,28 @@ def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any 
     ray_cfg, checkpoints = config.ray, run_dir / "checkpoints"
     return {
         "store": partial(factories.make_store, str(run_dir / "store.duckdb")),
-        "solvers": [partial(factories.make_solver, config, base_path, f"solver-{i}", device_for(ray_cfg.solver),
-                            str(run_dir / "solvers" / f"solver-{i}")) for i in range(ray_cfg.solver.count)],
+        "solvers": [
+            partial(
+                factories.make_solver,
+                config,
+                base_path,
+                f"solver-{i}",
+                device_for(ray_cfg.solver),
+                str(run_dir / "solvers" / f"solver-{i}"),
+            )
+            for i in range(ray_cfg.solver.count)
+        ],
         "teacher": partial(factories.make_teacher, config, str(run_dir), device_for(ray_cfg.teacher), tracing)
-        if config.teacher.enabled or config.uses_llm_teacher else None,
-        "learner": partial(factories.make_learner, config, base_path, str(checkpoints / "learner"),
-                           device_for(ray_cfg.learner)),
-        "generator": partial(factories.make_generator, config, str(checkpoints / "generator"),
-                             device_for(ray_cfg.generator)) if config.generator.enabled else None,
+        if config.teacher.enabled or config.uses_llm_teacher
+        else None,
+        "learner": partial(
+            factories.make_learner, config, base_path, str(checkpoints / "learner"), device_for(ray_cfg.learner)
+        ),
+        "generator": partial(
+            factories.make_generator, config, str(checkpoints / "generator"), device_for(ray_cfg.generator)
+        )
+        if config.generator.enabled
+        else None,
     }
 
 
@@ -476,8 +559,9 @@ def round_table(report, report_by: str = "level"):
     table.add_column("seconds", justify="left")
     added = ", ".join(f"{k} {v}" for k, v in sorted(report.problems_by_source.items())) or "-"
     seconds = ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items())
-    table.add_row(*[f"{100 * value:.0f}" for value in groups.values()],
-                  f"{100 * report.evaluation.accuracy:.0f}", added, seconds)
+    table.add_row(
+        *[f"{100 * value:.0f}" for value in groups.values()], f"{100 * report.evaluation.accuracy:.0f}", added, seconds
+    )
     return table
 
 
@@ -493,6 +577,10 @@ def comparison_table(base, final, report_by: str = "level"):
     for name, value in accuracy_groups(base, report_by).items():
         b, f = 100 * value, 100 * finals.get(name, 0.0)
         table.add_row(name, f"{b:.1f}", f"{f:.1f}", f"{f - b:+.1f}")
-    table.add_row("all", f"{100 * base.accuracy:.1f}", f"{100 * final.accuracy:.1f}",
-                  f"{100 * (final.accuracy - base.accuracy):+.1f}")
+    table.add_row(
+        "all",
+        f"{100 * base.accuracy:.1f}",
+        f"{100 * final.accuracy:.1f}",
+        f"{100 * (final.accuracy - base.accuracy):+.1f}",
+    )
     return table

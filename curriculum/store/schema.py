@@ -104,21 +104,30 @@ _SCHEMA_V1 = (
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _SCHEMA_V1),
-    Migration(2, "problems.answer_source: who labelled the reference answer", (
-        "ALTER TABLE problems ADD COLUMN answer_source VARCHAR NOT NULL DEFAULT 'oracle'",
-    )),
-    Migration(3, "stages: completed stages of each round, for resume", (
-        """CREATE TABLE stages (
+    Migration(
+        2,
+        "problems.answer_source: who labelled the reference answer",
+        ("ALTER TABLE problems ADD COLUMN answer_source VARCHAR NOT NULL DEFAULT 'oracle'",),
+    ),
+    Migration(
+        3,
+        "stages: completed stages of each round, for resume",
+        (
+            """CREATE TABLE stages (
             id VARCHAR PRIMARY KEY,
             round INTEGER NOT NULL,
             stage VARCHAR NOT NULL,
             state VARCHAR NOT NULL,
             created_at TIMESTAMP NOT NULL
         )""",
-    )),
+        ),
+    ),
     # DuckDB cannot change a column's compression in place, so the table is rebuilt (one copy).
-    Migration(4, "attempts.completion compressed with zstd: checkpoints a quarter faster, file a third smaller", (
-        """CREATE TABLE attempts_v4 (
+    Migration(
+        4,
+        "attempts.completion compressed with zstd: checkpoints a quarter faster, file a third smaller",
+        (
+            """CREATE TABLE attempts_v4 (
             id VARCHAR NOT NULL,
             problem_id VARCHAR NOT NULL,
             policy_version INTEGER NOT NULL,
@@ -132,18 +141,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             logprob DOUBLE,
             created_by VARCHAR NOT NULL
         )""",
-        "INSERT INTO attempts_v4 BY NAME SELECT * FROM attempts",
-        "DROP TABLE attempts",
-        "ALTER TABLE attempts_v4 RENAME TO attempts",
-    )),
+            "INSERT INTO attempts_v4 BY NAME SELECT * FROM attempts",
+            "DROP TABLE attempts",
+            "ALTER TABLE attempts_v4 RENAME TO attempts",
+        ),
+    ),
     # DOUBLE, not FLOAT: a FLOAT read back through JSON (store._select) is not the float it was.
-    Migration(5, "attempts.token_ids and token_logprobs: the sampled tokens and their sampling log-probs", (
-        "ALTER TABLE attempts ADD COLUMN token_ids INTEGER[] DEFAULT []",
-        "ALTER TABLE attempts ADD COLUMN token_logprobs DOUBLE[] DEFAULT []",
-    )),
-    Migration(6, "LLM Teacher: problems.vote_share of model-voted answers; calls: every audited model call", (
-        "ALTER TABLE problems ADD COLUMN vote_share DOUBLE",
-        """CREATE TABLE calls (
+    Migration(
+        5,
+        "attempts.token_ids and token_logprobs: the sampled tokens and their sampling log-probs",
+        (
+            "ALTER TABLE attempts ADD COLUMN token_ids INTEGER[] DEFAULT []",
+            "ALTER TABLE attempts ADD COLUMN token_logprobs DOUBLE[] DEFAULT []",
+        ),
+    ),
+    Migration(
+        6,
+        "LLM Teacher: problems.vote_share of model-voted answers; calls: every audited model call",
+        (
+            "ALTER TABLE problems ADD COLUMN vote_share DOUBLE",
+            """CREATE TABLE calls (
             id VARCHAR PRIMARY KEY,
             round INTEGER NOT NULL,
             source VARCHAR NOT NULL,
@@ -164,7 +181,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             sample_index INTEGER NOT NULL,
             created_at TIMESTAMP NOT NULL
         )""",
-    )),
+        ),
+    ),
 )
 
 
@@ -203,43 +221,159 @@ _TIME = pa.timestamp("us")
 _FLOAT_MAP = pa.map_(pa.string(), pa.float64())
 
 TABLES: tuple[Table, ...] = (
-    Table("problems", Problem, "id", pa.schema([
-        ("id", _STR), ("question", _STR), ("answer", _STR), ("solution", _STR), ("source", _STR),
-        ("parent_id", _STR), ("family", _STR), ("level", _INT), ("concepts", pa.list_(_STR)),
-        ("knobs", pa.map_(pa.string(), pa.int64())), ("round_created", _INT), ("created_by", _STR),
-        ("model_version", _INT), ("answer_source", _STR), ("vote_share", _FLOAT),
-    ])),
-    Table("attempts", Attempt, "id", pa.schema([
-        ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("sample_index", _INT),
-        ("round", _INT), ("completion", _STR), ("extracted_answer", _STR), ("correct", _BOOL),
-        ("reward", _FLOAT), ("num_tokens", _INT), ("logprob", _FLOAT), ("created_by", _STR),
-        ("token_ids", pa.list_(_INT)), ("token_logprobs", pa.list_(_FLOAT)),
-    ])),
-    Table("pairs", PreferencePair, "id", pa.schema([
-        ("id", _STR), ("problem_id", _STR), ("policy_version", _INT), ("round", _INT),
-        ("prompt", _STR), ("chosen", _STR), ("rejected", _STR), ("chosen_is_reference", _BOOL),
-    ])),
-    Table("policies", PolicyVersion, "version", pa.schema([
-        ("version", _INT), ("round", _INT), ("parent_version", _INT), ("adapter_path", _STR),
-        ("algorithm", _STR), ("metrics", _FLOAT_MAP), ("created_at", _TIME),
-    ])),
-    Table("rejected", RejectedDraft, "id", pa.schema([
-        ("id", _STR), ("source", _STR), ("parent_id", _STR), ("text", _STR), ("reason", _STR),
-        ("detail", _STR), ("round", _INT), ("created_by", _STR),
-    ])),
-    Table("rounds", RoundStats, "round", pa.schema([
-        ("round", _INT), ("policy_version", _INT), ("metrics", _FLOAT_MAP), ("seconds", _FLOAT_MAP),
-        ("created_at", _TIME),
-    ])),
-    Table("stages", StageRecord, "id", pa.schema([
-        ("id", _STR), ("round", _INT), ("stage", _STR), ("state", _STR), ("created_at", _TIME),
-    ])),
-    Table("calls", ModelCall, "id", pa.schema([
-        ("id", _STR), ("round", _INT), ("source", _STR), ("node", _STR), ("parent_id", _STR), ("template", _STR),
-        ("prompt_hash", _STR), ("prompt", _STR), ("output", _STR), ("parsed", _STR), ("error", _STR),
-        ("drafts", pa.list_(_STR)), ("latency_s", _FLOAT), ("prompt_tokens", _INT), ("completion_tokens", _INT),
-        ("endpoint", _STR), ("attempt", _INT), ("sample_index", _INT), ("created_at", _TIME),
-    ])),
+    Table(
+        "problems",
+        Problem,
+        "id",
+        pa.schema(
+            [
+                ("id", _STR),
+                ("question", _STR),
+                ("answer", _STR),
+                ("solution", _STR),
+                ("source", _STR),
+                ("parent_id", _STR),
+                ("family", _STR),
+                ("level", _INT),
+                ("concepts", pa.list_(_STR)),
+                ("knobs", pa.map_(pa.string(), pa.int64())),
+                ("round_created", _INT),
+                ("created_by", _STR),
+                ("model_version", _INT),
+                ("answer_source", _STR),
+                ("vote_share", _FLOAT),
+            ]
+        ),
+    ),
+    Table(
+        "attempts",
+        Attempt,
+        "id",
+        pa.schema(
+            [
+                ("id", _STR),
+                ("problem_id", _STR),
+                ("policy_version", _INT),
+                ("sample_index", _INT),
+                ("round", _INT),
+                ("completion", _STR),
+                ("extracted_answer", _STR),
+                ("correct", _BOOL),
+                ("reward", _FLOAT),
+                ("num_tokens", _INT),
+                ("logprob", _FLOAT),
+                ("created_by", _STR),
+                ("token_ids", pa.list_(_INT)),
+                ("token_logprobs", pa.list_(_FLOAT)),
+            ]
+        ),
+    ),
+    Table(
+        "pairs",
+        PreferencePair,
+        "id",
+        pa.schema(
+            [
+                ("id", _STR),
+                ("problem_id", _STR),
+                ("policy_version", _INT),
+                ("round", _INT),
+                ("prompt", _STR),
+                ("chosen", _STR),
+                ("rejected", _STR),
+                ("chosen_is_reference", _BOOL),
+            ]
+        ),
+    ),
+    Table(
+        "policies",
+        PolicyVersion,
+        "version",
+        pa.schema(
+            [
+                ("version", _INT),
+                ("round", _INT),
+                ("parent_version", _INT),
+                ("adapter_path", _STR),
+                ("algorithm", _STR),
+                ("metrics", _FLOAT_MAP),
+                ("created_at", _TIME),
+            ]
+        ),
+    ),
+    Table(
+        "rejected",
+        RejectedDraft,
+        "id",
+        pa.schema(
+            [
+                ("id", _STR),
+                ("source", _STR),
+                ("parent_id", _STR),
+                ("text", _STR),
+                ("reason", _STR),
+                ("detail", _STR),
+                ("round", _INT),
+                ("created_by", _STR),
+            ]
+        ),
+    ),
+    Table(
+        "rounds",
+        RoundStats,
+        "round",
+        pa.schema(
+            [
+                ("round", _INT),
+                ("policy_version", _INT),
+                ("metrics", _FLOAT_MAP),
+                ("seconds", _FLOAT_MAP),
+                ("created_at", _TIME),
+            ]
+        ),
+    ),
+    Table(
+        "stages",
+        StageRecord,
+        "id",
+        pa.schema(
+            [
+                ("id", _STR),
+                ("round", _INT),
+                ("stage", _STR),
+                ("state", _STR),
+                ("created_at", _TIME),
+            ]
+        ),
+    ),
+    Table(
+        "calls",
+        ModelCall,
+        "id",
+        pa.schema(
+            [
+                ("id", _STR),
+                ("round", _INT),
+                ("source", _STR),
+                ("node", _STR),
+                ("parent_id", _STR),
+                ("template", _STR),
+                ("prompt_hash", _STR),
+                ("prompt", _STR),
+                ("output", _STR),
+                ("parsed", _STR),
+                ("error", _STR),
+                ("drafts", pa.list_(_STR)),
+                ("latency_s", _FLOAT),
+                ("prompt_tokens", _INT),
+                ("completion_tokens", _INT),
+                ("endpoint", _STR),
+                ("attempt", _INT),
+                ("sample_index", _INT),
+                ("created_at", _TIME),
+            ]
+        ),
+    ),
 )
 TABLE_BY_RECORD = {table.record: table for table in TABLES}
 TABLE_BY_NAME = {table.name: table for table in TABLES}

@@ -205,9 +205,12 @@ class Store:
         return supported
 
     def _found_schema_version(self) -> int:
-        tables = {row[0] for row in self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()}
+        tables = {
+            row[0]
+            for row in self.con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        }
         if "schema_version" not in tables:
             if tables:
                 raise StoreError(
@@ -385,7 +388,7 @@ class Store:
             f"""WITH rates AS (
                     SELECT problem_id, count(*) AS n, count_if(correct) / count(*) AS rate
                     FROM attempts {where} GROUP BY problem_id)
-                SELECT {_select('problems', 'p')} FROM problems p JOIN rates r ON r.problem_id = p.id
+                SELECT {_select("problems", "p")} FROM problems p JOIN rates r ON r.problem_id = p.id
                 WHERE r.n >= ? AND r.rate BETWEEN ? AND ? ORDER BY p.id""",
             [*params, min_attempts, low - _RATE_TOLERANCE, high + _RATE_TOLERANCE],
         ).fetchall()
@@ -442,7 +445,7 @@ class Store:
                     SELECT problem_id, max(accuracy) AS best, regr_slope(accuracy, round) AS slope,
                            list(round ORDER BY round) AS rounds
                     FROM recent WHERE age <= ? GROUP BY problem_id)
-                SELECT {_select('problems', 'p')}, t.best, t.slope, t.rounds
+                SELECT {_select("problems", "p")}, t.best, t.slope, t.rounds
                 FROM trend t JOIN problems p ON p.id = t.problem_id
                 WHERE len(t.rounds) >= ? AND t.best < ? AND t.slope < ?
                 ORDER BY t.slope, p.id""",
@@ -463,7 +466,7 @@ class Store:
                     SELECT p.id, p.parent_id, c.depth + 1, list_append(c.path, p.id)
                     FROM problems p JOIN chain c ON p.id = c.parent_id
                     WHERE NOT list_contains(c.path, p.id))
-                SELECT {_select('problems', 'p')} FROM chain c JOIN problems p ON p.id = c.id
+                SELECT {_select("problems", "p")} FROM chain c JOIN problems p ON p.id = c.id
                 WHERE c.depth > 0 ORDER BY c.depth""",
             [problem_id],
         ).fetchall()
@@ -479,7 +482,7 @@ class Store:
                     SELECT p.id, t.depth + 1, list_append(t.path, p.id)
                     FROM problems p JOIN tree t ON p.parent_id = t.id
                     WHERE NOT list_contains(t.path, p.id))
-                SELECT {_select('problems', 'p')} FROM tree t JOIN problems p ON p.id = t.id
+                SELECT {_select("problems", "p")} FROM tree t JOIN problems p ON p.id = t.id
                 WHERE t.depth > 0 ORDER BY t.depth, p.id""",
             [problem_id],
         ).fetchall()
@@ -527,7 +530,7 @@ class Store:
     def attempts_for(self, problem_id: str) -> list[Attempt]:
         """All attempts at one problem, by policy version, then sample index."""
         rows = self.con.execute(
-            f"""SELECT {_select('attempts')} FROM attempts WHERE problem_id = ?
+            f"""SELECT {_select("attempts")} FROM attempts WHERE problem_id = ?
                 ORDER BY policy_version, sample_index""",
             [problem_id],
         ).fetchall()
@@ -536,8 +539,7 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Rows per table."""
         return {
-            table.name: self.con.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0]
-            for table in schema.TABLES
+            table.name: self.con.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0] for table in schema.TABLES
         }
 
     def latest_policy_version(self) -> int | None:
@@ -559,8 +561,7 @@ class Store:
 
     def stage_records(self) -> list[StageRecord]:
         """Completed stages of every round (see `loop.RoundState`), in the order they completed."""
-        rows = self.con.execute(
-            f"SELECT {_select('stages')} FROM stages ORDER BY round, created_at, id").fetchall()
+        rows = self.con.execute(f"SELECT {_select('stages')} FROM stages ORDER BY round, created_at, id").fetchall()
         return _records("stages", rows)
 
     # -- snapshots

@@ -44,20 +44,41 @@ def build_tokenizer(text_file: Path, vocab_size: int = 2048):
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[END_OF_TEXT, IM_START, IM_END],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[END_OF_TEXT, IM_START, IM_END],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     core.train_from_iterator(_texts(text_file), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=IM_END, pad_token=END_OF_TEXT,
-                                        clean_up_tokenization_spaces=False, padding_side="left",
-                                        model_max_length=4096)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token=IM_END,
+        pad_token=END_OF_TEXT,
+        clean_up_tokenization_spaces=False,
+        padding_side="left",
+        model_max_length=4096,
+    )
     tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer
 
 
-def build(out: str | Path, text_file: str | Path = DEFAULT_TEXT, hidden_size: int = 64, num_layers: int = 2,
-          num_heads: int = 2, vocab_size: int = 2048, max_position_embeddings: int = 4096, seed: int = 0, *,
-          num_kv_heads: int | None = None, intermediate_size: int | None = None, model_vocab_size: int | None = None,
-          dtype: str = "float32", **shape: object) -> Path:
+def build(
+    out: str | Path,
+    text_file: str | Path = DEFAULT_TEXT,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    vocab_size: int = 2048,
+    max_position_embeddings: int = 4096,
+    seed: int = 0,
+    *,
+    num_kv_heads: int | None = None,
+    intermediate_size: int | None = None,
+    model_vocab_size: int | None = None,
+    dtype: str = "float32",
+    **shape: object,
+) -> Path:
     """Write the model folder to `out` (replaced atomically) and return it.
 
     `vocab_size` is the trained BPE's; `model_vocab_size` (a real model's, e.g. Qwen2.5's 151,936)
@@ -75,11 +96,20 @@ def build(out: str | Path, text_file: str | Path = DEFAULT_TEXT, hidden_size: in
     if model_vocab_size is not None and model_vocab_size > len(tokenizer):
         tokenizer.add_tokens([f"<|x{i}|>" for i in range(model_vocab_size - len(tokenizer))])
     eos_ids = [tokenizer.convert_tokens_to_ids(IM_END), tokenizer.convert_tokens_to_ids(END_OF_TEXT)]
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
-                         num_attention_heads=num_heads, num_key_value_heads=num_kv_heads or num_heads,
-                         intermediate_size=intermediate_size or 4 * hidden_size,
-                         max_position_embeddings=max_position_embeddings, tie_word_embeddings=True,
-                         eos_token_id=eos_ids[0], pad_token_id=eos_ids[1], bos_token_id=None, **shape)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads or num_heads,
+        intermediate_size=intermediate_size or 4 * hidden_size,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        eos_token_id=eos_ids[0],
+        pad_token_id=eos_ids[1],
+        bos_token_id=None,
+        **shape,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
@@ -97,8 +127,9 @@ def build(out: str | Path, text_file: str | Path = DEFAULT_TEXT, hidden_size: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="the model folder to write")
-    parser.add_argument("--text", default=str(DEFAULT_TEXT), help="JSON Lines with question/answer fields to "
-                                                                   "train the tokenizer on")
+    parser.add_argument(
+        "--text", default=str(DEFAULT_TEXT), help="JSON Lines with question/answer fields to train the tokenizer on"
+    )
     args = parser.parse_args()
     print(build(args.out, args.text))
 

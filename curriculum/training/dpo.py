@@ -29,9 +29,19 @@ class DPOLearner(PolicyLearner):
 
     def learn(self, batch: LearnBatch) -> LearnOutcome:
         cfg = self.learner_cfg
-        pairs = [pair for group in batch.groups for pair in build_preference_pairs(
-            group.problem, group.attempts, group.prompt, batch.policy_version, batch.round,
-            cfg.pairing, cfg.max_pairs_per_problem)]
+        pairs = [
+            pair
+            for group in batch.groups
+            for pair in build_preference_pairs(
+                group.problem,
+                group.attempts,
+                group.prompt,
+                batch.policy_version,
+                batch.round,
+                cfg.pairing,
+                cfg.max_pairs_per_problem,
+            )
+        ]
         return LearnOutcome(self.update(pairs, batch.round, self.anchor_for(batch, cfg.batch_size)), pairs)
 
     def update(self, pairs: Sequence[PreferencePair], round: int, anchor: AnchorLoss | None = None) -> dict[str, float]:
@@ -48,8 +58,13 @@ class DPOLearner(PolicyLearner):
         self._use_base_as_reference()
         steps = self._run_trainer(trainer)
         metrics = _mean_metrics(self.last_log_history)
-        metrics.update(steps=float(steps), pairs=float(len(pairs)), seconds=time.perf_counter() - start,
-                       setup_seconds=setup, **(anchor.metrics() if anchor else {}))
+        metrics.update(
+            steps=float(steps),
+            pairs=float(len(pairs)),
+            seconds=time.perf_counter() - start,
+            setup_seconds=setup,
+            **(anchor.metrics() if anchor else {}),
+        )
         return metrics
 
     def _dataset(self, pairs: Sequence[PreferencePair]) -> Any:
@@ -57,11 +72,13 @@ class DPOLearner(PolicyLearner):
 
         # Completions end in eos as in SFT (`build_sft_dataset`): the model learns to stop after an answer.
         eos = self.tokenizer.eos_token
-        return Dataset.from_dict({
-            "prompt": [p.prompt for p in pairs],
-            "chosen": [_with_eos(p.chosen, eos) for p in pairs],
-            "rejected": [_with_eos(p.rejected, eos) for p in pairs],
-        })
+        return Dataset.from_dict(
+            {
+                "prompt": [p.prompt for p in pairs],
+                "chosen": [_with_eos(p.chosen, eos) for p in pairs],
+                "rejected": [_with_eos(p.rejected, eos) for p in pairs],
+            }
+        )
 
     def _trainer(self, dataset: Any, round: int, anchor: AnchorLoss | None = None) -> Any:
         from transformers import PrinterCallback
@@ -93,8 +110,14 @@ class DPOLearner(PolicyLearner):
             max_length=None,  # never cut a completion silently; the Solver bounds their length
             **losses,
         )
-        trainer = anchored(DPOTrainer, anchor)(model=self.model, ref_model=None, args=args, train_dataset=dataset,
-                                               processing_class=self.tokenizer, optimizers=self.optimizers)
+        trainer = anchored(DPOTrainer, anchor)(
+            model=self.model,
+            ref_model=None,
+            args=args,
+            train_dataset=dataset,
+            processing_class=self.tokenizer,
+            optimizers=self.optimizers,
+        )
         if not self.progress:  # without tqdm, transformers prints every log dict instead
             trainer.remove_callback(PrinterCallback)
         return trainer

@@ -43,11 +43,21 @@ from curriculum.training.retention import AnchorLoss, anchored
 log = logging.getLogger(__name__)
 
 # Per-step metrics of TRL's GRPOTrainer that `update_groups` reports (means over the round's steps).
-GRPO_METRICS = ("loss", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
-                "clip_ratio/region_mean", "completions/mean_length",
-                # sampler vs trainer: mean |log-prob difference| per token, and the correction's weights
-                "sampling/sampling_logp_difference/mean", "sampling/sampling_logp_difference/max",
-                "sampling/importance_sampling_ratio/min", "sampling/importance_sampling_ratio/mean")
+GRPO_METRICS = (
+    "loss",
+    "reward",
+    "reward_std",
+    "frac_reward_zero_std",
+    "kl",
+    "entropy",
+    "clip_ratio/region_mean",
+    "completions/mean_length",
+    # sampler vs trainer: mean |log-prob difference| per token, and the correction's weights
+    "sampling/sampling_logp_difference/mean",
+    "sampling/sampling_logp_difference/max",
+    "sampling/importance_sampling_ratio/min",
+    "sampling/importance_sampling_ratio/mean",
+)
 
 
 @dataclass(frozen=True)
@@ -99,16 +109,26 @@ class GroupServer:
             attempts = sorted(group.attempts, key=lambda a: a.sample_index)[:group_size]
             if len(attempts) < group_size:
                 raise ValueError(f"problem {group.problem.id} has {len(attempts)} attempts, GRPO needs {group_size}")
-            self.groups[group.prompt] = (ids, [completion_ids(a, tokenizer) for a in attempts],
-                                         [a.reward for a in attempts], [rollout_logprobs(a) for a in attempts])
+            self.groups[group.prompt] = (
+                ids,
+                [completion_ids(a, tokenizer) for a in attempts],
+                [a.reward for a in attempts],
+                [rollout_logprobs(a) for a in attempts],
+            )
         # TRL takes log-probs for all completions of a batch or for none
-        self.without_logprobs = sum(logprobs is None for *_, per_group in self.groups.values() for logprobs in per_group)
+        self.without_logprobs = sum(
+            logprobs is None for *_, per_group in self.groups.values() for logprobs in per_group
+        )
         self.has_logprobs = bool(self.groups) and not self.without_logprobs
 
     def __call__(self, prompts: list[str], trainer: Any = None) -> dict[str, Any]:
         served: dict[str, int] = {}
-        out: dict[str, Any] = {"prompt_ids": [], "completion_ids": [], "logprobs": [] if self.has_logprobs else None,
-                               "reward": []}
+        out: dict[str, Any] = {
+            "prompt_ids": [],
+            "completion_ids": [],
+            "logprobs": [] if self.has_logprobs else None,
+            "reward": [],
+        }
         for prompt in prompts:
             ids, completions, rewards, logprobs = self.groups[prompt]
             i = served.get(prompt, 0) % self.group_size
@@ -169,8 +189,9 @@ def use_rollout_logprobs(trainer: Any) -> None:
 class GRPOLearner(PolicyLearner):
     """GRPO on the round's groups, with the difficulty filter; adapter and optimizer as in PolicyLearner."""
 
-    def __init__(self, *args: Any, group_size: int, temperature: float, max_completion_length: int,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, group_size: int, temperature: float, max_completion_length: int, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if group_size < 2:
             raise ValueError(f"GRPO needs groups of at least 2 attempts, got {group_size}")
@@ -187,9 +208,13 @@ class GRPOLearner(PolicyLearner):
         filtered = difficulty_filter(pool, *cfg.grpo.band(self.group_size), need)
         anchor = self.anchor_for(batch, cfg.grpo.groups_per_step * self.group_size)
         metrics = self.update_groups(filtered.kept, batch.round, anchor)
-        metrics.update(groups_pool=float(len(pool)), groups_kept=float(len(filtered.kept)),
-                       groups_dropped=float(len(filtered.dropped)), groups_unused=float(len(filtered.unused)),
-                       groups_short=float(need - len(filtered.kept)) if need else 0.0)
+        metrics.update(
+            groups_pool=float(len(pool)),
+            groups_kept=float(len(filtered.kept)),
+            groups_dropped=float(len(filtered.dropped)),
+            groups_unused=float(len(filtered.unused)),
+            groups_short=float(need - len(filtered.kept)) if need else 0.0,
+        )
         return LearnOutcome(metrics)
 
     def update_groups(self, groups: Sequence[Group], round: int, anchor: AnchorLoss | None = None) -> dict[str, float]:
@@ -203,31 +228,52 @@ class GRPOLearner(PolicyLearner):
             return {"steps": 0.0}
         start = time.perf_counter()
         batches = len(groups) // per_step
-        groups = list(groups[:batches * per_step])  # a remainder smaller than a step stays out
+        groups = list(groups[: batches * per_step])  # a remainder smaller than a step stays out
         steps = cfg.steps_per_round or max(1, math.ceil(cfg.epochs * batches))
         server = GroupServer(groups, self.tokenizer, self.group_size)
         correction = self.learner_cfg.grpo.importance_sampling != "off"
         corrected = correction and server.has_logprobs
         if correction and not corrected:  # TRL takes log-probs for the whole batch or none: say so
-            log.warning("GRPO round %d: %d of %d attempts have no sampling log-probs (stored by an older version?): "
-                        "importance sampling (learner.grpo.importance_sampling=%s) is off for this round's batch",
-                        round, server.without_logprobs, len(groups) * self.group_size,
-                        self.learner_cfg.grpo.importance_sampling)
+            log.warning(
+                "GRPO round %d: %d of %d attempts have no sampling log-probs (stored by an older version?): "
+                "importance sampling (learner.grpo.importance_sampling=%s) is off for this round's batch",
+                round,
+                server.without_logprobs,
+                len(groups) * self.group_size,
+                self.learner_cfg.grpo.importance_sampling,
+            )
         with quiet_datasets(not self.progress):
             trainer = self._grpo_trainer(groups, server, per_step, batches, steps, round, anchor, corrected)
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         self._use_base_as_reference()
         steps_done = self._run_trainer(trainer)
-        metrics = {key: _mean(self.last_log_history, key) for key in GRPO_METRICS  # kl: only with kl_beta > 0
-                   if any(key in entry for entry in self.last_log_history)}
-        metrics.update(steps=float(steps_done), groups=float(len(groups)), seconds=time.perf_counter() - start,
-                       setup_seconds=setup, **(anchor.metrics() if anchor else {}),
-                       attempts_without_logprobs=float(server.without_logprobs),
-                       importance_sampling_off=float(correction and not corrected))
+        metrics = {
+            key: _mean(self.last_log_history, key)
+            for key in GRPO_METRICS  # kl: only with kl_beta > 0
+            if any(key in entry for entry in self.last_log_history)
+        }
+        metrics.update(
+            steps=float(steps_done),
+            groups=float(len(groups)),
+            seconds=time.perf_counter() - start,
+            setup_seconds=setup,
+            **(anchor.metrics() if anchor else {}),
+            attempts_without_logprobs=float(server.without_logprobs),
+            importance_sampling_off=float(correction and not corrected),
+        )
         return metrics
 
-    def _grpo_trainer(self, groups: Sequence[Group], server: GroupServer, per_step: int, batches: int, steps: int,
-                      round: int, anchor: AnchorLoss | None = None, corrected: bool = False) -> Any:
+    def _grpo_trainer(
+        self,
+        groups: Sequence[Group],
+        server: GroupServer,
+        per_step: int,
+        batches: int,
+        steps: int,
+        round: int,
+        anchor: AnchorLoss | None = None,
+        corrected: bool = False,
+    ) -> Any:
         """The round's GRPOTrainer over `groups` served by `server`; `corrected`: with TRL's importance
         sampling on the served log-probs."""
         from datasets import Dataset
@@ -271,8 +317,14 @@ class GRPOLearner(PolicyLearner):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
             trainer = anchored(GRPOTrainer, anchor)(
-                model=self.model, reward_funcs=[verifier_reward], args=args, train_dataset=dataset,
-                processing_class=self.tokenizer, rollout_func=server, optimizers=self.optimizers)
+                model=self.model,
+                reward_funcs=[verifier_reward],
+                args=args,
+                train_dataset=dataset,
+                processing_class=self.tokenizer,
+                rollout_func=server,
+                optimizers=self.optimizers,
+            )
         if corrected:
             use_rollout_logprobs(trainer)
         if not self.progress:

@@ -18,8 +18,15 @@ from curriculum.records import Attempt, PreferencePair, Problem
 Pairing = Literal["first", "all"]
 
 
-def build_preference_pairs(problem: Problem, attempts: Sequence[Attempt], prompt: str, policy_version: int,
-                           round: int, pairing: Pairing, max_pairs: int) -> list[PreferencePair]:
+def build_preference_pairs(
+    problem: Problem,
+    attempts: Sequence[Attempt],
+    prompt: str,
+    policy_version: int,
+    round: int,
+    pairing: Pairing,
+    max_pairs: int,
+) -> list[PreferencePair]:
     """The preference pairs of one problem, in a deterministic order.
 
     `pairing="first"` gives at most one pair (the first wrong attempt against the first
@@ -53,9 +60,15 @@ def build_preference_pairs(problem: Problem, attempts: Sequence[Attempt], prompt
 
     count = 1 if pairing == "first" else min(len(wrong), max_pairs)
     return [
-        PreferencePair(problem_id=problem.id, policy_version=policy_version, round=round, prompt=prompt,
-                       chosen=winners[index % len(winners)], rejected=wrong[index],
-                       chosen_is_reference=from_reference)
+        PreferencePair(
+            problem_id=problem.id,
+            policy_version=policy_version,
+            round=round,
+            prompt=prompt,
+            chosen=winners[index % len(winners)],
+            rejected=wrong[index],
+            chosen_is_reference=from_reference,
+        )
         for index in range(count)
     ]
 

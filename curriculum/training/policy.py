@@ -40,9 +40,18 @@ class LearnerStateError(CurriculumError, ValueError):
 class PolicyLearner(ABC):
     """Holds the student's LoRA adapter and optimizer; subclasses implement `learn`."""
 
-    def __init__(self, base_model_path: str | Path, lora_cfg: LoraConfig, learner_cfg: LearnerConfig,
-                 work_dir: str | Path, seed: int, dtype: str = "float32", device: str = "cpu",
-                 progress: bool = False, rounds: int = 1) -> None:
+    def __init__(
+        self,
+        base_model_path: str | Path,
+        lora_cfg: LoraConfig,
+        learner_cfg: LearnerConfig,
+        work_dir: str | Path,
+        seed: int,
+        dtype: str = "float32",
+        device: str = "cpu",
+        progress: bool = False,
+        rounds: int = 1,
+    ) -> None:
         import torch
         from transformers import set_seed
 
@@ -66,16 +75,16 @@ class PolicyLearner(ABC):
         # bias-correction step count) are what keep the step size sane at the start of each
         # chunk. A fresh AdamW every round would restart with bias-corrected first steps of
         # full size `lr` in a direction estimated from a single batch.
-        self.optimizer = torch.optim.AdamW(self._trainable_parameters(), lr=learner_cfg.learning_rate,
-                                           weight_decay=0.0)
+        self.optimizer = torch.optim.AdamW(self._trainable_parameters(), lr=learner_cfg.learning_rate, weight_decay=0.0)
         # lr_schedule=cosine_run: one schedule over the run's `rounds`, carried over like the optimizer.
         self.scheduler = None
         if learner_cfg.lr_schedule == "cosine_run":
             from transformers import get_cosine_schedule_with_warmup
 
             total = rounds * (learner_cfg.steps_per_round or 1)
-            self.scheduler = get_cosine_schedule_with_warmup(self.optimizer, round(learner_cfg.warmup_ratio * total),
-                                                             total)
+            self.scheduler = get_cosine_schedule_with_warmup(
+                self.optimizer, round(learner_cfg.warmup_ratio * total), total
+            )
         self.last_log_history: list[dict[str, float]] = []  # TRL's per-step logs of the last update
 
     @abstractmethod
@@ -87,8 +96,11 @@ class PolicyLearner(ABC):
     @property
     def trainer_precision(self) -> dict[str, Any]:
         """TRL/transformers precision arguments: bf16 autocast for a bf16 model on a GPU."""
-        return {"use_cpu": self.use_cpu, "bf16": self.dtype == "bfloat16" and not self.use_cpu,
-                "fp16": self.dtype == "float16" and not self.use_cpu}
+        return {
+            "use_cpu": self.use_cpu,
+            "bf16": self.dtype == "bfloat16" and not self.use_cpu,
+            "fp16": self.dtype == "float16" and not self.use_cpu,
+        }
 
     @property
     def trainer_schedule(self) -> dict[str, Any]:
@@ -107,8 +119,13 @@ class PolicyLearner(ABC):
         from curriculum.training.retention import AnchorLoss, anchor_examples
 
         cfg = self.learner_cfg.retention
-        return AnchorLoss.build(anchor_examples(batch.groups, cfg.anchor_min_solve_rate), self.tokenizer, cfg,
-                                batch_size, self.seed + batch.round)
+        return AnchorLoss.build(
+            anchor_examples(batch.groups, cfg.anchor_min_solve_rate),
+            self.tokenizer,
+            cfg,
+            batch_size,
+            self.seed + batch.round,
+        )
 
     def _run_trainer(self, trainer: Any) -> int:
         """Run one round's TRL trainer on the adapter; keep its per-step logs; return its steps."""
@@ -160,10 +177,15 @@ class PolicyLearner(ABC):
 
         def write(tmp: Path) -> None:
             self.model.save_pretrained(str(tmp))
-            torch.save({"version": version, "parameters": self._trainable_shapes(),
-                        "optimizer": self.optimizer.state_dict(),
-                        "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None},
-                       tmp / OPTIMIZER_FILE)
+            torch.save(
+                {
+                    "version": version,
+                    "parameters": self._trainable_shapes(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                },
+                tmp / OPTIMIZER_FILE,
+            )
 
         # An existing folder (a resumed run publishing the same version again) is replaced.
         return str(replace_dir_atomically(directory, write))
@@ -187,12 +209,14 @@ class PolicyLearner(ABC):
         directory = Path(directory)
         optimizer_file = directory / OPTIMIZER_FILE
         if not (directory / "adapter_config.json").is_file() or not optimizer_file.is_file():
-            raise LearnerStateError(f"'{directory}' is not a published Learner folder "
-                                    f"(needs adapter_config.json and {OPTIMIZER_FILE})")
+            raise LearnerStateError(
+                f"'{directory}' is not a published Learner folder (needs adapter_config.json and {OPTIMIZER_FILE})"
+            )
         state = torch.load(optimizer_file, map_location="cpu", weights_only=True)
         if state["parameters"] != self._trainable_shapes():
-            raise LearnerStateError(f"'{directory}' holds an adapter of another shape "
-                                    f"(model.lora differs from the run that published it)")
+            raise LearnerStateError(
+                f"'{directory}' holds an adapter of another shape (model.lora differs from the run that published it)"
+            )
         # Copy into the existing parameters so the optimizer keeps pointing at them.
         weights = load_peft_weights(str(directory), device=str(self.model.device))
         result = set_peft_model_state_dict(self.model, weights)
@@ -203,8 +227,10 @@ class PolicyLearner(ABC):
             group["lr"] = group["initial_lr"] = self.learner_cfg.learning_rate
         if self.scheduler is not None:
             if state.get("scheduler") is None:
-                raise LearnerStateError(f"'{directory}' holds no learning-rate schedule (learner.lr_schedule "
-                                        f"differs from the run that published it)")
+                raise LearnerStateError(
+                    f"'{directory}' holds no learning-rate schedule (learner.lr_schedule "
+                    f"differs from the run that published it)"
+                )
             self.scheduler.load_state_dict(state["scheduler"])
             for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
                 group["lr"] = lr  # where the run's schedule stood, not its start

@@ -32,8 +32,15 @@ class PretrainResult:
 
 
 def pretrain_args(output_dir: str | Path, pretrain: PretrainConfig, seed: int, progress: bool) -> Any:
-    return sft_args(output_dir, learning_rate=pretrain.learning_rate, batch_size=pretrain.batch_size,
-                    epochs=pretrain.epochs, warmup_ratio=pretrain.warmup_ratio, seed=seed, progress=progress)
+    return sft_args(
+        output_dir,
+        learning_rate=pretrain.learning_rate,
+        batch_size=pretrain.batch_size,
+        epochs=pretrain.epochs,
+        warmup_ratio=pretrain.warmup_ratio,
+        seed=seed,
+        progress=progress,
+    )
 
 
 # ----------------------------------------------------------------------------- the toy base model
@@ -67,8 +74,9 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
         evaluation = EvalResult.from_dict(marker["evaluation"])
         print(format_accuracy_table(evaluation, title="held-out accuracy of the cached base model"))
         print(f"base model fingerprint {marker['fingerprint']}")
-        return PretrainResult(path=folder, trained=False, evaluation=evaluation, seconds=0.0,
-                              fingerprint=marker["fingerprint"])
+        return PretrainResult(
+            path=folder, trained=False, evaluation=evaluation, seconds=0.0, fingerprint=marker["fingerprint"]
+        )
 
     start = time.perf_counter()
     seed = config.experiment.seed
@@ -78,8 +86,10 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     problems = _training_problems(world, config, heldout)
     tokenizer = build_char_tokenizer()
     model = build_tiny_model(config.model.tiny, tokenizer)
-    print(f"pretraining a {count_parameters(model) / 1e6:.2f}M-parameter model on {len(problems)} problems "
-          f"of levels {list(config.pretrain.levels)} ({torch.get_num_threads()} threads)")
+    print(
+        f"pretraining a {count_parameters(model) / 1e6:.2f}M-parameter model on {len(problems)} problems "
+        f"of levels {list(config.pretrain.levels)} ({torch.get_num_threads()} threads)"
+    )
     dataset = build_sft_dataset(problems, tokenizer)
     with tempfile.TemporaryDirectory(prefix="curriculum-sft-") as scratch:
         args = pretrain_args(scratch, config.pretrain, seed, progress)
@@ -94,14 +104,31 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     # The held-out table and the weights' fingerprint travel in the marker file, so a cache hit can
     # show them without decoding or hashing.
     fingerprint = fingerprint_of(model, tokenizer)
-    save_atomically(model, tokenizer, folder, extra={
-        "key": base_model_key(config), "evaluation": evaluation.to_dict(), "fingerprint": fingerprint,
-        "environment": describe(), "train_seconds": round(train_seconds, 1), "seconds": round(seconds, 1)})
+    save_atomically(
+        model,
+        tokenizer,
+        folder,
+        extra={
+            "key": base_model_key(config),
+            "evaluation": evaluation.to_dict(),
+            "fingerprint": fingerprint,
+            "environment": describe(),
+            "train_seconds": round(train_seconds, 1),
+            "seconds": round(seconds, 1),
+        },
+    )
     print(f"trained in {train_seconds:.0f} s (loss {output.training_loss:.3f}), total {seconds:.0f} s; saved {folder}")
     print(format_accuracy_table(evaluation, title="held-out accuracy of the base model"))
     print(f"base model fingerprint {fingerprint}")
-    return PretrainResult(path=folder, trained=True, evaluation=evaluation, seconds=seconds, fingerprint=fingerprint,
-                          train_loss=float(output.training_loss), examples=len(problems))
+    return PretrainResult(
+        path=folder,
+        trained=True,
+        evaluation=evaluation,
+        seconds=seconds,
+        fingerprint=fingerprint,
+        train_loss=float(output.training_loss),
+        examples=len(problems),
+    )
 
 
 def fingerprint_of(model: Any, tokenizer: Any) -> str:
@@ -121,8 +148,15 @@ def evaluate_base(model: Any, tokenizer: Any, heldout: Sequence[Problem], config
 
     engine = HFEngine(model, tokenizer, batch_size=config.evaluation.batch_size)
     with Verifier(config.verifier.timeout_s) as verifier:
-        return evaluate(engine, heldout, verifier, config.world.answer_extraction, config.evaluation.max_new_tokens,
-                        progress=progress, instruction=config.world.answer_instruction)
+        return evaluate(
+            engine,
+            heldout,
+            verifier,
+            config.world.answer_extraction,
+            config.evaluation.max_new_tokens,
+            progress=progress,
+            instruction=config.world.answer_instruction,
+        )
 
 
 def _world(config: Config) -> Any:
@@ -134,7 +168,8 @@ def _world(config: Config) -> Any:
 def _training_problems(world: Any, config: Config, heldout: Sequence[Problem]) -> list[Problem]:
     """Training problems on the pretraining levels, none of them a held-out question."""
     rng = random.Random(config.experiment.seed)
-    problems = world.training_problems(list(config.pretrain.levels), config.pretrain.examples, rng,
-                                        config.pretrain.level_weights)
+    problems = world.training_problems(
+        list(config.pretrain.levels), config.pretrain.examples, rng, config.pretrain.level_weights
+    )
     heldout_ids = {p.id for p in heldout}
     return [p for p in problems if p.id not in heldout_ids]

@@ -56,8 +56,9 @@ class AnchorLoss:
     _order: list[int] = field(default_factory=list)
 
     @classmethod
-    def build(cls, anchors: Sequence[AnchorExample], tokenizer: Any, cfg: RetentionConfig, batch_size: int,
-              seed: int) -> "AnchorLoss | None":
+    def build(
+        cls, anchors: Sequence[AnchorExample], tokenizer: Any, cfg: RetentionConfig, batch_size: int, seed: int
+    ) -> "AnchorLoss | None":
         if not anchors or (cfg.anchor_weight == 0 and cfg.kl_weight == 0):
             return None
         eos = tokenizer.eos_token
@@ -66,8 +67,14 @@ class AnchorLoss:
             prompt = tokenizer(anchor.prompt, add_special_tokens=False)["input_ids"]
             text = anchor.completion if anchor.completion.endswith(eos) else anchor.completion + eos
             token_ids.append((prompt, tokenizer(text, add_special_tokens=False)["input_ids"]))
-        return cls(token_ids, cfg.anchor_weight, cfg.kl_weight, cfg.anchor_batch_size or batch_size,
-                   tokenizer.pad_token_id, seed)
+        return cls(
+            token_ids,
+            cfg.anchor_weight,
+            cfg.kl_weight,
+            cfg.anchor_batch_size or batch_size,
+            tokenizer.pad_token_id,
+            seed,
+        )
 
     def _next_batch(self) -> list[int]:
         if len(self._order) < self.batch_size:
@@ -75,7 +82,7 @@ class AnchorLoss:
             more = list(range(len(self.token_ids)))
             rng.shuffle(more)
             self._order += more * max(1, -(-self.batch_size // len(more)))
-        batch, self._order = self._order[:self.batch_size], self._order[self.batch_size:]
+        batch, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
         return batch
 
     def __call__(self, model: Any) -> Any:
@@ -91,9 +98,9 @@ class AnchorLoss:
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, (prompt, completion) in enumerate(rows):  # right padding: positions start at 0
             ids = prompt + completion
-            input_ids[r, :len(ids)] = torch.tensor(ids)
-            labels[r, len(prompt):len(ids)] = torch.tensor(completion)
-            mask[r, :len(ids)] = 1
+            input_ids[r, : len(ids)] = torch.tensor(ids)
+            labels[r, len(prompt) : len(ids)] = torch.tensor(completion)
+            mask[r, : len(ids)] = 1
         input_ids, labels, mask = input_ids.to(device), labels.to(device), mask.to(device)
         logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
         targets = labels[:, 1:]
@@ -114,8 +121,12 @@ class AnchorLoss:
 
     def metrics(self) -> dict[str, float]:
         batches = self.totals["batches"] or 1.0
-        return {"retention/anchors": float(len(self.token_ids)), "retention/anchor_nll": self.totals["nll"] / batches,
-                "retention/anchor_kl": self.totals["kl"] / batches, "retention/anchor_batches": self.totals["batches"]}
+        return {
+            "retention/anchors": float(len(self.token_ids)),
+            "retention/anchor_nll": self.totals["nll"] / batches,
+            "retention/anchor_kl": self.totals["kl"] / batches,
+            "retention/anchor_batches": self.totals["batches"],
+        }
 
 
 def anchored(trainer_class: type, anchor: AnchorLoss | None) -> type:

@@ -91,9 +91,20 @@ def build_sft_dataset(problems: Sequence[Problem], tokenizer: Any, weights: Sequ
     return Dataset.from_dict(columns)
 
 
-def sft_args(output_dir: str | Path, *, learning_rate: float, batch_size: int, epochs: float,
-             warmup_ratio: float, seed: int, progress: bool = False, use_cpu: bool = True,
-             max_steps: int = -1, logging_steps: int = 50, **overrides: Any) -> Any:
+def sft_args(
+    output_dir: str | Path,
+    *,
+    learning_rate: float,
+    batch_size: int,
+    epochs: float,
+    warmup_ratio: float,
+    seed: int,
+    progress: bool = False,
+    use_cpu: bool = True,
+    max_steps: int = -1,
+    logging_steps: int = 50,
+    **overrides: Any,
+) -> Any:
     """An `SFTConfig` for our runs: no checkpoints, no reporting, cosine decay after warmup."""
     from trl import SFTConfig
 
@@ -123,8 +134,9 @@ def sft_args(output_dir: str | Path, *, learning_rate: float, batch_size: int, e
     return SFTConfig(**settings)
 
 
-def make_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, pack: bool = False,
-                     trainer_class: Any = None, **kwargs: Any) -> Any:
+def make_sft_trainer(
+    model: Any, tokenizer: Any, dataset: Any, args: Any, pack: bool = False, trainer_class: Any = None, **kwargs: Any
+) -> Any:
     """TRL SFTTrainer on a prompt-completion dataset (loss on the completion only).
 
     `pack=True` packs each batch with `PackingCollator` (needs an attention implementation
@@ -141,8 +153,9 @@ def make_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, pack: 
     if quiet:  # no "Tokenizing train dataset" bars either
         datasets.disable_progress_bars()
     try:
-        trainer = (trainer_class or SFTTrainer)(model=model, args=args, train_dataset=dataset,
-                                                processing_class=tokenizer, **kwargs)
+        trainer = (trainer_class or SFTTrainer)(
+            model=model, args=args, train_dataset=dataset, processing_class=tokenizer, **kwargs
+        )
     finally:
         if quiet and bars_were_on:
             datasets.enable_progress_bars()
@@ -183,8 +196,9 @@ class SFTLearner(PolicyLearner):
         metrics["examples_from_reference"] = float(from_reference)
         return LearnOutcome(metrics)
 
-    def update_examples(self, prompts: Sequence[str], completions: Sequence[str], round: int,
-                        anchor: Any = None) -> dict[str, float]:
+    def update_examples(
+        self, prompts: Sequence[str], completions: Sequence[str], round: int, anchor: Any = None
+    ) -> dict[str, float]:
         from datasets import Dataset
         from trl import SFTTrainer
 
@@ -196,18 +210,39 @@ class SFTLearner(PolicyLearner):
         start = time.perf_counter()
         cfg = self.learner_cfg
         eos = self.tokenizer.eos_token
-        dataset = Dataset.from_dict({"prompt": list(prompts),
-                                     "completion": [c if c.endswith(eos) else c + eos for c in completions]})
-        args = sft_args(self.work_dir / "sft-trainer", learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                        epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio, seed=self.seed + round,
-                        progress=self.progress, max_steps=cfg.steps_per_round or -1, logging_steps=1,
-                        **self.trainer_schedule, **self.trainer_precision)
+        dataset = Dataset.from_dict(
+            {"prompt": list(prompts), "completion": [c if c.endswith(eos) else c + eos for c in completions]}
+        )
+        args = sft_args(
+            self.work_dir / "sft-trainer",
+            learning_rate=cfg.learning_rate,
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            warmup_ratio=cfg.warmup_ratio,
+            seed=self.seed + round,
+            progress=self.progress,
+            max_steps=cfg.steps_per_round or -1,
+            logging_steps=1,
+            **self.trainer_schedule,
+            **self.trainer_precision,
+        )
         with quiet_datasets(not self.progress):
-            trainer = make_sft_trainer(self.model, self.tokenizer, dataset, args, optimizers=self.optimizers,
-                                       trainer_class=anchored(SFTTrainer, anchor))
+            trainer = make_sft_trainer(
+                self.model,
+                self.tokenizer,
+                dataset,
+                args,
+                optimizers=self.optimizers,
+                trainer_class=anchored(SFTTrainer, anchor),
+            )
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
         steps = self._run_trainer(trainer)
         losses = [float(e["loss"]) for e in self.last_log_history]
-        return {"loss": sum(losses) / len(losses) if losses else float("nan"), "steps": float(steps),
-                "examples": float(len(prompts)), "seconds": time.perf_counter() - start, "setup_seconds": setup,
-                **(anchor.metrics() if anchor else {})}
+        return {
+            "loss": sum(losses) / len(losses) if losses else float("nan"),
+            "steps": float(steps),
+            "examples": float(len(prompts)),
+            "seconds": time.perf_counter() - start,
+            "setup_seconds": setup,
+            **(anchor.metrics() if anchor else {}),
+        }

@@ -36,20 +36,25 @@ from trl import SFTTrainer
 WEIGHT_COLUMN = "weight"
 
 
-def build_weighted_dataset(prompts: Sequence[str], completions: Sequence[str], weights: Sequence[float],
-                           eos_token: str) -> Any:
+def build_weighted_dataset(
+    prompts: Sequence[str], completions: Sequence[str], weights: Sequence[float], eos_token: str
+) -> Any:
     """A prompt-completion `datasets.Dataset` with a `weight` column; completions get `eos_token`."""
     from datasets import Dataset
 
     if not len(prompts) == len(completions) == len(weights):
-        raise ValueError(f"got {len(prompts)} prompts, {len(completions)} completions and {len(weights)} weights; "
-                         "they must be equally many")
+        raise ValueError(
+            f"got {len(prompts)} prompts, {len(completions)} completions and {len(weights)} weights; "
+            "they must be equally many"
+        )
     check_weights(weights)
-    return Dataset.from_dict({
-        "prompt": list(prompts),
-        "completion": [c + eos_token for c in completions],
-        WEIGHT_COLUMN: [float(w) for w in weights],
-    })
+    return Dataset.from_dict(
+        {
+            "prompt": list(prompts),
+            "completion": [c + eos_token for c in completions],
+            WEIGHT_COLUMN: [float(w) for w in weights],
+        }
+    )
 
 
 def check_weights(weights: Sequence[float]) -> None:
@@ -67,8 +72,9 @@ class WeightedCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         missing = [i for i, example in enumerate(examples) if WEIGHT_COLUMN not in example]
         if missing:
-            raise ValueError(f"example {missing[0]} of the batch has no '{WEIGHT_COLUMN}' field; "
-                             "the dataset needs a weight column")
+            raise ValueError(
+                f"example {missing[0]} of the batch has no '{WEIGHT_COLUMN}' field; the dataset needs a weight column"
+            )
         batch = self.base(examples)
         batch[WEIGHT_COLUMN] = torch.tensor([float(e[WEIGHT_COLUMN]) for e in examples], dtype=torch.float32)
         return batch
@@ -98,8 +104,9 @@ class WeightedSFTTrainer(SFTTrainer):
         if WEIGHT_COLUMN not in self._signature_columns:
             self._signature_columns = [*self._signature_columns, WEIGHT_COLUMN]
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
         mode = "train" if self.model.training else "eval"
         inputs = dict(inputs)
         weights = inputs.pop(WEIGHT_COLUMN)

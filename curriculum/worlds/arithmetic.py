@@ -341,8 +341,32 @@ def solution_of(task: Task) -> str:
 
 # ----------------------------------------------------------------------------- word templates
 
-NAMES = ("Ana", "Ben", "Cara", "Dev", "Eli", "Finn", "Gia", "Hugo", "Ivy", "Jon", "Kai", "Lena",
-         "Max", "Nia", "Omar", "Pia", "Raj", "Sara", "Tom", "Uma", "Vic", "Wen", "Yara", "Zoe")
+NAMES = (
+    "Ana",
+    "Ben",
+    "Cara",
+    "Dev",
+    "Eli",
+    "Finn",
+    "Gia",
+    "Hugo",
+    "Ivy",
+    "Jon",
+    "Kai",
+    "Lena",
+    "Max",
+    "Nia",
+    "Omar",
+    "Pia",
+    "Raj",
+    "Sara",
+    "Tom",
+    "Uma",
+    "Vic",
+    "Wen",
+    "Yara",
+    "Zoe",
+)
 THINGS = ("apples", "books", "cards", "coins", "eggs", "marbles", "pens", "shells", "stamps", "stickers")
 
 # Slots: {name} {things} (repeats must match), unsigned {a} {b}, signed {c}, {terms} a list
@@ -356,8 +380,10 @@ WORD_TEMPLATES: tuple[tuple[str, str], ...] = (
     ("mul", "There are {b} shelves and each shelf holds {a} {things}. How many {things} are there?"),
     ("sum", "{name} counts {terms} {things}. How many {things} is that in total?"),
     ("sum", "Over a few days {name} collected {terms} {things}. How many {things} did {name} collect?"),
-    ("linear", "{name} thinks of a number, multiplies it by {a} and {adds} {b}. The result is {c}. "
-               "What is the number?"),
+    (
+        "linear",
+        "{name} thinks of a number, multiplies it by {a} and {adds} {b}. The result is {c}. What is the number?",
+    ),
     ("linear", "{a} times a number {plus} {b} is {c}. What is the number?"),
 )
 
@@ -660,8 +686,15 @@ class ArithmeticWorld:
             for family in self.families:
                 for level in self.levels:
                     rng = random.Random(f"arithmetic:{self.seed}:heldout:{family}:{level}")
-                    problems += self._distinct(family, level, self.config.heldout_count(level), rng, set(), "dataset",
-                                               "world.heldout_per_level")
+                    problems += self._distinct(
+                        family,
+                        level,
+                        self.config.heldout_count(level),
+                        rng,
+                        set(),
+                        "dataset",
+                        "world.heldout_per_level",
+                    )
             self._heldout = problems
             self._heldout_keys = {key_of(parse_question(p.question)[0]) for p in problems}
         return list(self._heldout)
@@ -680,8 +713,9 @@ class ArithmeticWorld:
                 problems += self._distinct(family, level, count, rng, held, "seed", "world.seed_set_size")
         return problems
 
-    def training_problems(self, levels: list[int] | tuple[int, ...], n: int, rng: random.Random,
-                          weights: dict[int, float] | None = None) -> list[Problem]:
+    def training_problems(
+        self, levels: list[int] | tuple[int, ...], n: int, rng: random.Random, weights: dict[int, float] | None = None
+    ) -> list[Problem]:
         """`n` problems for pretraining over families x `levels`, each level's share of `n` in
         proportion to its weight (default 1), families cycled within a level; repeats are allowed
         (level 1 has few distinct questions) but no question matches a held-out one."""
@@ -694,8 +728,9 @@ class ArithmeticWorld:
         share = [(weights or {}).get(level, 1.0) for level in levels]
         counts = [round(n * w / sum(share)) for w in share]
         counts[0] += n - sum(counts)  # rounding leftovers go to the first (easiest) level
-        cells = [(self.families[i % len(self.families)], level)
-                 for level, count in zip(levels, counts) for i in range(count)]
+        cells = [
+            (self.families[i % len(self.families)], level) for level, count in zip(levels, counts) for i in range(count)
+        ]
         problems = []
         for family, level in cells:
             for _ in range(1000):
@@ -704,12 +739,22 @@ class ArithmeticWorld:
                     problems.append(self._problem(task, "dataset"))
                     break
             else:
-                raise WorldConfigError(f"every {family} problem at level {level} is held out; lower world.heldout_per_level")
+                raise WorldConfigError(
+                    f"every {family} problem at level {level} is held out; lower world.heldout_per_level"
+                )
         rng.shuffle(problems)
         return problems
 
-    def _distinct(self, family: str, level: int, count: int, rng: random.Random, exclude: set[tuple[str, str]],
-                  source: ProblemSource, setting: str) -> list[Problem]:
+    def _distinct(
+        self,
+        family: str,
+        level: int,
+        count: int,
+        rng: random.Random,
+        exclude: set[tuple[str, str]],
+        source: ProblemSource,
+        setting: str,
+    ) -> list[Problem]:
         problems: list[Problem] = []
         seen = set(exclude)
         self._check_cell(family, level)
@@ -722,8 +767,10 @@ class ArithmeticWorld:
                 seen.add(key)
                 problems.append(self._problem(task, source))
         if len(problems) < count:
-            raise WorldConfigError(f"{setting}: found only {len(problems)} distinct {family} problems at level {level}, "
-                             f"{count} needed; lower it")
+            raise WorldConfigError(
+                f"{setting}: found only {len(problems)} distinct {family} problems at level {level}, "
+                f"{count} needed; lower it"
+            )
         return problems
 
     def _held_keys(self) -> set[tuple[str, str]]:
@@ -738,8 +785,14 @@ class ArithmeticWorld:
 
     # -- the Teacher's variants
 
-    def mutate(self, problem: Problem, kind: MutationKind, rng: random.Random, round: int = 0,
-               source: ProblemSource = "teacher") -> Problem:
+    def mutate(
+        self,
+        problem: Problem,
+        kind: MutationKind,
+        rng: random.Random,
+        round: int = 0,
+        source: ProblemSource = "teacher",
+    ) -> Problem:
         """A new problem of the same family and concept: `harder` adds a digit (one level up),
         `easier` removes one, `sibling` keeps the knobs with new numbers. At the edge of the
         level range (harder at max_level, easier at level 1) it makes a sibling instead."""
@@ -803,8 +856,14 @@ class ArithmeticWorld:
         """Why the oracle cannot solve `question` (what its parser says)."""
         return f"oracle: {parse_question(question)[1]}"
 
-    def problem_from_question(self, question: str, source: ProblemSource, parent_id: str | None = None,
-                              round: int = 0, created_by: str = CREATED_BY) -> Problem | None:
+    def problem_from_question(
+        self,
+        question: str,
+        source: ProblemSource,
+        parent_id: str | None = None,
+        round: int = 0,
+        created_by: str = CREATED_BY,
+    ) -> Problem | None:
         """A full problem (answer, trace, family, level, knobs, concepts) for question text
         someone else wrote, e.g. the Generator; None if the oracle cannot solve it."""
         task, _ = parse_question(question)
@@ -812,8 +871,15 @@ class ArithmeticWorld:
             return None
         return self._problem(task, source, parent_id, round, created_by, question=question)
 
-    def _problem(self, task: Task, source: ProblemSource, parent_id: str | None = None, round: int = 0,
-                 created_by: str = CREATED_BY, question: str | None = None) -> Problem:
+    def _problem(
+        self,
+        task: Task,
+        source: ProblemSource,
+        parent_id: str | None = None,
+        round: int = 0,
+        created_by: str = CREATED_BY,
+        question: str | None = None,
+    ) -> Problem:
         knobs = knobs_of(task)
         return Problem(
             question=question if question is not None else question_of(task),

@@ -51,10 +51,14 @@ class DatasetWorld:
 
         if name not in self._loaded:
             world = self.config.world
-            self._loaded[name] = load_named(self.config, name, self.prompt_limit,
-                                            self.skipped if world.skip_oversized else None,
-                                            answer_format=self.extraction,
-                                            invalid=self.skipped_invalid if world.skip_invalid else None)
+            self._loaded[name] = load_named(
+                self.config,
+                name,
+                self.prompt_limit,
+                self.skipped if world.skip_oversized else None,
+                answer_format=self.extraction,
+                invalid=self.skipped_invalid if world.skip_invalid else None,
+            )
         return self._loaded[name]
 
     def heldout(self) -> list[Problem]:

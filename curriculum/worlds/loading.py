@@ -36,13 +36,20 @@ class NoAnswerError(DatasetError):
     rule reads numbers, an empty field): refused, or skipped and counted when the user asks."""
 
 
-SKIP_INVALID_HINT = ("fix the record, or leave such records out with world.skip_invalid=true "
-                     "(curriculum eval: --skip-invalid)")
+SKIP_INVALID_HINT = (
+    "fix the record, or leave such records out with world.skip_invalid=true (curriculum eval: --skip-invalid)"
+)
 
 
-def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit: PromptLimit | None = None,
-                     skipped: list[str] | None = None, answer_format: Extraction | None = None,
-                     invalid: list[str] | None = None) -> list[Problem]:
+def load_problem_set(
+    spec: DatasetSpec,
+    data_root: str | Path,
+    name: str,
+    limit: PromptLimit | None = None,
+    skipped: list[str] | None = None,
+    answer_format: Extraction | None = None,
+    invalid: list[str] | None = None,
+) -> list[Problem]:
     """All problems in the dataset `spec` describes; relative paths start at `data_root`.
 
     With `limit`, a problem whose prompt would not fit the model is refused with its file and
@@ -80,16 +87,27 @@ def load_problem_set(spec: DatasetSpec, data_root: str | Path, name: str, limit:
             skipped.append(f"{where}: {excess}")
             too_long += 1
     if not problems:
-        what = ("every record's prompt is too long for the model or has no answer" if too_long and no_answer
-                else "every record's prompt is too long for the model" if too_long
-                else f"no record has an answer by extraction '{spec.extraction}'" if no_answer else "no records")
+        what = (
+            "every record's prompt is too long for the model or has no answer"
+            if too_long and no_answer
+            else "every record's prompt is too long for the model"
+            if too_long
+            else f"no record has an answer by extraction '{spec.extraction}'"
+            if no_answer
+            else "no records"
+        )
         raise DatasetError(f"{source} is empty: {what} (dataset '{name}')")
     return problems
 
 
-def load_named(config: Config, name: str, limit: PromptLimit | None = None,
-               skipped: list[str] | None = None, answer_format: Extraction | None = None,
-               invalid: list[str] | None = None) -> list[Problem]:
+def load_named(
+    config: Config,
+    name: str,
+    limit: PromptLimit | None = None,
+    skipped: list[str] | None = None,
+    answer_format: Extraction | None = None,
+    invalid: list[str] | None = None,
+) -> list[Problem]:
     """The problem set `name` from `config.datasets`, read under `config.data_root` (`limit`,
     `skipped`, `answer_format`, `invalid`: see `load_problem_set`)."""
     if name not in config.datasets:
@@ -143,9 +161,7 @@ def _read_jsonl(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
             if not line:
                 continue
             if line.startswith("["):
-                raise DatasetError(
-                    f"{where}: a JSON array, but the file must be JSON Lines (one JSON object per line)"
-                )
+                raise DatasetError(f"{where}: a JSON array, but the file must be JSON Lines (one JSON object per line)")
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -196,7 +212,9 @@ def _open_hf(source: str, split: str, datasets: Any) -> list[dict[str, Any]]:
             with tempfile.TemporaryDirectory(prefix="curriculum-hf-") as cache:
                 if local.is_file():
                     builder = "parquet" if local.suffix.lower() == ".parquet" else "json"
-                    dataset = datasets.load_dataset(builder, data_files={split: str(local)}, split=split, cache_dir=cache)
+                    dataset = datasets.load_dataset(
+                        builder, data_files={split: str(local)}, split=split, cache_dir=cache
+                    )
                 else:
                     dataset = datasets.load_dataset(str(local), split=split, cache_dir=cache)
                 return dataset.to_list()
@@ -288,14 +306,17 @@ def _question(record: dict[str, Any], template: str, where: str) -> str:
     return template.format(**{name: value.strip() for name, value in values.items()})
 
 
-def _to_problem(record: dict[str, Any], where: str, spec: DatasetSpec, name: str,
-                answer_format: Extraction | None = None) -> Problem:
+def _to_problem(
+    record: dict[str, Any], where: str, spec: DatasetSpec, name: str, answer_format: Extraction | None = None
+) -> Problem:
     question = _question(record, spec.question_field, where)
     answer_text = _answer_text(_field(record, spec.answer_field, where), spec.answer_field, where)
     answer = extract_answer(answer_text, spec.extraction)
     if answer is None:
-        raise NoAnswerError(f"{where}: no answer in field '{spec.answer_field}' by extraction '{spec.extraction}' "
-                            f"(it holds {answer_text!r:.60}); {SKIP_INVALID_HINT}")
+        raise NoAnswerError(
+            f"{where}: no answer in field '{spec.answer_field}' by extraction '{spec.extraction}' "
+            f"(it holds {answer_text!r:.60}); {SKIP_INVALID_HINT}"
+        )
     if spec.solution_field:
         solution = _solution_text(record.get(spec.solution_field))
     elif spec.extraction != "none":

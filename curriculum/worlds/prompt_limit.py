@@ -34,14 +34,22 @@ class PromptLimit:
         object.__setattr__(self, "_longest_token", max(1, longest))
 
     @classmethod
-    def for_model(cls, tokenizer: Any, context: int | None, max_new_tokens: int, instruction: str = "",
-                  max_prompt_tokens: int | None = None, skip_hint: str = "") -> "PromptLimit | None":
+    def for_model(
+        cls,
+        tokenizer: Any,
+        context: int | None,
+        max_new_tokens: int,
+        instruction: str = "",
+        max_prompt_tokens: int | None = None,
+        skip_hint: str = "",
+    ) -> "PromptLimit | None":
         """The limit of a model with `context` tokens (None: unknown) generating up to
         `max_new_tokens`, or `max_prompt_tokens` if lower; None when neither bounds prompts."""
         limits = []
         if context is not None:
-            limits.append((context - max_new_tokens,
-                           f"the model's context of {context} tokens less {max_new_tokens} new tokens"))
+            limits.append(
+                (context - max_new_tokens, f"the model's context of {context} tokens less {max_new_tokens} new tokens")
+            )
         if max_prompt_tokens is not None:
             limits.append((max_prompt_tokens, f"model.max_prompt_tokens={max_prompt_tokens}"))
         if not limits:
@@ -55,8 +63,10 @@ class PromptLimit:
 
         at_least = len(question) // self._longest_token
         if at_least > self.max_prompt_tokens:  # far too long: not worth tokenizing
-            return (f"the question is {len(question):,} characters, at least {at_least:,} tokens, over the "
-                    f"{self.max_prompt_tokens:,} a prompt may have ({self.reason})")
+            return (
+                f"the question is {len(question):,} characters, at least {at_least:,} tokens, over the "
+                f"{self.max_prompt_tokens:,} a prompt may have ({self.reason})"
+            )
         tokens = len(self.tokenizer(prompt_for(question, self.tokenizer, self.instruction))["input_ids"])
         if tokens > self.max_prompt_tokens:
             return f"the prompt is {tokens:,} tokens, over the {self.max_prompt_tokens:,} allowed ({self.reason})"

@@ -39,20 +39,33 @@ from curriculum.training.batch import LearnOutcome
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = from_dict({
-    "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
-    "selection": {"seed_candidates": 8}, "solver": {"attempts": 4}, "loop": {"problems_per_round": 4},
-    "generator": {"warmup_rounds": 0, "proposals_per_round": 2},
-    "ray": {"num_cpus": 2, "max_restarts": 64},  # the matrix kills one actor up to ~30 times
-})
+CONFIG = from_dict(
+    {
+        "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
+        "selection": {"seed_candidates": 8},
+        "solver": {"attempts": 4},
+        "loop": {"problems_per_round": 4},
+        "generator": {"warmup_rounds": 0, "proposals_per_round": 2},
+        "ray": {"num_cpus": 2, "max_restarts": 64},  # the matrix kills one actor up to ~30 times
+    }
+)
 ROUNDS = 2
 ROLES = ("store", "solver", "teacher", "learner", "generator")
 # The methods the loop calls on each role in seeds + two rounds and how often (`round_attempts`
 # is read on resume only, `export_parquet` only with held writes, i.e. through `read_with`;
 # `restore` only to restore a restarted actor).
 METHODS = {
-    "store": {"stage_records": 1, "problems": 4, "solve_rates": 6, "get_problems": 2, "problem_ids": 4,
-              "read_with": 4, "problem_counts_by_source": 2, "append": 19, "close": 1},
+    "store": {
+        "stage_records": 1,
+        "problems": 4,
+        "solve_rates": 6,
+        "get_problems": 2,
+        "problem_ids": 4,
+        "read_with": 4,
+        "problem_counts_by_source": 2,
+        "append": 19,
+        "close": 1,
+    },
     "solver": {"attempt": 3, "use_policy": 2, "evaluate": 2},
     "teacher": {"teach": 2},
     "learner": {"learn": 2, "publish": 2, "restore": 1},
@@ -85,9 +98,20 @@ class ScriptedSolver:
         for p in problems:
             for i in range(CONFIG.solver.attempts):
                 h = int(digest(p.id, self.weights, i, seed), 16) % 251
-                out.append(Attempt(problem_id=p.id, policy_version=self.policy_version, sample_index=i, round=round,
-                                   completion=f"answer: {h}", extracted_answer=str(h), correct=h % 3 == 0,
-                                   reward=float(h % 3 == 0), num_tokens=3, created_by="solver"))
+                out.append(
+                    Attempt(
+                        problem_id=p.id,
+                        policy_version=self.policy_version,
+                        sample_index=i,
+                        round=round,
+                        completion=f"answer: {h}",
+                        extracted_answer=str(h),
+                        correct=h % 3 == 0,
+                        reward=float(h % 3 == 0),
+                        num_tokens=3,
+                        created_by="solver",
+                    )
+                )
         return out
 
     def evaluate(self, problems, max_new_tokens, batch_size):
@@ -143,8 +167,10 @@ class ScriptedGenerator:
 
     def propose(self, parents, n, round):
         rng = random.Random(f"{self.version}:{round}")
-        drafts = [self.world.mutate(parents[i % len(parents)], "sibling", rng, round=round, source="generator")
-                  for i in range(n)]
+        drafts = [
+            self.world.mutate(parents[i % len(parents)], "sibling", rng, round=round, source="generator")
+            for i in range(n)
+        ]
         return [Problem.model_validate({**d.model_dump(), "model_version": self.version}) for d in drafts], []
 
 
@@ -160,8 +186,13 @@ def run(run_dir: Path, kills: Sequence[str] = ()) -> tuple[list, dict[str, int]]
     """Seeds and two rounds with every role in its own actor, killed as `kills` (CURRICULUM_KILL_ACTOR
     items) say; the round reports and the restarts per role. Every kill must have happened."""
     ray_cfg = CONFIG.ray
-    wanted = [("store", ray_cfg.store), ("solver", ray_cfg.solver), ("teacher", ray_cfg.teacher),
-              ("learner", ray_cfg.learner), ("generator", ray_cfg.generator)]
+    wanted = [
+        ("store", ray_cfg.store),
+        ("solver", ray_cfg.solver),
+        ("teacher", ray_cfg.teacher),
+        ("learner", ray_cfg.learner),
+        ("generator", ray_cfg.generator),
+    ]
     placement = cluster.Placement(ray_cfg, wanted)
     faults.reset_actor_kills()
     if kills:
@@ -172,15 +203,19 @@ def run(run_dir: Path, kills: Sequence[str] = ()) -> tuple[list, dict[str, int]]
             solvers=[placement.spawn("solver", ray_cfg.solver, ScriptedSolver)],
             teacher=placement.spawn("teacher", ray_cfg.teacher, partial(factories.make_teacher, CONFIG)),
             learner=placement.spawn("learner", ray_cfg.learner, ScriptedLearner),
-            generator=placement.spawn("generator", ray_cfg.generator,
-                                      partial(ScriptedGenerator, str(run_dir / "generator"))))
+            generator=placement.spawn(
+                "generator", ray_cfg.generator, partial(ScriptedGenerator, str(run_dir / "generator"))
+            ),
+        )
         loop = CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), run_dir, prompt=lambda q: q + "\n")
         _restore_on_restart(roles, loop)
         loop.resume()  # a fresh store: nothing to restore, but the read is one the loop makes
         reports = [loop.prepare_seeds()] + [loop.run_round(r) for r in range(1, ROUNDS + 1)]
         roles.store.call("close").result()
-        restarts = {role.name: role.restarts for role in (roles.store, *roles.solvers, roles.teacher, roles.learner,
-                                                          roles.generator)}
+        restarts = {
+            role.name: role.restarts
+            for role in (roles.store, *roles.solvers, roles.teacher, roles.learner, roles.generator)
+        }
     finally:
         os.environ.pop(faults.ACTOR_KILL_ENV, None)
         placement.remove()
@@ -203,4 +238,5 @@ def assert_same_run(killed: Path, reports: list, reference: Path, reference_repo
         name = f"checkpoints/policy_v{version:04d}/weights.txt"
         assert (killed / name).read_text() == (reference / name).read_text()
     assert (killed / "checkpoints/policy_v0001/weights.txt").read_text() != (
-        killed / "checkpoints/policy_v0002/weights.txt").read_text()
+        killed / "checkpoints/policy_v0002/weights.txt"
+    ).read_text()

@@ -17,11 +17,15 @@ from curriculum.run import code_version  # noqa: E402
 pytestmark = pytest.mark.integration
 
 KILLS = [
-    "store.append#3:done", "store.read_with#1:sent", "solver.attempt#2:done", "solver.use_policy#2:idle",
+    "store.append#3:done",
+    "store.read_with#1:sent",
+    "solver.attempt#2:done",
+    "solver.use_policy#2:idle",
     "teacher.teach#1:sent",
     "learner.learn#1:idle",  # dies between its update and the publish: the update is made again
     "learner.publish#2:done",  # dies after publishing: publishing again must not publish the old weights
-    "generator.train#1:done", "generator.propose#1:idle",
+    "generator.train#1:done",
+    "generator.propose#1:idle",
 ]
 
 
@@ -48,8 +52,10 @@ def test_workers_import_the_run_s_copy_of_the_code(local_ray):
     files = ray.get(imported_from.remote())
     # Ray unpacks the run's code/ folder as the workers' working_dir: not the checkout they were launched from.
     assert all("working_dir_files" in path and not path.startswith(str(actor_kills.ROOT)) for path in files), files
-    assert [Path(f).read_bytes() for f in files] == [(local_ray / "curriculum/run/loop.py").read_bytes(),
-                                                      (local_ray / "agents/actor.py").read_bytes()]
+    assert [Path(f).read_bytes() for f in files] == [
+        (local_ray / "curriculum/run/loop.py").read_bytes(),
+        (local_ray / "agents/actor.py").read_bytes(),
+    ]
 
 
 def test_killed_actors_are_restarted_restored_and_the_run_is_unchanged(local_ray, tmp_path):

@@ -44,14 +44,20 @@ def test_lineage_and_references_hold(run_dir):
             assert chain and chain[-1].source == "seed", f"{problem.id} does not reach a seed"
         versions = {0} | {row[0] for row in store.con.execute("SELECT version FROM policies").fetchall()}
         orphans = store.con.execute(
-            "SELECT count(*) FROM attempts WHERE problem_id NOT IN (SELECT id FROM problems)").fetchone()[0]
+            "SELECT count(*) FROM attempts WHERE problem_id NOT IN (SELECT id FROM problems)"
+        ).fetchone()[0]
         assert orphans == 0
         used = {row[0] for row in store.con.execute("SELECT DISTINCT policy_version FROM attempts").fetchall()}
         assert used <= versions and used >= {0, 1}
         counts = store.counts()
-    summary = json.loads(subprocess.run(
-        [sys.executable, "-m", "curriculum.cli", "inspect", str(run_dir), "--json"],
-        capture_output=True, text=True, check=True).stdout)
+    summary = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "curriculum.cli", "inspect", str(run_dir), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert summary["store"] == {k: counts[k] for k in ("problems", "attempts", "pairs", "rejected", "calls")}
     assert [r["round"] for r in summary["rounds"]] == [1, 2]
     assert [r["policy_version"] for r in summary["rounds"]] == [1, 2]
@@ -77,8 +83,15 @@ def test_mlflow_has_per_round_metrics(run_dir):
     for metric in ("eval/accuracy", "eval/level_3/accuracy", "policy_version"):
         steps = sorted(m.step for m in client.get_metric_history(tracking["run_id"], metric))
         assert steps == [0, 1, 2], metric
-    for metric in ("learner/loss", "teacher/acceptance_rate", "tokens_per_attempt", "selected_solve_rate_mean",
-                   "retention/worst_drop", "retention/worst_drop_so_far", "retention/drop/L1"):
+    for metric in (
+        "learner/loss",
+        "teacher/acceptance_rate",
+        "tokens_per_attempt",
+        "selected_solve_rate_mean",
+        "retention/worst_drop",
+        "retention/worst_drop_so_far",
+        "retention/drop/L1",
+    ):
         assert [m.step for m in client.get_metric_history(tracking["run_id"], metric)] != []
 
 

@@ -13,15 +13,32 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = (ROOT / "../shared/data/benchmarks").resolve()
 BENCHMARKS = sorted(load_config(ROOT / "configs/benchmarks.yaml").datasets)
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data not on this machine ({DATA})")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data not on this machine ({DATA})"),
+]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_every_benchmark_loads_and_grades(name, tiny_base_model, tmp_path, capsys):
     out = tmp_path / f"{name}.json"  # the toy model's context is 512 characters: longer problems are left out
-    code = main(["eval", str(tiny_base_model), "--dataset", name, "--limit", "3", "--max-new-tokens", "8",
-                 "--skip-oversized", "--out", str(out), "--json", f"data_root={DATA}"])
+    code = main(
+        [
+            "eval",
+            str(tiny_base_model),
+            "--dataset",
+            name,
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "8",
+            "--skip-oversized",
+            "--out",
+            str(out),
+            "--json",
+            f"data_root={DATA}",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads(out.read_text())
     assert report["dataset"]["rows"] == 3 and len(report["items"]) == 3
@@ -37,8 +54,31 @@ def test_every_benchmark_loads_and_grades(name, tiny_base_model, tmp_path, capsy
 
 def test_pass_at_k_with_sampling(tiny_base_model, tmp_path):
     out = tmp_path / "gsm8k.json"
-    assert main(["eval", str(tiny_base_model), "--dataset", "gsm8k", "--limit", "2", "--max-new-tokens", "8",
-                 "--skip-oversized", "--k", "2", "--samples", "3", "--temperature", "1.0", "--out", str(out), f"data_root={DATA}"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_base_model),
+                "--dataset",
+                "gsm8k",
+                "--limit",
+                "2",
+                "--max-new-tokens",
+                "8",
+                "--skip-oversized",
+                "--k",
+                "2",
+                "--samples",
+                "3",
+                "--temperature",
+                "1.0",
+                "--out",
+                str(out),
+                f"data_root={DATA}",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["settings"]["samples"] == 3 and report["pass@2"] >= report["pass@1"]
     assert all(len(item["completions"]) == 3 for item in report["items"])
@@ -46,12 +86,31 @@ def test_pass_at_k_with_sampling(tiny_base_model, tmp_path):
 
 def test_a_user_file_with_a_field_mapping(tiny_base_model, tmp_path):
     data = tmp_path / "mine.jsonl"
-    data.write_text("\n".join(json.dumps({"prompt": f"{a}+{a}=?", "target": 2 * a, "grade": a % 2 + 1})
-                              for a in range(4)) + "\n")
+    data.write_text(
+        "\n".join(json.dumps({"prompt": f"{a}+{a}=?", "target": 2 * a, "grade": a % 2 + 1}) for a in range(4)) + "\n"
+    )
     out = tmp_path / "mine.json"
-    assert main(["eval", str(tiny_base_model), "--dataset", str(data), "--question-field", "prompt",
-                 "--answer-field", "target", "--level-field", "grade", "--max-new-tokens", "64",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_base_model),
+                "--dataset",
+                str(data),
+                "--question-field",
+                "prompt",
+                "--answer-field",
+                "target",
+                "--level-field",
+                "grade",
+                "--max-new-tokens",
+                "64",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["dataset"]["name"] == "mine" and set(report["by_level"]) == {"1", "2"}
 
@@ -59,8 +118,23 @@ def test_a_user_file_with_a_field_mapping(tiny_base_model, tmp_path):
 def test_a_run_policy_is_evaluated_and_logged_to_mlflow(tiny_run_dir):
     from mlflow.tracking import MlflowClient
 
-    assert main(["eval", str(tiny_run_dir), "--dataset", "gsm8k", "--limit", "2", "--max-new-tokens", "8",
-                 "--skip-oversized", f"data_root={DATA}"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_run_dir),
+                "--dataset",
+                "gsm8k",
+                "--limit",
+                "2",
+                "--max-new-tokens",
+                "8",
+                "--skip-oversized",
+                f"data_root={DATA}",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tiny_run_dir / "eval/v0002/gsm8k-limit2.json").read_text())
     assert report["model"]["policy_version"] == 2 and report["model"]["adapter"].endswith("policy_v0002")
     tracking = json.loads((tiny_run_dir / "mlflow.json").read_text())

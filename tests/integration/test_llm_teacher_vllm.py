@@ -15,8 +15,20 @@ from curriculum.config import load_config  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 ROOT = Path(__file__).resolve().parents[2]
-KNOWN_REASONS = {"unparseable", "truncated", "timeout", "endpoint_error", "refused", "no_consensus", "empty",
-                 "too_long", "unprintable", "duplicate", "eval_duplicate", "contaminated"}
+KNOWN_REASONS = {
+    "unparseable",
+    "truncated",
+    "timeout",
+    "endpoint_error",
+    "refused",
+    "no_consensus",
+    "empty",
+    "too_long",
+    "unprintable",
+    "duplicate",
+    "eval_duplicate",
+    "contaminated",
+}
 
 
 def servers_of(model: Path) -> list[int]:
@@ -34,12 +46,26 @@ def servers_of(model: Path) -> list[int]:
 
 def test_a_round_with_a_served_llm_teacher(random_qwen, tmp_path, capsys):
     overrides = [
-        f"model.path={random_qwen}", f"teacher.serve.model={random_qwen}", "teacher.serve.enforce_eager=true",
-        "loop.rounds=1", "loop.problems_per_round=8", "world.seed_set_size=8", "selection.seed_candidates=16",
-        "solver.attempts=4", "solver.max_new_tokens=32", "learner.steps_per_round=2",
-        "world.heldout_size.gsm8k=10", "world.heldout_size.math500=10", "evaluation.max_new_tokens=32", "teacher.max_failures=2",
-        "teacher.labels.samples=4", "teacher.labels.min_agreement=2", "teacher.endpoint.max_tokens=512",
-        "teacher.labels.max_tokens=64", f"experiment.runs_dir={tmp_path / 'runs'}", "experiment.run_name=vllm",
+        f"model.path={random_qwen}",
+        f"teacher.serve.model={random_qwen}",
+        "teacher.serve.enforce_eager=true",
+        "loop.rounds=1",
+        "loop.problems_per_round=8",
+        "world.seed_set_size=8",
+        "selection.seed_candidates=16",
+        "solver.attempts=4",
+        "solver.max_new_tokens=32",
+        "learner.steps_per_round=2",
+        "world.heldout_size.gsm8k=10",
+        "world.heldout_size.math500=10",
+        "evaluation.max_new_tokens=32",
+        "teacher.max_failures=2",
+        "teacher.labels.samples=4",
+        "teacher.labels.min_agreement=2",
+        "teacher.endpoint.max_tokens=512",
+        "teacher.labels.max_tokens=64",
+        f"experiment.runs_dir={tmp_path / 'runs'}",
+        "experiment.run_name=vllm",
         "decontamination.eval_sets=[gsm8k]",
     ]
     load_config(ROOT / "configs/socratic_zero_gsm8k.yaml", overrides)  # the recipe takes these sizes
@@ -52,16 +78,24 @@ def test_a_round_with_a_served_llm_teacher(random_qwen, tmp_path, capsys):
     import duckdb
 
     with duckdb.connect(str(run_dir / "store.duckdb"), read_only=True) as con:
-        metrics = dict(con.execute("SELECT unnest(map_keys(metrics)), unnest(map_values(metrics)) FROM rounds "
-                                   "WHERE round = 1").fetchall())
+        metrics = dict(
+            con.execute(
+                "SELECT unnest(map_keys(metrics)), unnest(map_values(metrics)) FROM rounds WHERE round = 1"
+            ).fetchall()
+        )
         calls = con.execute("SELECT count(*), count(DISTINCT node) FROM calls WHERE round = 1").fetchone()
         assert calls[0] == metrics["teacher/calls"] > 0  # every call of the round is in the store
         nodes = {row[0] for row in con.execute("SELECT DISTINCT node FROM calls").fetchall()}
         assert "diagnose" in nodes and nodes <= {"diagnose", "write", "label"}
-        assert con.execute("SELECT count(*) FROM calls WHERE endpoint NOT LIKE 'teacher @ http://127.0.0.1:%'"
-                           ).fetchone()[0] == 0
-        rejected = con.execute("SELECT reason, count(*) FROM rejected WHERE source = 'teacher' GROUP BY reason"
-                               ).fetchall()
+        assert (
+            con.execute("SELECT count(*) FROM calls WHERE endpoint NOT LIKE 'teacher @ http://127.0.0.1:%'").fetchone()[
+                0
+            ]
+            == 0
+        )
+        rejected = con.execute(
+            "SELECT reason, count(*) FROM rejected WHERE source = 'teacher' GROUP BY reason"
+        ).fetchall()
         accepted = con.execute("SELECT count(*) FROM problems WHERE source = 'teacher'").fetchone()[0]
     assert rejected and {reason for reason, _ in rejected} <= KNOWN_REASONS
     assert metrics["teacher/accepted"] == accepted and metrics["teacher/rejected"] == sum(n for _, n in rejected)

@@ -29,10 +29,16 @@ def test_notebook_executes_against_a_run(tiny_run_dir):
     first = next(cell for cell in notebook.cells if cell.cell_type == "code")
     first.source = f"RUN_DIR = {str(tiny_run_dir)!r}"
     # Any cell error raises CellExecutionError and fails the test.
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    images = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
-              if "image/png" in output.get("data", {})]
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
+    images = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
+    ]
     assert len(images) == 5  # accuracy, solve rates, sources, knobs, lineage
 
 
@@ -50,7 +56,9 @@ def test_inspect_and_lineage_read_the_run(tiny_run_dir, capsys):
     from curriculum.report.summary import open_snapshot
 
     con, _ = open_snapshot(tiny_run_dir)
-    child = con.execute("SELECT id FROM problems WHERE source = 'teacher' ORDER BY round_created DESC, id").fetchone()[0]
+    child = con.execute("SELECT id FROM problems WHERE source = 'teacher' ORDER BY round_created DESC, id").fetchone()[
+        0
+    ]
     con.close()
     assert main(["lineage", str(tiny_run_dir), child, "--json"]) == 0
     lineage = json.loads(capsys.readouterr().out)

@@ -19,13 +19,17 @@ from curriculum.training.batch import Group, LearnBatch
 
 pytestmark = pytest.mark.integration
 
-CONFIG = from_dict({
-    "model": {"tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2,
-                       "intermediate_size": 64}, "lora": {"r": 4, "alpha": 8}},
-    "solver": {"attempts": 4, "max_new_tokens": 8},
-    "learner": {"learning_rate": 0.05, "steps_per_round": 2, "batch_size": 2},
-    "ray": {"num_cpus": 2},
-})
+CONFIG = from_dict(
+    {
+        "model": {
+            "tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 64},
+            "lora": {"r": 4, "alpha": 8},
+        },
+        "solver": {"attempts": 4, "max_new_tokens": 8},
+        "learner": {"learning_rate": 0.05, "steps_per_round": 2, "batch_size": 2},
+        "ray": {"num_cpus": 2},
+    }
+)
 PROMPTS = ["1+1=?\n", "2+3=?\n"]
 
 
@@ -41,17 +45,45 @@ def test_solvers_without_the_learners_disk_load_the_policy_sent_to_them(tmp_path
     base = tmp_path / "base"
     save_model(build_tiny_model(CONFIG.model.tiny, tokenizer), tokenizer, base)
     problems = [Problem(question=p.strip(), answer="2", source="seed") for p in PROMPTS]
-    batch = LearnBatch(round=1, policy_version=0, groups=tuple(Group(p, prompt, tuple(
-        Attempt(problem_id=p.id, policy_version=0, sample_index=i, round=1, completion=f"answer: {2 + i}",
-                extracted_answer=str(2 + i), correct=i == 0, reward=float(i == 0), num_tokens=10)
-        for i in range(2))) for p, prompt in zip(problems, PROMPTS)))
+    batch = LearnBatch(
+        round=1,
+        policy_version=0,
+        groups=tuple(
+            Group(
+                p,
+                prompt,
+                tuple(
+                    Attempt(
+                        problem_id=p.id,
+                        policy_version=0,
+                        sample_index=i,
+                        round=1,
+                        completion=f"answer: {2 + i}",
+                        extracted_answer=str(2 + i),
+                        correct=i == 0,
+                        reward=float(i == 0),
+                        num_tokens=10,
+                    )
+                    for i in range(2)
+                ),
+            )
+            for p, prompt in zip(problems, PROMPTS)
+        ),
+    )
 
     cluster.start_ray(CONFIG.ray)
     try:
         learner_disk = tmp_path / "learner-node"
         learner = actor(partial(factories.make_learner, CONFIG, str(base), str(learner_disk / "learner")), "learner")
-        solvers = [actor(partial(factories.make_solver, CONFIG, str(base), f"solver-{i}", "cpu",
-                                 str(tmp_path / f"solver-node-{i}")), "solver") for i in range(2)]
+        solvers = [
+            actor(
+                partial(
+                    factories.make_solver, CONFIG, str(base), f"solver-{i}", "cpu", str(tmp_path / f"solver-node-{i}")
+                ),
+                "solver",
+            )
+            for i in range(2)
+        ]
         learner.call("learn", batch).result()
         published = learner_disk / "checkpoints" / "policy_v0001"
         learner.call("publish", 1, str(published)).result()

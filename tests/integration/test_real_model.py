@@ -38,10 +38,23 @@ GSM8K_TRAIN = ROOT.parent / "shared/data/benchmarks/gsm8k/train.jsonl"
 
 pytestmark = pytest.mark.integration
 
-SMALL = ["loop.rounds=2", "loop.problems_per_round=6", "world.seed_set_size=6", "selection.seed_candidates=8",
-         "selection.failed_fraction=0.875", "solver.attempts=4", "solver.max_new_tokens=16", "solver.engine=hf",
-         "evaluation.max_new_tokens=16", "learner.steps_per_round=2", "learner.batch_size=4",
-         "world.heldout_size.gsm8k=4", "world.heldout_size.math500=3", "model.lora.r=4", "model.lora.alpha=8"]
+SMALL = [
+    "loop.rounds=2",
+    "loop.problems_per_round=6",
+    "world.seed_set_size=6",
+    "selection.seed_candidates=8",
+    "selection.failed_fraction=0.875",
+    "solver.attempts=4",
+    "solver.max_new_tokens=16",
+    "solver.engine=hf",
+    "evaluation.max_new_tokens=16",
+    "learner.steps_per_round=2",
+    "learner.batch_size=4",
+    "world.heldout_size.gsm8k=4",
+    "world.heldout_size.math500=3",
+    "model.lora.r=4",
+    "model.lora.alpha=8",
+]
 # GRPO on a model that never answers right: keep the all-wrong groups (see the module's docstring).
 GRPO_KEEPS_EVERY_GROUP = ["learner.grpo.filter_low=0", "learner.grpo.filter_high=1", "learner.grpo.groups_per_step=2"]
 
@@ -50,8 +63,9 @@ def curriculum(args: list[str], kill_at: str | None = None) -> subprocess.Comple
     env = {k: v for k, v in os.environ.items() if k != "CURRICULUM_KILL_AT"}
     if kill_at:
         env["CURRICULUM_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def overrides(model: Path, tmp: Path) -> list[str]:
@@ -60,8 +74,12 @@ def overrides(model: Path, tmp: Path) -> list[str]:
 
 def teacher_endpoint(endpoint: ScriptedEndpoint) -> list[str]:
     """The recipe's Teacher (a served 7B model) replaced by the scripted endpoint."""
-    return ["teacher.serve=null", f"teacher.endpoint.base_url={endpoint.base_url}",
-            "teacher.endpoint.model=scripted", "teacher.endpoint.max_concurrency=4"]
+    return [
+        "teacher.serve=null",
+        f"teacher.endpoint.base_url={endpoint.base_url}",
+        "teacher.endpoint.model=scripted",
+        "teacher.endpoint.max_concurrency=4",
+    ]
 
 
 def policy_metrics(run_dir: Path) -> dict[int, dict[str, float]]:
@@ -80,8 +98,16 @@ def ray_run(random_qwen, tmp_path_factory) -> Path:
     """configs/gsm8k_qwen.yaml with its own GRPO learner: two rounds on a local Ray cluster."""
     tmp = tmp_path_factory.mktemp("gsm8k")
     run_dir = tmp / "ray"
-    done = curriculum(["run", "configs/gsm8k_qwen.yaml", *overrides(random_qwen, tmp), *GRPO_KEEPS_EVERY_GROUP,
-                       "--run-dir", str(run_dir)])
+    done = curriculum(
+        [
+            "run",
+            "configs/gsm8k_qwen.yaml",
+            *overrides(random_qwen, tmp),
+            *GRPO_KEEPS_EVERY_GROUP,
+            "--run-dir",
+            str(run_dir),
+        ]
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "no GPU here" in done.stdout  # the one-GPU recipe said it runs on CPU here
     return run_dir
@@ -93,8 +119,9 @@ def test_seeds_come_from_gsm8k_train_and_attempts_are_graded_against_its_answers
         seeds = store.problems(source="seed")
         assert seeds and all(p.question in train and p.family == "gsm8k_train" for p in seeds)
         # GSM8K's "#### 18" became the reference answer, and the reference solution ends in the world's format
-        assert all(p.answer and "####" not in p.answer and p.solution.endswith(f"\\boxed{{{p.answer}}}.")
-                   for p in seeds)
+        assert all(
+            p.answer and "####" not in p.answer and p.solution.endswith(f"\\boxed{{{p.answer}}}.") for p in seeds
+        )
         # no level field in GSM8K: the base model's solve rate at screening sets it (all 0 -> level 5)
         assert {p.level for p in seeds} == {5}
         attempts = [a for p in seeds for a in store.attempts_for(p.id)]
@@ -130,8 +157,18 @@ def test_grpo_steps_ran_on_the_solvers_tokens_with_matching_logprobs(ray_run):
 def words(path: Path) -> Path:
     """A seed set whose answers are sentences ending in a number, but two are words."""
     answers = {3: "The answer is Yes", 6: "The answer is Alice"}
-    path.write_text("".join(json.dumps({"question": f"Ann has {i} pears and eats one. How many are left?",
-                                        "answer": answers.get(i, f"The answer is {i - 1}")}) + "\n" for i in range(2, 10)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "question": f"Ann has {i} pears and eats one. How many are left?",
+                    "answer": answers.get(i, f"The answer is {i - 1}"),
+                }
+            )
+            + "\n"
+            for i in range(2, 10)
+        )
+    )
     return path
 
 
@@ -142,11 +179,24 @@ def socratic_run(random_qwen, tmp_path_factory) -> tuple[Path, dict[str, int]]:
     tmp = tmp_path_factory.mktemp("socratic")
     run_dir = tmp / "run"
     with ScriptedEndpoint() as endpoint:
-        done = curriculum(["run", "configs/socratic_zero_gsm8k.yaml", *overrides(random_qwen, tmp),
-                           *teacher_endpoint(endpoint), "teacher.max_failures=2", "selection.fresh_fraction=0.25",
-                           "selection.failed_fraction=0.75", "ray.in_process=true",
-                           f"datasets.words.path={words(tmp / 'words.jsonl')}", "datasets.words.extraction=last_number",
-                           "world.seed_sets=[gsm8k_train,words]", "world.skip_invalid=true", "--run-dir", str(run_dir)])
+        done = curriculum(
+            [
+                "run",
+                "configs/socratic_zero_gsm8k.yaml",
+                *overrides(random_qwen, tmp),
+                *teacher_endpoint(endpoint),
+                "teacher.max_failures=2",
+                "selection.fresh_fraction=0.25",
+                "selection.failed_fraction=0.75",
+                "ray.in_process=true",
+                f"datasets.words.path={words(tmp / 'words.jsonl')}",
+                "datasets.words.extraction=last_number",
+                "world.seed_sets=[gsm8k_train,words]",
+                "world.skip_invalid=true",
+                "--run-dir",
+                str(run_dir),
+            ]
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "note: skipped 2 records with no answer" in done.stdout
     return run_dir, endpoint.calls
@@ -210,10 +260,21 @@ def test_sws_math_runs_end_to_end(random_qwen, tmp_path):
     majority labels (scripted endpoint) -> screening by the Solver -> GRPO."""
     run_dir = tmp_path / "sws"
     with ScriptedEndpoint() as endpoint:
-        done = curriculum(["run", "configs/sws_math.yaml", *overrides(random_qwen, tmp_path), *teacher_endpoint(endpoint),
-                           *GRPO_KEEPS_EVERY_GROUP, "loop.rounds=1", "synthesis.budget=2", "selection.failed_fraction=0.5",
-                           "ray.in_process=true",
-                           "--run-dir", str(run_dir)])
+        done = curriculum(
+            [
+                "run",
+                "configs/sws_math.yaml",
+                *overrides(random_qwen, tmp_path),
+                *teacher_endpoint(endpoint),
+                *GRPO_KEEPS_EVERY_GROUP,
+                "loop.rounds=1",
+                "synthesis.budget=2",
+                "selection.failed_fraction=0.5",
+                "ray.in_process=true",
+                "--run-dir",
+                str(run_dir),
+            ]
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     assert endpoint.calls["concepts"] >= 1 and endpoint.calls["question"] == 2 and endpoint.calls["label"] == 16
     [round_1] = round_metrics(run_dir).values()
@@ -221,8 +282,9 @@ def test_sws_math_runs_end_to_end(random_qwen, tmp_path):
     assert round_1["synthesis/accepted"] + round_1["synthesis/rejected"] == 2
     assert round_1["learner/steps"] == 2
     with Store(run_dir / "store.duckdb", read_only=True) as store:
-        nodes = dict(store.con.execute("SELECT node, count(*) FROM calls WHERE source = 'synthesis' GROUP BY node"
-                                       ).fetchall())
+        nodes = dict(
+            store.con.execute("SELECT node, count(*) FROM calls WHERE source = 'synthesis' GROUP BY node").fetchall()
+        )
         reasons = [r for (r,) in store.con.execute("SELECT reason FROM rejected WHERE source = 'synthesis'").fetchall()]
     assert nodes["question"] == 2 and nodes["label"] == 16
     assert reasons == ["too_hard"] * 2  # labelled by the Teacher's model, never solved by the random Solver
@@ -232,8 +294,9 @@ def test_a_killed_run_resumes_to_the_records_of_an_uninterrupted_one(random_qwen
     args = [*overrides(random_qwen, tmp_path), *GRPO_KEEPS_EVERY_GROUP, "ray.in_process=true", "loop.rounds=1"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     assert curriculum(["run", "configs/gsm8k_qwen.yaml", *args, "--run-dir", str(reference)]).returncode == 0
-    first = curriculum(["run", "configs/gsm8k_qwen.yaml", *args, "--run-dir", str(killed)],
-                       kill_at="learn:after-update@1")
+    first = curriculum(
+        ["run", "configs/gsm8k_qwen.yaml", *args, "--run-dir", str(killed)], kill_at="learn:after-update@1"
+    )
     assert first.returncode == -signal.SIGKILL
     resumed = curriculum(["resume", str(killed)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -242,22 +305,65 @@ def test_a_killed_run_resumes_to_the_records_of_an_uninterrupted_one(random_qwen
 
 
 def test_eval_of_a_model_folder_on_a_benchmark_and_on_a_file_with_a_question_template(random_qwen, tmp_path):
-    named = curriculum(["eval", str(random_qwen), "--dataset", "gsm8k", "--limit", "5", "--max-new-tokens", "8",
-                        "--out", str(tmp_path / "gsm8k.json"), "--json"])
+    named = curriculum(
+        [
+            "eval",
+            str(random_qwen),
+            "--dataset",
+            "gsm8k",
+            "--limit",
+            "5",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            str(tmp_path / "gsm8k.json"),
+            "--json",
+        ]
+    )
     assert named.returncode == 0, named.stderr[-2000:]
     assert json.loads(named.stdout)["problems"] == 5
     mine = tmp_path / "svamp.jsonl"
-    mine.write_text("\n".join(json.dumps({"Body": f"Tom has {n} apples.", "Question": "How many apples does he have?",
-                                          "Answer": n}) for n in (3, 7)) + "\n")
-    templated = curriculum(["eval", str(random_qwen), "--dataset", str(mine), "--question-field", "{Body} {Question}",
-                            "--answer-field", "Answer", "--max-new-tokens", "8", "--out", str(tmp_path / "s.json")])
+    mine.write_text(
+        "\n".join(
+            json.dumps({"Body": f"Tom has {n} apples.", "Question": "How many apples does he have?", "Answer": n})
+            for n in (3, 7)
+        )
+        + "\n"
+    )
+    templated = curriculum(
+        [
+            "eval",
+            str(random_qwen),
+            "--dataset",
+            str(mine),
+            "--question-field",
+            "{Body} {Question}",
+            "--answer-field",
+            "Answer",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert templated.returncode == 0, templated.stderr[-2000:]
     items = json.loads((tmp_path / "s.json").read_text())["items"]
     assert [item["reference"] for item in items] == ["3", "7"]
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps({"Body": "Tom has 3 apples.", "Answer": 3}) + "\n")
-    missing = curriculum(["eval", str(random_qwen), "--dataset", str(broken), "--question-field",
-                          "{Body} {Question}", "--answer-field", "Answer"])
+    missing = curriculum(
+        [
+            "eval",
+            str(random_qwen),
+            "--dataset",
+            str(broken),
+            "--question-field",
+            "{Body} {Question}",
+            "--answer-field",
+            "Answer",
+        ]
+    )
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
-        f"error: {broken}:1: missing field 'Question' (fields: Answer, Body)"]
+        f"error: {broken}:1: missing field 'Question' (fields: Answer, Body)"
+    ]

@@ -43,15 +43,19 @@ def curriculum(args: list[str], kill_at: str | None = None) -> subprocess.Comple
     env.pop("CURRICULUM_KILL_AT", None)
     if kill_at:
         env["CURRICULUM_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
-    overrides = TINY_RUN_OVERRIDES + ["ray.in_process=true", f"experiment.runs_dir={tmp / 'runs'}",
-                                      f"model.cache_dir={tmp / 'cache'}"]
+    overrides = TINY_RUN_OVERRIDES + [
+        "ray.in_process=true",
+        f"experiment.runs_dir={tmp / 'runs'}",
+        f"model.cache_dir={tmp / 'cache'}",
+    ]
     reference, killed = tmp / "reference", tmp / "killed"
     done = curriculum(["run", "configs/tiny.yaml", *overrides, "--run-dir", str(reference)])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -113,5 +117,6 @@ def test_run_refuses_an_existing_run_directory_and_points_to_resume(runs, tmp_pa
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: run directory {killed} already exists (resume it with `curriculum resume {killed}`); "
-        "or pick another experiment.run_name / --run-dir"]
+        "or pick another experiment.run_name / --run-dir"
+    ]
     assert sorted(str(p) for p in killed.rglob("*")) == before

@@ -32,14 +32,34 @@ pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 ENGINE = ["solver.engine=vllm", "solver.vllm.enforce_eager=true"]
 # The toy recipe at test size; vLLM's CPU attention needs head_dim >= 32.
 TINY_VLLM = ENGINE + [
-    "model.tiny.hidden_size=64", "model.tiny.num_layers=2", "model.tiny.num_heads=2", "model.tiny.num_kv_heads=1",
-    "model.tiny.intermediate_size=128", "pretrain.examples=128", "pretrain.batch_size=32",
-    "world.families=[add,sub]", "world.max_level=3", "world.heldout_per_level=3", "world.seed_set_size=12",
-    "selection.seed_candidates=24", "selection.seed_band_low=0", "selection.seed_band_high=1", "solver.attempts=4",
-    "selection.fresh_fraction=0", "selection.failed_fraction=1", "selection.solved_fraction=0",  # 8 of the seeds
-    "solver.max_new_tokens=48", "evaluation.max_new_tokens=48",
-    "loop.rounds=1", "loop.problems_per_round=8", "generator.enabled=false", "teacher.max_failures=4",
-    "model.lora.r=8", "model.lora.alpha=16", "learner.steps_per_round=2", "ray.in_process=true",
+    "model.tiny.hidden_size=64",
+    "model.tiny.num_layers=2",
+    "model.tiny.num_heads=2",
+    "model.tiny.num_kv_heads=1",
+    "model.tiny.intermediate_size=128",
+    "pretrain.examples=128",
+    "pretrain.batch_size=32",
+    "world.families=[add,sub]",
+    "world.max_level=3",
+    "world.heldout_per_level=3",
+    "world.seed_set_size=12",
+    "selection.seed_candidates=24",
+    "selection.seed_band_low=0",
+    "selection.seed_band_high=1",
+    "solver.attempts=4",
+    "selection.fresh_fraction=0",
+    "selection.failed_fraction=1",
+    "selection.solved_fraction=0",  # 8 of the seeds
+    "solver.max_new_tokens=48",
+    "evaluation.max_new_tokens=48",
+    "loop.rounds=1",
+    "loop.problems_per_round=8",
+    "generator.enabled=false",
+    "teacher.max_failures=4",
+    "model.lora.r=8",
+    "model.lora.alpha=16",
+    "learner.steps_per_round=2",
+    "ray.in_process=true",
 ]
 
 
@@ -48,8 +68,9 @@ def curriculum(args: list[str], kill_at: str | None = None) -> subprocess.Comple
     env.pop("CURRICULUM_KILL_AT", None)
     if kill_at:
         env["CURRICULUM_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +80,9 @@ def tiny_runs(tmp_path_factory):
     reference, killed = tmp / "reference", tmp / "killed"
     done = curriculum(["run", "configs/tiny.yaml", *overrides, "--run-dir", str(reference)])
     assert done.returncode == 0, done.stderr[-3000:]
-    crashed = curriculum(["run", "configs/tiny.yaml", *overrides, "--run-dir", str(killed)],
-                         kill_at="commit:attempt@1")  # round 1's attempts sampled, not stored
+    crashed = curriculum(
+        ["run", "configs/tiny.yaml", *overrides, "--run-dir", str(killed)], kill_at="commit:attempt@1"
+    )  # round 1's attempts sampled, not stored
     resumed = curriculum(["resume", str(killed)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return reference, killed, crashed.returncode, done.stdout
@@ -89,15 +111,33 @@ def test_a_run_killed_after_sampling_resumes_to_the_same_records(tiny_runs):
 
 
 def test_gsm8k_recipe_with_vllm_solver_and_grpo_on_its_logprobs(random_qwen, tmp_path):
-    result = curriculum([
-        "run", "configs/gsm8k_qwen.yaml", f"model.path={random_qwen}", *ENGINE, "loop.rounds=1",
-        "loop.problems_per_round=8", "world.seed_set_size=8", "selection.seed_candidates=16", "solver.attempts=4",
-        "solver.max_new_tokens=32", "learner.steps_per_round=2", "learner.grpo.groups_per_step=2",
-        # The random model's groups all grade wrong; a filter band of [0, 1] keeps them, so TRL
-        # runs its steps (zero advantage) and computes the sampler/trainer ratio on every one.
-        "learner.grpo.filter_low=0", "learner.grpo.filter_high=1",
-        "world.heldout_size.gsm8k=6", "world.heldout_size.math500=6", "evaluation.max_new_tokens=32", "ray.num_cpus=2",
-        f"experiment.runs_dir={tmp_path / 'runs'}", "--run-dir", str(tmp_path / "run")])
+    result = curriculum(
+        [
+            "run",
+            "configs/gsm8k_qwen.yaml",
+            f"model.path={random_qwen}",
+            *ENGINE,
+            "loop.rounds=1",
+            "loop.problems_per_round=8",
+            "world.seed_set_size=8",
+            "selection.seed_candidates=16",
+            "solver.attempts=4",
+            "solver.max_new_tokens=32",
+            "learner.steps_per_round=2",
+            "learner.grpo.groups_per_step=2",
+            # The random model's groups all grade wrong; a filter band of [0, 1] keeps them, so TRL
+            # runs its steps (zero advantage) and computes the sampler/trainer ratio on every one.
+            "learner.grpo.filter_low=0",
+            "learner.grpo.filter_high=1",
+            "world.heldout_size.gsm8k=6",
+            "world.heldout_size.math500=6",
+            "evaluation.max_new_tokens=32",
+            "ray.num_cpus=2",
+            f"experiment.runs_dir={tmp_path / 'runs'}",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "held-out accuracy %: base model vs final policy" in " ".join(result.stdout.split())
     run = tmp_path / "run"

@@ -19,15 +19,31 @@ from conftest import TINY_RUN_OVERRIDES  # noqa: E402
 RECIPES = ["socratic_zero_tiny", "static_dpo_tiny", "sws_tiny", "static_tiny", "random_synthesis_tiny"]
 # Minimal sizes: TINY_RUN_OVERRIDES (4 attempts, 8 problems a round, 2 rounds) plus a GRPO band
 # on multiples of 1/4, two learner steps and two synthesized drafts a round.
-OVERRIDES = TINY_RUN_OVERRIDES + ["learner.grpo.filter_low=0.25", "learner.grpo.filter_high=0.75",
-                                  "learner.steps_per_round=2", "learner.grpo.groups_per_step=2", "synthesis.budget=2"]
+OVERRIDES = TINY_RUN_OVERRIDES + [
+    "learner.grpo.filter_low=0.25",
+    "learner.grpo.filter_high=0.75",
+    "learner.steps_per_round=2",
+    "learner.grpo.groups_per_step=2",
+    "synthesis.budget=2",
+]
 
 
 @pytest.mark.slow
 def test_ablate_runs_each_recipe_per_seed_and_writes_the_table_and_picture(tmp_path):
     out = tmp_path / "ablation"
-    command = [sys.executable, "-m", "curriculum.cli", "ablate", *[f"configs/{r}.yaml" for r in RECIPES],
-               *OVERRIDES, f"model.cache_dir={tmp_path / 'cache'}", "--seeds", "2", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "curriculum.cli",
+        "ablate",
+        *[f"configs/{r}.yaml" for r in RECIPES],
+        *OVERRIDES,
+        f"model.cache_dir={tmp_path / 'cache'}",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ablation run 10/10: random_synthesis_tiny, seed 1" in done.stdout

@@ -38,10 +38,14 @@ def matrix() -> list[list[str]]:
     restarted actor: the Learner's after a kill in round 2 (once it holds a published version)."""
     runs = []
     for index, phase in enumerate(PHASES):
-        kills = [f"{role}.{method}#{1 + index % calls}:{phase}"
-                 for role, methods in actor_kills.METHODS.items() for method, calls in methods.items()
-                 if method != "restore" and not (role == "learner" and method == "publish")
-                 and not (phase == "idle" and method == "close")]  # nothing calls the store after its close
+        kills = [
+            f"{role}.{method}#{1 + index % calls}:{phase}"
+            for role, methods in actor_kills.METHODS.items()
+            for method, calls in methods.items()
+            if method != "restore"
+            and not (role == "learner" and method == "publish")
+            and not (phase == "idle" and method == "close")
+        ]  # nothing calls the store after its close
         kills += [f"learner.publish#2:{phase}", f"learner.restore#1:{phase}", f"generator.restore#1:{phase}"]
         runs.append(kills)
     return runs
@@ -69,13 +73,20 @@ def curriculum(args, kills=()):
     env = {k: v for k, v in os.environ.items() if k != "CURRICULUM_KILL_ACTOR"}
     if kills:
         env["CURRICULUM_KILL_ACTOR"] = ",".join(kills)
-    return subprocess.run([sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=3600)
+    return subprocess.run(
+        [sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600
+    )
 
 
 def test_real_roles_killed_in_every_method_end_like_an_uninterrupted_run(tmp_path):
-    common = ["run", "configs/tiny.yaml", *TINY_RUN_OVERRIDES, "ray.max_restarts=16",
-              f"experiment.runs_dir={tmp_path / 'runs'}", f"model.cache_dir={tmp_path / 'cache'}"]
+    common = [
+        "run",
+        "configs/tiny.yaml",
+        *TINY_RUN_OVERRIDES,
+        "ray.max_restarts=16",
+        f"experiment.runs_dir={tmp_path / 'runs'}",
+        f"model.cache_dir={tmp_path / 'cache'}",
+    ]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     done = curriculum([*common, "--run-dir", str(reference)])
     assert done.returncode == 0, done.stderr[-3000:]

@@ -30,9 +30,17 @@ def error_for(reply: str) -> Exception | None:
     if reply == "!length":
         from openai.types.chat import ChatCompletion
 
-        completion = ChatCompletion.model_validate({
-            "id": "x", "object": "chat.completion", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": '{"err'}}]})
+        completion = ChatCompletion.model_validate(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "fake",
+                "choices": [
+                    {"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": '{"err'}}
+                ],
+            }
+        )
         return openai.LengthFinishReasonError(completion=completion)
     return None
 
@@ -103,25 +111,45 @@ def boxed(*answers: str) -> list[str]:
 
 
 def llm_config(**teacher: Any) -> Config:
-    return from_dict({
-        "teacher": {"kind": "llm", "variants_per_failure": 2, "max_failures": 8,
-                    "endpoint": {"base_url": "http://fake/v1", "model": "fake", "max_attempts": 3,
-                                 "retry_backoff_s": 0, "max_concurrency": 1, **teacher.pop("endpoint", {})},
-                    "labels": {"samples": 8, "min_agreement": 4, **teacher.pop("labels", {})}, **teacher},
-        "world": {"families": ["add"], "max_level": 3, "heldout_per_level": 2, "seed_set_size": 4},
-        "solver": {"attempts": 4}, "loop": {"problems_per_round": 4},
-    })
+    return from_dict(
+        {
+            "teacher": {
+                "kind": "llm",
+                "variants_per_failure": 2,
+                "max_failures": 8,
+                "endpoint": {
+                    "base_url": "http://fake/v1",
+                    "model": "fake",
+                    "max_attempts": 3,
+                    "retry_backoff_s": 0,
+                    "max_concurrency": 1,
+                    **teacher.pop("endpoint", {}),
+                },
+                "labels": {"samples": 8, "min_agreement": 4, **teacher.pop("labels", {})},
+                **teacher,
+            },
+            "world": {"families": ["add"], "max_level": 3, "heldout_per_level": 2, "seed_set_size": 4},
+            "solver": {"attempts": 4},
+            "loop": {"problems_per_round": 4},
+        }
+    )
 
 
 def llm_teacher(config: Config, writer: Any, labeller: Any, verifier: Any, synthesis: bool = False) -> LLMTeacher:
     """An LLMTeacher over scripted models (no server: nothing to probe)."""
     endpoint = config.teacher.endpoint
-    connection = Connection(Endpoint(writer, "fake-writer @ test", endpoint),
-                            Endpoint(labeller, "fake-labeller @ test", endpoint))
+    connection = Connection(
+        Endpoint(writer, "fake-writer @ test", endpoint), Endpoint(labeller, "fake-labeller @ test", endpoint)
+    )
     synthesis_prompts = None
     if synthesis:
         from curriculum.roles.teacher.llm_synthesis import load_prompts as load_synthesis
 
         synthesis_prompts = load_synthesis(config)
-    return LLMTeacher(config, load_prompts(config), lambda: connection, verifier_equivalence(verifier),
-                      synthesis_prompts=synthesis_prompts)
+    return LLMTeacher(
+        config,
+        load_prompts(config),
+        lambda: connection,
+        verifier_equivalence(verifier),
+        synthesis_prompts=synthesis_prompts,
+    )

@@ -9,9 +9,21 @@ class WrongSolver:
     """Four wrong attempts ("answer: 0") at every problem."""
 
     def attempt(self, problems, round, seed, progress=False):
-        return [Attempt(problem_id=p.id, policy_version=0, sample_index=i, round=round, completion="answer: 0",
-                        extracted_answer="0", correct=False, reward=0.0, num_tokens=9)
-                for p in problems for i in range(4)]
+        return [
+            Attempt(
+                problem_id=p.id,
+                policy_version=0,
+                sample_index=i,
+                round=round,
+                completion="answer: 0",
+                extracted_answer="0",
+                correct=False,
+                reward=0.0,
+                num_tokens=9,
+            )
+            for p in problems
+            for i in range(4)
+        ]
 
     def use_policy(self, version, adapter_path):
         pass

@@ -22,22 +22,45 @@ from curriculum.records import StageRecord
 from curriculum.run.resume import RoundState
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = [str(ROOT / f"configs/{name}.yaml") for name in
-           ("socratic_zero_tiny", "sws_tiny", "static_tiny", "random_synthesis_tiny", "static_dpo_tiny")]
+RECIPES = [
+    str(ROOT / f"configs/{name}.yaml")
+    for name in ("socratic_zero_tiny", "sws_tiny", "static_tiny", "random_synthesis_tiny", "static_dpo_tiny")
+]
 MAKERUN = [str(ROOT / f"configs/makerun_{name}.yaml") for name in ("socratic_zero", "static_dpo", "sft")]
 
 
 def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
     tiny = flatten(load_config(ROOT / "configs/tiny.yaml"))
-    shared = {"learner.steps_per_round", "learner.batch_size", "learner.grpo.groups_per_step", "experiment.name",
-              "world.seed_set_size", "selection.seed_candidates", "loop.rounds", "loop.problems_per_round"}
+    shared = {
+        "learner.steps_per_round",
+        "learner.batch_size",
+        "learner.grpo.groups_per_step",
+        "experiment.name",
+        "world.seed_set_size",
+        "selection.seed_candidates",
+        "loop.rounds",
+        "loop.problems_per_round",
+    }
     own = {
         "socratic_zero_tiny": set(),
-        "sws_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled",
-                     "synthesis.enabled", "synthesis.budget"},
+        "sws_tiny": {
+            "learner.algorithm",
+            "learner.learning_rate",
+            "teacher.enabled",
+            "generator.enabled",
+            "synthesis.enabled",
+            "synthesis.budget",
+        },
         "static_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled"},
-        "random_synthesis_tiny": {"learner.algorithm", "learner.learning_rate", "teacher.enabled", "generator.enabled",
-                                  "synthesis.enabled", "synthesis.budget", "synthesis.concepts"},
+        "random_synthesis_tiny": {
+            "learner.algorithm",
+            "learner.learning_rate",
+            "teacher.enabled",
+            "generator.enabled",
+            "synthesis.enabled",
+            "synthesis.budget",
+            "synthesis.concepts",
+        },
         "static_dpo_tiny": {"teacher.enabled", "generator.enabled"},
     }
     for recipe in load_recipes(RECIPES, []):
@@ -49,8 +72,12 @@ def test_recipes_differ_from_the_tiny_recipe_only_in_their_own_settings():
 
 def test_the_recipes_have_equal_compute_and_unequal_ones_are_refused():
     recipes = load_recipes(RECIPES, [])
-    assert check_equal_compute(recipes) == {"rounds": 4, "attempts_per_round": 2560, "learner_steps_per_round": 32,
-                                            "sequences_per_learner_step": 64}  # 32 DPO pairs, 8 GRPO groups of 8
+    assert check_equal_compute(recipes) == {
+        "rounds": 4,
+        "attempts_per_round": 2560,
+        "learner_steps_per_round": 32,
+        "sequences_per_learner_step": 64,
+    }  # 32 DPO pairs, 8 GRPO groups of 8
     sws = load_config(RECIPES[1])
     assert sws.loop.selected_per_round(sws.synthesis) == 320 - 64  # the screened drafts share the budget
     with pytest.raises(AblationError, match="learner.steps_per_round is not set"):
@@ -64,21 +91,31 @@ def test_the_recipes_have_equal_compute_and_unequal_ones_are_refused():
 
 def test_the_make_run_recipes_are_tiny_yaml_and_differ_only_in_their_own_settings():
     tiny = flatten(load_config(ROOT / "configs/tiny.yaml"))
-    own = {"makerun_socratic_zero": set(), "makerun_static_dpo": {"teacher.enabled", "generator.enabled"},
-           "makerun_sft": {"teacher.enabled", "generator.enabled", "learner.algorithm", "learner.batch_size"}}
+    own = {
+        "makerun_socratic_zero": set(),
+        "makerun_static_dpo": {"teacher.enabled", "generator.enabled"},
+        "makerun_sft": {"teacher.enabled", "generator.enabled", "learner.algorithm", "learner.batch_size"},
+    }
     recipes = load_recipes(MAKERUN, [])
     for recipe in recipes:
         flat = flatten(recipe.config)
         assert {k for k in flat if flat[k] != tiny.get(k)} == own[recipe.name] | {"experiment.name"}, recipe.name
     # tiny.yaml's compute: 640 problems x 8 attempts, 64 steps of 32 DPO pairs = 64 SFT examples
-    assert check_equal_compute(recipes) == {"rounds": 6, "attempts_per_round": 5120, "learner_steps_per_round": 64,
-                                            "sequences_per_learner_step": 64}
+    assert check_equal_compute(recipes) == {
+        "rounds": 6,
+        "attempts_per_round": 5120,
+        "learner_steps_per_round": 64,
+        "sequences_per_learner_step": 64,
+    }
 
 
 def test_sft_batches_count_examples_and_dpo_batches_count_pairs():
     dpo, sft = MAKERUN[1], MAKERUN[2]
-    with pytest.raises(AblationError, match="sequences_per_learner_step is 64 for makerun_static_dpo but 32 for "
-                                            "makerun_sft; .*learner.batch_size counts DPO pairs"):
+    with pytest.raises(
+        AblationError,
+        match="sequences_per_learner_step is 64 for makerun_static_dpo but 32 for "
+        "makerun_sft; .*learner.batch_size counts DPO pairs",
+    ):
         check_equal_compute(load_recipes([dpo], []) + load_recipes([sft], ["learner.batch_size=32"]))
     grpo = load_recipes([RECIPES[1]], ["learner.grpo.groups_per_step=4"])  # 4 groups of 8 = 32 sequences
     with pytest.raises(AblationError, match="sequences_per_learner_step is 64 for socratic_zero_tiny but 32"):
@@ -91,17 +128,46 @@ def stage_record(round, seconds):
 
 
 def test_stage_seconds_add_each_rounds_last_record_and_group_them():
-    records = [stage_record(0, {"seed": 5.0}),
-               stage_record(1, {"select": 1.0}), stage_record(1, {"select": 1.0, "attempt": 10.0}),
-               stage_record(1, {"select": 1.0, "attempt": 10.0, "learn": 20.0, "teach": 2.0, "distil": 3.0,
-                                "evaluate": 4.0, "snapshot": 0.5, "checkpoint": 0.5}),
-               stage_record(2, {"select": 1.0, "attempt": 12.0, "learn": 21.0, "synthesize": 6.0})]  # killed after
+    records = [
+        stage_record(0, {"seed": 5.0}),
+        stage_record(1, {"select": 1.0}),
+        stage_record(1, {"select": 1.0, "attempt": 10.0}),
+        stage_record(
+            1,
+            {
+                "select": 1.0,
+                "attempt": 10.0,
+                "learn": 20.0,
+                "teach": 2.0,
+                "distil": 3.0,
+                "evaluate": 4.0,
+                "snapshot": 0.5,
+                "checkpoint": 0.5,
+            },
+        ),
+        stage_record(2, {"select": 1.0, "attempt": 12.0, "learn": 21.0, "synthesize": 6.0}),
+    ]  # killed after
     seconds = stage_seconds(records)
-    assert seconds == {"seed": 5.0, "select": 2.0, "attempt": 22.0, "learn": 41.0, "teach": 2.0, "distil": 3.0,
-                       "evaluate": 4.0, "snapshot": 0.5, "checkpoint": 0.5, "synthesize": 6.0}
+    assert seconds == {
+        "seed": 5.0,
+        "select": 2.0,
+        "attempt": 22.0,
+        "learn": 41.0,
+        "teach": 2.0,
+        "distil": 3.0,
+        "evaluate": 4.0,
+        "snapshot": 0.5,
+        "checkpoint": 0.5,
+        "synthesize": 6.0,
+    }
     assert grouped_seconds({**seconds, "new_stage": 1.0}) == {
-        "generation": 28.0, "training": 41.0, "teacher + generator": 5.0, "evaluation": 4.0, "seed screening": 5.0,
-        "other": 4.0}  # select, snapshot, checkpoint and the stage no group names
+        "generation": 28.0,
+        "training": 41.0,
+        "teacher + generator": 5.0,
+        "evaluation": 4.0,
+        "seed screening": 5.0,
+        "other": 4.0,
+    }  # select, snapshot, checkpoint and the stage no group names
 
 
 def test_config_checks_of_the_new_sections():
@@ -124,23 +190,44 @@ def test_seed_config_puts_each_run_under_the_output_folder(tmp_path):
 
 
 def result(recipe, seed, final, by_round, attempts=512.0, teach=0.0, base="base-aaa"):
-    return RunResult(recipe=recipe, seed=seed, run_dir=f"runs/{recipe}/seed{seed}", wall_seconds=60.0 + seed,
-                     levels=[1, 2], base={"overall": 0.5, "L1": 1.0, "L2": 0.0},
-                     final={"overall": final, "L1": 1.0, "L2": 2 * final - 1.0}, accuracy_by_round=by_round,
-                     tokens_per_attempt=40.0, attempts_per_round=attempts, learner_steps_per_round=8.0,
-                     stage_seconds={"seed": 4.0, "attempt": 30.0 + seed, "learn": 20.0, "teach": teach,
-                                    "evaluate": 5.0, "select": 1.0},
-                     base_model=f".cache/curriculum/{base}{seed}")
+    return RunResult(
+        recipe=recipe,
+        seed=seed,
+        run_dir=f"runs/{recipe}/seed{seed}",
+        wall_seconds=60.0 + seed,
+        levels=[1, 2],
+        base={"overall": 0.5, "L1": 1.0, "L2": 0.0},
+        final={"overall": final, "L1": 1.0, "L2": 2 * final - 1.0},
+        accuracy_by_round=by_round,
+        tokens_per_attempt=40.0,
+        attempts_per_round=attempts,
+        learner_steps_per_round=8.0,
+        stage_seconds={
+            "seed": 4.0,
+            "attempt": 30.0 + seed,
+            "learn": 20.0,
+            "teach": teach,
+            "evaluate": 5.0,
+            "select": 1.0,
+        },
+        base_model=f".cache/curriculum/{base}{seed}",
+    )
 
 
 def test_results_table_and_picture(tmp_path):
-    results = [result("sws", 0, 0.6, [0.5, 0.55, 0.6], teach=20.0), result("sws", 1, 0.7, [0.5, 0.6, 0.7], teach=20.0),
-               result("static", 0, 0.5, [0.5, 0.5, 0.5]), result("static", 1, 0.5, [0.5, 0.45, 0.5])]
+    results = [
+        result("sws", 0, 0.6, [0.5, 0.55, 0.6], teach=20.0),
+        result("sws", 1, 0.7, [0.5, 0.6, 0.7], teach=20.0),
+        result("static", 0, 0.5, [0.5, 0.5, 0.5]),
+        result("static", 1, 0.5, [0.5, 0.45, 0.5]),
+    ]
     budget = {"rounds": 2, "attempts_per_round": 512, "learner_steps_per_round": 8}
     text = results_markdown(results, ["sws", "static", "random"], "curriculum ablate x", budget, [0, 1])
     # overall 0.6 and 0.7 -> 65.0 ± 7.1 (sample std); L2 0.2 and 0.4 -> 30.0 ± 14.1; change +15 ± 7.1.
-    assert "| sws | 2 | 100.0 ± 0.0 | 30.0 ± 14.1 | 65.0 ± 7.1 | 15.0 ± 7.1 | 40.0 ± 0.0 | 512 ± 0 | 8.0 ± 0.0 " \
-           "| 60 ± 1 |" in text
+    assert (
+        "| sws | 2 | 100.0 ± 0.0 | 30.0 ± 14.1 | 65.0 ± 7.1 | 15.0 ± 7.1 | 40.0 ± 0.0 | 512 ± 0 | 8.0 ± 0.0 "
+        "| 60 ± 1 |" in text
+    )
     assert "| base model | 2 | 100.0 ± 0.0 | 0.0 ± 0.0 | 50.0 ± 0.0 |" in text
     assert "| random | 0 |" in text  # a recipe without finished runs is shown, not dropped
     assert "| static | 50.0 ± 0.0 | 47.5 ± 3.5 | 50.0 ± 0.0 |" in text  # accuracy per round
@@ -152,18 +239,22 @@ def test_results_table_and_picture(tmp_path):
     assert "| sws | 60.0 | 70.0 |" in text and "| random | - | - |" in text  # final overall accuracy per seed
     assert "Base model per seed, shared by its recipes: seed 0 `base-aaa0`, seed 1 `base-aaa1`." in text
     mixed = [*results, result("random", 0, 0.5, [0.5, 0.5, 0.5], base="base-bbb")]
-    assert ("**Different base models within a seed** (the recipes are not comparable there): seed 0: base-aaa0, "
-            "base-bbb0" in results_markdown(mixed, ["sws", "static", "random"], "x", budget, [0, 1]))
+    assert (
+        "**Different base models within a seed** (the recipes are not comparable there): seed 0: base-aaa0, "
+        "base-bbb0" in results_markdown(mixed, ["sws", "static", "random"], "x", budget, [0, 1])
+    )
     short = [*results[:2], result("static", 0, 0.5, [0.5, 0.5, 0.5], attempts=384.0)]
-    assert ("- below budget: static used 384 of 512 attempts per round (75.0%)"
-            in results_markdown(short, ["sws", "static"], "curriculum ablate x", budget, [0]))
+    assert "- below budget: static used 384 of 512 attempts per round (75.0%)" in results_markdown(
+        short, ["sws", "static"], "curriculum ablate x", budget, [0]
+    )
     tables = [line for line in text.splitlines() if line.startswith("|")]
     header, rule = tables[0], tables[1]
     assert header.count("|") == rule.count("|") == tables[2].count("|")  # a well-formed Markdown table
     write_outputs(tmp_path, results, ["sws", "static"], "curriculum ablate x", budget, [0, 1])
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
-    assert (tmp_path / "results.md").read_text() == results_markdown(results, ["sws", "static"], "curriculum ablate x",
-                                                                     budget, [0, 1])
+    assert (tmp_path / "results.md").read_text() == results_markdown(
+        results, ["sws", "static"], "curriculum ablate x", budget, [0, 1]
+    )
 
 
 def test_mean_std_is_the_sample_std_and_skips_nan():

@@ -14,18 +14,22 @@ from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
-CONFIG = from_dict({
-    "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
-    "solver": {"attempts": 4}, "loop": {"problems_per_round": 4},
-    "generator": {"warmup_rounds": 0, "proposals_per_round": 8},
-    "decontamination": {"enabled": False},  # on, it names a held-out copy "contaminated" first (test_decontam)
-})
+CONFIG = from_dict(
+    {
+        "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
+        "solver": {"attempts": 4},
+        "loop": {"problems_per_round": 4},
+        "generator": {"warmup_rounds": 0, "proposals_per_round": 8},
+        "decontamination": {"enabled": False},  # on, it names a held-out copy "contaminated" first (test_decontam)
+    }
+)
 WORLD = ArithmeticWorld(CONFIG.world, seed=0)
 
 
 def draft(question: str, answer: str = "86", source: str = "teacher", **kw) -> Problem:
-    return Problem(question=question, answer=answer, source=source, parent_id="p0", round_created=1,
-                   created_by=source, **kw)
+    return Problem(
+        question=question, answer=answer, source=source, parent_id="p0", round_created=1, created_by=source, **kw
+    )
 
 
 def hostile_drafts(source: str, stored: Problem) -> list[Problem]:
@@ -46,14 +50,25 @@ def hostile_drafts(source: str, stored: Problem) -> list[Problem]:
     ]
 
 
-EXPECTED = ["empty", "empty", "too_long", "unprintable", "unprintable", "unconfirmed", "duplicate",
-            "eval_duplicate", "unconfirmed", "duplicate"]
+EXPECTED = [
+    "empty",
+    "empty",
+    "too_long",
+    "unprintable",
+    "unprintable",
+    "unconfirmed",
+    "duplicate",
+    "eval_duplicate",
+    "unconfirmed",
+    "duplicate",
+]
 
 
 def test_screen_keeps_the_good_draft_and_names_each_reason():
     stored = WORLD.seed_problems()[0]
-    accepted, rejected = admission.screen(hostile_drafts("teacher", stored), {stored.id},
-                                          {p.id for p in WORLD.heldout()}, WORLD, "teacher", round=1)
+    accepted, rejected = admission.screen(
+        hostile_drafts("teacher", stored), {stored.id}, {p.id for p in WORLD.heldout()}, WORLD, "teacher", round=1
+    )
     assert [p.question for p in accepted] == ["61+25=?"]
     assert [d.reason for d in rejected] == EXPECTED
     assert all(len(d.text) <= admission.STORED_TEXT_CHARS + 3 for d in rejected)
@@ -68,9 +83,14 @@ def test_model_voted_answers_are_left_to_the_label_audit():
 
 
 def test_rejection_metrics_count_every_reason():
-    _, rejected = admission.screen(hostile_drafts("generator", WORLD.seed_problems()[0]),
-                                   {WORLD.seed_problems()[0].id}, {p.id for p in WORLD.heldout()}, WORLD,
-                                   "generator", round=1)
+    _, rejected = admission.screen(
+        hostile_drafts("generator", WORLD.seed_problems()[0]),
+        {WORLD.seed_problems()[0].id},
+        {p.id for p in WORLD.heldout()},
+        WORLD,
+        "generator",
+        round=1,
+    )
     metrics = admission.rejection_metrics(rejected, "generator")
     assert metrics["generator/rejected/unprintable"] == 2 and metrics["generator/rejected/too_long"] == 1
     assert metrics["generator/rejected/eval_duplicate"] == 1 and metrics["generator/rejected/duplicate"] == 2
@@ -93,9 +113,15 @@ class HostileGenerator:
         return {"examples": float(len(examples)), "version": 1.0}
 
     def propose(self, parents, n, round):
-        drafts = [d.model_copy(update={"question": d.question.replace("61+25", "50+21"), "answer":
-                                       "71" if d.question.startswith("61+25") else d.answer})
-                  for d in hostile_drafts("generator", self.stored)]
+        drafts = [
+            d.model_copy(
+                update={
+                    "question": d.question.replace("61+25", "50+21"),
+                    "answer": "71" if d.question.startswith("61+25") else d.answer,
+                }
+            )
+            for d in hostile_drafts("generator", self.stored)
+        ]
         return [Problem.model_validate({**d.model_dump(), "id": ""}) for d in drafts], []
 
 
@@ -104,9 +130,13 @@ def hostile_round(tmp_path):
     store = Store(tmp_path / "store.duckdb")
     seeds = WORLD.seed_problems()
     store.append(seeds)
-    roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())],
-                  teacher=LocalRole(HostileTeacher(seeds[0])), learner=LocalRole(NoOpLearner()),
-                  generator=LocalRole(HostileGenerator(seeds[0])))
+    roles = Roles(
+        store=LocalRole(store),
+        solvers=[LocalRole(WrongSolver())],
+        teacher=LocalRole(HostileTeacher(seeds[0])),
+        learner=LocalRole(NoOpLearner()),
+        generator=LocalRole(HostileGenerator(seeds[0])),
+    )
     loop = CoEvolution(CONFIG, roles, WORLD, tmp_path / "run", prompt=lambda q: q + "\n")
     report = loop.run_round(1)
     yield report, store
@@ -118,8 +148,9 @@ def test_a_round_with_hostile_drafts_completes_and_stores_every_rejection(hostil
     stored = {row[0] for row in store.con.execute("SELECT question FROM problems WHERE round_created = 1").fetchall()}
     assert stored == {"61+25=?", "50+21=?"}
     for source in ("teacher", "generator"):
-        reasons = sorted(r for (r,) in store.con.execute(
-            "SELECT reason FROM rejected WHERE source = ?", [source]).fetchall())
+        reasons = sorted(
+            r for (r,) in store.con.execute("SELECT reason FROM rejected WHERE source = ?", [source]).fetchall()
+        )
         # the two "empty" drafts and the two copies of the good one differ in text: stored apart
         assert reasons == sorted(EXPECTED), source
         assert report.metrics[f"{source}/rejected/unprintable"] == 2

@@ -38,8 +38,9 @@ class ScriptedEngine(InferenceEngine):
         self.completions = completions
         self.prompts: list[str] = []
 
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=128, seed=0, batch_size=None,
-                 progress=False):
+    def generate(
+        self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=128, seed=0, batch_size=None, progress=False
+    ):
         self.prompts += prompts
         out = []
         for prompt in prompts:
@@ -58,15 +59,29 @@ class ScriptedEngine(InferenceEngine):
 @pytest.fixture
 def mixed(tmp_path, random_qwen):
     """A GSM8K-style file, the gsm8k_qwen recipe's dataset world on it, and scripted completions."""
-    rows = [{"question": f"Tom has {n} apples and buys {n + 3} more. How many apples does he have now?",
-             "answer": f"He has {n} + {n + 3} = <<{n}+{n + 3}={2 * n + 3}>>{2 * n + 3} apples.\n#### {2 * n + 3}"}
-            for n in range(1, 13)]
+    rows = [
+        {
+            "question": f"Tom has {n} apples and buys {n + 3} more. How many apples does he have now?",
+            "answer": f"He has {n} + {n + 3} = <<{n}+{n + 3}={2 * n + 3}>>{2 * n + 3} apples.\n#### {2 * n + 3}",
+        }
+        for n in range(1, 13)
+    ]
     data = tmp_path / "mixed.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    config = load_config(ROOT / "configs/gsm8k_qwen.yaml", [
-        f"model.path={random_qwen}", f"experiment.runs_dir={tmp_path / 'runs'}", f"datasets.mixed.path={data}",
-        "datasets.mixed.split=test", "datasets.mixed.extraction=gsm8k", "world.seed_sets=[mixed]",
-        "world.heldout_sets=[mixed]", "world.heldout_size={}", "solver.engine=hf"])
+    config = load_config(
+        ROOT / "configs/gsm8k_qwen.yaml",
+        [
+            f"model.path={random_qwen}",
+            f"experiment.runs_dir={tmp_path / 'runs'}",
+            f"datasets.mixed.path={data}",
+            "datasets.mixed.split=test",
+            "datasets.mixed.extraction=gsm8k",
+            "world.seed_sets=[mixed]",
+            "world.heldout_sets=[mixed]",
+            "world.heldout_size={}",
+            "solver.engine=hf",
+        ],
+    )
     world = make_world(config)
     problems = world.heldout()
     formats = {p.id: FORMATS[i % len(FORMATS)][0] for i, p in enumerate(problems)}
@@ -81,8 +96,14 @@ def test_the_loop_and_curriculum_eval_give_the_same_verdict_on_every_item(mixed,
         solver = Solver(engine, verifier, config.solver, extraction=world.extraction, instruction=world.instruction)
         loop = {item.problem_id: item.correct for item in solver.evaluate(problems, 64, 8).items}
     loop_prompts, engine.prompts = engine.prompts, []
-    summary, path = run_eval(config, ModelTarget(str(random_qwen)), "mixed", out=tmp_path / "eval.json",
-                             also_extractions=["auto"], engine=engine)
+    summary, path = run_eval(
+        config,
+        ModelTarget(str(random_qwen)),
+        "mixed",
+        out=tmp_path / "eval.json",
+        also_extractions=["auto"],
+        engine=engine,
+    )
     evaluated = {item["problem_id"]: bool(item["correct"]) for item in summary["items"]}
     assert evaluated == loop  # the same verdict on every problem
     assert sorted(engine.prompts) == sorted(loop_prompts)  # asked the same way, instruction included
@@ -92,7 +113,8 @@ def test_the_loop_and_curriculum_eval_give_the_same_verdict_on_every_item(mixed,
     # Another rule is reported beside the headline number, labelled, never instead of it.
     assert summary["settings"]["also_extractions"] == ["auto"]
     assert summary["other_extractions"]["auto"]["pass@1"] == pytest.approx(
-        sum(READ_BY_AUTO.get(fmt, False) for fmt in formats.values()) / 12)
+        sum(READ_BY_AUTO.get(fmt, False) for fmt in formats.values()) / 12
+    )
     assert json.loads(path.read_text())["pass@1"] == summary["pass@1"]
 
 

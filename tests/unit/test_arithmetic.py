@@ -147,8 +147,16 @@ def test_trace_lengths_fit_the_solver_budget(world, capsys):
                 length = len(world.sample(family, level, rng).solution)
                 longest[level] = max(longest.get(level, 0), length)
     # Worst cases: all nines and the longest linear equations.
-    for question in ("99999+99999=?", "99999-9999=?", "99*99=?", "99999*9=?", "99999+99999+99999=?",
-                     "999+999+999+999+999=?", "9*x-9999=-10890, x=?", "9*x+999=-7992, x=?"):
+    for question in (
+        "99999+99999=?",
+        "99999-9999=?",
+        "99*99=?",
+        "99999*9=?",
+        "99999+99999+99999=?",
+        "999+999+999+999+999=?",
+        "9*x-9999=-10890, x=?",
+        "9*x+999=-7992, x=?",
+    ):
         problem = world.problem_from_question(question, source="seed")
         assert problem is not None and problem.level == 5, question
         longest[5] = max(longest[5], len(problem.solution))
@@ -302,7 +310,7 @@ def test_solve_reads_every_form_and_builds_a_checked_trace(world, question, answ
         ("-5+3=?", "unparseable"),
         ("1e100+1=?", "unparseable"),
         ("__import__('os').system('ls')=?", "unparseable"),
-        ("exec(\"print(1)\")+1=?", "unparseable"),
+        ('exec("print(1)")+1=?', "unparseable"),
         ("Bob has 12 pears and gets 30 more. How many pears does Ann have now?", "unparseable"),
         ("1234567890123+1=?", "number_too_large"),
         ("9" * 5000 + "=?", "too_long"),
@@ -340,7 +348,7 @@ def test_check_names_what_is_wrong(world):
     m=st.integers(0, 999),
     terms=st.lists(st.integers(0, 10**6), min_size=3, max_size=8),
     coefficient=st.integers(-99, 99).filter(bool),
-    x=st.integers(-10**4, 10**4),
+    x=st.integers(-(10**4), 10**4),
 )
 def test_traces_agree_with_integer_arithmetic(a, b, m, terms, coefficient, x):
     world = ArithmeticWorld(WorldConfig(), seed=0)

@@ -26,10 +26,12 @@ CONFIG_CASES = [
     ("band edge off the 1/k grid", ["selection.band_low=0.3"], "not a multiple of 1/solver.attempts"),
     ("negative rounds", ["loop.rounds=-1"], "'loop.rounds' = -1"),
     ("override without =", ["loop.rounds"], "override 'loop.rounds' must look like key=value"),
-    ("mapping over a list", ["world.families={add: 1}"],
-     "override 'world.families={add: 1}' does not fit what"),
-    ("model path missing", ["model.kind=hf", "model.path=/no/such/model"],
-     "model path '/no/such/model' does not exist"),
+    ("mapping over a list", ["world.families={add: 1}"], "override 'world.families={add: 1}' does not fit what"),
+    (
+        "model path missing",
+        ["model.kind=hf", "model.path=/no/such/model"],
+        "model path '/no/such/model' does not exist",
+    ),
     ("hf model without a path", ["model.kind=hf"], "model.kind=hf needs model.path"),
     ("eval set not a dataset", ["decontamination.eval_sets=[nope]"], "'nope' is not a dataset"),
 ]
@@ -90,8 +92,10 @@ def test_run_refuses_an_existing_run_directory(tmp_path, capsys):
     existing.mkdir()
     (existing / "config.yaml").write_text("experiment:\n  seed: 1\n")
     code, err = run_cli(["run", TINY, "--run-dir", str(existing)], capsys)
-    assert code == 2 and err == [f"error: run directory {existing} already exists (resume it with "
-                                 f"`curriculum resume {existing}`); or pick another experiment.run_name / --run-dir"]
+    assert code == 2 and err == [
+        f"error: run directory {existing} already exists (resume it with "
+        f"`curriculum resume {existing}`); or pick another experiment.run_name / --run-dir"
+    ]
     assert [p.name for p in existing.iterdir()] == ["config.yaml"]
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
@@ -116,11 +120,13 @@ def make_run_dir(path: Path) -> Path:
 @pytest.mark.parametrize("case", ["missing", "not a run", "bad config", "newer schema", "not a store"])
 def test_resume_of_a_directory_it_cannot_continue(case, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    expected = {"missing": f"run directory not found: {run_dir}",
-                "not a run": f"{run_dir} is not a run directory (no config.yaml)",
-                "bad config": "unknown config key 'solver.atempts'",
-                "newer schema": "schema version 99 is newer than this code supports",
-                "not a store": "cannot open read-write"}[case]
+    expected = {
+        "missing": f"run directory not found: {run_dir}",
+        "not a run": f"{run_dir} is not a run directory (no config.yaml)",
+        "bad config": "unknown config key 'solver.atempts'",
+        "newer schema": "schema version 99 is newer than this code supports",
+        "not a store": "cannot open read-write",
+    }[case]
     if case == "not a run":
         run_dir.mkdir()
     elif case == "bad config":
@@ -150,8 +156,11 @@ def test_an_older_store_schema_is_migrated_on_resume(tmp_path, monkeypatch):
     run_dir = make_run_dir(tmp_path / "run")
     with Store(run_dir / "store.duckdb"):
         pass
-    newer = schema.Migration(schema.supported_schema_version() + 1, "a test column",
-                                   ("ALTER TABLE problems ADD COLUMN note VARCHAR DEFAULT ''",))
+    newer = schema.Migration(
+        schema.supported_schema_version() + 1,
+        "a test column",
+        ("ALTER TABLE problems ADD COLUMN note VARCHAR DEFAULT ''",),
+    )
     monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, newer))
     runner._check_store(run_dir)
     with Store(run_dir / "store.duckdb", read_only=True) as s:

@@ -34,12 +34,18 @@ class CyclingEngine(InferenceEngine):
         self.prompts = []
         self.temperature = None
 
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=128, seed=0, batch_size=None,
-                 progress=False):
+    def generate(
+        self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=128, seed=0, batch_size=None, progress=False
+    ):
         self.prompts += prompts
         self.temperature = temperature
-        return [[Generation(text, len(text), -1.0) for text in self.replies[p.removeprefix("<user>").split("?")[0] + "?"][:n]]
-                for p in prompts]
+        return [
+            [
+                Generation(text, len(text), -1.0)
+                for text in self.replies[p.removeprefix("<user>").split("?")[0] + "?"][:n]
+            ]
+            for p in prompts
+        ]
 
     def load_adapter(self, path):
         raise NotImplementedError
@@ -69,8 +75,17 @@ def verifier():
 
 def test_pass_at_k_and_breakdowns(verifier):
     engine = CyclingEngine(REPLIES, chat=True)
-    result = evaluate_benchmark(engine, PROBLEMS, verifier, "auto", samples=4, temperature=0.7, top_p=1.0,
-                                max_new_tokens=8, instruction=" Box it.")
+    result = evaluate_benchmark(
+        engine,
+        PROBLEMS,
+        verifier,
+        "auto",
+        samples=4,
+        temperature=0.7,
+        top_p=1.0,
+        max_new_tokens=8,
+        instruction=" Box it.",
+    )
     assert [item.correct for item in result.items] == [2, 0, 4]
     scores = result.scores([1, 2])
     assert scores["pass@1"] == pytest.approx((0.5 + 0 + 1) / 3)
@@ -78,7 +93,8 @@ def test_pass_at_k_and_breakdowns(verifier):
     assert scores["mean_tokens"] == pytest.approx(sum(len(t) for r in REPLIES.values() for t in r) / 12)
     assert result.breakdown([1], "subject") == {
         "Algebra": {"problems": 2, "pass@1": 0.25, "mean_tokens": 4.0},
-        "Geometry": {"problems": 1, "pass@1": 1.0, "mean_tokens": 1.0}}
+        "Geometry": {"problems": 1, "pass@1": 1.0, "mean_tokens": 1.0},
+    }
     assert set(result.breakdown([1], "level")) == {"1", "2"}
     # The chat template wraps question + instruction as one user turn.
     assert engine.prompts[0] == "<user>1+1? Box it.</user><assistant>"
@@ -86,15 +102,18 @@ def test_pass_at_k_and_breakdowns(verifier):
 
 def test_plain_prompt_without_chat_template_and_report_shape(verifier):
     engine = CyclingEngine(REPLIES)
-    result = evaluate_benchmark(engine, PROBLEMS[:1], verifier, "auto", samples=1, temperature=0.0, top_p=1.0,
-                                max_new_tokens=8)
+    result = evaluate_benchmark(
+        engine, PROBLEMS[:1], verifier, "auto", samples=1, temperature=0.0, top_p=1.0, max_new_tokens=8
+    )
     assert engine.prompts == ["1+1?\n"] and engine.temperature == 0.0
     target = resolve_target("some/base")
     summary = report(result, 1, target, "mini", "mini.jsonl", {"samples": 1}, 0.5)
     assert summary["pass@1"] == 1.0 and summary["dataset"] == {"name": "mini", "source": "mini.jsonl", "rows": 1}
     assert summary["items"][0]["extracted"] == ["2"]
-    assert mlflow_metrics(summary, "mini", 1) == {"bench/mini/pass_at_1": 1.0,
-                                                  "bench/mini/mean_tokens": summary["mean_tokens"]}
+    assert mlflow_metrics(summary, "mini", 1) == {
+        "bench/mini/pass_at_1": 1.0,
+        "bench/mini/mean_tokens": summary["mean_tokens"],
+    }
     json.dumps(summary)  # JSON-ready
 
 
@@ -114,8 +133,11 @@ def fake_run(tmp_path, versions=(1, 2), latest=2):
 def test_targets_run_versions_adapters_and_bases(tmp_path):
     run = fake_run(tmp_path)
     target = resolve_target(str(run))
-    assert (target.base, target.policy_version, target.adapter) == \
-        ("/models/base", 2, str(run / "checkpoints" / "policy_v0002"))
+    assert (target.base, target.policy_version, target.adapter) == (
+        "/models/base",
+        2,
+        str(run / "checkpoints" / "policy_v0002"),
+    )
     assert resolve_target(str(run), policy_version=1).adapter.endswith("policy_v0001")
     assert resolve_target(str(run), policy_version=0).adapter is None
     assert default_output(resolve_target(str(run)), "gsm8k", 4, None, "runs") == run / "eval/v0002/gsm8k-pass4.json"
@@ -137,12 +159,21 @@ def test_targets_run_versions_adapters_and_bases(tmp_path):
 def test_datasets_by_name_or_file_with_a_field_mapping(tmp_path):
     data = tmp_path / "mine.jsonl"
     data.write_text(json.dumps({"q": "1+1?", "sol": "so #### 2", "topic": "arith"}) + "\n")
-    config = from_dict({"data_root": str(tmp_path), "datasets": {"named": {"path": "mine.jsonl", "question_field": "q",
-                                                                          "answer_field": "sol", "extraction": "gsm8k"}}})
+    config = from_dict(
+        {
+            "data_root": str(tmp_path),
+            "datasets": {
+                "named": {"path": "mine.jsonl", "question_field": "q", "answer_field": "sol", "extraction": "gsm8k"}
+            },
+        }
+    )
     name, spec = resolve_dataset(config, "named")
     assert (name, spec.question_field, spec.extraction) == ("named", "q", "gsm8k")
-    name, spec = resolve_dataset(config, str(data), {"question_field": "q", "answer_field": "sol",
-                                                     "extraction": "gsm8k", "subject_field": "topic", "split": None})
+    name, spec = resolve_dataset(
+        config,
+        str(data),
+        {"question_field": "q", "answer_field": "sol", "extraction": "gsm8k", "subject_field": "topic", "split": None},
+    )
     assert (name, spec.path, spec.subject_field, spec.split) == ("mine", str(data), "topic", "test")
     with pytest.raises(EvalError, match="neither a dataset in the config .known: named. nor an existing file"):
         resolve_dataset(config, "nope")

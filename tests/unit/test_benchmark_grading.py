@@ -27,7 +27,8 @@ FINAL_ANSWER_MARK = re.compile(r"\\(?:boxed|fbox|framebox)\s*\{|####")
 PLAIN_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
 pytestmark = pytest.mark.skipif(
-    not DATA_ROOT.is_dir(), reason=f"benchmark data folder {DATA_ROOT} is absent (see configs/benchmarks.yaml data_root)"
+    not DATA_ROOT.is_dir(),
+    reason=f"benchmark data folder {DATA_ROOT} is absent (see configs/benchmarks.yaml data_root)",
 )
 
 
@@ -75,7 +76,9 @@ def test_grading_the_datasets_own_answers_agrees(name, verifier):
         grades = verifier.grade_many([texts[i] for i in chosen], [problems[i].answer for i in chosen], rule)
         for i, grade in zip(chosen, grades):
             if not grade.correct:
-                disagreements.append(f"line {i + 1}: reference {problems[i].answer!r}, graded text gave {grade.extracted!r}")
+                disagreements.append(
+                    f"line {i + 1}: reference {problems[i].answer!r}, graded text gave {grade.extracted!r}"
+                )
     agreement, text = report(name, "grading", len(problems), disagreements)
     assert agreement >= MIN_AGREEMENT, text
 
@@ -94,7 +97,9 @@ def test_math_verify_reads_each_reference_answer_as_itself(name, verifier):
     assert agreement >= MIN_AGREEMENT, text
 
 
-WITH_SOLUTIONS = sorted(name for name, spec in CONFIG.datasets.items() if spec.solution_field or spec.extraction != "none")
+WITH_SOLUTIONS = sorted(
+    name for name, spec in CONFIG.datasets.items() if spec.solution_field or spec.extraction != "none"
+)
 CALCULATOR = re.compile(r"<<[^<>\n]*>>")
 GSM8K_FINAL_LINE = re.compile(r"\n?####[^\n]*$")
 
@@ -111,8 +116,10 @@ def solutions_as_written(spec: DatasetSpec) -> list[str]:
 def test_a_dataset_worlds_reference_solutions_keep_their_steps_and_grade_right_in_its_format(name, verifier):
     """What the DPO winner and the SFT target are when every attempt fails: the loop's own grader
     (the world's extraction rule) marks each one right, and none lost its worked steps."""
-    world_config = load_config(REPO / "configs/gsm8k_qwen.yaml", [
-        f"data_root={DATA_ROOT}", f"world.seed_sets=[{name}]", "world.heldout_sets=[amc23]", "world.heldout_size={}"])
+    world_config = load_config(
+        REPO / "configs/gsm8k_qwen.yaml",
+        [f"data_root={DATA_ROOT}", f"world.seed_sets=[{name}]", "world.heldout_sets=[amc23]", "world.heldout_size={}"],
+    )
     world = DatasetWorld(world_config)
     rule = world.extraction
     assert rule == "boxed"
@@ -120,8 +127,11 @@ def test_a_dataset_worlds_reference_solutions_keep_their_steps_and_grade_right_i
     written = solutions_as_written(CONFIG.datasets[name])
     assert len(problems) == len(written)  # no question repeats in these files
     grades = verifier.grade_many([p.solution for p in problems], [p.answer for p in problems], rule)
-    wrong = [f"line {i + 1}: {p.solution[-120:]!r} read as {g.extracted!r}, reference {p.answer!r}"
-             for i, (p, g) in enumerate(zip(problems, grades)) if not g.correct]
+    wrong = [
+        f"line {i + 1}: {p.solution[-120:]!r} read as {g.extracted!r}, reference {p.answer!r}"
+        for i, (p, g) in enumerate(zip(problems, grades))
+        if not g.correct
+    ]
     assert not wrong, "\n".join(wrong[:10])
     for line, (problem, original) in enumerate(zip(problems, written), start=1):
         steps = GSM8K_FINAL_LINE.sub("", CALCULATOR.sub("", original)).strip()

@@ -78,7 +78,9 @@ def test_resume_says_in_one_line_that_the_code_differs_and_continues_only_when_t
     code_version.pin(run_dir, now)  # what resume does before continuing
     assert code_version.check_unchanged(run_dir, allow_change=False) == (now, None)
     assert [e["source_hash"] for e in json.loads((run_dir / "code_version.json").read_text())["history"]] == [
-        now.source_hash, now.source_hash]
+        now.source_hash,
+        now.source_hash,
+    ]
 
 
 def test_modules_imported_after_use_snapshot_come_from_the_run_s_copy(tmp_path, tree):
@@ -86,13 +88,17 @@ def test_modules_imported_after_use_snapshot_come_from_the_run_s_copy(tmp_path, 
     run_dir = tmp_path / "run"
     code_version.pin(run_dir, root=tree)
     (tree / "curriculum/run/ablate.py").write_text("raise RuntimeError('edited mid-run')\n")  # the user's edit
-    script = (f"import sys; sys.path.insert(0, {str(tree)!r})\n"
-              "import curriculum.run.rundir\n"
-              "from curriculum.run import code_version\n"
-              f"code_version.use_snapshot({str(run_dir)!r})\n"
-              "import curriculum.run.ablate as a, curriculum.report.lineage as l\n"
-              "print(a.__file__); print(l.__file__)\n")
+    script = (
+        f"import sys; sys.path.insert(0, {str(tree)!r})\n"
+        "import curriculum.run.rundir\n"
+        "from curriculum.run import code_version\n"
+        f"code_version.use_snapshot({str(run_dir)!r})\n"
+        "import curriculum.run.ablate as a, curriculum.report.lineage as l\n"
+        "print(a.__file__); print(l.__file__)\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == [str((run_dir / "code/curriculum/run/ablate.py").resolve()),
-                                   str((run_dir / "code/curriculum/report/lineage.py").resolve())]
+    assert done.stdout.split() == [
+        str((run_dir / "code/curriculum/run/ablate.py").resolve()),
+        str((run_dir / "code/curriculum/report/lineage.py").resolve()),
+    ]

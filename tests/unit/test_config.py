@@ -50,7 +50,10 @@ def test_unknown_top_level_section(tmp_path):
         ("solver.attempts=many", r"'solver.attempts' = 'many' .*valid integer"),
         ("solver.top_p=1.5", r"'solver.top_p' = 1.5 .*less than or equal to 1"),
         ("model.kind=hf", r"model.kind=hf needs model.path"),
-        ("selection.band_low=0.3", r"selection.band_low=0.3 is not a multiple of 1/solver.attempts .*use 0.25 or 0.375"),
+        (
+            "selection.band_low=0.3",
+            r"selection.band_low=0.3 is not a multiple of 1/solver.attempts .*use 0.25 or 0.375",
+        ),
         ("selection.band_low=0.875", r"selection.band_low=0.875 is above selection.band_high=0.75"),
         ("loop.rounds=-1", r"'loop.rounds' = -1 .*greater than or equal to 0"),
         ("verifier.timeout_s=0", r"'verifier.timeout_s' = 0 .*greater than 0"),
@@ -123,15 +126,18 @@ def test_cli_reports_unknown_key_in_one_line_with_exit_2():
 LLM = ["teacher.kind=llm", "teacher.endpoint.base_url=http://127.0.0.1:8000/v1", "teacher.endpoint.model=m"]
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (["teacher.kind=llm"], "teacher.kind=llm needs teacher.endpoint.base_url .* or teacher.serve.model"),
-    ([*LLM, "teacher.serve.model=/m"], "set teacher.endpoint.base_url .* or teacher.serve .*, not both"),
-    (["teacher.kind=llm", "teacher.endpoint.base_url=http://x/v1"], "needs teacher.endpoint.model"),
-    ([*LLM, "teacher.endpoint.api_key_env=sk-live-123"], "NAME of an environment variable"),
-    ([*LLM, "teacher.labels.min_agreement=9"], "min_agreement=9 is above samples=8"),
-    (["synthesis.enabled=true", "synthesis.kind=llm"], "synthesis.kind=llm writes with the Teacher's model"),
-    (["teacher.kind=llm", "teacher.serve.model=/m", "ray.teacher.num_gpus=1"], "teacher.serve.num_gpus"),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["teacher.kind=llm"], "teacher.kind=llm needs teacher.endpoint.base_url .* or teacher.serve.model"),
+        ([*LLM, "teacher.serve.model=/m"], "set teacher.endpoint.base_url .* or teacher.serve .*, not both"),
+        (["teacher.kind=llm", "teacher.endpoint.base_url=http://x/v1"], "needs teacher.endpoint.model"),
+        ([*LLM, "teacher.endpoint.api_key_env=sk-live-123"], "NAME of an environment variable"),
+        ([*LLM, "teacher.labels.min_agreement=9"], "min_agreement=9 is above samples=8"),
+        (["synthesis.enabled=true", "synthesis.kind=llm"], "synthesis.kind=llm writes with the Teacher's model"),
+        (["teacher.kind=llm", "teacher.serve.model=/m", "ray.teacher.num_gpus=1"], "teacher.serve.num_gpus"),
+    ],
+)
 def test_llm_teacher_settings_are_checked_in_one_line(overrides, expected):
     with pytest.raises(ConfigError, match=expected) as caught:
         load_config(ROOT / "configs/tiny.yaml", overrides)
@@ -148,6 +154,13 @@ def test_a_dataset_world_hosts_the_llm_teacher_and_llm_synthesis_but_not_the_sym
         load_config(recipe, ["synthesis.enabled=true", "synthesis.budget=8"])
     with pytest.raises(ConfigError, match="generator.enabled=true needs the world's oracle"):
         load_config(recipe, ["generator.enabled=true"])
-    api = load_config(recipe, ["teacher.serve=null", "teacher.endpoint.base_url=https://api.example.com/v1",
-                               "teacher.endpoint.model=gpt", "teacher.endpoint.api_key_env=OPENAI_API_KEY"])
+    api = load_config(
+        recipe,
+        [
+            "teacher.serve=null",
+            "teacher.endpoint.base_url=https://api.example.com/v1",
+            "teacher.endpoint.model=gpt",
+            "teacher.endpoint.api_key_env=OPENAI_API_KEY",
+        ],
+    )
     assert api.teacher.serve is None and "sk-" not in to_yaml(api)

@@ -51,8 +51,9 @@ def test_a_seed_pool_that_holds_heldout_questions_leaves_them_out():
     assert len(held) == 100 and len(w.seed_pool) == 400 and not held & {p.id for p in w.seed_pool}
 
 
-@pytest.mark.parametrize("rate, level", [(1.0, 1), (0.75, 1), (0.625, 2), (0.5, 2), (0.375, 3), (0.25, 3),
-                                         (0.125, 4), (0.0, 5)])
+@pytest.mark.parametrize(
+    "rate, level", [(1.0, 1), (0.75, 1), (0.625, 2), (0.5, 2), (0.375, 3), (0.25, 3), (0.125, 4), (0.0, 5)]
+)
 def test_levels_from_the_base_models_solve_rate(rate, level):
     assert level_from_rate(rate, [0.75, 0.5, 0.25, 0.125]) == level
 
@@ -91,19 +92,29 @@ def test_a_question_can_be_composed_of_several_fields(tmp_path):
         load_problem_set(bad, tmp_path, "svamp")
 
 
-@pytest.mark.parametrize("override, message", [
-    ("teacher.enabled=true", "teacher.kind=symbolic needs a world with mutation operators and an oracle "
-                             "(world.name=arithmetic); on world.name=dataset set teacher.kind=llm or teacher.enabled=false"),
-    ("synthesis.enabled=true", "synthesis.kind=symbolic needs a world with mutation operators and an oracle"),
-    ("generator.enabled=true", "generator.enabled=true needs the world's oracle"),
-    ("world.seed_sets=[gsm8k_tran]", "world: 'gsm8k_tran' is not a dataset in `datasets`"),
-    ("world.heldout_sets=[]", "world.name=dataset needs world.heldout_sets"),
-    ("world.heldout_size.gsm8k=-1", "world.heldout_size.gsm8k=-1 must be >= 0"),
-    ("model.kind=tiny", "model.kind=tiny is pretrained on the arithmetic world"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "teacher.enabled=true",
+            "teacher.kind=symbolic needs a world with mutation operators and an oracle "
+            "(world.name=arithmetic); on world.name=dataset set teacher.kind=llm or teacher.enabled=false",
+        ),
+        ("synthesis.enabled=true", "synthesis.kind=symbolic needs a world with mutation operators and an oracle"),
+        ("generator.enabled=true", "generator.enabled=true needs the world's oracle"),
+        ("world.seed_sets=[gsm8k_tran]", "world: 'gsm8k_tran' is not a dataset in `datasets`"),
+        ("world.heldout_sets=[]", "world.name=dataset needs world.heldout_sets"),
+        ("world.heldout_size.gsm8k=-1", "world.heldout_size.gsm8k=-1 must be >= 0"),
+        ("model.kind=tiny", "model.kind=tiny is pretrained on the arithmetic world"),
+    ],
+)
 def test_what_a_dataset_world_cannot_host_is_a_one_line_config_error(override, message):
-    result = subprocess.run([sys.executable, "-m", "curriculum.cli", "run", str(RECIPE), override,
-                             "synthesis.budget=4"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "curriculum.cli", "run", str(RECIPE), override, "synthesis.budget=4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
@@ -115,7 +126,9 @@ def test_config_errors_are_raised_before_anything_heavy():
 
 
 def test_the_math_dpo_recipe_reads_levels_and_subjects_from_its_seed_pool():
-    config = load_config(ROOT / "configs/math_dpo_qwen.yaml", ["world.seed_sets=[math500]", "world.heldout_sets=[gsm8k]"])
+    config = load_config(
+        ROOT / "configs/math_dpo_qwen.yaml", ["world.seed_sets=[math500]", "world.heldout_sets=[gsm8k]"]
+    )
     assert config.learner.algorithm == "dpo" and config.world.name == "dataset"
     pool = make_world(config).seed_pool  # MATH-500 stands in for MATH train (the hub is out of reach here)
     assert {p.level for p in pool} == {1, 2, 3, 4, 5} and len({p.concepts[0] for p in pool}) == 7

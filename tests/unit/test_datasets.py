@@ -20,7 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 MATH_ROWS = [
     {"problem": "What is $1+1$?", "answer": "2", "solution": "$1+1=\\boxed{2}$", "subject": "Algebra", "level": 1},
-    {"problem": "Halve one.", "answer": "\\frac{1}{2}", "solution": "It is $\\boxed{\\frac12}$.", "subject": "Prealgebra", "level": 3},
+    {
+        "problem": "Halve one.",
+        "answer": "\\frac{1}{2}",
+        "solution": "It is $\\boxed{\\frac12}$.",
+        "subject": "Prealgebra",
+        "level": 3,
+    },
 ]
 MATH_SPEC = DatasetSpec(
     path="math.jsonl",
@@ -131,7 +137,14 @@ def test_benchmarks_yaml_is_a_valid_config_with_every_benchmark():
     config = load_config(REPO / "configs" / "benchmarks.yaml")
     assert config.data_root == "../shared/data/benchmarks"
     assert set(config.datasets) == {
-        "aime24", "aime25", "amc23", "gsm8k", "gsm8k_train", "math500", "minerva_math", "olympiadbench",
+        "aime24",
+        "aime25",
+        "amc23",
+        "gsm8k",
+        "gsm8k_train",
+        "math500",
+        "minerva_math",
+        "olympiadbench",
     }
     assert config.datasets["minerva_math"].answer_field == "solution"
     assert config.datasets["minerva_math"].extraction == "boxed"

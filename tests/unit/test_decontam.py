@@ -12,8 +12,10 @@ from curriculum.curricula.decontam import (
 )
 from curriculum.records import Problem
 
-GSM_LIKE = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
-            "in May. How many clips did Natalia sell altogether in April and May?")
+GSM_LIKE = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+    "in May. How many clips did Natalia sell altogether in April and May?"
+)
 OTHER = "A train leaves the station at 3 pm travelling at 60 km per hour toward a city 180 km away."
 
 
@@ -34,8 +36,18 @@ def index() -> ContaminationIndex:
 
 
 def test_tokens_ignore_case_punctuation_and_latex_wrapping_but_keep_operators():
-    assert normalized_tokens("Find $\\frac{1}{2}$ of 4821+397, then STOP.") == \
-        ["find", "frac", "1", "2", "of", "4821", "+", "397", "then", "stop"]
+    assert normalized_tokens("Find $\\frac{1}{2}$ of 4821+397, then STOP.") == [
+        "find",
+        "frac",
+        "1",
+        "2",
+        "of",
+        "4821",
+        "+",
+        "397",
+        "then",
+        "stop",
+    ]
     assert normalized_tokens("4821+397=?") != normalized_tokens("4821-397=?")
     assert ngrams(["a", "b"], 3) == {"a b"}
     assert ngrams(["a", "b", "c", "d"], 3) == {"a b c", "b c d"}
@@ -79,9 +91,11 @@ def test_split_turns_matches_into_contaminated_drafts(index):
 def config_with(tmp_path: Path, **decontamination) -> dict:
     data = tmp_path / "mini.jsonl"
     data.write_text(json.dumps({"q": GSM_LIKE, "a": "72"}) + "\n")
-    return {"data_root": str(tmp_path),
-            "datasets": {"mini": {"path": "mini.jsonl", "question_field": "q", "answer_field": "a"}},
-            "decontamination": decontamination}
+    return {
+        "data_root": str(tmp_path),
+        "datasets": {"mini": {"path": "mini.jsonl", "question_field": "q", "answer_field": "a"}},
+        "decontamination": decontamination,
+    }
 
 
 def test_index_from_config(tmp_path):

@@ -31,8 +31,17 @@ def test_on_a_gpu_the_solvers_engine_and_the_learner_hold_their_weights_and_samp
     assert engine.device.type == "cuda"
     [[sample]] = engine.generate(["1+1=?\n"], max_new_tokens=4, temperature=1.0)
     assert sample.num_tokens >= 1
-    learner = GRPOLearner(tmp_path / "tiny", LoraConfig(r=4, alpha=8), LearnerConfig(), tmp_path / "learner", seed=0,
-                          device=device, group_size=4, temperature=1.0, max_completion_length=8)
+    learner = GRPOLearner(
+        tmp_path / "tiny",
+        LoraConfig(r=4, alpha=8),
+        LearnerConfig(),
+        tmp_path / "learner",
+        seed=0,
+        device=device,
+        group_size=4,
+        temperature=1.0,
+        max_completion_length=8,
+    )
     assert {p.device.type for p in learner.model.parameters()} == {"cuda"} and not learner.use_cpu
 
 

@@ -19,8 +19,14 @@ BETA = 0.1
 # three epochs give three steps: LoRA's A matrices only get a gradient once B is non-zero.
 LEARNER = LearnerConfig(beta=BETA, learning_rate=1e-2, batch_size=6, epochs=3)
 PAIRS = [
-    PreferencePair(problem_id=f"p{i}", policy_version=0, round=1, prompt=f"{i}+{i + 1}=?\n",
-                   chosen=f"answer: {2 * i + 1}", rejected=f"answer: {2 * i + 2}")
+    PreferencePair(
+        problem_id=f"p{i}",
+        policy_version=0,
+        round=1,
+        prompt=f"{i}+{i + 1}=?\n",
+        chosen=f"answer: {2 * i + 1}",
+        rejected=f"answer: {2 * i + 2}",
+    )
     for i in range(6)
 ]
 REWARD_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
@@ -43,7 +49,7 @@ def completion_logps(model, tokenizer, pairs, field):
             prompt = tokenizer(pair.prompt)["input_ids"]
             completion = tokenizer(getattr(pair, field) + tokenizer.eos_token)["input_ids"]
             logits = model(torch.tensor([prompt + completion])).logits[0]
-            logprobs = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)
+            logprobs = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
             values.append(logprobs.gather(1, torch.tensor(completion)[:, None]).sum())
     return torch.stack(values)
 
@@ -69,9 +75,17 @@ def run(base_path, tmp_path_factory):
         base = completion_logps(learner.model, learner.tokenizer, PAIRS, "chosen")
     expected_reward = float(BETA * (policy - base).mean())
     second = learner.update(PAIRS, round=2)
-    return SimpleNamespace(learner=learner, start=start, after_first=after_first, first=first, second=second,
-                           first_log=first_log, second_log=learner.last_log_history,
-                           steps_after_first=steps_after_first, expected_reward=expected_reward)
+    return SimpleNamespace(
+        learner=learner,
+        start=start,
+        after_first=after_first,
+        first=first,
+        second=second,
+        first_log=first_log,
+        second_log=learner.last_log_history,
+        steps_after_first=steps_after_first,
+        expected_reward=expected_reward,
+    )
 
 
 def test_update_trains_every_lora_parameter_and_leaves_the_base_alone(run):

@@ -72,7 +72,9 @@ def test_greedy_is_argmax_decoding_with_model_logprobs(engine, tokenizer):
                 break
         assert samples[0].num_tokens == len(expected)
         assert samples[0].text == tokenizer.decode(expected, skip_special_tokens=True)
-        assert samples[0].logprob == pytest.approx(sequence_logprob(engine.model, tokenizer, prompt, expected), abs=1e-3)
+        assert samples[0].logprob == pytest.approx(
+            sequence_logprob(engine.model, tokenizer, prompt, expected), abs=1e-3
+        )
 
 
 def test_sampling_logprob_is_under_the_tempered_distribution(engine, tokenizer):

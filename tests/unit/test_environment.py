@@ -16,8 +16,10 @@ from toy_models import SMALL
 
 
 def _numerics_in_child(env: dict[str, str]) -> dict[str, str]:
-    code = ("import json; from curriculum.environment import pin_cpu_numerics; pinned = pin_cpu_numerics(); "
-            "import torch; print(json.dumps({**pinned, 'capability': torch.backends.cpu.get_cpu_capability()}))")
+    code = (
+        "import json; from curriculum.environment import pin_cpu_numerics; pinned = pin_cpu_numerics(); "
+        "import torch; print(json.dumps({**pinned, 'capability': torch.backends.cpu.get_cpu_capability()}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

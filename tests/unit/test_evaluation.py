@@ -15,8 +15,9 @@ class ScriptedEngine(InferenceEngine):
         self.replies = replies
         self.calls: list[dict] = []
 
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=128, seed=0,
-                 batch_size=None, progress=False):
+    def generate(
+        self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=128, seed=0, batch_size=None, progress=False
+    ):
         self.calls.append({"temperature": temperature, "n": n, "max_new_tokens": max_new_tokens})
         return [[Generation(self.replies[p], len(self.replies[p]) + 1, -1.0)] * n for p in prompts]
 
@@ -64,7 +65,10 @@ def test_accuracy_by_level_family_and_cell(result_and_engine):
     assert result.by_level == {1: pytest.approx(2 / 3), 2: pytest.approx(2 / 4)}
     assert result.by_family == {"add": pytest.approx(3 / 4), "sub": pytest.approx(1 / 3)}
     assert result.by_family_level == {
-        ("add", 1): 0.5, ("add", 2): 1.0, ("sub", 1): 1.0, ("sub", 2): 0.0,
+        ("add", 1): 0.5,
+        ("add", 2): 1.0,
+        ("sub", 1): 1.0,
+        ("sub", 2): 0.0,
     }
     expected_tokens = sum(len(completion) + 1 for _, completion, _ in CASES) / 7
     assert result.mean_tokens == pytest.approx(expected_tokens)
@@ -118,9 +122,17 @@ def test_drops_from_base_name_each_level_and_the_worst_so_far():
     base = EvalResult(cells={("add", 1): Cell(10, 10), ("add", 2): Cell(10, 5), ("add", 3): Cell(10, 0)})
     now = EvalResult(cells={("add", 1): Cell(10, 7), ("add", 2): Cell(10, 6), ("add", 3): Cell(10, 4)})
     drops = drops_from_base(base, now, "level")
-    assert drops == pytest.approx({"retention/drop/L1": 30.0, "retention/drop/L2": -10.0,
-                                   "retention/drop/L3": -40.0, "retention/worst_drop": 30.0})
+    assert drops == pytest.approx(
+        {
+            "retention/drop/L1": 30.0,
+            "retention/drop/L2": -10.0,
+            "retention/drop/L3": -40.0,
+            "retention/worst_drop": 30.0,
+        }
+    )
     by_family = drops_from_base(base, now, "family")
     assert by_family["retention/drop/add"] == pytest.approx(100 * (15 / 30 - 17 / 30))
-    assert worst_drop_so_far([drops, {"retention/worst_drop": 5.0}]) == {"retention/worst_drop_so_far": drops["retention/worst_drop"]}
+    assert worst_drop_so_far([drops, {"retention/worst_drop": 5.0}]) == {
+        "retention/worst_drop_so_far": drops["retention/worst_drop"]
+    }
     assert worst_drop_so_far([{}]) == {}

@@ -15,10 +15,24 @@ def fresh_counts():
 
 def test_items_fire_at_the_nth_call_of_their_method_once(monkeypatch):
     monkeypatch.setenv(faults.ACTOR_KILL_ENV, "learner.publish#2:sent, store.append, solver.attempt#1:idle")
-    calls = [("learner", "publish"), ("store", "append"), ("learner", "publish"), ("solver", "attempt"),
-             ("store", "append"), ("learner", "publish"), ("learner", "learn")]
-    assert [faults.actor_kill(role, method) for role, method in calls] == [None, "done", "sent", "idle", None, None,
-                                                                          None]
+    calls = [
+        ("learner", "publish"),
+        ("store", "append"),
+        ("learner", "publish"),
+        ("solver", "attempt"),
+        ("store", "append"),
+        ("learner", "publish"),
+        ("learner", "learn"),
+    ]
+    assert [faults.actor_kill(role, method) for role, method in calls] == [
+        None,
+        "done",
+        "sent",
+        "idle",
+        None,
+        None,
+        None,
+    ]
     assert faults.actor_kills_fired() == ["learner.publish#2:sent", "solver.attempt#1:idle", "store.append"]
 
 

@@ -27,10 +27,60 @@ TIMEOUT_S = 2.0
 GRADE_BOUND_S = TIMEOUT_S + 30.0
 
 # Pieces of LaTeX, markdown and code that answer extraction and math-verify react to.
-PIECES = ["\\boxed{", "\\fbox{", "}", "{", "\\}", "\\{", "^", "^{", "**", "\\frac{", "\\sqrt{", "\\left(", "\\right)",
-          "(", ")", "[", "]", "$", "\\$", "\\(", "\\)", "answer:", "Answer: ", "####", "\n", " ", ",", ".", "-", "+",
-          "1", "2", "9" * 40, "0.5", "1,000", "x", "\\pi", "\\infty", "\\textbf{", "__import__('os')", "eval(", ";",
-          "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "e^{", "\\ln", "%", "\\text{ cm}", "∞", "½"]
+PIECES = [
+    "\\boxed{",
+    "\\fbox{",
+    "}",
+    "{",
+    "\\}",
+    "\\{",
+    "^",
+    "^{",
+    "**",
+    "\\frac{",
+    "\\sqrt{",
+    "\\left(",
+    "\\right)",
+    "(",
+    ")",
+    "[",
+    "]",
+    "$",
+    "\\$",
+    "\\(",
+    "\\)",
+    "answer:",
+    "Answer: ",
+    "####",
+    "\n",
+    " ",
+    ",",
+    ".",
+    "-",
+    "+",
+    "1",
+    "2",
+    "9" * 40,
+    "0.5",
+    "1,000",
+    "x",
+    "\\pi",
+    "\\infty",
+    "\\textbf{",
+    "__import__('os')",
+    "eval(",
+    ";",
+    "\\begin{pmatrix}",
+    "\\end{pmatrix}",
+    "&",
+    "\\\\",
+    "e^{",
+    "\\ln",
+    "%",
+    "\\text{ cm}",
+    "∞",
+    "½",
+]
 latexish = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
 texts = st.one_of(st.text(max_size=300), latexish)
 
@@ -90,17 +140,49 @@ any_int = st.one_of(small_int, st.integers(-(2**70), 2**70))  # past int32/int64
 def batches(draw):
     """A mixed batch of problems, attempts at them and rejected drafts; sometimes with a value
     the store cannot hold, sometimes repeating earlier records."""
-    problems = draw(st.lists(st.builds(
-        Problem, question=printable, answer=printable, source=st.sampled_from(["seed", "teacher", "generator"]),
-        level=st.one_of(st.none(), any_int), knobs=st.dictionaries(printable, any_int, max_size=3),
-        concepts=st.lists(printable, max_size=3), round_created=small_int), max_size=6))
-    attempts = [Attempt(problem_id=p.id, policy_version=draw(st.integers(0, 3)), sample_index=draw(st.integers(0, 3)),
-                        round=draw(st.integers(0, 3)), completion=draw(printable), extracted_answer=None,
-                        correct=draw(st.booleans()), reward=draw(st.floats(allow_nan=True)),
-                        num_tokens=draw(st.integers(0, 2**31 - 1)), logprob=draw(st.floats()))
-                for p in problems]
-    rejected = draw(st.lists(st.builds(RejectedDraft, source=st.just("teacher"), parent_id=printable, text=printable,
-                                       reason=printable, round=small_int), max_size=3))
+    problems = draw(
+        st.lists(
+            st.builds(
+                Problem,
+                question=printable,
+                answer=printable,
+                source=st.sampled_from(["seed", "teacher", "generator"]),
+                level=st.one_of(st.none(), any_int),
+                knobs=st.dictionaries(printable, any_int, max_size=3),
+                concepts=st.lists(printable, max_size=3),
+                round_created=small_int,
+            ),
+            max_size=6,
+        )
+    )
+    attempts = [
+        Attempt(
+            problem_id=p.id,
+            policy_version=draw(st.integers(0, 3)),
+            sample_index=draw(st.integers(0, 3)),
+            round=draw(st.integers(0, 3)),
+            completion=draw(printable),
+            extracted_answer=None,
+            correct=draw(st.booleans()),
+            reward=draw(st.floats(allow_nan=True)),
+            num_tokens=draw(st.integers(0, 2**31 - 1)),
+            logprob=draw(st.floats()),
+        )
+        for p in problems
+    ]
+    rejected = draw(
+        st.lists(
+            st.builds(
+                RejectedDraft,
+                source=st.just("teacher"),
+                parent_id=printable,
+                text=printable,
+                reason=printable,
+                round=small_int,
+            ),
+            max_size=3,
+        )
+    )
     return problems + attempts + rejected
 
 
@@ -121,6 +203,7 @@ def check_append(store: Store, records: list) -> None:
 def fuzz_store(examples: int) -> None:
     # In memory: the transaction logic is the same, and it spares a WAL fsync per commit.
     with Store(":memory:") as store:
+
         @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
         @given(batches())
         def fuzz(records):

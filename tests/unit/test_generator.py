@@ -67,8 +67,14 @@ def test_a_zero_weight_removes_an_example_from_the_gradient(tmp_path):
     torch.manual_seed(0)
     model = build_tiny_model(SMALL, tokenizer)
     # Loss = mean over the batch of weight x example loss, so [2, 0] over two equals [1] over one.
-    both = parameter_grads(model, tokenizer, tmp_path, ["failed: 1+2=?\nnew:\n", "failed: 33*4=?\nnew:\n"],
-                           ["12+5=?", "999-3=?"], [2.0, 0.0])
+    both = parameter_grads(
+        model,
+        tokenizer,
+        tmp_path,
+        ["failed: 1+2=?\nnew:\n", "failed: 33*4=?\nnew:\n"],
+        ["12+5=?", "999-3=?"],
+        [2.0, 0.0],
+    )
     alone = parameter_grads(model, tokenizer, tmp_path, ["failed: 1+2=?\nnew:\n"], ["12+5=?"], [1.0])
     other = parameter_grads(model, tokenizer, tmp_path, ["failed: 33*4=?\nnew:\n"], ["999-3=?"], [1.0])
     for name in alone:
@@ -81,7 +87,7 @@ def completion_loss(model, tokenizer, prompt, completion):
     target = tokenizer(completion)["input_ids"] + [tokenizer.eos_token_id]
     with torch.no_grad():
         logits = model(torch.tensor([ids + target])).logits[0]
-    return float(torch.nn.functional.cross_entropy(logits[len(ids) - 1:-1], torch.tensor(target)))
+    return float(torch.nn.functional.cross_entropy(logits[len(ids) - 1 : -1], torch.tensor(target)))
 
 
 def test_training_lowers_the_loss_of_weighted_examples_only(tmp_path):
@@ -90,8 +96,9 @@ def test_training_lowers_the_loss_of_weighted_examples_only(tmp_path):
     model = build_tiny_model(SMALL, tokenizer)
     kept, dropped = ("failed: 1+2=?\nnew:\n", "12+5=?"), ("failed: 33*4=?\nnew:\n", "999-3=?")
     before = [completion_loss(model, tokenizer, *pair) for pair in (kept, dropped)]
-    dataset = build_weighted_dataset([kept[0], dropped[0]] * 8, [kept[1], dropped[1]] * 8, [1.0, 0.0] * 8,
-                                     tokenizer.eos_token)
+    dataset = build_weighted_dataset(
+        [kept[0], dropped[0]] * 8, [kept[1], dropped[1]] * 8, [1.0, 0.0] * 8, tokenizer.eos_token
+    )
     args = sft_args(tmp_path, learning_rate=1e-2, batch_size=4, epochs=3, warmup_ratio=0.0, seed=0)
     make_weighted_sft_trainer(model, tokenizer, dataset, args).train()
     after = [completion_loss(model, tokenizer, *pair) for pair in (kept, dropped)]
@@ -155,8 +162,13 @@ def test_propose_keeps_oracle_valid_problems_and_rejects_repeats(trained, world,
     assert TARGET in [p.question for p in problems]
     for problem in problems:
         assert world.check(problem) is None  # answer and trace agree with the oracle
-        assert (problem.source, problem.parent_id, problem.model_version, problem.created_by, problem.round_created) \
-            == ("generator", parent.id, 1, "generator", 3)
+        assert (
+            problem.source,
+            problem.parent_id,
+            problem.model_version,
+            problem.created_by,
+            problem.round_created,
+        ) == ("generator", parent.id, 1, "generator", 3)
     assert len({p.question for p in problems}) == len(problems)
     for draft in rejected:
         assert draft.source == "generator" and draft.parent_id == parent.id and draft.round == 3
@@ -206,8 +218,9 @@ def test_save_and_load_round_trip(trained, world, parent, tmp_path):
 
 
 def test_the_role_checkpoints_after_training_and_resumes(tmp_path, parent, child):
-    config = Config.model_validate({"model": {"tiny": SMALL.model_dump()},
-                                    "generator": {"epochs": 1, "batch_size": 2, "max_new_tokens": 8}})
+    config = Config.model_validate(
+        {"model": {"tiny": SMALL.model_dump()}, "generator": {"epochs": 1, "batch_size": 2, "max_new_tokens": 8}}
+    )
     role = GeneratorRole(config, tmp_path)
     assert role.train([])["examples"] == 0 and not Generator.is_checkpoint(role.checkpoint)
     role.train([(parent, child, 0.5)] * 2)
@@ -219,14 +232,19 @@ def test_the_role_checkpoints_after_training_and_resumes(tmp_path, parent, child
     assert all(p.model_version == 1 for p in problems) and all(d.round == 7 for d in rejected)
 
 
-def test_on_a_real_model_the_generator_trains_and_saves_only_a_lora_adapter(base_path, tmp_path, parent, child,
-                                                                            world):
+def test_on_a_real_model_the_generator_trains_and_saves_only_a_lora_adapter(base_path, tmp_path, parent, child, world):
     """`model.kind: hf`: the base weights stay frozen; the checkpoint is an adapter that loads back."""
     from curriculum.config import LoraConfig
 
     lora = LoraConfig(r=2, alpha=4)
-    generator = Generator(base_path, SMALL, GeneratorConfig(epochs=2, batch_size=2, max_new_tokens=8),
-                          tmp_path / "work", seed=0, lora_cfg=lora)
+    generator = Generator(
+        base_path,
+        SMALL,
+        GeneratorConfig(epochs=2, batch_size=2, max_new_tokens=8),
+        tmp_path / "work",
+        seed=0,
+        lora_cfg=lora,
+    )
     before = {name: p.detach().clone() for name, p in generator.model.named_parameters()}
     generator.train([(parent, child, 0.5)] * 4)
     after = dict(generator.model.named_parameters())
@@ -236,7 +254,8 @@ def test_on_a_real_model_the_generator_trains_and_saves_only_a_lora_adapter(base
     generator.save(tmp_path / "ckpt")
     assert (tmp_path / "ckpt/adapter_config.json").is_file() and not (tmp_path / "ckpt/model.safetensors").exists()
     restored = Generator(base_path, SMALL, generator.gen_cfg, tmp_path / "work2", seed=0, lora_cfg=lora).load(
-        tmp_path / "ckpt")
+        tmp_path / "ckpt"
+    )
     assert restored.version == 1
     assert all(torch.equal(p, after[name]) for name, p in restored.model.named_parameters())
     assert restored.propose([parent], 2, world, round=3) == generator.propose([parent], 2, world, round=3)

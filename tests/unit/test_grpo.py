@@ -27,10 +27,19 @@ def group(i: int, correct: int, k: int = K) -> Group:
     """Problem i+1=? with `correct` right attempts out of k (right ones first)."""
     problem = Problem(question=f"{i}+1=?", answer=str(i + 1), solution=f"answer: {i + 1}", source="seed")
     attempts = tuple(
-        Attempt(problem_id=problem.id, policy_version=0, sample_index=j, round=1,
-                completion=f"answer: {i + 1 if j < correct else i + 2}", extracted_answer=None,
-                correct=j < correct, reward=float(j < correct), num_tokens=len(f"answer: {i + 1}") + 1)
-        for j in range(k))
+        Attempt(
+            problem_id=problem.id,
+            policy_version=0,
+            sample_index=j,
+            round=1,
+            completion=f"answer: {i + 1 if j < correct else i + 2}",
+            extracted_answer=None,
+            correct=j < correct,
+            reward=float(j < correct),
+            num_tokens=len(f"answer: {i + 1}") + 1,
+        )
+        for j in range(k)
+    )
     return Group(problem, f"{i}+1=?\n", attempts)
 
 
@@ -75,10 +84,12 @@ def test_server_hands_back_each_groups_attempts_in_order():
 
 
 def test_learn_filters_then_updates_every_lora_parameter(base_path, tmp_path):
-    cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=2,
-                        grpo=GRPOSettings(groups_per_step=2, filter_low=0.25, filter_high=0.75))
-    learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
-                          max_completion_length=16)
+    cfg = LearnerConfig(
+        learning_rate=1e-2, steps_per_round=2, grpo=GRPOSettings(groups_per_step=2, filter_low=0.25, filter_high=0.75)
+    )
+    learner = GRPOLearner(
+        base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0, max_completion_length=16
+    )
     start = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
     pool = [group(i, c) for i, c in enumerate([4, 1, 0, 3, 2, 2, 0, 1])]
     outcome = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(pool)))
@@ -106,8 +117,12 @@ def test_server_hands_back_the_solvers_token_ids_and_logprobs():
     tokenizer = build_char_tokenizer()
     kept = group(0, 1)
     # Token ids as the Solver's engine sampled them (here: not what re-tokenizing the text gives).
-    attempts = tuple(a.model_copy(update={"token_ids": [7, 8 + a.sample_index, tokenizer.eos_token_id],
-                                          "token_logprobs": [-0.5, -1.0, -0.25]}) for a in kept.attempts)
+    attempts = tuple(
+        a.model_copy(
+            update={"token_ids": [7, 8 + a.sample_index, tokenizer.eos_token_id], "token_logprobs": [-0.5, -1.0, -0.25]}
+        )
+        for a in kept.attempts
+    )
     server = GroupServer([Group(kept.problem, kept.prompt, attempts)], tokenizer, group_size=K)
     out = server([kept.prompt] * K)
     assert out["completion_ids"] == [[7, 8 + j, tokenizer.eos_token_id] for j in range(K)]
@@ -125,11 +140,30 @@ def sampled_groups(base_path, shift: float = 0.0) -> list[Group]:
     engine = HFEngine.from_pretrained(base_path)
     problems = [Problem(question=f"{i}+1=?", answer=str(i + 1), source="seed") for i in range(4)]
     samples = engine.generate([f"{p.question}\n" for p in problems], n=K, temperature=1.0, max_new_tokens=8, seed=0)
-    return [Group(p, f"{p.question}\n", tuple(
-        Attempt(problem_id=p.id, policy_version=0, sample_index=j, round=1, completion=g.text, extracted_answer=None,
-                correct=j < 2, reward=float(j < 2), num_tokens=g.num_tokens, logprob=g.logprob,
-                token_ids=list(g.token_ids), token_logprobs=[lp + shift for lp in g.token_logprobs])
-        for j, g in enumerate(per))) for p, per in zip(problems, samples)]
+    return [
+        Group(
+            p,
+            f"{p.question}\n",
+            tuple(
+                Attempt(
+                    problem_id=p.id,
+                    policy_version=0,
+                    sample_index=j,
+                    round=1,
+                    completion=g.text,
+                    extracted_answer=None,
+                    correct=j < 2,
+                    reward=float(j < 2),
+                    num_tokens=g.num_tokens,
+                    logprob=g.logprob,
+                    token_ids=list(g.token_ids),
+                    token_logprobs=[lp + shift for lp in g.token_logprobs],
+                )
+                for j, g in enumerate(per)
+            ),
+        )
+        for p, per in zip(problems, samples)
+    ]
 
 
 def test_trl_corrects_with_the_rollout_logprobs(base_path, tmp_path):
@@ -139,8 +173,9 @@ def test_trl_corrects_with_the_rollout_logprobs(base_path, tmp_path):
     cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=2, grpo=GRPOSettings(groups_per_step=4))
 
     def learn(groups):
-        learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
-                              max_completion_length=8)
+        learner = GRPOLearner(
+            base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0, max_completion_length=8
+        )
         start = {n: p.detach().clone() for n, p in learner.model.named_parameters() if p.requires_grad}
         metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(groups))).metrics
         changed = {n for n, p in learner.model.named_parameters() if p.requires_grad and not torch.equal(p, start[n])}
@@ -163,19 +198,22 @@ def test_a_batch_without_everyones_logprobs_trains_uncorrected_and_says_so(base_
     import logging
 
     cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=1, grpo=GRPOSettings(groups_per_step=4))
-    learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
-                          max_completion_length=8)
+    learner = GRPOLearner(
+        base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0, max_completion_length=8
+    )
     groups = sampled_groups(base_path)
     first = groups[0]
-    groups[0] = Group(first.problem, first.prompt, (first.attempts[0].model_copy(update={"token_logprobs": []}),
-                                                    *first.attempts[1:]))
+    groups[0] = Group(
+        first.problem, first.prompt, (first.attempts[0].model_copy(update={"token_logprobs": []}), *first.attempts[1:])
+    )
     with caplog.at_level(logging.WARNING, logger="curriculum.training.grpo"):
         metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(groups))).metrics
     assert metrics["importance_sampling_off"] == 1.0 and metrics["attempts_without_logprobs"] == 1.0
     assert "sampling/importance_sampling_ratio/mean" not in metrics and metrics["steps"] == 1
     assert [r.getMessage() for r in caplog.records] == [
         "GRPO round 1: 1 of 16 attempts have no sampling log-probs (stored by an older version?): importance "
-        "sampling (learner.grpo.importance_sampling=sequence_mask) is off for this round's batch"]
+        "sampling (learner.grpo.importance_sampling=sequence_mask) is off for this round's batch"
+    ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="curriculum.training.grpo"):
         metrics = learner.learn(LearnBatch(round=2, policy_version=0, groups=tuple(sampled_groups(base_path)))).metrics
@@ -190,7 +228,7 @@ def completion_logprob(learner: GRPOLearner, prompt: str, completion: str) -> fl
     ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     inputs = torch.tensor([prompt_ids + ids])
     with torch.no_grad():
-        logits = learner.model(input_ids=inputs).logits[0, len(prompt_ids) - 1:-1].float()
+        logits = learner.model(input_ids=inputs).logits[0, len(prompt_ids) - 1 : -1].float()
     return float(torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids)[:, None]).sum())
 
 
@@ -198,23 +236,45 @@ def test_grpo_updates_raise_the_rewarded_completion_and_lower_the_penalised_one(
     """The direction of an update, not just that one happened: groups where half the attempts say
     the rewarded answer and half the penalised one; after three GRPO steps of the project's Learner
     (TRL's loss on the served attempts) the first is more likely and the second less."""
-    cfg = LearnerConfig(learning_rate=2e-2, steps_per_round=3,
-                        grpo=GRPOSettings(groups_per_step=2, importance_sampling="off"))
-    learner = GRPOLearner(base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0,
-                          max_completion_length=16)
+    cfg = LearnerConfig(
+        learning_rate=2e-2, steps_per_round=3, grpo=GRPOSettings(groups_per_step=2, importance_sampling="off")
+    )
+    learner = GRPOLearner(
+        base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0, max_completion_length=16
+    )
     problems = [Problem(question=f"{i}+1=?", answer=str(i + 1), source="seed") for i in (3, 5)]
     rewarded = {p.id: f"answer: {p.answer}" for p in problems}
     penalised = {p.id: f"answer: {int(p.answer) + 4}" for p in problems}
-    groups = tuple(Group(p, f"{p.question}\n", tuple(
-        Attempt(problem_id=p.id, policy_version=0, sample_index=j, round=1,
-                completion=rewarded[p.id] if j % 2 == 0 else penalised[p.id], extracted_answer=None,
-                correct=j % 2 == 0, reward=float(j % 2 == 0),
-                num_tokens=len(rewarded[p.id] if j % 2 == 0 else penalised[p.id]) + 1)  # + eos
-        for j in range(K))) for p in problems)
+    groups = tuple(
+        Group(
+            p,
+            f"{p.question}\n",
+            tuple(
+                Attempt(
+                    problem_id=p.id,
+                    policy_version=0,
+                    sample_index=j,
+                    round=1,
+                    completion=rewarded[p.id] if j % 2 == 0 else penalised[p.id],
+                    extracted_answer=None,
+                    correct=j % 2 == 0,
+                    reward=float(j % 2 == 0),
+                    num_tokens=len(rewarded[p.id] if j % 2 == 0 else penalised[p.id]) + 1,
+                )  # + eos
+                for j in range(K)
+            ),
+        )
+        for p in problems
+    )
 
     def logprobs() -> dict[str, tuple[float, float]]:
-        return {p.id: (completion_logprob(learner, f"{p.question}\n", rewarded[p.id]),
-                       completion_logprob(learner, f"{p.question}\n", penalised[p.id])) for p in problems}
+        return {
+            p.id: (
+                completion_logprob(learner, f"{p.question}\n", rewarded[p.id]),
+                completion_logprob(learner, f"{p.question}\n", penalised[p.id]),
+            )
+            for p in problems
+        }
 
     before = logprobs()
     metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=groups)).metrics

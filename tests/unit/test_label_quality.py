@@ -31,8 +31,11 @@ def test_agreement_counts_only_model_labels_that_can_be_checked():
     assert (quality.model_labelled, quality.checked, quality.agreed) == (4, 3, 2)
     assert quality.agreement == pytest.approx(2 / 3)
     assert quality.disagreements == [problems[2].id]
-    assert quality.metrics("labels") == {"labels/model_labelled": 4.0, "labels/checked": 3.0,
-                                         "labels/agreement": pytest.approx(2 / 3)}
+    assert quality.metrics("labels") == {
+        "labels/model_labelled": 4.0,
+        "labels/checked": 3.0,
+        "labels/agreement": pytest.approx(2 / 3),
+    }
 
 
 def test_nothing_checkable_reports_no_agreement_rather_than_a_perfect_one():
@@ -49,13 +52,16 @@ def test_same_answer():
 def test_answer_source_is_stored_and_old_stores_migrate_to_oracle(tmp_path):
     path = tmp_path / "v1.duckdb"
     with duckdb.connect(str(path)) as con:  # a store written before answer_source existed
-        con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
-                    "applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())")
+        con.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
+            "applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())"
+        )
         for statement in MIGRATIONS[0].statements:
             con.execute(statement)
         con.execute("INSERT INTO schema_version (version, description) VALUES (1, 'initial schema')")
-        con.execute("INSERT INTO problems VALUES ('p1', '1+1=?', '2', '', 'seed', NULL, 'add', 1, [], MAP {}, "
-                    "0, 'world', NULL)")
+        con.execute(
+            "INSERT INTO problems VALUES ('p1', '1+1=?', '2', '', 'seed', NULL, 'add', 1, [], MAP {}, 0, 'world', NULL)"
+        )
     model_made = labelled("2+2=?", "4")
     with Store(path) as store:
         [old] = store.get_problems(["p1"])

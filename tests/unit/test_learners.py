@@ -20,13 +20,23 @@ def _one_thread(one_thread):
 
 def group(i: int, outcomes: str) -> Group:
     """Problem i+1=?; outcomes like "RWW": attempt j right (R) or wrong (W)."""
-    problem = Problem(question=f"{i}+1=?", answer=str(i + 1), solution=f"{i}+1+0={i + 1}\nanswer: {i + 1}",
-                      source="seed")
+    problem = Problem(
+        question=f"{i}+1=?", answer=str(i + 1), solution=f"{i}+1+0={i + 1}\nanswer: {i + 1}", source="seed"
+    )
     attempts = tuple(
-        Attempt(problem_id=problem.id, policy_version=0, sample_index=j, round=1,
-                completion=f"answer: {i + 1 if o == 'R' else i + 2 + j}", extracted_answer=None, correct=o == "R",
-                reward=float(o == "R"), num_tokens=12)
-        for j, o in enumerate(outcomes))
+        Attempt(
+            problem_id=problem.id,
+            policy_version=0,
+            sample_index=j,
+            round=1,
+            completion=f"answer: {i + 1 if o == 'R' else i + 2 + j}",
+            extracted_answer=None,
+            correct=o == "R",
+            reward=float(o == "R"),
+            num_tokens=12,
+        )
+        for j, o in enumerate(outcomes)
+    )
     return Group(problem, f"{i}+1=?\n", attempts)
 
 
@@ -35,8 +45,9 @@ BATCH = LearnBatch(round=1, policy_version=0, groups=(group(1, "RWWR"), group(2,
 
 @pytest.mark.parametrize("algorithm, kind", [("dpo", DPOLearner), ("sft", SFTLearner), ("grpo", GRPOLearner)])
 def test_factory_builds_the_configured_algorithm(algorithm, kind, base_path, tmp_path):
-    config = Config.model_validate({"learner": {"algorithm": algorithm}, "solver": {"attempts": 8},
-                                    "model": {"lora": {"r": 2, "alpha": 4}}})
+    config = Config.model_validate(
+        {"learner": {"algorithm": algorithm}, "solver": {"attempts": 8}, "model": {"lora": {"r": 2, "alpha": 4}}}
+    )
     learner = make_learner(config, base_path, tmp_path)
     assert type(learner) is kind
     assert callable(learner.learn) and callable(learner.publish) and callable(learner.restore)
@@ -46,8 +57,11 @@ def test_dpo_learner_builds_socratic_zero_pairs_from_the_batch(base_path, tmp_pa
     cfg = LearnerConfig(learning_rate=1e-2, batch_size=8)
     learner = DPOLearner(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0)
     outcome = learner.learn(BATCH)
-    expected = [p for g in BATCH.groups for p in build_preference_pairs(
-        g.problem, g.attempts, g.prompt, 0, 1, cfg.pairing, cfg.max_pairs_per_problem)]
+    expected = [
+        p
+        for g in BATCH.groups
+        for p in build_preference_pairs(g.problem, g.attempts, g.prompt, 0, 1, cfg.pairing, cfg.max_pairs_per_problem)
+    ]
     assert outcome.pairs == expected
     # group 1: two wrong vs two right; group 2: the reference wins over 4 distinct wrong; group 3: no pair.
     assert len(expected) == 6 and sum(p.chosen_is_reference for p in outcome.pairs) == 4

@@ -21,8 +21,9 @@ def test_lineage_walks_to_the_seed_and_down_to_every_descendant(synthetic_run):
 
     from_seed, _ = load_lineage(run_dir, p["seed"].id)
     assert from_seed.ancestors == [] and from_seed.root is from_seed.problem
-    assert [c.id for c in from_seed.problem.children] == sorted([p["child"].id, p["sibling"].id],
-                                                               key=lambda i: (i != p["child"].id, i))
+    assert [c.id for c in from_seed.problem.children] == sorted(
+        [p["child"].id, p["sibling"].id], key=lambda i: (i != p["child"].id, i)
+    )
     assert [d.id for d in from_seed.descendants()][-1] == p["grandchild"].id
 
 
@@ -83,8 +84,14 @@ def test_inspect_cli_shows_every_table(synthetic_run, capsys):
     run_dir, _ = synthetic_run
     assert main(["inspect", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    for title in ("held-out accuracy % by level", "problems added by source and round", "learning band now",
-                  "weakest concepts", "drafts: accepted and rejected", "store: problems 5"):
+    for title in (
+        "held-out accuracy % by level",
+        "problems added by source and round",
+        "learning band now",
+        "weakest concepts",
+        "drafts: accepted and rejected",
+        "store: problems 5",
+    ):
         assert title in out, title
     assert "contaminated 1" in out and "unparseable 2" in out
     assert main(["inspect", str(run_dir), "--json"]) == 0

@@ -35,15 +35,21 @@ def llm_round(tmp_path):
     world = ArithmeticWorld(config.world, seed=0)
     writer_replies = []
     for i in range(0, len(DRAFTS), 2):
-        writer_replies += [DIAGNOSIS, json.dumps({"problems": [{"question": q, "rationale": "carry"}
-                                                               for q, _ in DRAFTS[i:i + 2]]})]
+        writer_replies += [
+            DIAGNOSIS,
+            json.dumps({"problems": [{"question": q, "rationale": "carry"} for q, _ in DRAFTS[i : i + 2]]}),
+        ]
     writer = Scripted(responses=writer_replies)
     labeller = ByQuestion(responses=[], answers={q: boxed(*answers) for q, answers in DRAFTS})
     with Verifier() as verifier, Store(tmp_path / "store.duckdb") as store:
         store.append(world.seed_problems())
         teacher = llm_teacher(config, writer, labeller, verifier)
-        roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())], teacher=LocalRole(teacher),
-                      learner=LocalRole(NoOpLearner()))
+        roles = Roles(
+            store=LocalRole(store),
+            solvers=[LocalRole(WrongSolver())],
+            teacher=LocalRole(teacher),
+            learner=LocalRole(NoOpLearner()),
+        )
         loop = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n")
         report = loop.run_round(1)
         yield report, store, world
@@ -60,8 +66,12 @@ def test_agreement_with_the_oracle_is_exactly_what_the_labeller_got_right(llm_ro
     assert metrics["teacher/accepted"] == 7 and metrics["teacher/rejected/no_consensus"] == 1
     assert metrics["labels/model_labelled"] == 7 and metrics["labels/checked"] == 7
     assert metrics["labels/agreement"] == pytest.approx(5 / 7)  # 33+44 and 27+31 were voted wrong
-    stored = {q: (a, share) for q, a, share in store.con.execute(
-        "SELECT question, answer, vote_share FROM problems WHERE answer_source = 'model'").fetchall()}
+    stored = {
+        q: (a, share)
+        for q, a, share in store.con.execute(
+            "SELECT question, answer, vote_share FROM problems WHERE answer_source = 'model'"
+        ).fetchall()
+    }
     assert stored["33+44=?"] == ("78", 0.625) and world.solve("33+44=?") == "77"
     assert stored["52+16=?"] == ("68", 0.5)
 
@@ -73,7 +83,8 @@ def test_every_call_is_stored_with_the_round_and_linked_to_its_drafts(llm_round)
     assert report.metrics["teacher/calls"] == 72 and report.metrics["teacher/call_errors"] == 0
     linked = store.con.execute(
         """SELECT count(DISTINCT p.id) FROM problems p JOIN calls c ON list_contains(c.drafts, p.id)
-           WHERE c.node = 'write' AND p.source = 'teacher'""").fetchone()[0]
+           WHERE c.node = 'write' AND p.source = 'teacher'"""
+    ).fetchone()[0]
     assert linked == 7
 
 
@@ -92,8 +103,12 @@ def test_inspect_shows_the_calls_the_acceptance_and_the_label_quality(llm_round,
     summary = summarize(run_dir)
     calls = {(c["source"], c["node"]): (c["calls"], c["errors"]) for c in summary["calls"]}
     assert calls == {("teacher", "diagnose"): (4, 0), ("teacher", "write"): (4, 0), ("teacher", "label"): (64, 0)}
-    assert summary["acceptance"]["teacher"] == {"accepted": 7, "rejected": 1, "rate": 7 / 8,
-                                                "reasons": {"no_consensus": 1}}
+    assert summary["acceptance"]["teacher"] == {
+        "accepted": 7,
+        "rejected": 1,
+        "rate": 7 / 8,
+        "reasons": {"no_consensus": 1},
+    }
     [quality] = summary["label_quality"]["rounds"]
     assert quality["model_labelled"] == 7 and quality["checked"] == 7 and quality["agreement"] == pytest.approx(5 / 7)
     assert summary["label_quality"]["vote_shares"] == {"0.5": 1, "0.625": 1, "0.75": 1, "0.875": 1, "1": 3}
@@ -116,7 +131,9 @@ def test_lineage_shows_the_call_that_wrote_a_teacher_problem_and_why(llm_round, 
     assert lineage.ancestors[0].id == problem.parent_id
     assert main(["lineage", str(run_dir), problem.id]) == 0
     out = capsys.readouterr().out
-    assert f"written by call {made.call_id}" in out and "rationale: carry" in out and "diagnosis: drops the carry" in out
+    assert (
+        f"written by call {made.call_id}" in out and "rationale: carry" in out and "diagnosis: drops the carry" in out
+    )
     seed = load_lineage(run_dir, problem.parent_id)[0]
     assert seed.provenance is None  # a seed was written by nobody
 
@@ -125,24 +142,34 @@ def test_llm_synthesis_writes_labels_and_the_solver_screens(tmp_path):
     """SwS with the Teacher's model (teacher.enabled=false, synthesis.kind=llm): drafts for the failing
     problems' concepts, labelled by vote, screened by the Solver (here too hard: it fails everything)."""
     config = llm_config(enabled=False)
-    config = config.model_copy(update={
-        "generator": config.generator.model_copy(update={"enabled": False}),
-        "synthesis": config.synthesis.model_copy(update={"enabled": True, "kind": "llm", "budget": 2}),
-        "loop": config.loop.model_copy(update={"problems_per_round": 6})})
+    config = config.model_copy(
+        update={
+            "generator": config.generator.model_copy(update={"enabled": False}),
+            "synthesis": config.synthesis.model_copy(update={"enabled": True, "kind": "llm", "budget": 2}),
+            "loop": config.loop.model_copy(update={"problems_per_round": 6}),
+        }
+    )
     world = ArithmeticWorld(config.world, seed=0)
-    writer = ByStep(responses=[json.dumps({"concepts": ["carrying"]})],
-                    questions=[json.dumps({"question": q, "rationale": "mix"}) for q in ("23+48=?", "35+27=?")])
+    writer = ByStep(
+        responses=[json.dumps({"concepts": ["carrying"]})],
+        questions=[json.dumps({"question": q, "rationale": "mix"}) for q in ("23+48=?", "35+27=?")],
+    )
     labeller = ByQuestion(responses=[], answers={"23+48=?": boxed(*["71"] * 8), "35+27=?": boxed(*["62"] * 8)})
     with Verifier() as verifier, Store(tmp_path / "store.duckdb") as store:
         store.append(world.seed_problems())
-        roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())],
-                      teacher=LocalRole(llm_teacher(config, writer, labeller, verifier, synthesis=True)),
-                      learner=LocalRole(NoOpLearner()))
+        roles = Roles(
+            store=LocalRole(store),
+            solvers=[LocalRole(WrongSolver())],
+            teacher=LocalRole(llm_teacher(config, writer, labeller, verifier, synthesis=True)),
+            learner=LocalRole(NoOpLearner()),
+        )
         report = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n").run_round(1)
-        rejected = store.con.execute("SELECT text, reason FROM rejected WHERE source = 'synthesis' ORDER BY text"
-                                     ).fetchall()
-        nodes = dict(store.con.execute("SELECT node, count(*) FROM calls WHERE source = 'synthesis' GROUP BY node"
-                                       ).fetchall())
+        rejected = store.con.execute(
+            "SELECT text, reason FROM rejected WHERE source = 'synthesis' ORDER BY text"
+        ).fetchall()
+        nodes = dict(
+            store.con.execute("SELECT node, count(*) FROM calls WHERE source = 'synthesis' GROUP BY node").fetchall()
+        )
     assert "teacher/calls" not in report.metrics  # the Socratic Teacher is off
     assert report.metrics["synthesis/drafts"] == 2 and report.metrics["synthesis/accepted"] == 0
     assert rejected == [("23+48=?", "too_hard"), ("35+27=?", "too_hard")]  # the Solver solves 0/4

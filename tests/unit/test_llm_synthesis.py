@@ -24,16 +24,32 @@ def verifier():
 
 def test_concepts_are_combined_per_category_and_drafts_labelled_by_majority(verifier):
     config = llm_config()
-    config = config.model_copy(update={"synthesis": config.synthesis.model_copy(update={
-        "enabled": True, "kind": "llm", "concepts_per_question": 2})})
-    writer = ByStep(responses=["unused"], concepts={
-        ADD.question: json.dumps({"concepts": ["carrying", "two-digit addition"]}),
-        ADD_2.question: json.dumps({"concepts": ["carrying", "place value"]}),
-        SUB.question: "no JSON here"},  # concept extraction of SUB fails: its drafts use the category
-        questions=[json.dumps({"question": f"Q{i}: what is {10 + i} + {20 + i}?", "rationale": "mix"})
-                   for i in range(3)])
-    labeller = ByQuestion(responses=[], answers={"Q0:": boxed(*["30"] * 8), "Q1:": boxed(*["32"] * 3, *["31"] * 5),
-                                                 "Q2:": boxed("1", "2", "3", "4", "5", "6", "7", "8")})
+    config = config.model_copy(
+        update={
+            "synthesis": config.synthesis.model_copy(
+                update={"enabled": True, "kind": "llm", "concepts_per_question": 2}
+            )
+        }
+    )
+    writer = ByStep(
+        responses=["unused"],
+        concepts={
+            ADD.question: json.dumps({"concepts": ["carrying", "two-digit addition"]}),
+            ADD_2.question: json.dumps({"concepts": ["carrying", "place value"]}),
+            SUB.question: "no JSON here",
+        },  # concept extraction of SUB fails: its drafts use the category
+        questions=[
+            json.dumps({"question": f"Q{i}: what is {10 + i} + {20 + i}?", "rationale": "mix"}) for i in range(3)
+        ],
+    )
+    labeller = ByQuestion(
+        responses=[],
+        answers={
+            "Q0:": boxed(*["30"] * 8),
+            "Q1:": boxed(*["32"] * 3, *["31"] * 5),
+            "Q2:": boxed("1", "2", "3", "4", "5", "6", "7", "8"),
+        },
+    )
     teacher = llm_teacher(config, writer, labeller, verifier, synthesis=True)
     targets = [Target("add.carry", ADD), Target("add.carry", ADD_2), Target("sub.borrow", SUB)]
     drafts = teacher.synthesize(targets, [], round=2, seed=7)

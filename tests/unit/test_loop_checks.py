@@ -12,8 +12,9 @@ from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
-BENCHMARK_QUESTION = ("Tom has 12 apples and buys 30 more apples at the market on Sunday. "
-                      "How many apples does Tom have now?")
+BENCHMARK_QUESTION = (
+    "Tom has 12 apples and buys 30 more apples at the market on Sunday. How many apples does Tom have now?"
+)
 
 
 class ScriptedTeacher:
@@ -24,11 +25,24 @@ class ScriptedTeacher:
         parent = failures[0].problem.id
 
         def child(question, answer, by="oracle"):
-            return Problem(question=question, answer=answer, source="teacher", parent_id=parent,
-                           round_created=round, created_by="teacher", answer_source=by)
+            return Problem(
+                question=question,
+                answer=answer,
+                source="teacher",
+                parent_id=parent,
+                round_created=round,
+                created_by="teacher",
+                answer_source=by,
+            )
 
-        return TeachingResult(problems=[child("61+25=?", "86"), child(BENCHMARK_QUESTION.lower(), "42"),
-                                        child("70+18=?", "88", by="model"), child("33+44=?", "78", by="model")])
+        return TeachingResult(
+            problems=[
+                child("61+25=?", "86"),
+                child(BENCHMARK_QUESTION.lower(), "42"),
+                child("70+18=?", "88", by="model"),
+                child("33+44=?", "78", by="model"),
+            ]
+        )
 
 
 class ScriptedGenerator:
@@ -36,10 +50,22 @@ class ScriptedGenerator:
         return {"examples": float(len(examples))}
 
     def propose(self, parents, n, round):
-        copy = Problem(question=BENCHMARK_QUESTION + "  ", answer="42", source="generator",
-                       parent_id=parents[0].id, round_created=round, created_by="generator")
-        fine = Problem(question="50+21=?", answer="71", source="generator", parent_id=parents[0].id,
-                       round_created=round, created_by="generator")
+        copy = Problem(
+            question=BENCHMARK_QUESTION + "  ",
+            answer="42",
+            source="generator",
+            parent_id=parents[0].id,
+            round_created=round,
+            created_by="generator",
+        )
+        fine = Problem(
+            question="50+21=?",
+            answer="71",
+            source="generator",
+            parent_id=parents[0].id,
+            round_created=round,
+            created_by="generator",
+        )
         return [copy, fine], []
 
 
@@ -47,18 +73,27 @@ class ScriptedGenerator:
 def round_one(tmp_path):
     bench = tmp_path / "bench.jsonl"
     bench.write_text(json.dumps({"question": BENCHMARK_QUESTION, "answer": "42"}) + "\n")
-    config = from_dict({
-        "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
-        "solver": {"attempts": 4},
-        "loop": {"problems_per_round": 4}, "generator": {"warmup_rounds": 0, "proposals_per_round": 2},
-        "data_root": str(tmp_path), "datasets": {"bench": {"path": "bench.jsonl"}},
-        "decontamination": {"eval_sets": ["bench"]},
-    })
+    config = from_dict(
+        {
+            "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
+            "solver": {"attempts": 4},
+            "loop": {"problems_per_round": 4},
+            "generator": {"warmup_rounds": 0, "proposals_per_round": 2},
+            "data_root": str(tmp_path),
+            "datasets": {"bench": {"path": "bench.jsonl"}},
+            "decontamination": {"eval_sets": ["bench"]},
+        }
+    )
     world = ArithmeticWorld(config.world, seed=0)
     store = Store(tmp_path / "store.duckdb")
     store.append(world.seed_problems())
-    roles = Roles(store=LocalRole(store), solvers=[LocalRole(WrongSolver())], teacher=LocalRole(ScriptedTeacher()),
-                  learner=LocalRole(NoOpLearner()), generator=LocalRole(ScriptedGenerator()))
+    roles = Roles(
+        store=LocalRole(store),
+        solvers=[LocalRole(WrongSolver())],
+        teacher=LocalRole(ScriptedTeacher()),
+        learner=LocalRole(NoOpLearner()),
+        generator=LocalRole(ScriptedGenerator()),
+    )
     loop = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n")
     report = loop.run_round(1)
     yield report, store

@@ -28,8 +28,9 @@ class FirstProblemSlow(InferenceEngine):
         self.tokenizer = build_char_tokenizer()
         self.slow_prompt = None
 
-    def generate(self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=128, seed=0, batch_size=None,
-                 progress=False):
+    def generate(
+        self, prompts, n=1, temperature=1.0, top_p=1.0, max_new_tokens=128, seed=0, batch_size=None, progress=False
+    ):
         self.slow_prompt = self.slow_prompt or prompts[0]
         return [[Generation(SLOW if p == self.slow_prompt else "answer: 0", 9, -1.0)] * n for p in prompts]
 
@@ -42,16 +43,24 @@ class FirstProblemSlow(InferenceEngine):
 
 
 def test_a_round_with_slow_grades_reports_verify_timeouts_and_warns(tmp_path, caplog):
-    config = from_dict({
-        "world": {"families": ["add"], "max_level": 1, "heldout_per_level": 2, "seed_set_size": 2}, "solver": {"attempts": 4},
-        "selection": {"fresh_fraction": 1.0, "failed_fraction": 0.0}, "loop": {"problems_per_round": 2},
-        "teacher": {"enabled": False}, "generator": {"enabled": False}, "verifier": {"timeout_s": 0.5}})
+    config = from_dict(
+        {
+            "world": {"families": ["add"], "max_level": 1, "heldout_per_level": 2, "seed_set_size": 2},
+            "solver": {"attempts": 4},
+            "selection": {"fresh_fraction": 1.0, "failed_fraction": 0.0},
+            "loop": {"problems_per_round": 2},
+            "teacher": {"enabled": False},
+            "generator": {"enabled": False},
+            "verifier": {"timeout_s": 0.5},
+        }
+    )
     world = ArithmeticWorld(config.world, seed=0)
     with Store(tmp_path / "store.duckdb") as store, Verifier(config.verifier.timeout_s) as verifier:
         store.append(world.seed_problems())
         solver = Solver(FirstProblemSlow(), verifier, config.solver, extraction=world.extraction)
-        roles = Roles(store=LocalRole(store), solvers=[LocalRole(solver)], teacher=None,
-                      learner=LocalRole(NoOpLearner()))
+        roles = Roles(
+            store=LocalRole(store), solvers=[LocalRole(solver)], teacher=None, learner=LocalRole(NoOpLearner())
+        )
         loop = CoEvolution(config, roles, world, tmp_path / "run", prompt=lambda q: q + "\n")
         with caplog.at_level(logging.WARNING, logger="curriculum.run.loop"):
             report = loop.run_round(1)
@@ -59,14 +68,20 @@ def test_a_round_with_slow_grades_reports_verify_timeouts_and_warns(tmp_path, ca
     assert report.metrics["verify/grades"] == 10 and report.metrics["verify/timeouts"] == 4
     assert [r.getMessage() for r in caplog.records] == [
         "round 1: 4 of 10 grades (40.0%) ran past verifier.timeout_s=0.5 s and count as wrong; raise "
-        "verifier.timeout_s (a busy machine, long answers)"]
+        "verifier.timeout_s (a busy machine, long answers)"
+    ]
 
 
 def test_timeouts_at_or_below_one_percent_of_a_rounds_grades_are_counted_without_a_warning(tmp_path, caplog):
     loop = CoEvolution.__new__(CoEvolution)  # only the warning rule: no roles needed
     loop.config = from_dict({})
-    quiet = RoundState(round=3, start_version=0, policy_version=0, generator_version=0,
-                       metrics={"verify/grades": 300, "verify/timeouts": 3})
+    quiet = RoundState(
+        round=3,
+        start_version=0,
+        policy_version=0,
+        generator_version=0,
+        metrics={"verify/grades": 300, "verify/timeouts": 3},
+    )
     with caplog.at_level(logging.WARNING, logger="curriculum.run.loop"):
         loop._warn_on_timeouts(quiet)
     assert not caplog.records
@@ -78,8 +93,10 @@ def test_timeouts_at_or_below_one_percent_of_a_rounds_grades_are_counted_without
 def words_among_numbers(path, n: int = 40, start: int = 0):
     """Answers that are sentences ending in a number, but two are words: 'Yes' and a name."""
     answers = {7: "The answer is Yes", 23: "The answer is Alice"}
-    rows = [{"question": f"What is {i} plus {i}?", "answer": answers.get(i, f"The answer is {2 * i}")}
-            for i in range(start, start + n)]
+    rows = [
+        {"question": f"What is {i} plus {i}?", "answer": answers.get(i, f"The answer is {2 * i}")}
+        for i in range(start, start + n)
+    ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 
@@ -94,12 +111,15 @@ def test_a_word_answer_is_refused_in_one_line_or_skipped_and_counted(tmp_path):
         load_problem_set(spec, tmp_path, "words")
     assert str(refused.value) == (
         f"{data}:8: no answer in field 'answer' by extraction 'last_number' (it holds 'The answer is Yes'); fix the "
-        "record, or leave such records out with world.skip_invalid=true (curriculum eval: --skip-invalid)")
+        "record, or leave such records out with world.skip_invalid=true (curriculum eval: --skip-invalid)"
+    )
     invalid: list[str] = []
     problems = load_problem_set(spec, tmp_path, "words", invalid=invalid)
     assert len(problems) == 38 and {p.answer for p in problems} == {str(2 * i) for i in range(40) if i not in (7, 23)}
-    assert invalid == [f"{data}:8: no answer in field 'answer' by extraction 'last_number' (it holds 'The answer is Yes')",
-                       f"{data}:24: no answer in field 'answer' by extraction 'last_number' (it holds 'The answer is Alice')"]
+    assert invalid == [
+        f"{data}:8: no answer in field 'answer' by extraction 'last_number' (it holds 'The answer is Yes')",
+        f"{data}:24: no answer in field 'answer' by extraction 'last_number' (it holds 'The answer is Alice')",
+    ]
 
 
 def test_a_dataset_world_with_skip_invalid_loads_and_counts_what_it_left_out(tmp_path):
@@ -107,11 +127,14 @@ def test_a_dataset_world_with_skip_invalid_loads_and_counts_what_it_left_out(tmp
 
     words_among_numbers(tmp_path / "words.jsonl")
     words_among_numbers(tmp_path / "heldout.jsonl", n=5, start=100)
-    settings = {"world": {"name": "dataset", "seed_sets": ["words"], "heldout_sets": ["heldout"]},
-                "model": {"kind": "hf", "path": "unused"}, "teacher": {"enabled": False},
-                "generator": {"enabled": False}, "data_root": str(tmp_path),
-                "datasets": {name: {"path": f"{name}.jsonl", "extraction": "last_number"}
-                             for name in ("words", "heldout")}}
+    settings = {
+        "world": {"name": "dataset", "seed_sets": ["words"], "heldout_sets": ["heldout"]},
+        "model": {"kind": "hf", "path": "unused"},
+        "teacher": {"enabled": False},
+        "generator": {"enabled": False},
+        "data_root": str(tmp_path),
+        "datasets": {name: {"path": f"{name}.jsonl", "extraction": "last_number"} for name in ("words", "heldout")},
+    }
     from curriculum.worlds.loading import DatasetError
 
     with pytest.raises(DatasetError, match="words.jsonl:8: no answer"):
@@ -119,8 +142,10 @@ def test_a_dataset_world_with_skip_invalid_loads_and_counts_what_it_left_out(tmp
     settings["world"]["skip_invalid"] = True
     world = DatasetWorld(from_dict(settings))
     assert len(world.heldout()) == 5 and len(world.seed_pool) == 38
-    assert [line.split(": ")[0] for line in world.skipped_invalid] == [f"{tmp_path}/words.jsonl:8",
-                                                                      f"{tmp_path}/words.jsonl:24"]
+    assert [line.split(": ")[0] for line in world.skipped_invalid] == [
+        f"{tmp_path}/words.jsonl:8",
+        f"{tmp_path}/words.jsonl:24",
+    ]
     world.seed_pool, world.heldout()  # read once: counted once
     assert len(world.skipped_invalid) == 2
 
@@ -129,8 +154,18 @@ def test_curriculum_eval_refuses_or_skips_records_without_an_answer(tmp_path, ca
     from curriculum.cli import main
 
     data = words_among_numbers(tmp_path / "words.jsonl", n=9)
-    args = ["eval", str(base_path), "--dataset", str(data), "--extraction", "last_number", "--max-new-tokens", "4",
-            "--out", str(tmp_path / "r.json")]
+    args = [
+        "eval",
+        str(base_path),
+        "--dataset",
+        str(data),
+        "--extraction",
+        "last_number",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {data}:8: no answer") and "--skip-invalid" in err[0]

@@ -58,8 +58,11 @@ def test_skipped_lines_are_left_out_and_listed(tmp_path, tokenizer):
 def test_max_prompt_tokens_can_ask_for_less_than_the_context(tmp_path, tokenizer):
     data = write_set(tmp_path / "set.jsonl", ["1+1=?", "123456789+987654321=?"])
     limit = PromptLimit.for_model(tokenizer, context=512, max_new_tokens=96, max_prompt_tokens=12)
-    with pytest.raises(DatasetError, match=r"set.jsonl:2: the prompt is \d+ tokens, over the 12 allowed "
-                                           r"\(model.max_prompt_tokens=12\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"set.jsonl:2: the prompt is \d+ tokens, over the 12 allowed "
+        r"\(model.max_prompt_tokens=12\)",
+    ):
         load_problem_set(DatasetSpec(path=str(data)), tmp_path, "set", limit)
     assert PromptLimit.for_model(tokenizer, context=None, max_new_tokens=96) is None
 
@@ -100,18 +103,25 @@ def test_curriculum_eval_refuses_or_skips_the_line(tmp_path, capsys, base_path):
 def test_a_run_refuses_an_oversized_seed_line_before_writing_anything(tmp_path, random_qwen):
     write_set(tmp_path / "seeds.jsonl", ["What is 1+1?", "What is " + "1+" * 8000 + "1?"])
     write_set(tmp_path / "heldout.jsonl", ["What is 2+2?"])
-    config = from_dict({
-        "world": {"name": "dataset", "seed_sets": ["seeds"], "heldout_sets": ["heldout"]},
-        "model": {"kind": "hf", "path": str(random_qwen)}, "teacher": {"enabled": False},
-        "generator": {"enabled": False}, "data_root": str(tmp_path),
-        "datasets": {"seeds": {"path": "seeds.jsonl"}, "heldout": {"path": "heldout.jsonl"}},
-        "experiment": {"runs_dir": str(tmp_path / "runs")},
-    })
+    config = from_dict(
+        {
+            "world": {"name": "dataset", "seed_sets": ["seeds"], "heldout_sets": ["heldout"]},
+            "model": {"kind": "hf", "path": str(random_qwen)},
+            "teacher": {"enabled": False},
+            "generator": {"enabled": False},
+            "data_root": str(tmp_path),
+            "datasets": {"seeds": {"path": "seeds.jsonl"}, "heldout": {"path": "heldout.jsonl"}},
+            "experiment": {"runs_dir": str(tmp_path / "runs")},
+        }
+    )
     from curriculum.run.runner import preflight
 
-    with pytest.raises(DatasetError, match=r"seeds.jsonl:2: the prompt is [\d,]+ tokens, over the 3,904 allowed "
-                                           r"\(the model's context of 4096 tokens less 192 new tokens\); shorten "
-                                           r"it, or set world.skip_oversized=true"):
+    with pytest.raises(
+        DatasetError,
+        match=r"seeds.jsonl:2: the prompt is [\d,]+ tokens, over the 3,904 allowed "
+        r"\(the model's context of 4096 tokens less 192 new tokens\); shorten "
+        r"it, or set world.skip_oversized=true",
+    ):
         preflight(config)
     assert not (tmp_path / "runs").exists()
     preflight(config.model_copy(update={"world": config.world.model_copy(update={"skip_oversized": True})}))

@@ -8,19 +8,32 @@ PROMPT = "12+9=?\n"
 
 
 def attempt(index: int, completion: str, correct: bool, problem: Problem = PROBLEM) -> Attempt:
-    return Attempt(problem_id=problem.id, policy_version=3, sample_index=index, round=2, completion=completion,
-                   extracted_answer=completion.rsplit(" ", 1)[-1], correct=correct, reward=float(correct),
-                   num_tokens=len(completion))
+    return Attempt(
+        problem_id=problem.id,
+        policy_version=3,
+        sample_index=index,
+        round=2,
+        completion=completion,
+        extracted_answer=completion.rsplit(" ", 1)[-1],
+        correct=correct,
+        reward=float(correct),
+        num_tokens=len(completion),
+    )
 
 
 def pairs(attempts, pairing="all", max_pairs=4, problem=PROBLEM):
-    return build_preference_pairs(problem, attempts, PROMPT, policy_version=3, round=2, pairing=pairing,
-                                  max_pairs=max_pairs)
+    return build_preference_pairs(
+        problem, attempts, PROMPT, policy_version=3, round=2, pairing=pairing, max_pairs=max_pairs
+    )
 
 
 def test_first_pairs_the_first_wrong_with_the_first_correct_by_sample_index():
-    attempts = [attempt(3, "answer: 20", False), attempt(2, "answer: 21", True),
-                attempt(1, "answer: 19", False), attempt(0, "ok answer: 21", True)]
+    attempts = [
+        attempt(3, "answer: 20", False),
+        attempt(2, "answer: 21", True),
+        attempt(1, "answer: 19", False),
+        attempt(0, "ok answer: 21", True),
+    ]
     [pair] = pairs(attempts, pairing="first")
     assert (pair.chosen, pair.rejected) == ("ok answer: 21", "answer: 19")
     assert not pair.chosen_is_reference
@@ -47,11 +60,20 @@ def test_all_fail_without_a_reference_solution_gives_no_pair():
 
 
 def test_all_cycles_through_the_correct_attempts_and_stops_at_max_pairs():
-    attempts = [attempt(0, "A answer: 21", True), attempt(1, "answer: 1", False), attempt(2, "answer: 2", False),
-                attempt(3, "B answer: 21", True), attempt(4, "answer: 3", False), attempt(5, "answer: 4", False)]
+    attempts = [
+        attempt(0, "A answer: 21", True),
+        attempt(1, "answer: 1", False),
+        attempt(2, "answer: 2", False),
+        attempt(3, "B answer: 21", True),
+        attempt(4, "answer: 3", False),
+        attempt(5, "answer: 4", False),
+    ]
     result = pairs(attempts, max_pairs=3)
     assert [(p.chosen, p.rejected) for p in result] == [
-        ("A answer: 21", "answer: 1"), ("B answer: 21", "answer: 2"), ("A answer: 21", "answer: 3")]
+        ("A answer: 21", "answer: 1"),
+        ("B answer: 21", "answer: 2"),
+        ("A answer: 21", "answer: 3"),
+    ]
     assert len(pairs(attempts, max_pairs=10)) == 4  # one per distinct wrong attempt
     assert len({p.id for p in pairs(attempts, max_pairs=10)}) == 4
 

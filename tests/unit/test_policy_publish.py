@@ -16,11 +16,16 @@ from curriculum.training.batch import LearnOutcome
 from curriculum.training.policy import ADAPTER_FILES
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
-CONFIG = from_dict({
-    "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
-    "selection": {"seed_candidates": 8}, "solver": {"attempts": 4}, "loop": {"problems_per_round": 4},
-    "teacher": {"enabled": False}, "generator": {"enabled": False},
-})
+CONFIG = from_dict(
+    {
+        "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
+        "selection": {"seed_candidates": 8},
+        "solver": {"attempts": 4},
+        "loop": {"problems_per_round": 4},
+        "teacher": {"enabled": False},
+        "generator": {"enabled": False},
+    }
+)
 
 
 class RecordingSolver:
@@ -33,10 +38,21 @@ class RecordingSolver:
         self.policy_version = version
 
     def attempt(self, problems, round, seed, progress=False):
-        return [Attempt(problem_id=p.id, policy_version=self.policy_version, sample_index=i, round=round,
-                        completion="answer: 1", extracted_answer="1", correct=hashlib.sha256(
-                            f"{p.id}{i}".encode()).digest()[0] % 2 == 0, reward=0.0, num_tokens=3)
-                for p in problems for i in range(4)]
+        return [
+            Attempt(
+                problem_id=p.id,
+                policy_version=self.policy_version,
+                sample_index=i,
+                round=round,
+                completion="answer: 1",
+                extracted_answer="1",
+                correct=hashlib.sha256(f"{p.id}{i}".encode()).digest()[0] % 2 == 0,
+                reward=0.0,
+                num_tokens=3,
+            )
+            for p in problems
+            for i in range(4)
+        ]
 
     def evaluate(self, problems, max_new_tokens, batch_size):
         return EvalResult()
@@ -64,8 +80,12 @@ class FileLearner:
 def test_each_version_reaches_the_solvers_as_the_learners_files(tmp_path):
     solvers = [RecordingSolver(), RecordingSolver()]
     with Store(tmp_path / "store.duckdb") as store:
-        roles = Roles(store=LocalRole(store), solvers=[LocalRole(s) for s in solvers], teacher=None,
-                      learner=LocalRole(FileLearner()))
+        roles = Roles(
+            store=LocalRole(store),
+            solvers=[LocalRole(s) for s in solvers],
+            teacher=None,
+            learner=LocalRole(FileLearner()),
+        )
         loop = CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), tmp_path, prompt=lambda q: q + "\n")
         loop.prepare_seeds()
         loop.run_round(1)

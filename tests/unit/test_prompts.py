@@ -16,18 +16,22 @@ def test_shipped_prompts_load_and_render_values_as_text():
     loaded = load_prompts(config)
     assert loaded.write.fields() <= WRITE_FIELDS and {"harder", "easier", "sibling"} <= set(loaded.write.texts)
     messages = loaded.label.render(question="What is {x}? {{}}")
-    assert messages == [("user", "What is {x}? {{}}\n\nPlease reason step by step, and put your final answer within "
-                                 "\\boxed{}.\n")]
+    assert messages == [
+        ("user", "What is {x}? {{}}\n\nPlease reason step by step, and put your final answer within \\boxed{}.\n")
+    ]
     assert loaded.label.template == f"label@{loaded.label.sha[:8]}"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("user: 'Solve {question} for {secret}'\n", r"uses \{secret\}, which this step does not fill"),
-    ("user: 'a lone { brace'\n", "bad placeholder syntax"),
-    ("system: only a system prompt\n", "must be a mapping with a `user` template"),
-    ("user: 'x'\nextra: 1\n", r"unknown key\(s\) extra"),
-    ("user: [unclosed\n", "cannot parse prompt"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("user: 'Solve {question} for {secret}'\n", r"uses \{secret\}, which this step does not fill"),
+        ("user: 'a lone { brace'\n", "bad placeholder syntax"),
+        ("system: only a system prompt\n", "must be a mapping with a `user` template"),
+        ("user: 'x'\nextra: 1\n", r"unknown key\(s\) extra"),
+        ("user: [unclosed\n", "cannot parse prompt"),
+    ],
+)
 def test_a_bad_prompt_file_fails_preflight_in_one_line(tmp_path, text, expected):
     bad = tmp_path / "label.yaml"
     bad.write_text(text)

@@ -34,11 +34,15 @@ from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = from_dict({
-    "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
-    "selection": {"seed_candidates": 8}, "solver": {"attempts": 4}, "loop": {"problems_per_round": 4},
-    "generator": {"enabled": False},
-})
+CONFIG = from_dict(
+    {
+        "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
+        "selection": {"seed_candidates": 8},
+        "solver": {"attempts": 4},
+        "loop": {"problems_per_round": 4},
+        "generator": {"enabled": False},
+    }
+)
 
 
 class Crash(Exception):
@@ -59,9 +63,19 @@ class HashSolver:
         for p in problems:
             for i in range(4):
                 h = hashlib.sha256(f"{p.id}:{self.policy_version}:{i}:{seed}".encode()).digest()[0]
-                out.append(Attempt(problem_id=p.id, policy_version=self.policy_version, sample_index=i, round=round,
-                                   completion=f"answer: {h}", extracted_answer=str(h), correct=h % 3 == 0,
-                                   reward=float(h % 3 == 0), num_tokens=3))
+                out.append(
+                    Attempt(
+                        problem_id=p.id,
+                        policy_version=self.policy_version,
+                        sample_index=i,
+                        round=round,
+                        completion=f"answer: {h}",
+                        extracted_answer=str(h),
+                        correct=h % 3 == 0,
+                        reward=float(h % 3 == 0),
+                        num_tokens=3,
+                    )
+                )
         return out
 
     def evaluate(self, problems, max_new_tokens, batch_size):
@@ -97,9 +111,12 @@ class CountingLearner:
 
 def make_loop(run_dir: Path, store: Store, crash_learner_at: int | None = None) -> CoEvolution:
     world = ArithmeticWorld(CONFIG.world, seed=0)
-    roles = Roles(store=LocalRole(store), solvers=[LocalRole(HashSolver())],
-                  teacher=LocalRole(SymbolicTeacher(world, CONFIG.teacher, seed=0)),
-                  learner=LocalRole(CountingLearner(crash_learner_at)))
+    roles = Roles(
+        store=LocalRole(store),
+        solvers=[LocalRole(HashSolver())],
+        teacher=LocalRole(SymbolicTeacher(world, CONFIG.teacher, seed=0)),
+        learner=LocalRole(CountingLearner(crash_learner_at)),
+    )
     return CoEvolution(CONFIG, roles, world, run_dir, prompt=lambda q: q + "\n")
 
 
@@ -129,8 +146,9 @@ def test_a_round_crashed_in_learn_resumes_after_attempt_and_matches(tmp_path):
         assert fresh.roles.learner.target.updates == 1  # restored from policy_v0001
         assert fresh.roles.solvers[0].target.policy_version == 1
         report = fresh.run_round(2, state)
-    assert {k: v for k, v in report.metrics.items() if "seconds" not in k} == \
-        {k: v for k, v in reference[1].items() if "seconds" not in k}
+    assert {k: v for k, v in report.metrics.items() if "seconds" not in k} == {
+        k: v for k, v in reference[1].items() if "seconds" not in k
+    }
     comparison = compare_stores(tmp_path / "reference/store.duckdb", run_dir / "store.duckdb")
     assert comparison.equal, comparison.details[:5]
     assert comparison.compared > 50
@@ -158,8 +176,17 @@ def test_a_finished_run_resumes_to_nothing_left_to_do(tmp_path):
 
 
 def test_round_state_json_round_trip_drops_the_in_memory_copies():
-    state = RoundState(round=3, start_version=2, policy_version=3, generator_version=1, done=["select"],
-                       problem_ids=["p1"], metrics={"a": 1.5}, evaluation={"cells": []}, rng=capture_rng())
+    state = RoundState(
+        round=3,
+        start_version=2,
+        policy_version=3,
+        generator_version=1,
+        done=["select"],
+        problem_ids=["p1"],
+        metrics={"a": 1.5},
+        evaluation={"cells": []},
+        rng=capture_rng(),
+    )
     state.problems = ["not saved"]
     back = RoundState.from_json(state.to_json())
     assert back == state and back.problems is None
@@ -189,10 +216,16 @@ def test_generator_role_keeps_two_versions_and_goes_back(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Generator, "train", train)
 
-    config = Config.model_validate({
-        "model": {"tiny": TinyModelConfig(hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1,
-                                          intermediate_size=32).model_dump()},
-        "generator": GeneratorConfig(epochs=1, batch_size=2, max_new_tokens=8).model_dump()})
+    config = Config.model_validate(
+        {
+            "model": {
+                "tiny": TinyModelConfig(
+                    hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=32
+                ).model_dump()
+            },
+            "generator": GeneratorConfig(epochs=1, batch_size=2, max_new_tokens=8).model_dump(),
+        }
+    )
     world = ArithmeticWorld(config.world, seed=0)
     parent = world.problem_from_question("7+8=?", source="seed")
     child = world.problem_from_question("17+28=?", source="teacher", parent_id=parent.id)
@@ -212,8 +245,16 @@ def test_generator_role_keeps_two_versions_and_goes_back(tmp_path, monkeypatch):
     assert GeneratorRole(config, tmp_path).version == 3  # a new role starts from the newest
 
 
-@pytest.mark.parametrize("wanted, killed", [("commit:learn@2", True), ("commit:learn@3", False),
-                                            ("commit:learn", True), ("stage:learn@2", False), ("", False)])
+@pytest.mark.parametrize(
+    "wanted, killed",
+    [
+        ("commit:learn@2", True),
+        ("commit:learn@3", False),
+        ("commit:learn", True),
+        ("stage:learn@2", False),
+        ("", False),
+    ],
+)
 def test_kill_point_kills_only_where_asked(wanted, killed):
     code = "from curriculum.run.faults import kill_point; kill_point('commit:learn', 2); print('alive')"
     env = {**os.environ, KILL_ENV: wanted}

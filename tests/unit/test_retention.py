@@ -33,8 +33,9 @@ def test_anchors_are_the_first_correct_attempt_of_each_mastered_group():
 
 
 def _learner(algorithm: str, base_path, tmp_path, retention: RetentionConfig, **settings):
-    cfg = LearnerConfig(algorithm=algorithm, learning_rate=1e-2, batch_size=4, steps_per_round=2,
-                        retention=retention, **settings)
+    cfg = LearnerConfig(
+        algorithm=algorithm, learning_rate=1e-2, batch_size=4, steps_per_round=2, retention=retention, **settings
+    )
     extra = {"group_size": 4, "temperature": 1.0, "max_completion_length": 16} if algorithm == "grpo" else {}
     return learner_class(algorithm)(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0, rounds=2, **extra)
 
@@ -69,8 +70,9 @@ def test_the_anchor_gives_a_nonzero_gradient_for_a_problem_solved_every_time(bas
 
 def test_kl_to_the_base_is_zero_for_the_base_policy_and_grows_as_the_adapter_moves(base_path, tmp_path):
     learner = _learner("sft", base_path, tmp_path, RetentionConfig(kl_weight=1.0))
-    anchor = AnchorLoss.build(anchor_examples([MASTERED], 1.0), learner.tokenizer, learner.learner_cfg.retention,
-                              batch_size=1, seed=0)
+    anchor = AnchorLoss.build(
+        anchor_examples([MASTERED], 1.0), learner.tokenizer, learner.learner_cfg.retention, batch_size=1, seed=0
+    )
     with torch.no_grad():
         anchor(learner.model)  # LoRA's B starts at zero: the policy is the base
         assert anchor.metrics()["retention/anchor_kl"] == pytest.approx(0.0, abs=1e-6)
@@ -104,9 +106,11 @@ def test_solved_replay_by_level_takes_each_level_in_turn():
     solved = [_problem(i, 1) for i in range(6)] + [_problem(10 + i, 2) for i in range(2)] + [_problem(20, 3)]
     assert [p.level for p in interleave_levels(solved)] == [1, 2, 3, 1, 2, 1, 1, 1, 1]
     rates = {p.id: SolveRate(8, 8, 1.0) for p in solved}
-    picked = select_round_problems(solved, rates, 4, 0.25, 0.75, random.Random(0), fresh_fraction=0,
-                                   solved_fraction=1.0, solved_by_level=True)
+    picked = select_round_problems(
+        solved, rates, 4, 0.25, 0.75, random.Random(0), fresh_fraction=0, solved_fraction=1.0, solved_by_level=True
+    )
     assert sorted(p.level for p in picked) == [1, 1, 2, 3]
-    at_random = select_round_problems(solved, rates, 4, 0.25, 0.75, random.Random(0), fresh_fraction=0,
-                                      solved_fraction=1.0)
+    at_random = select_round_problems(
+        solved, rates, 4, 0.25, 0.75, random.Random(0), fresh_fraction=0, solved_fraction=1.0
+    )
     assert len(at_random) == 4

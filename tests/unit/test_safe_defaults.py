@@ -16,24 +16,32 @@ from curriculum.verify import Verifier
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*(ROOT / "curriculum").rglob("*.py"), *(ROOT / "agents").rglob("*.py")])
 # Builtin eval/exec/compile (not `model.eval()`), shell commands, and unpickling of data.
-DANGEROUS = re.compile(r"(?<![\w.])(eval|exec|compile|__import__)\s*\(|shell\s*=\s*True|pickle\.loads?\(|"
-                       r"os\.system\(|os\.popen\(")
+DANGEROUS = re.compile(
+    r"(?<![\w.])(eval|exec|compile|__import__)\s*\(|shell\s*=\s*True|pickle\.loads?\(|"
+    r"os\.system\(|os\.popen\("
+)
 
 
 def test_no_eval_exec_or_shell_in_the_package():
-    hits = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
-            for path in SOURCES for n, line in enumerate(path.read_text().splitlines(), 1)
-            if DANGEROUS.search(line.split("#")[0])]
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in SOURCES
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if DANGEROUS.search(line.split("#")[0])
+    ]
     assert SOURCES and hits == []
 
 
-@pytest.mark.parametrize("completion", [
-    "\\boxed{__import__('os').system('touch {marker}')}",
-    "answer: __import__('os').system('touch {marker}')",
-    "answer: exec(\"open('{marker}', 'w').write('x')\")",
-    "$\\boxed{(lambda: open('{marker}', 'w'))()}$",
-    "answer: ().__class__.__base__.__subclasses__()",
-])
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "\\boxed{__import__('os').system('touch {marker}')}",
+        "answer: __import__('os').system('touch {marker}')",
+        "answer: exec(\"open('{marker}', 'w').write('x')\")",
+        "$\\boxed{(lambda: open('{marker}', 'w'))()}$",
+        "answer: ().__class__.__base__.__subclasses__()",
+    ],
+)
 def test_code_in_a_completion_is_graded_false_and_never_runs(completion, tmp_path):
     marker = tmp_path / "ran"
     with Verifier() as verifier:
@@ -45,8 +53,10 @@ def test_code_in_a_completion_is_graded_false_and_never_runs(completion, tmp_pat
 def test_ray_mlflow_and_hugging_face_telemetry_are_off_by_default():
     names = ("RAY_USAGE_STATS_ENABLED", "MLFLOW_DISABLE_TELEMETRY", "HF_HUB_DISABLE_TELEMETRY")
     env = {k: v for k, v in os.environ.items() if k not in names}
-    code = ("import os, agents.cluster, curriculum.report.tracking, huggingface_hub.constants as hf; "
-            f"print(*[os.environ[n] for n in {names!r}], hf.HF_HUB_DISABLE_TELEMETRY)")
+    code = (
+        "import os, agents.cluster, curriculum.report.tracking, huggingface_hub.constants as hf; "
+        f"print(*[os.environ[n] for n in {names!r}], hf.HF_HUB_DISABLE_TELEMETRY)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     assert out.stdout.split() == ["0", "true", "1", "True"]
 

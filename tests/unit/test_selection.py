@@ -44,8 +44,9 @@ def test_out_of_band_problems_fill_only_what_the_band_leaves():
         problems[2].id: SolveRate(8, 8, 1.0),
         problems[3].id: SolveRate(8, 4, 0.5),
     }
-    chosen = select_round_problems(problems, rates, n=2, low=0.25, high=0.75, fresh_fraction=0.5,
-                                   failed_fraction=0.5, rng=random.Random(0))
+    chosen = select_round_problems(
+        problems, rates, n=2, low=0.25, high=0.75, fresh_fraction=0.5, failed_fraction=0.5, rng=random.Random(0)
+    )
     assert [p.id for p in chosen] == [problems[3].id, problems[1].id]  # 0.125 is nearer the band than 0
 
 
@@ -54,7 +55,9 @@ def test_empty_slots_of_one_kind_go_to_the_other():
     rates = {p.id: SolveRate(8, 4, 0.5) for p in problems[:3]}
     chosen = select_round_problems(problems, rates, n=4, low=0.25, high=0.75, fresh_fraction=0.9, rng=random.Random(0))
     assert len(chosen) == 4
-    only_fresh = select_round_problems(problems[3:], {}, n=3, low=0.25, high=0.75, fresh_fraction=0.0, rng=random.Random(0))
+    only_fresh = select_round_problems(
+        problems[3:], {}, n=3, low=0.25, high=0.75, fresh_fraction=0.0, rng=random.Random(0)
+    )
     assert [p.id for p in only_fresh] == [problems[3].id]
 
 
@@ -72,10 +75,22 @@ def test_failed_and_solved_pools_get_their_shares_lowest_failed_level_first():
     failed = [leveled(i, level) for i, level in enumerate([5, 3, 4, 3])]
     solved = [leveled(10 + i, 1) for i in range(4)]
     banded = [leveled(20 + i, 2) for i in range(4)]
-    rates = {**{p.id: SolveRate(8, 0, 0.0) for p in failed}, **{p.id: SolveRate(8, 8, 1.0) for p in solved},
-             **{p.id: SolveRate(8, 4, 0.5) for p in banded}}
-    chosen = select_round_problems(failed + solved + banded, rates, n=8, low=0.25, high=0.75, rng=random.Random(0),
-                                   fresh_fraction=0.0, failed_fraction=0.25, solved_fraction=0.25)
+    rates = {
+        **{p.id: SolveRate(8, 0, 0.0) for p in failed},
+        **{p.id: SolveRate(8, 8, 1.0) for p in solved},
+        **{p.id: SolveRate(8, 4, 0.5) for p in banded},
+    }
+    chosen = select_round_problems(
+        failed + solved + banded,
+        rates,
+        n=8,
+        low=0.25,
+        high=0.75,
+        rng=random.Random(0),
+        fresh_fraction=0.0,
+        failed_fraction=0.25,
+        solved_fraction=0.25,
+    )
     by_pool = [p.level for p in chosen]
     assert by_pool.count(2) == 4 and by_pool.count(1) == 2  # the band gets what the shares leave
     assert sorted(p.level for p in chosen if p in failed) == [3, 3]  # the frontier, not the far end
@@ -85,8 +100,17 @@ def test_slots_a_pool_cannot_fill_go_to_the_band_fresh_and_solved_never_to_more_
     failed = [leveled(i, 3) for i in range(4)]
     solved = [leveled(10 + i, 1) for i in range(2)]
     rates = {**{p.id: SolveRate(8, 0, 0.0) for p in failed}, **{p.id: SolveRate(8, 8, 1.0) for p in solved}}
-    chosen = select_round_problems(failed + solved, rates, n=6, low=0.25, high=0.75, rng=random.Random(0),
-                                   fresh_fraction=0.0, failed_fraction=0.5, solved_fraction=0.0)
+    chosen = select_round_problems(
+        failed + solved,
+        rates,
+        n=6,
+        low=0.25,
+        high=0.75,
+        rng=random.Random(0),
+        fresh_fraction=0.0,
+        failed_fraction=0.5,
+        solved_fraction=0.0,
+    )
     assert sorted(p.level for p in chosen) == [1, 1, 3, 3, 3]  # 3 failed at most; the round comes out smaller
 
 

@@ -19,8 +19,12 @@ from curriculum.config import ServeConfig
 def fake_server(tmp_path: Path, *extra: str, **config) -> tuple[ModelServer, Path]:
     pids = tmp_path / "pids.txt"
     settings = {"model": "fake", "startup_timeout_s": 120, "max_restarts": 1, **config}
-    server = ModelServer(ServeConfig(**settings), tmp_path / "server", device="cpu",
-                         command=lambda port: [sys.executable, str(FAKE), str(port), str(pids), *extra])
+    server = ModelServer(
+        ServeConfig(**settings),
+        tmp_path / "server",
+        device="cpu",
+        command=lambda port: [sys.executable, str(FAKE), str(port), str(pids), *extra],
+    )
     return server, pids
 
 

@@ -30,8 +30,14 @@ def addition(a: int, b: int) -> Problem:
         y = int(bottom[i]) if i < len(bottom) else 0
         lines.append(f"{x}+{y}+{carry}={x + y + carry}")
         carry = (x + y + carry) // 10
-    return Problem(question=f"{a}+{b}=?", answer=str(a + b), solution="\n".join(lines) + f"\nanswer: {a + b}",
-                   source="seed", family="add", level=max(len(str(a)), len(str(b))))
+    return Problem(
+        question=f"{a}+{b}=?",
+        answer=str(a + b),
+        solution="\n".join(lines) + f"\nanswer: {a + b}",
+        source="seed",
+        family="add",
+        level=max(len(str(a)), len(str(b))),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,7 @@ def masked_loss(model, tokenizer, problems) -> float:
             prompt = tokenizer(prompt_for(p.question, tokenizer))["input_ids"]
             completion = tokenizer(p.solution)["input_ids"] + [tokenizer.eos_token_id]
             logits = model(torch.tensor([prompt + completion])).logits[0]
-            logprobs = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)
+            logprobs = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
             total -= float(logprobs.gather(1, torch.tensor(completion)[:, None]).sum())
             count += len(completion)
     return total / count
@@ -119,12 +125,14 @@ def test_a_few_sft_steps_change_every_parameter_and_lower_the_loss(tokenizer, pr
 
 
 def test_pretrain_builds_the_base_model_once_then_reuses_it(tmp_path, capsys):
-    config = Config.model_validate({
-        "model": {"cache_dir": str(tmp_path), "tiny": SMALL.model_dump()},
-        "world": {"families": ["add", "sub"], "max_level": 2, "heldout_per_level": 2},
-        "pretrain": {"levels": [1], "examples": 32, "batch_size": 16},
-        "evaluation": {"max_new_tokens": 24},
-    })
+    config = Config.model_validate(
+        {
+            "model": {"cache_dir": str(tmp_path), "tiny": SMALL.model_dump()},
+            "world": {"families": ["add", "sub"], "max_level": 2, "heldout_per_level": 2},
+            "pretrain": {"levels": [1], "examples": 32, "batch_size": 16},
+            "evaluation": {"max_new_tokens": 24},
+        }
+    )
     first = pretrain(config, progress=False)
     assert first.trained and is_saved_model(first.path)
     assert first.evaluation.n == 2 * 2 * 2  # families x levels x heldout_per_level

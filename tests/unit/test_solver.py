@@ -35,8 +35,14 @@ def adapter(base_path, tmp_path_factory):
 
 
 def make_solver(base_path, work_dir) -> Solver:
-    return Solver(HFEngine.from_pretrained(base_path), Verifier(), SolverConfig(attempts=2, max_new_tokens=8),
-                  extraction="answer_colon", work_dir=work_dir, name="solver-0")
+    return Solver(
+        HFEngine.from_pretrained(base_path),
+        Verifier(),
+        SolverConfig(attempts=2, max_new_tokens=8),
+        extraction="answer_colon",
+        work_dir=work_dir,
+        name="solver-0",
+    )
 
 
 def test_attempts_keep_the_sampled_tokens_and_their_logprobs(base_path, tmp_path):

@@ -16,18 +16,34 @@ from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store, StoreError
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
-CONFIG = from_dict({
-    "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
-    "selection": {"seed_candidates": 8}, "solver": {"attempts": 4}, "loop": {"problems_per_round": 4},
-    "generator": {"warmup_rounds": 0, "proposals_per_round": 2},
-})
+CONFIG = from_dict(
+    {
+        "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},
+        "selection": {"seed_candidates": 8},
+        "solver": {"attempts": 4},
+        "loop": {"problems_per_round": 4},
+        "generator": {"warmup_rounds": 0, "proposals_per_round": 2},
+    }
+)
 
 
 class HalfRightSolver:
     def attempt(self, problems, round, seed, progress=False):
-        return [Attempt(problem_id=p.id, policy_version=0, sample_index=i, round=round, completion=f"answer: {i}",
-                        extracted_answer=str(i), correct=i % 2 == 0, reward=float(i % 2 == 0), num_tokens=3)
-                for p in problems for i in range(4)]
+        return [
+            Attempt(
+                problem_id=p.id,
+                policy_version=0,
+                sample_index=i,
+                round=round,
+                completion=f"answer: {i}",
+                extracted_answer=str(i),
+                correct=i % 2 == 0,
+                reward=float(i % 2 == 0),
+                num_tokens=3,
+            )
+            for p in problems
+            for i in range(4)
+        ]
 
     def use_policy(self, version, adapter_path):
         pass
@@ -44,16 +60,29 @@ class ModelLabellingGenerator:
         return {"examples": float(len(examples)), "version": 1.0}
 
     def propose(self, parents, n, round):
-        return [Problem(question="31+25=?", answer="56", source="generator", parent_id=parents[0].id,
-                        round_created=round, created_by="generator", answer_source="model")], []
+        return [
+            Problem(
+                question="31+25=?",
+                answer="56",
+                source="generator",
+                parent_id=parents[0].id,
+                round_created=round,
+                created_by="generator",
+                answer_source="model",
+            )
+        ], []
 
 
 def make_loop(tmp_path):
     world = ArithmeticWorld(CONFIG.world, seed=0)
     store = Store(tmp_path / "store.duckdb")
-    roles = Roles(store=LocalRole(store), solvers=[LocalRole(HalfRightSolver())],
-                  teacher=LocalRole(SymbolicTeacher(world, CONFIG.teacher, seed=0)), learner=LocalRole(NoOpLearner()),
-                  generator=LocalRole(ModelLabellingGenerator()))
+    roles = Roles(
+        store=LocalRole(store),
+        solvers=[LocalRole(HalfRightSolver())],
+        teacher=LocalRole(SymbolicTeacher(world, CONFIG.teacher, seed=0)),
+        learner=LocalRole(NoOpLearner()),
+        generator=LocalRole(ModelLabellingGenerator()),
+    )
     return CoEvolution(CONFIG, roles, world, tmp_path / "run", prompt=lambda q: q + "\n"), store
 
 

@@ -46,9 +46,15 @@ def attempts(p: Problem, round_: int, correct: int, total: int, policy_version: 
     version = round_ if policy_version is None else policy_version
     return [
         Attempt(
-            problem_id=p.id, policy_version=version, sample_index=i, round=round_,
-            completion=f"try {i}", extracted_answer="1" if i < correct else "2", correct=i < correct,
-            reward=float(i < correct), num_tokens=5,
+            problem_id=p.id,
+            policy_version=version,
+            sample_index=i,
+            round=round_,
+            completion=f"try {i}",
+            extracted_answer="1" if i < correct else "2",
+            correct=i < correct,
+            reward=float(i < correct),
+            num_tokens=5,
         )
         for i in range(total)
     ]
@@ -78,8 +84,16 @@ def test_append_is_idempotent_within_a_call_across_calls_and_across_reopen(path:
         assert s.counts()["attempts"] == 4
     with Store(path) as s:  # the key filter is rebuilt from the file
         assert s.append([a, *tries]) == 0
-        assert s.counts() == {"problems": 3, "attempts": 4, "pairs": 0, "policies": 0, "rejected": 0, "rounds": 0,
-                              "stages": 0, "calls": 0}
+        assert s.counts() == {
+            "problems": 3,
+            "attempts": 4,
+            "pairs": 0,
+            "policies": 0,
+            "rejected": 0,
+            "rounds": 0,
+            "stages": 0,
+            "calls": 0,
+        }
         assert s.con.execute("SELECT count(DISTINCT id) = count(*) FROM attempts").fetchone()[0]
 
 
@@ -107,7 +121,7 @@ def test_many_appends_of_mixed_sizes_are_all_recognised_on_resend(path: Path):
     batches, start = [], 0
     with Store(path) as s:
         for size in sizes:
-            batches.append(ps[start:start + size])
+            batches.append(ps[start : start + size])
             start += size
             assert s.append(batches[-1]) == size
             assert s.append(ps[:start]) == 0  # everything so far, re-sent
@@ -189,9 +203,20 @@ def test_append_rejects_foreign_objects_and_read_only_stores(path: Path):
 
 def test_records_read_back_equal_what_was_written(path: Path):
     root = problem("1+0")
-    child = Problem(question='Is "½ + ⅓" \\ 5/6?\nSay\u2028why.', answer="5/6", solution="carry none",
-                    source="generator", parent_id=root.id, family="add", level=2, concepts=["a", "ü"],
-                    knobs={"digits": 1, "terms": 2**40}, round_created=3, created_by="gen-0", model_version=4)
+    child = Problem(
+        question='Is "½ + ⅓" \\ 5/6?\nSay\u2028why.',
+        answer="5/6",
+        solution="carry none",
+        source="generator",
+        parent_id=root.id,
+        family="add",
+        level=2,
+        concepts=["a", "ü"],
+        knobs={"digits": 1, "terms": 2**40},
+        round_created=3,
+        created_by="gen-0",
+        model_version=4,
+    )
     tries = [a.model_copy(update={"logprob": -1 / 3, "reward": 0.1}) for a in attempts(child, 3, 1, 2)]
     tries[1] = tries[1].model_copy(update={"extracted_answer": None, "logprob": None})
     with Store(path) as s:
@@ -290,8 +315,10 @@ def test_migration_5_keeps_old_attempts_and_stores_token_ids_and_logprobs_exactl
     old = attempts(a, 0, 2, 4)
     write_old_store(path, 4, [a, *old], monkeypatch)
     logprobs = [-0.1, -1 / 3, -2.718281828459045, float(np.float32(-0.7))]
-    sampled = [Attempt(**{**t.model_dump(exclude={"id"}), "round": 1, "token_ids": [3, 1, 4, 1],
-                          "token_logprobs": logprobs}) for t in old]
+    sampled = [
+        Attempt(**{**t.model_dump(exclude={"id"}), "round": 1, "token_ids": [3, 1, 4, 1], "token_logprobs": logprobs})
+        for t in old
+    ]
     with Store(path) as s:
         assert s.schema_version >= 5
         assert s.round_attempts(0) == old  # no tokens: empty lists
@@ -304,10 +331,13 @@ def test_failed_migration_leaves_the_file_at_its_old_version(path: Path, monkeyp
     with Store(path) as s:
         s.append([problem("1+0")])
     shipped = supported_schema_version()
-    broken = Migration(shipped + 1, "half done",
-                       ("ALTER TABLE problems ADD COLUMN note VARCHAR", "SELECT * FROM no_such_table"))
+    broken = Migration(
+        shipped + 1, "half done", ("ALTER TABLE problems ADD COLUMN note VARCHAR", "SELECT * FROM no_such_table")
+    )
     monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
-    with pytest.raises(StoreError, match=f"migration to schema version {shipped + 1} failed.*unchanged at version {shipped}"):
+    with pytest.raises(
+        StoreError, match=f"migration to schema version {shipped + 1} failed.*unchanged at version {shipped}"
+    ):
         Store(path)
     monkeypatch.undo()
     with Store(path) as s:
@@ -441,8 +471,14 @@ def test_plain_reads(store: Store):
     assert [(a.policy_version, a.sample_index) for a in store.attempts_for(seed.id)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert store.attempts_for(later.id) == []
     assert store.latest_policy_version() is None
-    store.append([PolicyVersion(version=v, round=v, parent_version=v - 1 if v else None, adapter_path=f"v{v}",
-                                algorithm="dpo") for v in (0, 2, 1)])
+    store.append(
+        [
+            PolicyVersion(
+                version=v, round=v, parent_version=v - 1 if v else None, adapter_path=f"v{v}", algorithm="dpo"
+            )
+            for v in (0, 2, 1)
+        ]
+    )
     assert store.latest_policy_version() == 2
     assert store.counts()["policies"] == 3
 
@@ -457,15 +493,40 @@ def _every_kind_of_record() -> dict[str, list]:
         "problems": [p, problem("1+1", parent=p)],
         "attempts": attempts(p, 0, 1, 2),
         "pairs": [PreferencePair(problem_id=p.id, policy_version=0, round=0, prompt="q", chosen="a", rejected="b")],
-        "policies": [PolicyVersion(version=1, round=0, parent_version=0, adapter_path="v1", algorithm="dpo",
-                                   metrics={"loss": 0.5}, created_at=when)],
+        "policies": [
+            PolicyVersion(
+                version=1,
+                round=0,
+                parent_version=0,
+                adapter_path="v1",
+                algorithm="dpo",
+                metrics={"loss": 0.5},
+                created_at=when,
+            )
+        ],
         "rejected": [RejectedDraft(source="teacher", parent_id=p.id, text="bad", reason="duplicate", round=0)],
-        "rounds": [RoundStats(round=0, policy_version=1, metrics={"acc": 0.25}, seconds={"solve": 1.5},
-                              created_at=when)],
+        "rounds": [
+            RoundStats(round=0, policy_version=1, metrics={"acc": 0.25}, seconds={"solve": 1.5}, created_at=when)
+        ],
         "stages": [StageRecord(round=1, stage="select", state='{"round": 1}', created_at=when)],
-        "calls": [ModelCall(round=1, source="teacher", node="write", parent_id=p.id, template="teacher/write@0",
-                            prompt_hash="h", prompt="p", output="o", parsed="{}", drafts=[p.id], latency_s=0.5,
-                            prompt_tokens=3, completion_tokens=None, created_at=when)],
+        "calls": [
+            ModelCall(
+                round=1,
+                source="teacher",
+                node="write",
+                parent_id=p.id,
+                template="teacher/write@0",
+                prompt_hash="h",
+                prompt="p",
+                output="o",
+                parsed="{}",
+                drafts=[p.id],
+                latency_s=0.5,
+                prompt_tokens=3,
+                completion_tokens=None,
+                created_at=when,
+            )
+        ],
     }
 
 
@@ -509,11 +570,13 @@ def test_problem_ids_and_counts_by_source(tmp_path):
     from curriculum.store import Store
 
     with Store(tmp_path / "s.duckdb") as store:
-        store.append([
-            Problem(question="1+1=?", answer="2", source="seed"),
-            Problem(question="2+2=?", answer="4", source="teacher", round_created=1),
-            Problem(question="3+3=?", answer="6", source="teacher", round_created=2),
-        ])
+        store.append(
+            [
+                Problem(question="1+1=?", answer="2", source="seed"),
+                Problem(question="2+2=?", answer="4", source="teacher", round_created=1),
+                Problem(question="3+3=?", answer="6", source="teacher", round_created=2),
+            ]
+        )
         assert sorted(store.problem_ids()) == store.problem_ids() and len(store.problem_ids()) == 3
         assert store.problem_counts_by_source() == {"seed": 1, "teacher": 2}
         assert store.problem_counts_by_source(round=2) == {"teacher": 1}

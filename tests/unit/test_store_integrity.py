@@ -23,7 +23,8 @@ from curriculum.store import Store, StoreError
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 500
 
-WRITER = textwrap.dedent("""
+WRITER = textwrap.dedent(
+    """
     import sys
     from curriculum.records import Problem
     from curriculum.store import Store
@@ -31,7 +32,9 @@ WRITER = textwrap.dedent("""
     for j in range(10**6):
         store.append([Problem(question=f"{j} {i} " + "pad " * 50, answer="1", source="seed") for i in range(%d)])
         print(j + 1, flush=True)
-""" % BATCH)
+"""
+    % BATCH
+)
 
 
 def test_a_writer_killed_mid_transaction_leaves_whole_batches_only(tmp_path):
@@ -79,8 +82,9 @@ def test_a_full_disk_gives_one_clear_line_and_a_consistent_store(tmp_path, faili
     path = tmp_path / "store.duckdb"
     with Store(path) as store:
         store.append([Problem(question="first", answer="1", source="seed")])
-    result = subprocess.run([sys.executable, "-c", FULL_DISK, str(path), failing], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(path), failing], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     message = result.stdout.strip()
     assert message.count("\n") == 0, result.stderr[-2000:]
     assert f"{failing} " in message and "File too large" in message and "the disk is full" in message
@@ -111,8 +115,10 @@ def test_cli_reports_a_full_disk_or_a_permission_error_in_one_line(monkeypatch, 
     monkeypatch.setattr(curriculum.run.runner, "resume_experiment", run)
     assert cli.main(["resume", "runs/tiny/x"]) == cli.EXIT_ENVIRONMENT
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: No space left on device (runs/tiny/x/store.duckdb.wal): free space or fix permissions, "
-                   "then `curriculum resume RUN_DIR` continues after the last completed stage"]
+    assert err == [
+        "error: No space left on device (runs/tiny/x/store.duckdb.wal): free space or fix permissions, "
+        "then `curriculum resume RUN_DIR` continues after the last completed stage"
+    ]
 
 
 def test_run_directory_that_cannot_be_created_is_a_clear_error(tmp_path):

@@ -19,8 +19,12 @@ def problem(question):
 CARRY = [problem("47+38=?"), problem("59+26=?")]
 BORROW = [problem("52-17=?")]
 TRACKED = CARRY + BORROW + [problem("12+34=?"), problem("93-21=?"), problem("68+17=?")]
-REPORT = WeaknessReport("weakness", CARRY + BORROW, {"add.carry": 2 / 3, "add.no_carry": 0.0, "sub.borrow": 1 / 2,
-                                                    "sub.no_borrow": 0.0}, TRACKED)
+REPORT = WeaknessReport(
+    "weakness",
+    CARRY + BORROW,
+    {"add.carry": 2 / 3, "add.no_carry": 0.0, "sub.borrow": 1 / 2, "sub.no_borrow": 0.0},
+    TRACKED,
+)
 
 
 def test_weakness_plan_spends_the_budget_by_failure_ratio_on_weak_parents():
@@ -56,8 +60,20 @@ def test_drafts_vary_their_parent_and_reject_duplicates():
 
 
 def attempts_at(p, correct, k=4):
-    return [Attempt(problem_id=p.id, policy_version=1, sample_index=i, round=3, completion="", extracted_answer=None,
-                    correct=i < correct, reward=float(i < correct), num_tokens=3) for i in range(k)]
+    return [
+        Attempt(
+            problem_id=p.id,
+            policy_version=1,
+            sample_index=i,
+            round=3,
+            completion="",
+            extracted_answer=None,
+            correct=i < correct,
+            reward=float(i < correct),
+            num_tokens=3,
+        )
+        for i in range(k)
+    ]
 
 
 def test_screen_keeps_the_band_and_rejects_the_rest_with_the_reason():
@@ -66,5 +82,8 @@ def test_screen_keeps_the_band_and_rejects_the_rest_with_the_reason():
     out = screen([easy, good, hard, unseen], attempts, 0.25, 0.75, round=3)
     assert out.kept == [good] and out.attempts == attempts_at(good, 2)
     assert [(r.text, r.reason) for r in out.rejected] == [
-        ("11+11=?", "too_easy"), ("4444+5678=?", "too_hard"), ("1+1=?", "not_attempted")]
+        ("11+11=?", "too_easy"),
+        ("4444+5678=?", "too_hard"),
+        ("1+1=?", "not_attempted"),
+    ]
     assert out.rejected[0].detail == "solve rate 4/4 outside [0.25, 0.75]"

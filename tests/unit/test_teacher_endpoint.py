@@ -18,9 +18,23 @@ from curriculum.verify import Verifier
 
 SECRET = "sk-test-0123456789abcdef-do-not-leak"
 PARENT = Problem(question="What is 17 + 25?", answer="42", source="seed", family="add", level=2)
-FAILURE = Failure(PARENT, tuple(Attempt(problem_id=PARENT.id, policy_version=0, sample_index=i, round=1,
-                                        completion="answer: 32", extracted_answer="32", correct=i == 0, reward=0.0,
-                                        num_tokens=5) for i in range(4)))
+FAILURE = Failure(
+    PARENT,
+    tuple(
+        Attempt(
+            problem_id=PARENT.id,
+            policy_version=0,
+            sample_index=i,
+            round=1,
+            completion="answer: 32",
+            extracted_answer="32",
+            correct=i == 0,
+            reward=0.0,
+            num_tokens=5,
+        )
+        for i in range(4)
+    ),
+)
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
@@ -53,20 +67,44 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         if fail:
             return self._send(500, {"error": {"message": "overloaded", "type": "server_error"}})
         if FakeOpenAI.refuse_schema and (body.get("response_format") or {}).get("type") == "json_schema":
-            return self._send(400, {"error": {"message": "response_format of type json_schema is not supported",
-                                              "type": "invalid_request_error"}})
+            return self._send(
+                400,
+                {
+                    "error": {
+                        "message": "response_format of type json_schema is not supported",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
         if (body.get("response_format") or {}).get("type") == "json_object":  # which step: from the prompt
-            body["response_format"]["json_schema"] = {"name": "write" if "new problem(s)" in json.dumps(body)
-                                                      else "diagnose"}
+            body["response_format"]["json_schema"] = {
+                "name": "write" if "new problem(s)" in json.dumps(body) else "diagnose"
+            }
         name = (body.get("response_format") or {}).get("json_schema", {}).get("name")
-        content = {"diagnose": json.dumps({"error": "no carry", "concept": "addition"}),
-                   "write": json.dumps({"problems": [{"question": "What is 38 + 47?", "rationale": "carry"},
-                                                     {"question": "What is 29 + 56?", "rationale": "carry"}]})
-                   }.get(name, "38 + 47 = 85, so \\boxed{85}.")
-        self._send(200, {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                         "choices": [{"index": 0, "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": content}}],
-                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+        content = {
+            "diagnose": json.dumps({"error": "no carry", "concept": "addition"}),
+            "write": json.dumps(
+                {
+                    "problems": [
+                        {"question": "What is 38 + 47?", "rationale": "carry"},
+                        {"question": "What is 29 + 56?", "rationale": "carry"},
+                    ]
+                }
+            ),
+        }.get(name, "38 + 47 = 85, so \\boxed{85}.")
+        self._send(
+            200,
+            {
+                "id": "c1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                ],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+            },
+        )
 
 
 @pytest.fixture
@@ -80,8 +118,16 @@ def server():
 
 
 def teacher_for(base_url: str, verifier, tracing=None, **endpoint) -> LLMTeacher:
-    config = llm_config(endpoint={"base_url": base_url, "model": "fake-model", "api_key_env": "TEST_TEACHER_KEY",
-                                  "max_concurrency": 4, **endpoint}, variants_per_failure=2)
+    config = llm_config(
+        endpoint={
+            "base_url": base_url,
+            "model": "fake-model",
+            "api_key_env": "TEST_TEACHER_KEY",
+            "max_concurrency": 4,
+            **endpoint,
+        },
+        variants_per_failure=2,
+    )
     return LLMTeacher(config, load_prompts(config), connector(config), verifier_equivalence(verifier), tracing=tracing)
 
 
@@ -98,7 +144,9 @@ def test_requests_follow_the_openai_api_and_the_key_stays_secret(server, verifie
     headers = [h for _, h, _ in FakeOpenAI.requests]
     assert all(h["authorization"] == f"Bearer {SECRET}" for h in headers)
     bodies = [b for _, _, b in FakeOpenAI.requests]
-    diagnose = next(b for b in bodies if (b.get("response_format") or {}).get("json_schema", {}).get("name") == "diagnose")
+    diagnose = next(
+        b for b in bodies if (b.get("response_format") or {}).get("json_schema", {}).get("name") == "diagnose"
+    )
     assert diagnose["response_format"]["type"] == "json_schema"
     assert diagnose["response_format"]["json_schema"]["schema"]["required"] == ["error", "concept"]
     assert diagnose["model"] == "fake-model" and isinstance(diagnose["seed"], int) and diagnose["temperature"] == 0.7

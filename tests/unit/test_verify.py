@@ -45,7 +45,6 @@ def test_a_solution_whose_final_answer_the_rule_already_reads_is_kept():
     assert solution_in_format("anything", "4", "none") == "4"
 
 
-
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -178,7 +177,11 @@ def test_plain_numbers_do_not_start_the_math_verify_worker():
 
 
 def test_math_verify_many_skips_the_shortcuts(verifier):
-    assert verifier.math_verify_many([("\\frac{1}{2}", "\\frac{1}{2}"), ("27", "27.0"), ("3", "4")]) == [True, True, False]
+    assert verifier.math_verify_many([("\\frac{1}{2}", "\\frac{1}{2}"), ("27", "27.0"), ("3", "4")]) == [
+        True,
+        True,
+        False,
+    ]
 
 
 # ----------------------------------------------------------------------------- bounded time
@@ -220,7 +223,9 @@ def test_works_off_the_main_thread(verifier):
 
     def grade() -> None:
         try:
-            results.append([g.correct for g in verifier.grade_many(["\\boxed{\\sqrt{4}}", "\\boxed{3}"], ["2", "\\pi"])])
+            results.append(
+                [g.correct for g in verifier.grade_many(["\\boxed{\\sqrt{4}}", "\\boxed{3}"], ["2", "\\pi"])]
+            )
         except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
             results.append(exc)
 

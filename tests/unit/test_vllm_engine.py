@@ -117,9 +117,12 @@ def test_a_call_larger_than_a_scheduler_step_samples_as_its_parts(engine):
     prompts = [f"{i}: " + "12+345=? " * 16 + "\n" for i in range(40)]
     assert sum(len(engine.tokenizer(p)["input_ids"]) for p in prompts) * 2 > 4096
     everything = engine.generate(prompts, n=2, temperature=1.0, max_new_tokens=3, seed=2)
-    parts = engine.generate(prompts[:3], n=2, temperature=1.0, max_new_tokens=3, seed=2) + \
-        engine.generate(prompts[-3:], n=2, temperature=1.0, max_new_tokens=3, seed=2)
-    assert [[s.token_ids for s in p] for p in parts] == [[s.token_ids for s in p] for p in everything[:3] + everything[-3:]]
+    parts = engine.generate(prompts[:3], n=2, temperature=1.0, max_new_tokens=3, seed=2) + engine.generate(
+        prompts[-3:], n=2, temperature=1.0, max_new_tokens=3, seed=2
+    )
+    assert [[s.token_ids for s in p] for p in parts] == [
+        [s.token_ids for s in p] for p in everything[:3] + everything[-3:]
+    ]
 
 
 def test_one_lora_per_version_old_ones_removed(engine, char_model, tmp_path):

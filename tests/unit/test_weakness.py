@@ -25,9 +25,23 @@ def plant(store, question, correct_by_round, k=8):
     """A problem whose attempts in round r are `correct_by_round[r]` right out of k."""
     p = problem(question)
     store.append([p])
-    store.append([Attempt(problem_id=p.id, policy_version=r, sample_index=i, round=r, completion=f"try {i}",
-                          extracted_answer=None, correct=i < c, reward=float(i < c), num_tokens=5)
-                  for r, c in correct_by_round.items() for i in range(k)])
+    store.append(
+        [
+            Attempt(
+                problem_id=p.id,
+                policy_version=r,
+                sample_index=i,
+                round=r,
+                completion=f"try {i}",
+                extracted_answer=None,
+                correct=i < c,
+                reward=float(i < c),
+                num_tokens=5,
+            )
+            for r, c in correct_by_round.items()
+            for i in range(k)
+        ]
+    )
     return p
 
 
@@ -63,8 +77,7 @@ def test_mining_returns_exactly_the_planted_weak_problems(planted):
     assert len(report.tracked) == 9
     assert [concept_of(p) for p in weak] == ["add.carry", "add.carry", "sub.borrow"]
     # Failure ratio = weak / tracked problems of the concept.
-    assert report.failure_ratio == {"add.carry": 2 / 4, "add.no_carry": 0.0, "sub.borrow": 1 / 3,
-                                    "sub.no_borrow": 0.0}
+    assert report.failure_ratio == {"add.carry": 2 / 4, "add.no_carry": 0.0, "sub.borrow": 1 / 3, "sub.no_borrow": 0.0}
 
 
 def test_the_history_lives_in_the_store_and_survives_reopening(planted):

@@ -60,9 +60,12 @@ def call_metrics(calls: Sequence[ModelCall], prefix: str) -> dict[str, float]:
     if not calls:
         return {}
     errors = Counter(call.error.split(":")[0] for call in calls if call.error)
-    out = {f"{prefix}/calls": float(len(calls)), f"{prefix}/call_errors": float(sum(errors.values())),
-           f"{prefix}/call_latency_s_mean": sum(c.latency_s for c in calls) / len(calls),
-           f"{prefix}/prompt_tokens": float(sum(c.prompt_tokens or 0 for c in calls)),
-           f"{prefix}/completion_tokens": float(sum(c.completion_tokens or 0 for c in calls))}
+    out = {
+        f"{prefix}/calls": float(len(calls)),
+        f"{prefix}/call_errors": float(sum(errors.values())),
+        f"{prefix}/call_latency_s_mean": sum(c.latency_s for c in calls) / len(calls),
+        f"{prefix}/prompt_tokens": float(sum(c.prompt_tokens or 0 for c in calls)),
+        f"{prefix}/completion_tokens": float(sum(c.completion_tokens or 0 for c in calls)),
+    }
     out.update({f"{prefix}/call_errors/{reason}": float(n) for reason, n in sorted(errors.items())})
     return out

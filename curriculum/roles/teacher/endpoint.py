@@ -55,13 +55,22 @@ def api_key(config: EndpointConfig, what: str = "teacher.endpoint") -> str:
         return NO_KEY
     key = os.environ.get(config.api_key_env)
     if not key:
-        raise EndpointError(f"{what}.api_key_env names {config.api_key_env}, which is not set in the environment "
-                            "of the Teacher's process (export it before `curriculum run`)")
+        raise EndpointError(
+            f"{what}.api_key_env names {config.api_key_env}, which is not set in the environment "
+            "of the Teacher's process (export it before `curriculum run`)"
+        )
     return key
 
 
-def chat_model(config: EndpointConfig, base_url: str, model: str, temperature: float, max_tokens: int,
-               key: str | None = None, what: str = "teacher.endpoint") -> Any:
+def chat_model(
+    config: EndpointConfig,
+    base_url: str,
+    model: str,
+    temperature: float,
+    max_tokens: int,
+    key: str | None = None,
+    what: str = "teacher.endpoint",
+) -> Any:
     """A `ChatOpenAI` for `model` at `base_url` with these sampling settings."""
     from langchain_openai import ChatOpenAI
 
@@ -70,9 +79,17 @@ def chat_model(config: EndpointConfig, base_url: str, model: str, temperature: f
         import httpx
 
         extra["http_client"] = httpx.Client(trust_env=False, timeout=config.timeout_s)
-    return ChatOpenAI(base_url=base_url, model=model, api_key=key or api_key(config, what),
-                      temperature=temperature, top_p=config.top_p, max_tokens=max_tokens,
-                      timeout=config.timeout_s, max_retries=0, **extra)
+    return ChatOpenAI(
+        base_url=base_url,
+        model=model,
+        api_key=key or api_key(config, what),
+        temperature=temperature,
+        top_p=config.top_p,
+        max_tokens=max_tokens,
+        timeout=config.timeout_s,
+        max_retries=0,
+        **extra,
+    )
 
 
 def is_loopback(url: str | None) -> bool:
@@ -84,8 +101,15 @@ def is_loopback(url: str | None) -> bool:
 class Endpoint:
     """A chat model with a bound on calls in flight. `name` (model @ url) is what audits and errors show."""
 
-    def __init__(self, model: Any, name: str, config: EndpointConfig, base_url: str | None = None,
-                 key: str | None = None, slots: threading.BoundedSemaphore | None = None):
+    def __init__(
+        self,
+        model: Any,
+        name: str,
+        config: EndpointConfig,
+        base_url: str | None = None,
+        key: str | None = None,
+        slots: threading.BoundedSemaphore | None = None,
+    ):
         self.model = model
         self.name = name
         self.config = config
@@ -106,8 +130,13 @@ class Endpoint:
             return {"type": "json_object"}
         return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
 
-    def complete(self, messages: list[tuple[str, str]], seed: int | None = None, schema_name: str = "reply",
-                 schema: dict[str, Any] | None = None) -> Reply:
+    def complete(
+        self,
+        messages: list[tuple[str, str]],
+        seed: int | None = None,
+        schema_name: str = "reply",
+        schema: dict[str, Any] | None = None,
+    ) -> Reply:
         """One call: the reply's text. Raises the client's errors (connection, timeout, 5xx, 4xx)
         and `TruncatedOutput`."""
         from openai import BadRequestError, LengthFinishReasonError
@@ -142,8 +171,9 @@ class Endpoint:
         lower = {"json_schema": "json_object", "json_object": "none"}.get(self.structured_output)
         if lower is None:
             return False
-        log.warning("%s refused response_format %s; asking with %s from now on", self.name, self.structured_output,
-                    lower)
+        log.warning(
+            "%s refused response_format %s; asking with %s from now on", self.name, self.structured_output, lower
+        )
         self.structured_output = lower
         return True
 
@@ -156,18 +186,25 @@ class Endpoint:
         headers = {"Authorization": f"Bearer {self._key}"} if self._key and self._key != NO_KEY else {}
         url = self.base_url.rstrip("/") + "/models"
         try:
-            response = httpx.get(url, headers=headers, timeout=min(10.0, self.config.timeout_s),
-                                 trust_env=not is_loopback(url))
+            response = httpx.get(
+                url, headers=headers, timeout=min(10.0, self.config.timeout_s), trust_env=not is_loopback(url)
+            )
         except httpx.HTTPError as exc:
-            raise EndpointError(f"the Teacher's endpoint {self.name} is not reachable ({type(exc).__name__}: "
-                                f"{_first_line(exc)}); start it or fix teacher.endpoint.base_url, then "
-                                "`curriculum resume RUN_DIR` retries the stage") from None
+            raise EndpointError(
+                f"the Teacher's endpoint {self.name} is not reachable ({type(exc).__name__}: "
+                f"{_first_line(exc)}); start it or fix teacher.endpoint.base_url, then "
+                "`curriculum resume RUN_DIR` retries the stage"
+            ) from None
         if response.status_code in (401, 403):
-            raise EndpointError(f"the Teacher's endpoint {self.name} refused the API key (HTTP "
-                                f"{response.status_code}); check the variable teacher.endpoint.api_key_env names")
+            raise EndpointError(
+                f"the Teacher's endpoint {self.name} refused the API key (HTTP "
+                f"{response.status_code}); check the variable teacher.endpoint.api_key_env names"
+            )
         if response.status_code >= 500:
-            raise EndpointError(f"the Teacher's endpoint {self.name} answers HTTP {response.status_code} on /models; "
-                                "`curriculum resume RUN_DIR` retries the stage once it is back")
+            raise EndpointError(
+                f"the Teacher's endpoint {self.name} answers HTTP {response.status_code} on /models; "
+                "`curriculum resume RUN_DIR` retries the stage once it is back"
+            )
 
 
 def endpoint_name(model: str | None, base_url: str | None) -> str:

@@ -113,18 +113,27 @@ class TeacherPrompts:
 def load_prompts(config: Config, base: Path | None = None) -> TeacherPrompts:
     """The Teacher's prompt files, checked against the fields each step fills (`base`: a run's copies)."""
     teacher = config.teacher
-    return TeacherPrompts(diagnose=prompt_files.load(teacher.prompts.diagnose, DIAGNOSE_FIELDS, base),
-                          write=prompt_files.load(teacher.prompts.write, WRITE_FIELDS, base),
-                          label=prompt_files.load(teacher.labels.prompt, LABEL_FIELDS, base))
+    return TeacherPrompts(
+        diagnose=prompt_files.load(teacher.prompts.diagnose, DIAGNOSE_FIELDS, base),
+        write=prompt_files.load(teacher.prompts.write, WRITE_FIELDS, base),
+        label=prompt_files.load(teacher.labels.prompt, LABEL_FIELDS, base),
+    )
 
 
 def prompt_paths(config: Config) -> dict[str, str]:
     """Every prompt file the recipe uses, by role: what the run copies and logs."""
-    paths = {"teacher.diagnose": config.teacher.prompts.diagnose, "teacher.write": config.teacher.prompts.write,
-             "label": config.teacher.labels.prompt}
+    paths = {
+        "teacher.diagnose": config.teacher.prompts.diagnose,
+        "teacher.write": config.teacher.prompts.write,
+        "label": config.teacher.labels.prompt,
+    }
     if config.synthesis.enabled and config.synthesis.kind == "llm":
-        paths.update({"synthesis.concepts": config.synthesis.prompts.concepts,
-                      "synthesis.question": config.synthesis.prompts.question})
+        paths.update(
+            {
+                "synthesis.concepts": config.synthesis.prompts.concepts,
+                "synthesis.question": config.synthesis.prompts.question,
+            }
+        )
     return paths
 
 
@@ -157,17 +166,27 @@ def connector(config: Config, served: Callable[[], Any] | None = None) -> Callab
         else:
             base_url, model, key = teacher.base_url, teacher.model, api_key(teacher)
         if base_url not in built:
-            writer = Endpoint(chat_model(teacher, base_url, model, teacher.temperature, teacher.max_tokens, key),
-                              endpoint_name(model, base_url), teacher, base_url, key)
+            writer = Endpoint(
+                chat_model(teacher, base_url, model, teacher.temperature, teacher.max_tokens, key),
+                endpoint_name(model, base_url),
+                teacher,
+                base_url,
+                key,
+            )
             if labels.endpoint is None:  # the same server, the labeller's sampling
-                labeller = writer.with_model(chat_model(teacher, base_url, model, labels.temperature,
-                                                        labels.max_tokens, key))
+                labeller = writer.with_model(
+                    chat_model(teacher, base_url, model, labels.temperature, labels.max_tokens, key)
+                )
             else:
                 other = labels.endpoint
                 other_key = api_key(other, "teacher.labels.endpoint")
-                labeller = Endpoint(chat_model(other, other.base_url, other.model, labels.temperature,
-                                               labels.max_tokens, other_key),
-                                    endpoint_name(other.model, other.base_url), other, other.base_url, other_key)
+                labeller = Endpoint(
+                    chat_model(other, other.base_url, other.model, labels.temperature, labels.max_tokens, other_key),
+                    endpoint_name(other.model, other.base_url),
+                    other,
+                    other.base_url,
+                    other_key,
+                )
             built[base_url] = Connection(writer, labeller)
         return built[base_url]
 
@@ -208,9 +227,11 @@ class LLMTeacher(Teacher):
             states = graph.batch(inputs, config={"max_concurrency": connection.teacher.config.max_concurrency})
         result = TeachingResult(calls=list(log.calls))
         if log.endpoint_down():
-            raise EndpointError(f"the Teacher's endpoint {connection.teacher.name} answered none of the "
-                                f"{len(log.calls)} calls of round {round}'s teach stage ({log.calls[-1].error}); "
-                                "`curriculum resume RUN_DIR` retries the stage")
+            raise EndpointError(
+                f"the Teacher's endpoint {connection.teacher.name} answered none of the "
+                f"{len(log.calls)} calls of round {round}'s teach stage ({log.calls[-1].error}); "
+                "`curriculum resume RUN_DIR` retries the stage"
+            )
         for state in states:
             parent = state["failure"].problem
             for draft, labelled in sorted(state.get("labelled", []), key=lambda item: item[0].index):
@@ -227,8 +248,16 @@ class LLMTeacher(Teacher):
             return Drafts()
         connection = self._connected()
         with self._traced("synthesize", round):
-            return synthesize(self.config, self.synthesis_prompts, self._labelling(connection, self.prompts.label),
-                              connection.teacher, targets, frozenset(known_ids), round, seed)
+            return synthesize(
+                self.config,
+                self.synthesis_prompts,
+                self._labelling(connection, self.prompts.label),
+                connection.teacher,
+                targets,
+                frozenset(known_ids),
+                round,
+                seed,
+            )
 
     def close(self) -> None:
         if self.close_hook is not None:
@@ -245,36 +274,78 @@ class LLMTeacher(Teacher):
         max_tries = endpoint.config.max_attempts
 
         def reject(parent: Problem, text: str, reason: str, detail: str) -> RejectedDraft:
-            return RejectedDraft(source="teacher", parent_id=parent.id, text=text, reason=reason, detail=detail,
-                                 round=log.round, created_by=self.name)
+            return RejectedDraft(
+                source="teacher",
+                parent_id=parent.id,
+                text=text,
+                reason=reason,
+                detail=detail,
+                round=log.round,
+                created_by=self.name,
+            )
 
         def diagnose(state: TeachState, runtime: Runtime) -> dict[str, Any]:
             failure, attempt = state["failure"], attempt_of(runtime)
             try:
-                _, diagnosis = ask(endpoint, prompts.diagnose, self._fields(failure), log, node="diagnose",
-                                   parent_id=failure.problem.id, attempt=attempt, schema=Diagnosis,
-                                   seed=call_seed(seed, log.round, "diagnose", failure.problem.id, attempt))
+                _, diagnosis = ask(
+                    endpoint,
+                    prompts.diagnose,
+                    self._fields(failure),
+                    log,
+                    node="diagnose",
+                    parent_id=failure.problem.id,
+                    attempt=attempt,
+                    schema=Diagnosis,
+                    seed=call_seed(seed, log.round, "diagnose", failure.problem.id, attempt),
+                )
             except HANDLED as exc:
                 give_up_or_retry(exc, attempt, max_tries)
-                return {"diagnosis": None, "rejected": [reject(
-                    failure.problem, "", reason_of(exc), f"diagnose gave up after {attempt} tries, no drafts "
-                    f"written: {describe(exc)}")]}
+                return {
+                    "diagnosis": None,
+                    "rejected": [
+                        reject(
+                            failure.problem,
+                            "",
+                            reason_of(exc),
+                            f"diagnose gave up after {attempt} tries, no drafts written: {describe(exc)}",
+                        )
+                    ],
+                }
             return {"diagnosis": diagnosis}
 
         def write(state: TeachState, runtime: Runtime) -> dict[str, Any]:
             failure, kinds, diagnosis = state["failure"], state["kinds"], state["diagnosis"]
             attempt = attempt_of(runtime)
-            values = {**self._fields(failure), "error": diagnosis.error, "concept": diagnosis.concept,
-                      "variants": len(kinds), "kinds": self._kinds_text(kinds)}
+            values = {
+                **self._fields(failure),
+                "error": diagnosis.error,
+                "concept": diagnosis.concept,
+                "variants": len(kinds),
+                "kinds": self._kinds_text(kinds),
+            }
             try:
-                _, written = ask(endpoint, prompts.write, values, log, node="write", parent_id=failure.problem.id,
-                                 attempt=attempt, seed=call_seed(seed, log.round, "write", failure.problem.id, attempt),
-                                 schema=Written,
-                                 drafts=lambda w: [problem_id(p.question) for p in w.problems[: len(kinds)]])
+                _, written = ask(
+                    endpoint,
+                    prompts.write,
+                    values,
+                    log,
+                    node="write",
+                    parent_id=failure.problem.id,
+                    attempt=attempt,
+                    seed=call_seed(seed, log.round, "write", failure.problem.id, attempt),
+                    schema=Written,
+                    drafts=lambda w: [problem_id(p.question) for p in w.problems[: len(kinds)]],
+                )
             except HANDLED as exc:
                 give_up_or_retry(exc, attempt, max_tries)
-                return {"drafts": [], "rejected": [reject(
-                    failure.problem, "", reason_of(exc), f"write gave up after {attempt} tries: {describe(exc)}")]}
+                return {
+                    "drafts": [],
+                    "rejected": [
+                        reject(
+                            failure.problem, "", reason_of(exc), f"write gave up after {attempt} tries: {describe(exc)}"
+                        )
+                    ],
+                }
             drafts, rejected, seen = [], [], set(known)
             for index, (kind, item) in enumerate(zip(kinds, written.problems)):
                 draft = Draft(index, kind, item.question, item.rationale, diagnosis.concept)
@@ -282,7 +353,9 @@ class LLMTeacher(Teacher):
                 if verdict is None and draft.id in seen:
                     verdict = ("duplicate", "already known" if draft.id in known else "written twice for this failure")
                 if verdict is not None:
-                    rejected.append(reject(failure.problem, draft.question, verdict[0], f"{kind} variant: {verdict[1]}"))
+                    rejected.append(
+                        reject(failure.problem, draft.question, verdict[0], f"{kind} variant: {verdict[1]}")
+                    )
                     continue
                 seen.add(draft.id)
                 drafts.append(draft)
@@ -291,17 +364,40 @@ class LLMTeacher(Teacher):
         def label_draft(state: TeachState, runtime: Runtime) -> dict[str, Any]:
             failure, draft, attempt = state["failure"], state["draft"], attempt_of(runtime)
             try:
-                result = label(labelling, draft.question, log, parent_id=failure.problem.id, draft_id=draft.id,
-                               attempt=attempt, seed=call_seed(seed, log.round, "label", attempt))
+                result = label(
+                    labelling,
+                    draft.question,
+                    log,
+                    parent_id=failure.problem.id,
+                    draft_id=draft.id,
+                    attempt=attempt,
+                    seed=call_seed(seed, log.round, "label", attempt),
+                )
             except HANDLED as exc:
                 give_up_or_retry(exc, attempt, max_tries)
-                return {"rejected": [reject(failure.problem, draft.question, reason_of(exc),
-                                            f"label gave up after {attempt} tries: {describe(exc)}")]}
+                return {
+                    "rejected": [
+                        reject(
+                            failure.problem,
+                            draft.question,
+                            reason_of(exc),
+                            f"label gave up after {attempt} tries: {describe(exc)}",
+                        )
+                    ]
+                }
             vote = result.vote
             if not vote.agrees(labelling.min_agreement) or len(vote.answer or "") > MAX_ANSWER_CHARS:
                 why = "tied" if vote.tied else f"needs {labelling.min_agreement}"
-                return {"rejected": [reject(failure.problem, draft.question, "no_consensus",
-                                            f"{draft.kind} variant; votes {vote.describe()} ({why})")]}
+                return {
+                    "rejected": [
+                        reject(
+                            failure.problem,
+                            draft.question,
+                            "no_consensus",
+                            f"{draft.kind} variant; votes {vote.describe()} ({why})",
+                        )
+                    ]
+                }
             return {"labelled": [(draft, result)]}
 
         def after_diagnose(state: TeachState) -> str:
@@ -329,8 +425,9 @@ class LLMTeacher(Teacher):
 
     def _labelling(self, connection: Connection, prompt: Prompt) -> Labelling:
         labels = self.config.teacher.labels
-        return Labelling(connection.labeller, prompt, labels.samples, labels.min_agreement, labels.extraction,
-                         self.equivalent)
+        return Labelling(
+            connection.labeller, prompt, labels.samples, labels.min_agreement, labels.extraction, self.equivalent
+        )
 
     def _traced(self, stage: str, round: int) -> Any:
         from contextlib import nullcontext
@@ -348,21 +445,41 @@ class LLMTeacher(Teacher):
     def _fields(self, failure: Failure) -> dict[str, Any]:
         problem = failure.problem
         shown = [a for a in failure.attempts if not a.correct][: self.config.teacher.attempts_shown]
-        attempts = "\n\n".join(f"Attempt {i + 1} (answered {a.extracted_answer or 'nothing'}):\n"
-                               f"{_clip(a.completion, ATTEMPT_CHARS)}" for i, a in enumerate(shown)) or "(none shown)"
+        attempts = (
+            "\n\n".join(
+                f"Attempt {i + 1} (answered {a.extracted_answer or 'nothing'}):\n{_clip(a.completion, ATTEMPT_CHARS)}"
+                for i, a in enumerate(shown)
+            )
+            or "(none shown)"
+        )
         correct = sum(a.correct for a in failure.attempts)
-        return {"question": problem.question, "reference": problem.answer, "solution": problem.solution or "(none)",
-                "attempts": attempts, "solve_rate": f"{correct}/{len(failure.attempts)}",
-                "concepts": ", ".join(problem.concepts) or problem.family or "(unknown)"}
+        return {
+            "question": problem.question,
+            "reference": problem.answer,
+            "solution": problem.solution or "(none)",
+            "attempts": attempts,
+            "solve_rate": f"{correct}/{len(failure.attempts)}",
+            "concepts": ", ".join(problem.concepts) or problem.family or "(unknown)",
+        }
 
     def _problem(self, parent: Problem, draft: Draft, labelled: Label, round: int) -> Problem:
         level = parent.level
         if level is not None:
             level = max(1, level + {"harder": 1, "easier": -1}.get(draft.kind, 0))
-        return Problem(question=draft.question, answer=labelled.vote.answer or "", solution=labelled.solution,
-                       source="teacher", parent_id=parent.id, family=parent.family, level=level,
-                       concepts=list(parent.concepts) or [draft.concept], round_created=round, created_by=self.name,
-                       answer_source="model", vote_share=labelled.vote.share)
+        return Problem(
+            question=draft.question,
+            answer=labelled.vote.answer or "",
+            solution=labelled.solution,
+            source="teacher",
+            parent_id=parent.id,
+            family=parent.family,
+            level=level,
+            concepts=list(parent.concepts) or [draft.concept],
+            round_created=round,
+            created_by=self.name,
+            answer_source="model",
+            vote_share=labelled.vote.share,
+        )
 
 
 def _clip(text: str, width: int) -> str:

@@ -73,8 +73,10 @@ class SynthesisPrompts:
 
 def load_prompts(config: Config, base: Path | None = None) -> SynthesisPrompts:
     prompts = config.synthesis.prompts
-    return SynthesisPrompts(concepts=prompt_files.load(prompts.concepts, CONCEPT_FIELDS, base),
-                            question=prompt_files.load(prompts.question, QUESTION_FIELDS, base))
+    return SynthesisPrompts(
+        concepts=prompt_files.load(prompts.concepts, CONCEPT_FIELDS, base),
+        question=prompt_files.load(prompts.question, QUESTION_FIELDS, base),
+    )
 
 
 @dataclass(frozen=True)
@@ -96,29 +98,51 @@ class SynthState(TypedDict, total=False):
     rejected: Annotated[list[RejectedDraft], operator.add]
 
 
-def synthesize(config: Config, prompts: SynthesisPrompts, labelling: Labelling, endpoint: Endpoint,
-               targets: Sequence[Target], known: frozenset[str], round: int, seed: int) -> Drafts:
+def synthesize(
+    config: Config,
+    prompts: SynthesisPrompts,
+    labelling: Labelling,
+    endpoint: Endpoint,
+    targets: Sequence[Target],
+    known: frozenset[str],
+    round: int,
+    seed: int,
+) -> Drafts:
     """Labelled drafts for `targets` (the round's synthesis plan), with every call audited."""
     log = CallLog(round=round, source="synthesis")
     by_category: dict[str, list[tuple[int, Target]]] = {}
     for index, target in enumerate(targets):
         by_category.setdefault(target.concept, []).append((index, target))
     graph = _graph(config, prompts, labelling, endpoint, log, known, seed)
-    inputs = [SynthState(category=c, targets=ts, concepts={}, labelled=[], rejected=[])
-              for c, ts in sorted(by_category.items())]
+    inputs = [
+        SynthState(category=c, targets=ts, concepts={}, labelled=[], rejected=[])
+        for c, ts in sorted(by_category.items())
+    ]
     states = graph.batch(inputs, config={"max_concurrency": endpoint.config.max_concurrency})
     if log.endpoint_down():
-        raise EndpointError(f"the Teacher's endpoint {endpoint.name} answered none of the {len(log.calls)} calls "
-                            f"of round {round}'s synthesize stage ({log.calls[-1].error}); `curriculum resume RUN_DIR` "
-                            "retries the stage")
+        raise EndpointError(
+            f"the Teacher's endpoint {endpoint.name} answered none of the {len(log.calls)} calls "
+            f"of round {round}'s synthesize stage ({log.calls[-1].error}); `curriculum resume RUN_DIR` "
+            "retries the stage"
+        )
     out = Drafts(calls=list(log.calls))
     seen = set(known)
     labelled = sorted((item for state in states for item in state.get("labelled", [])), key=lambda x: x[0].index)
     for slot, question, result in labelled:
-        problem = Problem(question=question, answer=result.vote.answer or "", solution=result.solution,
-                          source="synthesis", parent_id=slot.parent.id, family=slot.parent.family,
-                          level=slot.parent.level, concepts=list(dict.fromkeys([slot.concepts[0], *slot.concepts])),
-                          round_created=round, created_by=NAME, answer_source="model", vote_share=result.vote.share)
+        problem = Problem(
+            question=question,
+            answer=result.vote.answer or "",
+            solution=result.solution,
+            source="synthesis",
+            parent_id=slot.parent.id,
+            family=slot.parent.family,
+            level=slot.parent.level,
+            concepts=list(dict.fromkeys([slot.concepts[0], *slot.concepts])),
+            round_created=round,
+            created_by=NAME,
+            answer_source="model",
+            vote_share=result.vote.share,
+        )
         if problem.id in seen:  # two categories wrote the same question
             out.rejected.append(_reject(slot.parent, question, "duplicate", "written twice this round", round))
             continue
@@ -129,12 +153,20 @@ def synthesize(config: Config, prompts: SynthesisPrompts, labelling: Labelling, 
 
 
 def _reject(parent: Problem, text: str, reason: str, detail: str, round: int) -> RejectedDraft:
-    return RejectedDraft(source="synthesis", parent_id=parent.id, text=text, reason=reason, detail=detail,
-                         round=round, created_by=NAME)
+    return RejectedDraft(
+        source="synthesis", parent_id=parent.id, text=text, reason=reason, detail=detail, round=round, created_by=NAME
+    )
 
 
-def _graph(config: Config, prompts: SynthesisPrompts, labelling: Labelling, endpoint: Endpoint, log: CallLog,
-           known: frozenset[str], seed: int) -> Any:
+def _graph(
+    config: Config,
+    prompts: SynthesisPrompts,
+    labelling: Labelling,
+    endpoint: Endpoint,
+    log: CallLog,
+    known: frozenset[str],
+    seed: int,
+) -> Any:
     policy, max_tries = retry_policy(endpoint.config), endpoint.config.max_attempts
     per_question = config.synthesis.concepts_per_question
 
@@ -145,14 +177,31 @@ def _graph(config: Config, prompts: SynthesisPrompts, labelling: Labelling, endp
     def concepts(state: SynthState, runtime: Runtime) -> dict[str, Any]:
         parent, attempt = state["parent"], attempt_of(runtime)
         try:
-            _, found = ask(endpoint, prompts.concepts, {"question": parent.question, "answer": parent.answer,
-                                                        "category": state["category"]}, log, node="concepts",
-                           parent_id=parent.id, attempt=attempt, schema=Concepts,
-                           seed=call_seed(seed, log.round, "concepts", parent.id, attempt))
+            _, found = ask(
+                endpoint,
+                prompts.concepts,
+                {"question": parent.question, "answer": parent.answer, "category": state["category"]},
+                log,
+                node="concepts",
+                parent_id=parent.id,
+                attempt=attempt,
+                schema=Concepts,
+                seed=call_seed(seed, log.round, "concepts", parent.id, attempt),
+            )
         except HANDLED as exc:
             give_up_or_retry(exc, attempt, max_tries)
-            return {"concepts": {parent.id: []}, "rejected": [_reject(
-                parent, "", reason_of(exc), f"concepts gave up after {attempt} tries: {describe(exc)}", log.round)]}
+            return {
+                "concepts": {parent.id: []},
+                "rejected": [
+                    _reject(
+                        parent,
+                        "",
+                        reason_of(exc),
+                        f"concepts gave up after {attempt} tries: {describe(exc)}",
+                        log.round,
+                    )
+                ],
+            }
         names = [" ".join(c.split())[:100] for c in found.concepts if c.strip()]
         return {"concepts": {parent.id: list(dict.fromkeys(names))}}
 
@@ -173,40 +222,90 @@ def _graph(config: Config, prompts: SynthesisPrompts, labelling: Labelling, endp
 
     def question(state: SynthState, runtime: Runtime) -> Command:
         slot, attempt = state["slot"], attempt_of(runtime)
-        values = {"concepts": "\n".join(f"- {c}" for c in slot.concepts), "category": state["category"],
-                  "difficulty": "unknown" if slot.parent.level is None else str(slot.parent.level),
-                  "example": slot.parent.question}
+        values = {
+            "concepts": "\n".join(f"- {c}" for c in slot.concepts),
+            "category": state["category"],
+            "difficulty": "unknown" if slot.parent.level is None else str(slot.parent.level),
+            "example": slot.parent.question,
+        }
         try:
-            _, written = ask(endpoint, prompts.question, values, log, node="question", parent_id=slot.parent.id,
-                             attempt=attempt, schema=Written, drafts=lambda w: [problem_id(w.question)],
-                             seed=call_seed(seed, log.round, "question", slot.index, attempt))
+            _, written = ask(
+                endpoint,
+                prompts.question,
+                values,
+                log,
+                node="question",
+                parent_id=slot.parent.id,
+                attempt=attempt,
+                schema=Written,
+                drafts=lambda w: [problem_id(w.question)],
+                seed=call_seed(seed, log.round, "question", slot.index, attempt),
+            )
         except HANDLED as exc:
             give_up_or_retry(exc, attempt, max_tries)
-            return Command(update={"rejected": [_reject(
-                slot.parent, "", reason_of(exc), f"question gave up after {attempt} tries: {describe(exc)}", log.round)]})
+            return Command(
+                update={
+                    "rejected": [
+                        _reject(
+                            slot.parent,
+                            "",
+                            reason_of(exc),
+                            f"question gave up after {attempt} tries: {describe(exc)}",
+                            log.round,
+                        )
+                    ]
+                }
+            )
         verdict = malformed(Problem(question=written.question, answer="?", source="synthesis"))
         if verdict is None and problem_id(written.question) in known:
             verdict = ("duplicate", "already known")
         if verdict is not None:
-            return Command(update={"rejected": [_reject(slot.parent, written.question, verdict[0],
-                                                                  f"for {', '.join(slot.concepts)}: {verdict[1]}",
-                                                                  log.round)]})
+            return Command(
+                update={
+                    "rejected": [
+                        _reject(
+                            slot.parent,
+                            written.question,
+                            verdict[0],
+                            f"for {', '.join(slot.concepts)}: {verdict[1]}",
+                            log.round,
+                        )
+                    ]
+                }
+            )
         return Command(goto=Send("label", {"slot": slot, "question": written.question}))
 
     def label_draft(state: SynthState, runtime: Runtime) -> dict[str, Any]:
         slot, text, attempt = state["slot"], state["question"], attempt_of(runtime)
         try:
-            result = label(labelling, text, log, parent_id=slot.parent.id, draft_id=problem_id(text),
-                           attempt=attempt, seed=call_seed(seed, log.round, "label", attempt))
+            result = label(
+                labelling,
+                text,
+                log,
+                parent_id=slot.parent.id,
+                draft_id=problem_id(text),
+                attempt=attempt,
+                seed=call_seed(seed, log.round, "label", attempt),
+            )
         except HANDLED as exc:
             give_up_or_retry(exc, attempt, max_tries)
-            return {"rejected": [_reject(slot.parent, text, reason_of(exc),
-                                         f"label gave up after {attempt} tries: {describe(exc)}", log.round)]}
+            return {
+                "rejected": [
+                    _reject(
+                        slot.parent,
+                        text,
+                        reason_of(exc),
+                        f"label gave up after {attempt} tries: {describe(exc)}",
+                        log.round,
+                    )
+                ]
+            }
         vote = result.vote
         if not vote.agrees(labelling.min_agreement) or len(vote.answer or "") > MAX_ANSWER_CHARS:
             why = "tied" if vote.tied else f"needs {labelling.min_agreement}"
-            return {"rejected": [_reject(slot.parent, text, "no_consensus", f"votes {vote.describe()} ({why})",
-                                         log.round)]}
+            return {
+                "rejected": [_reject(slot.parent, text, "no_consensus", f"votes {vote.describe()} ({why})", log.round)]
+            }
         return {"labelled": [(slot, text, result)]}
 
     builder = StateGraph(SynthState)

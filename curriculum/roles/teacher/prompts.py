@@ -52,8 +52,11 @@ class Prompt:
     def render(self, **values: Any) -> list[tuple[str, str]]:
         """(role, text) messages. Values are inserted as text once: braces in them (model output,
         a question) are never read as placeholders."""
-        return [(role, template.format_map(_Strict(values, self)))
-                for role, template in (("system", self.system), ("user", self.user)) if template.strip()]
+        return [
+            (role, template.format_map(_Strict(values, self)))
+            for role, template in (("system", self.system), ("user", self.user))
+            if template.strip()
+        ]
 
 
 class _Strict(dict):
@@ -85,8 +88,9 @@ def resolve(path: str, base: Path | None = None) -> Path:
     return PACKAGE_CONFIGS / given
 
 
-def load(path: str | Path, fields: set[str] | frozenset[str], base: Path | None = None,
-         check_fields: bool = True) -> Prompt:
+def load(
+    path: str | Path, fields: set[str] | frozenset[str], base: Path | None = None, check_fields: bool = True
+) -> Prompt:
     """Read and check one prompt file: it must name only `fields`."""
     file = resolve(str(path), base)
     if not file.is_file():
@@ -100,21 +104,30 @@ def load(path: str | Path, fields: set[str] | frozenset[str], base: Path | None 
         raise PromptError(f"prompt {file} must be a mapping with a `user` template (and optionally `system`, `texts`)")
     unknown = set(data) - {"system", "user", "texts", "description"}
     if unknown:
-        raise PromptError(f"prompt {file}: unknown key(s) {', '.join(sorted(unknown))} (known: system, user, texts, "
-                          "description)")
+        raise PromptError(
+            f"prompt {file}: unknown key(s) {', '.join(sorted(unknown))} (known: system, user, texts, description)"
+        )
     texts = data.get("texts") or {}
     if not isinstance(texts, dict) or not all(isinstance(v, str) for v in texts.values()):
         raise PromptError(f"prompt {file}: `texts` must map names to strings")
-    prompt = Prompt(id=file.stem, path=str(file), system=str(data.get("system") or ""), user=data["user"],
-                    sha=hashlib.sha256(text.encode("utf-8")).hexdigest(), texts={str(k): v for k, v in texts.items()})
+    prompt = Prompt(
+        id=file.stem,
+        path=str(file),
+        system=str(data.get("system") or ""),
+        user=data["user"],
+        sha=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        texts={str(k): v for k, v in texts.items()},
+    )
     try:
         named = prompt.fields()
     except PromptError as exc:
         raise PromptError(f"prompt {file}: {exc}") from None
     extra = named - set(fields) if check_fields else set()
     if extra:
-        raise PromptError(f"prompt {file} uses {', '.join('{' + f + '}' for f in sorted(extra))}, which this step "
-                          f"does not fill (it fills: {', '.join(sorted(fields))})")
+        raise PromptError(
+            f"prompt {file} uses {', '.join('{' + f + '}' for f in sorted(extra))}, which this step "
+            f"does not fill (it fills: {', '.join(sorted(fields))})"
+        )
     return prompt
 
 
@@ -127,8 +140,9 @@ def save_prompts(paths: Mapping[str, str], run_dir: Path) -> Path:
     for step, path in paths.items():  # the copies sit side by side: their names must differ
         other = names.setdefault(Path(path).name, (step, path))
         if other[1] != path:
-            raise PromptError(f"prompts {other[1]} ({other[0]}) and {path} ({step}) have the same file name; "
-                              "rename one")
+            raise PromptError(
+                f"prompts {other[1]} ({other[0]}) and {path} ({step}) have the same file name; rename one"
+            )
     for path in paths.values():
         target = folder / Path(path).name
         if not target.exists():

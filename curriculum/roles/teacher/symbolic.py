@@ -35,10 +35,17 @@ class SymbolicTeacher(Teacher):
                 draft = draft.model_copy(update={"created_by": self.name})
                 reason = "duplicate" if draft.id in known else self.world.check(draft)
                 if reason:
-                    result.rejected.append(RejectedDraft(
-                        source="teacher", parent_id=failure.problem.id, text=draft.question, reason=reason,
-                        detail=f"{kind} variant", round=round, created_by=self.name,
-                    ))
+                    result.rejected.append(
+                        RejectedDraft(
+                            source="teacher",
+                            parent_id=failure.problem.id,
+                            text=draft.question,
+                            reason=reason,
+                            detail=f"{kind} variant",
+                            round=round,
+                            created_by=self.name,
+                        )
+                    )
                     continue
                 known.add(draft.id)
                 result.problems.append(draft)

@@ -54,9 +54,14 @@ Parsed = TypeVar("Parsed", bound=BaseModel)
 
 
 def retry_policy(config: EndpointConfig) -> RetryPolicy:
-    return RetryPolicy(max_attempts=config.max_attempts, initial_interval=config.retry_backoff_s,
-                       backoff_factor=2.0, max_interval=max(config.retry_backoff_s, 30.0),
-                       jitter=config.retry_backoff_s > 0, retry_on=RETRY_ON)
+    return RetryPolicy(
+        max_attempts=config.max_attempts,
+        initial_interval=config.retry_backoff_s,
+        backoff_factor=2.0,
+        max_interval=max(config.retry_backoff_s, 30.0),
+        jitter=config.retry_backoff_s > 0,
+        retry_on=RETRY_ON,
+    )
 
 
 def reason_of(exc: BaseException) -> str:
@@ -149,26 +154,57 @@ def call_seed(seed: int, *parts: Any) -> int:
     return int(content_id(seed, *parts), 16) % (2**31)
 
 
-def ask(endpoint: Endpoint, prompt: Prompt, values: dict[str, Any], log: CallLog, *, node: str,
-        parent_id: str | None, attempt: int, seed: int, schema: type[Parsed] | None = None,
-        drafts: Callable[[Any], list[str]] = lambda parsed: [], sample_index: int = 0) -> tuple[Reply, Any]:
+def ask(
+    endpoint: Endpoint,
+    prompt: Prompt,
+    values: dict[str, Any],
+    log: CallLog,
+    *,
+    node: str,
+    parent_id: str | None,
+    attempt: int,
+    seed: int,
+    schema: type[Parsed] | None = None,
+    drafts: Callable[[Any], list[str]] = lambda parsed: [],
+    sample_index: int = 0,
+) -> tuple[Reply, Any]:
     """One audited call: render `prompt`, ask the endpoint, parse the reply as `schema` (None: keep the
     text). Returns (reply, parsed); raises what `complete` or `parse_reply` raise, after logging it."""
     messages = prompt.render(**values)
-    record = dict(round=log.round, source=log.source, node=node, parent_id=parent_id, template=prompt.template,
-                  prompt_hash=prompt_hash(messages), prompt=storable(as_text(messages)), endpoint=endpoint.name,
-                  attempt=attempt, sample_index=sample_index)
+    record = dict(
+        round=log.round,
+        source=log.source,
+        node=node,
+        parent_id=parent_id,
+        template=prompt.template,
+        prompt_hash=prompt_hash(messages),
+        prompt=storable(as_text(messages)),
+        endpoint=endpoint.name,
+        attempt=attempt,
+        sample_index=sample_index,
+    )
     start = time.perf_counter()
     try:
-        reply = endpoint.complete(messages, seed=seed, schema_name=node,
-                                  schema=None if schema is None else schema.model_json_schema())
+        reply = endpoint.complete(
+            messages, seed=seed, schema_name=node, schema=None if schema is None else schema.model_json_schema()
+        )
     except HANDLED as exc:  # latency: until it failed, including the wait for a slot
         output = exc.text if isinstance(exc, TruncatedOutput) else ""
-        log.add(ModelCall(**record, output=storable(output), latency_s=time.perf_counter() - start,
-                          error=f"{reason_of(exc)}: {describe(exc)}"))
+        log.add(
+            ModelCall(
+                **record,
+                output=storable(output),
+                latency_s=time.perf_counter() - start,
+                error=f"{reason_of(exc)}: {describe(exc)}",
+            )
+        )
         raise
-    usage = dict(output=storable(reply.text), latency_s=reply.latency_s, prompt_tokens=reply.prompt_tokens,
-                 completion_tokens=reply.completion_tokens)
+    usage = dict(
+        output=storable(reply.text),
+        latency_s=reply.latency_s,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+    )
     if schema is None:
         log.add(ModelCall(**record, **usage, drafts=drafts(reply.text)))
         return reply, reply.text
@@ -214,8 +250,9 @@ class Label:
     solution: str  # a sampled solution that voted with the majority ("" without one)
 
 
-def label(labelling: Labelling, question: str, log: CallLog, *, parent_id: str | None, draft_id: str,
-          attempt: int, seed: int) -> Label:
+def label(
+    labelling: Labelling, question: str, log: CallLog, *, parent_id: str | None, draft_id: str, attempt: int, seed: int
+) -> Label:
     """Sample `samples` solutions to `question` (concurrently, within the endpoint's bound) and vote.
     A transport error of any sample raises (the step is retried as a whole: the samples are seeded);
     a solution cut at max_tokens is kept as it is (audited as truncated): no answer in it, no vote."""
@@ -225,9 +262,18 @@ def label(labelling: Labelling, question: str, log: CallLog, *, parent_id: str |
 
     def one(index: int) -> str:
         try:
-            _, text = ask(labelling.endpoint, labelling.prompt, {"question": question}, log, node="label",
-                          parent_id=parent_id, attempt=attempt, sample_index=index,
-                          seed=call_seed(seed, draft_id, index), drafts=lambda _: [draft_id])
+            _, text = ask(
+                labelling.endpoint,
+                labelling.prompt,
+                {"question": question},
+                log,
+                node="label",
+                parent_id=parent_id,
+                attempt=attempt,
+                sample_index=index,
+                seed=call_seed(seed, draft_id, index),
+                drafts=lambda _: [draft_id],
+            )
         except TruncatedOutput as cut:  # a solution that ran out of tokens votes only if it got to an answer
             return cut.text
         return text
@@ -246,6 +292,7 @@ def label(labelling: Labelling, question: str, log: CallLog, *, parent_id: str |
 
 def verifier_equivalence(verifier: Any) -> Callable[[list[tuple[str, str]]], list[bool]]:
     """(answer, answer) pairs -> same answer, by the run's verifier."""
+
     def equivalent(pairs: list[tuple[str, str]]) -> list[bool]:
         if not pairs:
             return []
