@@ -81,7 +81,7 @@ class RayCall:
     again to an actor restored to the state it was sent in (seeded sampling, content-derived
     store ids, a Learner's unpublished update made again)."""
 
-    def __init__(self, role: "RayRole", method: str, args: tuple, kwargs: dict):
+    def __init__(self, role: RayRole, method: str, args: tuple, kwargs: dict):
         self.role, self.method, self.args, self.kwargs = role, method, args, kwargs
         self.ref = role.submit(method, args, kwargs)
         self.kill = actor_kill(role.name, method)  # test-only fault injection (run/faults.py)
@@ -143,7 +143,7 @@ class RayRole:
         self.name = name
         self.call_retries = call_retries
         self.restart_timeout_s = restart_timeout_s
-        self.on_restart: Callable[["RayRole"], None] | None = None
+        self.on_restart: Callable[[RayRole], None] | None = None
         self.restarts = 0
         self.restoring = False  # inside `on_restart`
         # The actor process calls are meant for, learnt at the first call: an actor rebuilt before

@@ -162,7 +162,7 @@ class Phase:
         self.name, self.device, self.started, self.budget_s = name, device, started, budget_s
         self.skipped = False
 
-    def __enter__(self) -> "Phase":
+    def __enter__(self) -> Phase:
         import torch
 
         if time.perf_counter() - self.started > self.budget_s:

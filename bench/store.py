@@ -177,7 +177,11 @@ def main() -> None:
             ("last 2 rounds", {"last_n_rounds": 2}),
             ("latest policy", {"policy_version": latest}),
         ]:
-            first, median, band = timed_ms(lambda: store.problems_in_band(0.3, 0.7, min_attempts=8, **kwargs), 5)
+
+            def query(kwargs=kwargs):
+                return store.problems_in_band(0.3, 0.7, min_attempts=8, **kwargs)
+
+            first, median, band = timed_ms(query, 5)
             print(
                 f"problems_in_band(0.3, 0.7) {label}: {len(band)} problems, "
                 f"first {first:.1f} ms, median {median:.1f} ms"

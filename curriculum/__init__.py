@@ -2,8 +2,8 @@
 
 Safe defaults for every process that imports the package (the CLI, tests, Ray workers): no
 telemetry from Hugging Face, MLflow or Ray, and no fetch of MLflow's model catalog (its LLM
-traces would otherwise download price lists from GitHub: a run works offline). Set before any of them is imported, since they read
-these variables at import time; a user's own setting wins.
+traces would otherwise download price lists from GitHub: a run works offline). Set before any of
+them is imported, since they read these variables at import time; a user's own setting wins.
 """
 
 import os

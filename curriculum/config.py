@@ -49,7 +49,7 @@ class TinyModelConfig(Section):
     max_position_embeddings: int = Field(default=512, ge=32)
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> "TinyModelConfig":
+    def _heads_divide(self) -> TinyModelConfig:
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}")
         if self.num_heads % self.num_kv_heads:
@@ -85,7 +85,7 @@ class ModelConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _hf_needs_path(self) -> "ModelConfig":
+    def _hf_needs_path(self) -> ModelConfig:
         if self.kind == "hf" and not self.path:
             raise ValueError("model.kind=hf needs model.path (a local folder or a hub id)")
         return self
@@ -152,7 +152,7 @@ class WorldConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _world_settings(self) -> "WorldConfig":
+    def _world_settings(self) -> WorldConfig:
         counts = self.heldout_per_level
         if isinstance(counts, dict):
             missing = [level for level in range(1, self.max_level + 1) if level not in counts]
@@ -211,7 +211,7 @@ class PretrainConfig(Section):
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
 
     @model_validator(mode="after")
-    def _weights_name_levels(self) -> "PretrainConfig":
+    def _weights_name_levels(self) -> PretrainConfig:
         for level, weight in self.level_weights.items():
             if level not in self.levels:
                 raise ValueError(
@@ -357,7 +357,7 @@ class SelectionConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _shares_fit(self) -> "SelectionConfig":
+    def _shares_fit(self) -> SelectionConfig:
         total = self.fresh_fraction + self.failed_fraction + self.solved_fraction
         if total > 1 + 1e-9:
             raise ValueError(f"selection.fresh_fraction + failed_fraction + solved_fraction = {total:g} is above 1")
@@ -395,7 +395,7 @@ class EndpointConfig(Section):
     max_tokens: int = Field(default=1024, ge=1, description="most tokens of one reply")
 
     @model_validator(mode="after")
-    def _key_is_a_name(self) -> "EndpointConfig":
+    def _key_is_a_name(self) -> EndpointConfig:
         if self.api_key_env is not None and not self.api_key_env.replace("_", "").isalnum():
             raise ValueError(
                 "api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself"
@@ -437,7 +437,7 @@ class LabelConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _agreement_fits(self) -> "LabelConfig":
+    def _agreement_fits(self) -> LabelConfig:
         if self.min_agreement > self.samples:
             raise ValueError(f"min_agreement={self.min_agreement} is above samples={self.samples}")
         if self.endpoint is not None and not (self.endpoint.base_url and self.endpoint.model):
@@ -484,7 +484,7 @@ class TeacherConfig(Section):
     attempts_shown: int = Field(default=4, ge=0, description="failed attempts shown to the Teacher per problem")
 
     @model_validator(mode="after")
-    def _one_endpoint(self) -> "TeacherConfig":
+    def _one_endpoint(self) -> TeacherConfig:
         if self.serve is not None and self.endpoint.base_url:
             raise ValueError(
                 "set teacher.endpoint.base_url (an existing server) or teacher.serve (the run starts one), not both"
@@ -593,7 +593,7 @@ class LearnerConfig(Section):
     retention: RetentionConfig = RetentionConfig()
 
     @model_validator(mode="after")
-    def _run_schedule_needs_steps(self) -> "LearnerConfig":
+    def _run_schedule_needs_steps(self) -> LearnerConfig:
         if self.lr_schedule == "cosine_run" and self.steps_per_round is None:
             raise ValueError("learner.lr_schedule=cosine_run needs learner.steps_per_round (the run's length in steps)")
         return self
@@ -607,7 +607,7 @@ class WeaknessConfig(Section):
     min_rounds: int = Field(default=2, ge=2, description="rounds needed in the window to fit a slope")
 
     @model_validator(mode="after")
-    def _window_holds_min_rounds(self) -> "WeaknessConfig":
+    def _window_holds_min_rounds(self) -> WeaknessConfig:
         if self.min_rounds > self.window:
             raise ValueError(f"weakness.min_rounds={self.min_rounds} is above weakness.window={self.window}")
         return self
@@ -655,7 +655,7 @@ class LoopConfig(Section):
         "synthesis.budget of them are the screened drafts, the rest are selected",
     )
 
-    def selected_per_round(self, synthesis: "SynthesisConfig") -> int:
+    def selected_per_round(self, synthesis: SynthesisConfig) -> int:
         """Problems the curriculum selects for training: the round's attempts budget minus the drafts
         synthesis screens, so every recipe generates the same attempts (equal compute)."""
         return self.problems_per_round - (synthesis.budget if synthesis.enabled else 0)
@@ -737,7 +737,7 @@ class Config(Section):
     decontamination: DecontaminationConfig = DecontaminationConfig()
 
     @model_validator(mode="after")
-    def _eval_sets_are_datasets(self) -> "Config":
+    def _eval_sets_are_datasets(self) -> Config:
         for name in self.decontamination.eval_sets:
             if name not in self.datasets:
                 known = ", ".join(sorted(self.datasets)) or "none"
@@ -745,7 +745,7 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
-    def _world_can_host_the_recipe(self) -> "Config":
+    def _world_can_host_the_recipe(self) -> Config:
         """The symbolic Teacher, SwS synthesis and the Generator need a world with mutation operators
         and an oracle (arithmetic); real problem sets have neither."""
         world = self.world
@@ -785,7 +785,7 @@ class Config(Section):
         )
 
     @model_validator(mode="after")
-    def _llm_teacher_has_a_model(self) -> "Config":
+    def _llm_teacher_has_a_model(self) -> Config:
         teacher = self.teacher
         if self.synthesis.enabled and self.synthesis.kind == "llm" and teacher.kind != "llm":
             raise ValueError(
@@ -804,7 +804,7 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
-    def _bands_fit_attempts(self) -> "Config":
+    def _bands_fit_attempts(self) -> Config:
         sel, k = self.selection, self.solver.attempts
         for low, high in (("seed_band_low", "seed_band_high"), ("band_low", "band_high")):
             if getattr(sel, low) > getattr(sel, high):

@@ -102,7 +102,7 @@ class FolderFiles:
     files: dict[str, bytes]
 
     @classmethod
-    def read(cls, folder: str | Path, names: Sequence[str]) -> "FolderFiles":
+    def read(cls, folder: str | Path, names: Sequence[str]) -> FolderFiles:
         folder = Path(folder)
         missing = [name for name in names if not (folder / name).is_file()]
         if missing:

@@ -62,7 +62,7 @@ def quiet_transformers() -> Iterator[None]:
 # ----------------------------------------------------------------------------- tokenizer
 
 
-def build_char_tokenizer() -> "PreTrainedTokenizerBase":
+def build_char_tokenizer() -> PreTrainedTokenizerBase:
     """One token per character of printable ASCII and newline, plus pad/eos/bos/unk."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -85,7 +85,7 @@ def build_char_tokenizer() -> "PreTrainedTokenizerBase":
     return tokenizer
 
 
-def load_char_tokenizer(folder: str | Path) -> "PreTrainedTokenizerBase":
+def load_char_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder))
@@ -94,7 +94,7 @@ def load_char_tokenizer(folder: str | Path) -> "PreTrainedTokenizerBase":
     return tokenizer
 
 
-def prompt_for(question: str, tokenizer: "PreTrainedTokenizerBase", instruction: str = "") -> str:
+def prompt_for(question: str, tokenizer: PreTrainedTokenizerBase, instruction: str = "") -> str:
     """The prompt text for a question; the Solver, evaluation and training all use this.
 
     `instruction` (the world's answer format, e.g. "put your final answer within \\boxed{}")
@@ -111,7 +111,7 @@ def prompt_for(question: str, tokenizer: "PreTrainedTokenizerBase", instruction:
 # ----------------------------------------------------------------------------- models
 
 
-def build_tiny_model(tiny_cfg: TinyModelConfig, tokenizer: "PreTrainedTokenizerBase") -> "PreTrainedModel":
+def build_tiny_model(tiny_cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """A freshly initialised Qwen2ForCausalLM sized by `tiny_cfg` (about 0.8M parameters by default)."""
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -142,8 +142,8 @@ def count_parameters(model: Any, trainable_only: bool = False) -> int:
 
 
 def save_model(
-    model: "PreTrainedModel",
-    tokenizer: "PreTrainedTokenizerBase",
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     folder: str | Path,
     extra: dict[str, Any] | None = None,
 ) -> None:
@@ -185,7 +185,7 @@ def _torch_dtype(dtype: str, device: str | None = None) -> Any:
         raise ModelError(f"unknown dtype '{dtype}' (use auto, float32, bfloat16 or float16)") from None
 
 
-def load_tokenizer(path_or_id: str | Path) -> "PreTrainedTokenizerBase":
+def load_tokenizer(path_or_id: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer of a model folder or hub id, our char tokenizer loaded explicitly."""
     folder = Path(path_or_id)
     if (folder / MARKER_FILE).is_file():
@@ -225,7 +225,7 @@ def model_context(config: Any) -> int | None:
 
 def load_model_and_tokenizer(
     path_or_id: str | Path, dtype: str = "auto", device: str | None = None
-) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from an HF folder (e.g. the tiny base model) or a hub id."""
     _check_exists(str(path_or_id))
     from transformers import AutoModelForCausalLM
@@ -265,7 +265,7 @@ def check_model_path(path_or_id: str | Path) -> None:
 # ----------------------------------------------------------------------------- LoRA
 
 
-def attach_lora(model: "PreTrainedModel", lora_cfg: LoraConfig) -> Any:
+def attach_lora(model: PreTrainedModel, lora_cfg: LoraConfig) -> Any:
     """Wrap `model` in a PEFT LoRA model: only the adapter weights are trainable."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
@@ -328,7 +328,7 @@ def write_identity_adapter(model_path: str | Path, lora_cfg: LoraConfig, folder:
     return replace_dir_atomically(folder, write)
 
 
-def load_adapter(model: "PreTrainedModel", path: str | Path, trainable: bool = False) -> Any:
+def load_adapter(model: PreTrainedModel, path: str | Path, trainable: bool = False) -> Any:
     """Wrap `model` with the LoRA adapter saved at `path`."""
     from peft import PeftModel
 
@@ -404,8 +404,8 @@ def is_saved_model(folder: str | Path) -> bool:
 
 
 def save_atomically(
-    model: "PreTrainedModel",
-    tokenizer: "PreTrainedTokenizerBase",
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     folder: str | Path,
     extra: dict[str, Any] | None = None,
 ) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,7 +45,7 @@ def attempt_id(problem: str, policy_version: int, sample_index: int, round: int)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Record(BaseModel):
@@ -72,7 +72,7 @@ class Problem(Record):
     vote_share: float | None = None  # answer_source="model": share of the sampled solutions that voted for it
 
     @model_validator(mode="after")
-    def _derive_id(self) -> "Problem":
+    def _derive_id(self) -> Problem:
         if not self.id:
             object.__setattr__(self, "id", problem_id(self.question))
         return self
@@ -100,7 +100,7 @@ class Attempt(Record):
     token_logprobs: list[float] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _derive_id(self) -> "Attempt":
+    def _derive_id(self) -> Attempt:
         if not self.id:
             object.__setattr__(
                 self, "id", attempt_id(self.problem_id, self.policy_version, self.sample_index, self.round)
@@ -121,7 +121,7 @@ class PreferencePair(Record):
     chosen_is_reference: bool = False
 
     @model_validator(mode="after")
-    def _derive_id(self) -> "PreferencePair":
+    def _derive_id(self) -> PreferencePair:
         if not self.id:
             object.__setattr__(
                 self, "id", "d" + content_id(self.problem_id, self.policy_version, self.chosen, self.rejected)
@@ -154,7 +154,7 @@ class RejectedDraft(Record):
     created_by: str = ""
 
     @model_validator(mode="after")
-    def _derive_id(self) -> "RejectedDraft":
+    def _derive_id(self) -> RejectedDraft:
         if not self.id:
             object.__setattr__(
                 self, "id", "r" + content_id(self.source, self.parent_id, self.text, self.reason, self.round)
@@ -191,7 +191,7 @@ class ModelCall(Record):
     created_at: datetime = Field(default_factory=utc_now)
 
     @model_validator(mode="after")
-    def _derive_id(self) -> "ModelCall":
+    def _derive_id(self) -> ModelCall:
         if not self.id:
             object.__setattr__(
                 self,
@@ -234,7 +234,7 @@ class StageRecord(Record):
     created_at: datetime = Field(default_factory=utc_now)
 
     @model_validator(mode="after")
-    def _derive_id(self) -> "StageRecord":
+    def _derive_id(self) -> StageRecord:
         if not self.id:
             object.__setattr__(self, "id", f"s{self.round:06d}:{self.stage}")
         return self
@@ -256,7 +256,7 @@ class SolveRate(NamedTuple):
     rate: float
 
     @classmethod
-    def of(cls, attempts: Sequence[Attempt]) -> "SolveRate":
+    def of(cls, attempts: Sequence[Attempt]) -> SolveRate:
         correct = sum(a.correct for a in attempts)
         return cls(len(attempts), correct, correct / len(attempts))
 

@@ -15,7 +15,6 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-
 FAKE = Path(__file__).resolve()
 
 

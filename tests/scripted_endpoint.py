@@ -97,7 +97,7 @@ class ScriptedEndpoint:
             self.calls[step] = self.calls.get(step, 0) + 1
         return text
 
-    def __enter__(self) -> "ScriptedEndpoint":
+    def __enter__(self) -> ScriptedEndpoint:
         self._thread.start()
         return self
 

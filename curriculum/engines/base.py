@@ -64,7 +64,7 @@ class InferenceEngine(ABC):
         `version` is the policy version the adapter publishes (vLLM names its adapters by it).
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most engines hold nothing beyond memory
         """Release what the engine holds beyond this process's memory (vLLM: its engine process)."""
 
     @property

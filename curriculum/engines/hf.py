@@ -88,7 +88,7 @@ class HFEngine(InferenceEngine):
         device: str | None = None,
         batch_size: int = 64,
         adapter: str | Path | None = None,
-    ) -> "HFEngine":
+    ) -> HFEngine:
         from curriculum.models import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(path_or_id, dtype=dtype, device=device)

@@ -193,9 +193,7 @@ class VLLMEngine(InferenceEngine):
         self.load_adapter(None, 0)
 
     @classmethod
-    def from_config(
-        cls, config: Any, model_path: str | Path, work_dir: str | Path, device: str = "cpu"
-    ) -> "VLLMEngine":
+    def from_config(cls, config: Any, model_path: str | Path, work_dir: str | Path, device: str = "cpu") -> VLLMEngine:
         return cls(
             model_path,
             config.model.lora,

@@ -26,7 +26,6 @@ from curriculum.records import Problem
 from curriculum.report.passk import mean_pass_at_k
 from curriculum.run.rundir import is_run_dir
 
-
 MAX_SKIPPED_SHOWN = 20  # skipped lines named in the report (all are counted)
 
 
@@ -152,7 +151,7 @@ class BenchmarkResult:
         out["mean_tokens"] = sum(item.tokens for item in items) / samples if samples else 0.0
         return out
 
-    def by_rule(self, rule: str) -> "BenchmarkResult":
+    def by_rule(self, rule: str) -> BenchmarkResult:
         """The same completions graded by another extraction rule (one of `evaluate_benchmark`'s `also`)."""
         return BenchmarkResult([replace(item, correct=item.also_correct[rule]) for item in self.items])
 

@@ -28,7 +28,7 @@ class Cell:
     correct: int = 0
     tokens: int = 0
 
-    def add(self, other: "Cell") -> "Cell":
+    def add(self, other: Cell) -> Cell:
         return Cell(self.n + other.n, self.correct + other.correct, self.tokens + other.tokens)
 
     @property
@@ -112,7 +112,7 @@ class EvalResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EvalResult":
+    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         cells = {
             (row["family"], row["level"]): Cell(int(row["n"]), int(row["correct"]), int(row["tokens"]))
             for row in data["cells"]

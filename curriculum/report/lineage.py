@@ -32,7 +32,7 @@ class Node:
     question: str
     answer: str
     solve: dict[int, tuple[int, int]] = field(default_factory=dict)
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
     def rate(self, round: int) -> float | None:
         attempts, correct = self.solve.get(round, (0, 0))

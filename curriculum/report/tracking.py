@@ -40,7 +40,7 @@ class Tracker:
         self.run_id = run_id
         self.experiment_id = experiment_id
 
-    def trace_target(self) -> "TraceTarget":
+    def trace_target(self) -> TraceTarget:
         return TraceTarget(self.tracking_uri, self.experiment_id, self.run_id)
 
     def log_params(self, params: dict[str, Any]) -> None:

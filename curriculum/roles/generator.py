@@ -273,7 +273,7 @@ class Generator:
 
         return replace_dir_atomically(directory, write)
 
-    def load(self, directory: str | Path) -> "Generator":
+    def load(self, directory: str | Path) -> Generator:
         """Replace the model, tokenizer and version with those saved in `directory`."""
         from curriculum.models import load_model_and_tokenizer
 

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ def pin(run_dir: Path, version: CodeVersion | None = None, root: Path | None = N
     replace_dir_atomically(snapshot_dir(run_dir), write)
     record_file = Path(run_dir) / RECORD_FILE
     record: dict[str, Any] = json.loads(record_file.read_text()) if record_file.is_file() else {}
-    entry = {**asdict(version), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    entry = {**asdict(version), "at": datetime.now(UTC).isoformat(timespec="seconds")}
     record.setdefault("launched", entry)
     record["current"] = entry
     record["history"] = [*record.get("history", []), entry]

@@ -62,7 +62,7 @@ class RoundState:
         return json.dumps({"format": STATE_FORMAT, **saved}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "RoundState":
+    def from_json(cls, text: str) -> RoundState:
         data = json.loads(text)
         found = data.pop("format", None)
         if found != STATE_FORMAT:

@@ -161,7 +161,7 @@ class Store:
             except duckdb.Error as exc:  # the final checkpoint failed; the WAL still holds every commit
                 raise StoreError(f"{self.path}: closing failed: {_first_line(exc)}{_hint(exc)}") from exc
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

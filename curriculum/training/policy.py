@@ -142,8 +142,8 @@ class PolicyLearner(ABC):
     def _use_base_as_reference(self) -> None:
         """Make the base model (adapter off) the reference policy of this round's trainer.
 
-        Handed a PeftModel and no ref_model, TRL 1.16's DPOTrainer (and GRPOTrainer with beta > 0) adds a frozen copy of the
-        current adapter named "ref" and uses it as the reference: from round 2 on that would
+        Handed a PeftModel and no ref_model, TRL 1.16's DPOTrainer (and GRPOTrainer with beta > 0) adds a
+        frozen copy of the current adapter named "ref" and uses it as the reference: from round 2 on that would
         anchor each round to the previous policy instead of the base. Without that copy TRL
         computes the reference with the adapter disabled, i.e. the base model.
         """

@@ -58,7 +58,7 @@ class AnchorLoss:
     @classmethod
     def build(
         cls, anchors: Sequence[AnchorExample], tokenizer: Any, cfg: RetentionConfig, batch_size: int, seed: int
-    ) -> "AnchorLoss | None":
+    ) -> AnchorLoss | None:
         if not anchors or (cfg.anchor_weight == 0 and cfg.kl_weight == 0):
             return None
         eos = tokenizer.eos_token

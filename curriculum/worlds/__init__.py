@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from curriculum.worlds.prompt_limit import PromptLimit
 
 
-def make_world(config: "Config", prompt_limit: "PromptLimit | None" = None) -> "World":
+def make_world(config: Config, prompt_limit: PromptLimit | None = None) -> World:
     """The world of `config.world.name`, deterministic given `experiment.seed`. `prompt_limit`: the
     longest prompt the model takes; a world reading problems from files refuses longer ones (the
     built-in arithmetic world's problems are a few dozen tokens)."""

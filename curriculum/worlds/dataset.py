@@ -3,7 +3,8 @@
 - Seeds: the problems of `world.seed_sets` (entries of `datasets`), minus any question that is
   also held out; round 0 screens `selection.seed_candidates` of them, drawn by `experiment.seed`.
 - Held out: from each benchmark in `world.heldout_sets`, `world.heldout_size[name]` problems
-  (missing or 0: all), drawn by `experiment.seed`; a problem's family is its benchmark, so tables show one row per benchmark.
+  (missing or 0: all), drawn by `experiment.seed`; a problem's family is its benchmark, so tables
+  show one row per benchmark.
 - Levels: the data's level field where its `datasets` entry names one (MATH's "Level 3"); else
   the base model's solve rate at screening decides (`world.level_edges`: 1 + the number of
   edges above the rate, so 1.0 -> 1 and 0 -> 5 with the default edges).

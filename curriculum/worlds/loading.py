@@ -14,8 +14,9 @@ import json
 import re
 import string
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from curriculum.config import Config, DatasetSpec, Extraction
 from curriculum.errors import CurriculumError

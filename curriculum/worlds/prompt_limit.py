@@ -42,7 +42,7 @@ class PromptLimit:
         instruction: str = "",
         max_prompt_tokens: int | None = None,
         skip_hint: str = "",
-    ) -> "PromptLimit | None":
+    ) -> PromptLimit | None:
         """The limit of a model with `context` tokens (None: unknown) generating up to
         `max_new_tokens`, or `max_prompt_tokens` if lower; None when neither bounds prompts."""
         limits = []

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("ray")
 import actor_kills  # noqa: E402
+
 from agents import cluster  # noqa: E402
 from curriculum.run import code_version  # noqa: E402
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from scripted_endpoint import ScriptedEndpoint  # tests/, on sys.path via conftest.py
 
 from curriculum.run.resume import compare_stores
 from curriculum.store import Store
-from scripted_endpoint import ScriptedEndpoint  # tests/, on sys.path via conftest.py
 
 ROOT = Path(__file__).resolve().parents[2]
 GSM8K_TRAIN = ROOT.parent / "shared/data/benchmarks/gsm8k/train.jsonl"

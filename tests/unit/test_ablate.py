@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from curriculum.config import ConfigError, flatten, load_config
+from curriculum.records import StageRecord
 from curriculum.run.ablate import (
     AblationError,
     RunResult,
@@ -18,7 +19,6 @@ from curriculum.run.ablate import (
     stage_seconds,
     write_outputs,
 )
-from curriculum.records import StageRecord
 from curriculum.run.resume import RoundState
 
 ROOT = Path(__file__).resolve().parents[2]

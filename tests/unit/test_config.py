@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from curriculum.config import Config, ConfigError, flatten, load_config, to_yaml
 
@@ -95,7 +96,7 @@ def test_include_merges_and_local_keys_win(tmp_path):
 
 def test_config_is_frozen_and_round_trips_through_yaml(tmp_path):
     config = load_config(ROOT / "configs/tiny.yaml")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         config.solver.attempts = 3  # type: ignore[misc]
     path = tmp_path / "resolved.yaml"
     path.write_text(to_yaml(config))

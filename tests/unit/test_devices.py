@@ -18,11 +18,12 @@ def test_a_role_asking_for_gpus_is_given_the_device_name_cuda_and_the_others_cpu
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bench/gpu_check.py checks the rest there)")
 def test_on_a_gpu_the_solvers_engine_and_the_learner_hold_their_weights_and_sample_there(tmp_path):
+    from toy_models import SMALL
+
     from curriculum.config import LearnerConfig, LoraConfig
     from curriculum.engines.hf import HFEngine
     from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
     from curriculum.training.grpo import GRPOLearner
-    from toy_models import SMALL
 
     tokenizer = build_char_tokenizer()
     save_model(build_tiny_model(SMALL, tokenizer), tokenizer, tmp_path / "tiny")

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy_models import SMALL
 
 from curriculum import environment
 from curriculum.config import Config
 from curriculum.models import BASE_MODEL_CODE, base_model_dir, build_char_tokenizer, build_tiny_model, save_model
-
-from toy_models import SMALL
 
 
 def _numerics_in_child(env: dict[str, str]) -> dict[str, str]:

@@ -4,13 +4,13 @@ rejected with which reason, that retries stop, and that every call is audited.""
 import json
 
 import pytest
+from llm_fakes import ByQuestion, Scripted, boxed, llm_config, llm_teacher
 
 from curriculum.records import Attempt, Problem, problem_id
 from curriculum.roles.teacher.base import Failure
 from curriculum.roles.teacher.endpoint import EndpointError
 from curriculum.store import Store
 from curriculum.verify import Verifier
-from llm_fakes import ByQuestion, Scripted, boxed, llm_config, llm_teacher
 
 PARENT = Problem(question="What is 17 + 25?", answer="42", source="seed", family="add", level=2, concepts=["add.carry"])
 DIAGNOSIS = json.dumps({"error": "forgets the carry", "concept": "addition with carry"})

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from scripted_roles import NoOpLearner
 
 from curriculum.config import from_dict
 from curriculum.engines.base import Generation, InferenceEngine
@@ -16,7 +17,6 @@ from curriculum.run.resume import RoundState
 from curriculum.store import Store
 from curriculum.verify import Verifier
 from curriculum.worlds.arithmetic import ArithmeticWorld
-from scripted_roles import NoOpLearner
 
 SLOW = "answer: 9^{9^{9}}"  # sympy takes far longer than the verifier allows to compare this
 
@@ -138,7 +138,7 @@ def test_a_dataset_world_with_skip_invalid_loads_and_counts_what_it_left_out(tmp
     from curriculum.worlds.loading import DatasetError
 
     with pytest.raises(DatasetError, match="words.jsonl:8: no answer"):
-        DatasetWorld(from_dict(settings)).seed_pool
+        _ = DatasetWorld(from_dict(settings)).seed_pool
     settings["world"]["skip_invalid"] = True
     world = DatasetWorld(from_dict(settings))
     assert len(world.heldout()) == 5 and len(world.seed_pool) == 38
@@ -189,8 +189,9 @@ def test_id_field_is_gone_rather_than_accepted_and_ignored():
 def test_a_run_saved_before_the_retired_keys_went_still_loads_but_a_real_setting_of_one_is_refused(tmp_path):
     """Every older run directory's config.yaml holds evaluation.instruction and, per dataset,
     completion_extraction and id_field at their old defaults: it resumes and evaluates as before."""
-    from curriculum.config import BOXED_INSTRUCTION, ConfigError, load_config, to_yaml
     from omegaconf import OmegaConf
+
+    from curriculum.config import BOXED_INSTRUCTION, ConfigError, load_config, to_yaml
 
     tiny = Path(__file__).resolve().parents[2] / "configs/tiny.yaml"
     saved = OmegaConf.to_container(OmegaConf.create(to_yaml(load_config(tiny))))

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from toy_models import SMALL
 
 from curriculum.cli import main
 from curriculum.config import DatasetSpec, from_dict
@@ -16,7 +17,6 @@ from curriculum.engines.hf import HFEngine, PromptTooLongError
 from curriculum.models import build_char_tokenizer, build_tiny_model
 from curriculum.worlds.loading import DatasetError, load_problem_set
 from curriculum.worlds.prompt_limit import PromptLimit
-from toy_models import SMALL
 
 HUGE = "What is " + "1+" * 2_500_000 + "1?"  # 5,000,010 characters
 

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from test_learners import group
 
 from curriculum.config import LearnerConfig, LoraConfig, RetentionConfig
 from curriculum.curricula.selection import interleave_levels, select_round_problems
@@ -13,8 +14,6 @@ from curriculum.records import Problem, SolveRate
 from curriculum.roles.learner import learner_class
 from curriculum.training.batch import LearnBatch
 from curriculum.training.retention import AnchorLoss, anchor_examples
-
-from test_learners import group
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -30,10 +30,9 @@ WRITER = textwrap.dedent(
     from curriculum.store import Store
     store = Store(sys.argv[1])
     for j in range(10**6):
-        store.append([Problem(question=f"{j} {i} " + "pad " * 50, answer="1", source="seed") for i in range(%d)])
+        store.append([Problem(question=f"{j} {i} " + "pad " * 50, answer="1", source="seed") for i in range(BATCH)])
         print(j + 1, flush=True)
-"""
-    % BATCH
+""".replace("BATCH", str(BATCH))
 )
 
 

@@ -50,7 +50,7 @@ class Teacher(ABC):
         """New problems aimed at the failures' concepts; drafts that are invalid or already
         known (`known_ids`: store problems and held-out problems) come back as rejected."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: the symbolic Teacher holds nothing
         """Release what the Teacher holds (a server, a verifier); called when the run ends."""
 
 

@@ -119,7 +119,7 @@ class Endpoint:
         self._slots = slots or threading.BoundedSemaphore(config.max_concurrency)
         self.structured_output = config.structured_output  # lowered once if the endpoint refuses it
 
-    def with_model(self, model: Any) -> "Endpoint":
+    def with_model(self, model: Any) -> Endpoint:
         """The same server and bound on calls in flight, another chat model (other sampling settings)."""
         return Endpoint(model, self.name, self.config, self.base_url, self._key, self._slots)
 
