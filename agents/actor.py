@@ -20,7 +20,7 @@ from typing import Any
 
 import ray
 
-from curriculum.run.faults import actor_kill
+from curriculum.faults import actor_kill
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class RayCall:
     def __init__(self, role: RayRole, method: str, args: tuple, kwargs: dict):
         self.role, self.method, self.args, self.kwargs = role, method, args, kwargs
         self.ref = role.submit(method, args, kwargs)
-        self.kill = actor_kill(role.name, method)  # test-only fault injection (run/faults.py)
+        self.kill = actor_kill(role.name, method)  # test-only fault injection (curriculum/faults.py)
         if self.kill == "sent":
             role.kill(f"as {method} was sent")
 

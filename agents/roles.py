@@ -9,6 +9,8 @@ device id is ever named) and "cpu" otherwise.
 from __future__ import annotations
 
 from curriculum.config import Config
+from curriculum.errors import CurriculumError
+from curriculum.rundir import RunLayout
 
 
 def make_store(path: str):
@@ -24,17 +26,15 @@ def make_solver(config: Config, base_model_path: str, name: str, device: str = "
     from curriculum.engines import make_engine
     from curriculum.roles.solver import Solver
     from curriculum.verify import Verifier
-    from curriculum.worlds import make_world
 
-    world = make_world(config)
     work_dir = work_dir or tempfile.mkdtemp(prefix=f"curriculum-{name}-")
     engine = make_engine(config, base_model_path, f"{work_dir}/engine", device=device)
     return Solver(
         engine,
         Verifier(config.verifier.timeout_s),
         config.solver,
-        extraction=world.extraction,
-        instruction=world.instruction,
+        extraction=config.world.answer_extraction,
+        instruction=config.world.answer_instruction,
         name=name,
         work_dir=work_dir,
     )
@@ -47,20 +47,25 @@ def make_teacher(config: Config, run_dir: str | None = None, device: str = "cpu"
     if config.teacher.kind == "llm":
         return _llm_teacher(config, run_dir, device, tracing)
     from curriculum.roles.teacher import SymbolicTeacher
-    from curriculum.worlds import make_world
+    from curriculum.worlds import world_for
 
-    return SymbolicTeacher(make_world(config), config.teacher, seed=config.experiment.seed)
+    mutator = world_for(config).mutator()
+    if mutator is None:  # the config refuses this recipe first (config.py)
+        raise CurriculumError(
+            "teacher.kind=symbolic varies problems with the world's mutation operators; "
+            f"world.name={config.world.name} has none"
+        )
+    return SymbolicTeacher(mutator, config.teacher, seed=config.experiment.seed)
 
 
 def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
     from pathlib import Path
 
     from curriculum.roles.teacher.llm import LLMTeacher, connector, load_prompts
-    from curriculum.roles.teacher.prompts import RUN_PROMPTS
     from curriculum.roles.teacher.workflow import verifier_equivalence
     from curriculum.verify import Verifier
 
-    saved = Path(run_dir) / RUN_PROMPTS if run_dir else None
+    saved = RunLayout(Path(run_dir)).prompts if run_dir else None
     base = saved if saved is not None and saved.is_dir() else None
     synthesis_prompts = None
     if config.synthesis.enabled and config.synthesis.kind == "llm":
@@ -71,7 +76,7 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
     if config.teacher.serve is not None:
         from agents.serve import ModelServer
 
-        server = ModelServer(config.teacher.serve, Path(run_dir or ".") / "teacher_server", device=device)
+        server = ModelServer(config.teacher.serve, RunLayout(Path(run_dir or ".")).teacher_server, device=device)
     verifier = Verifier(config.verifier.timeout_s)
 
     def close() -> None:
@@ -81,7 +86,7 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
 
     scope = None
     if tracing is not None:
-        from curriculum.report.tracking import langchain_tracing
+        from curriculum.roles.teacher.tracing import langchain_tracing
 
         scope = langchain_tracing(tracing)
     return LLMTeacher(

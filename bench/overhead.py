@@ -75,8 +75,8 @@ def main() -> None:
     from curriculum.models import load_tokenizer, prompt_for
     from curriculum.report.tracking import Tracker, default_tracking_uri
     from curriculum.run.loop import CoEvolution
-    from curriculum.run.rundir import create_run_dir
     from curriculum.run.runner import start_roles
+    from curriculum.rundir import create_run_dir
     from curriculum.training.pretrain import pretrain
     from curriculum.worlds import make_world
 

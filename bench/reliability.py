@@ -1,7 +1,7 @@
 """Crash safety and input hardening, measured end to end; every case counted is a case checked.
 
 1. Driver kills: an uninterrupted tiny run, then the same run SIGKILLed at every kill point of
-   `curriculum.run.faults` in turn (each stage's commit, mid-learn, mid-checkpoint, before the
+   `curriculum.faults` in turn (each stage's commit, mid-learn, mid-checkpoint, before the
    MLflow log...), resumed after each kill with `curriculum resume`; once with every role in the
    driver process (`ray.in_process=true`) and once with the real actor setup (local Ray). Every
    record of the two stores is compared by key (timings aside); the adapters, the final
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from curriculum.run import faults  # noqa: E402
+from curriculum import faults  # noqa: E402
 
 TINY = [
     "model.tiny.hidden_size=32",

@@ -13,5 +13,6 @@ for _name, _value in {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "RAY_USAGE_STATS_ENABLED": "0",
     "MLFLOW_MODEL_CATALOG_URI": "",
+    "MLFLOW_ENABLE_ASYNC_LOGGING": "false",  # a metric is written when log_metric returns
 }.items():
     os.environ.setdefault(_name, _value)

@@ -41,8 +41,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
-    from curriculum.run.rundir import is_run_dir, run_dir_for
     from curriculum.run.runner import resume_experiment, run_experiment
+    from curriculum.rundir import is_run_dir, run_dir_for
 
     if args.resume and (args.run_dir or config.experiment.run_name) and is_run_dir(run_dir_for(config, args.run_dir)):
         resume_experiment(
@@ -103,13 +103,13 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from curriculum.report.benchmark import resolve_target
-    from curriculum.run.rundir import is_run_dir
+    from curriculum.rundir import RunLayout, is_run_dir
 
     target_path = Path(args.target)
     if args.config is not None:
         config = load_config(args.config, args.overrides)
     elif is_run_dir(target_path):  # the run's own datasets and settings
-        config = load_config(target_path / "config.yaml", args.overrides)
+        config = load_config(RunLayout(target_path).config, args.overrides)
     else:
         config = load_config(DEFAULT_EVAL_CONFIG, args.overrides)
     target = resolve_target(args.target, args.policy_version, args.base)

@@ -8,7 +8,6 @@ qwen2 swaps in a byte-level tokenizer that drops spaces.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from curriculum.config import Config, LoraConfig, TinyModelConfig
+from curriculum.config import LoraConfig, TinyModelConfig
 from curriculum.errors import CurriculumError
 
 if TYPE_CHECKING:  # heavy imports stay out of CLI start-up
@@ -284,19 +283,6 @@ def attach_lora(model: PreTrainedModel, lora_cfg: LoraConfig) -> Any:
     return get_peft_model(model, peft_config)
 
 
-def peft_config_for(lora_cfg: LoraConfig) -> Any:
-    """The PEFT config for trainers that take `peft_config=` (TRL)."""
-    from peft import LoraConfig as PeftLoraConfig
-
-    return PeftLoraConfig(
-        r=lora_cfg.r,
-        lora_alpha=lora_cfg.alpha,
-        lora_dropout=lora_cfg.dropout,
-        target_modules=list(lora_cfg.target_modules),
-        task_type="CAUSAL_LM",
-    )
-
-
 def write_identity_adapter(model_path: str | Path, lora_cfg: LoraConfig, folder: str | Path) -> Path:
     """Save a LoRA adapter of shape `lora_cfg` whose A and B are zero: the base model as an adapter.
 
@@ -338,64 +324,6 @@ def load_adapter(model: PreTrainedModel, path: str | Path, trainable: bool = Fal
 
 
 # ----------------------------------------------------------------------------- base model cache
-
-
-# The code that builds and evaluates the toy base model: a change to any of it gives a new cache entry.
-BASE_MODEL_CODE = [
-    "curriculum.models",
-    "curriculum.training.pretrain",
-    "curriculum.training.sft",
-    "curriculum.worlds.arithmetic",
-    "curriculum.engines.base",
-    "curriculum.engines.hf",
-    "curriculum.report.evaluation",
-    "curriculum.verify",
-]
-
-
-def base_model_key(config: Config) -> dict[str, Any]:
-    """Everything that determines the pretrained tiny base model: its config, the code and library
-    versions that build and evaluate it, the CPU numerics and thread count (they change its bits)."""
-    import torch
-
-    from curriculum.environment import library_versions, numerics, source_digest
-
-    return {
-        "format": BASE_MODEL_FORMAT,
-        "tiny": config.model.tiny.model_dump(mode="json"),
-        "pretrain": config.pretrain.model_dump(mode="json"),
-        "world": config.world.model_dump(
-            mode="json", include={"name", "families", "max_level", "heldout_per_level", "seed_set_size"}
-        ),
-        "evaluation": config.evaluation.model_dump(mode="json", include={"max_new_tokens", "batch_size"}),
-        "traces": _trace_fingerprint(config),
-        "seed": config.experiment.seed,
-        "code": source_digest(BASE_MODEL_CODE),
-        "libraries": library_versions(),
-        "numerics": numerics(),
-        "threads": torch.get_num_threads(),
-    }
-
-
-def _trace_fingerprint(config: Config) -> str:
-    """A hash of sample problems and traces, so a change in the world's trace format
-    invalidates cached base models trained on the old one."""
-    import random
-
-    from curriculum.worlds import make_world
-
-    world = make_world(config.model_copy(update={"experiment": config.experiment.model_copy(update={"seed": 0})}))
-    rng = random.Random(0)
-    samples = [world.sample(family, level, rng) for family in world.families for level in (1, config.world.max_level)]
-    text = "\n\n".join(f"{p.question}\n{p.solution}" for p in samples)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def base_model_dir(config: Config) -> Path:
-    """Where the pretrained tiny base model for this config lives (or will live)."""
-    payload = json.dumps(base_model_key(config), sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
-    return Path(config.model.cache_dir) / f"base-{digest}"
 
 
 def is_saved_model(folder: str | Path) -> bool:

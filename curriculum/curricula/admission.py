@@ -17,9 +17,9 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from curriculum.records import DraftSource, Problem, RejectedDraft
+from curriculum.worlds import Oracle
 
 MAX_QUESTION_CHARS = 4000  # a benchmark question is rarely over 2,000 characters
 MAX_ANSWER_CHARS = 1000  # the verifier refuses longer answers anyway (verify.MAX_ANSWER_CHARS)
@@ -59,7 +59,9 @@ def malformed(problem: Problem) -> tuple[str, str] | None:
     return None
 
 
-def why_rejected(problem: Problem, stored: set[str], heldout: set[str], world: Any) -> tuple[str, str] | None:
+def why_rejected(
+    problem: Problem, stored: set[str], heldout: set[str], oracle: Oracle | None
+) -> tuple[str, str] | None:
     """(reason, detail) for a draft that must not enter the store, or None for a good one."""
     verdict = malformed(problem)
     if verdict is not None:
@@ -69,9 +71,8 @@ def why_rejected(problem: Problem, stored: set[str], heldout: set[str], world: A
         return "eval_duplicate", "the same question as a held-out evaluation problem"
     if problem.id in stored:
         return "duplicate", "already in the store"
-    solve = getattr(world, "solve", None)  # question -> the oracle's answer, or None
-    if problem.answer_source == "oracle" and solve is not None:
-        expected = solve(question)
+    if problem.answer_source == "oracle" and oracle is not None:
+        expected = oracle.solve(question)
         if expected is None:
             return "unconfirmed", "the oracle cannot solve the question"
         if expected.strip() != answer.strip():
@@ -83,7 +84,7 @@ def screen(
     problems: Sequence[Problem],
     stored: Iterable[str],
     heldout: Iterable[str],
-    world: Any,
+    oracle: Oracle | None,
     source: DraftSource,
     round: int,
 ) -> tuple[list[Problem], list[RejectedDraft]]:
@@ -96,7 +97,7 @@ def screen(
         if problem.id in batch:  # ids derive from the normalised question
             verdict: tuple[str, str] | None = ("duplicate", "proposed earlier in this batch")
         else:
-            verdict = why_rejected(problem, known, held, world)
+            verdict = why_rejected(problem, known, held, oracle)
         if verdict is None:
             batch.add(problem.id)
             accepted.append(problem)

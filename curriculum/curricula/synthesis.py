@@ -21,7 +21,6 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from curriculum.config import SynthesisConfig
 from curriculum.curricula.weakness import WeaknessReport, allocate_budget, concept_of
@@ -33,14 +32,9 @@ from curriculum.records import (
     group_by_problem,
     rate_within,
 )
+from curriculum.worlds import Mutator
 
 NAME = "synthesis"
-
-
-class World(Protocol):
-    def mutate(self, problem: Problem, kind: str, rng: random.Random, round: int = 0, source: str = ...) -> Problem: ...
-
-    def check(self, problem: Problem) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +89,7 @@ class Drafts:
 
 def draft(
     targets: Sequence[Target],
-    world: World,
+    mutator: Mutator,
     mutations: Sequence[str],
     known_ids: Iterable[str],
     round: int,
@@ -122,12 +116,12 @@ def draft(
     for j, target in enumerate(targets):
         kind = mutations[j % len(mutations)]
         try:
-            problem = world.mutate(target.parent, kind, rng, round=round, source="synthesis")
+            problem = mutator.mutate(target.parent, kind, rng, round=round, source="synthesis")
         except (ValueError, RuntimeError) as exc:  # the parent allows no variant of this kind
             reject(target, target.parent.question, "no_variant", f"{kind} of {target.concept}: {exc}")
             continue
         problem = problem.model_copy(update={"created_by": name})
-        reason = "duplicate" if problem.id in known else world.check(problem)
+        reason = "duplicate" if problem.id in known else mutator.check(problem)
         if reason:
             reject(target, problem.question, reason, f"{kind} variant for {target.concept}")
             continue

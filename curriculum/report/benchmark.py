@@ -24,7 +24,7 @@ from typing import Any
 from curriculum.errors import CurriculumError
 from curriculum.records import Problem
 from curriculum.report.passk import mean_pass_at_k
-from curriculum.run.rundir import is_run_dir
+from curriculum.rundir import RunLayout, is_run_dir
 
 MAX_SKIPPED_SHOWN = 20  # skipped lines named in the report (all are counted)
 
@@ -60,14 +60,10 @@ class ModelTarget:
         }
 
 
-def policy_dir(run_dir: Path, version: int) -> Path:
-    """Where the loop publishes policy version `version`'s adapter."""
-    return run_dir / "checkpoints" / f"policy_v{version:04d}"
-
-
 def latest_policy_version(run_dir: Path) -> int:
     """The version in checkpoints/LATEST.json, else the newest policy folder, else 0 (the base model)."""
-    latest = run_dir / "checkpoints" / "LATEST.json"
+    layout = RunLayout(run_dir)
+    latest = layout.latest
     if latest.is_file():
         try:
             return int(json.loads(latest.read_text())["policy_version"])
@@ -75,7 +71,7 @@ def latest_policy_version(run_dir: Path) -> int:
             raise EvalError(f"{latest} is not a checkpoint record (no integer policy_version)") from None
     versions = [
         int(m.group(1))
-        for p in (run_dir / "checkpoints").glob("policy_v*")
+        for p in layout.checkpoints.glob("policy_v*")
         if (m := re.fullmatch(r"policy_v(\d+)", p.name)) and (p / "adapter_config.json").is_file()
     ]
     return max(versions, default=0)
@@ -83,15 +79,15 @@ def latest_policy_version(run_dir: Path) -> int:
 
 def run_base_model(run_dir: Path) -> str:
     """The base model a run trained from: results.json says so once it ends, its config before."""
-    results = run_dir / "results.json"
+    results = RunLayout(run_dir).results
     if results.is_file():
         base = json.loads(results.read_text()).get("base_model")
         if base:
             return str(base)
     from curriculum.config import load_config
-    from curriculum.models import base_model_dir
+    from curriculum.training.pretrain import base_model_dir
 
-    config = load_config(run_dir / "config.yaml")
+    config = load_config(RunLayout(run_dir).config)
     if config.model.kind == "hf":
         return str(config.model.path)
     return str(base_model_dir(config))
@@ -105,7 +101,7 @@ def resolve_target(target: str, policy_version: int | None = None, base: str | N
         base_model = base or run_base_model(path)
         if version == 0:
             return ModelTarget(base_model, None, path, 0)
-        adapter = policy_dir(path, version)
+        adapter = RunLayout(path).policy(version)
         if not (adapter / "adapter_config.json").is_file():
             raise EvalError(f"run {path} has no policy version {version} (no adapter at {adapter})")
         return ModelTarget(base_model, str(adapter), path, version)
@@ -265,7 +261,7 @@ def mlflow_metrics(summary: dict[str, Any], dataset: str, k: int) -> dict[str, f
 
 def log_to_run(run_dir: Path, metrics: dict[str, float], step: int, artifact: Path | None = None) -> str | None:
     """Log to the MLflow run recorded in run_dir/mlflow.json; the run id, or None without one."""
-    record = run_dir / "mlflow.json"
+    record = RunLayout(run_dir).mlflow
     if not record.is_file():
         return None
     from mlflow.entities import Metric
@@ -283,7 +279,7 @@ def log_to_run(run_dir: Path, metrics: dict[str, float], step: int, artifact: Pa
 def default_output(target: ModelTarget, dataset: str, k: int, limit: int | None, runs_dir: str) -> Path:
     name = dataset + (f"-pass{k}" if k > 1 else "") + (f"-limit{limit}" if limit else "") + ".json"
     if target.run_dir is not None:
-        return target.run_dir / "eval" / f"v{target.policy_version:04d}" / name
+        return RunLayout(target.run_dir).evaluation(target.policy_version or 0) / name
     return Path(runs_dir) / "eval" / target.label / name
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.errors import CurriculumError
+from curriculum.rundir import RunLayout
 
 TABLES = ("problems", "attempts", "pairs", "policies", "rejected", "rounds")
 _LEVEL_METRIC = re.compile(r"^eval/level_(\d+)/accuracy$")
@@ -30,7 +31,7 @@ def latest_snapshot(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InspectError(f"run directory not found: {run_dir}")
-    snapshots = sorted((run_dir / "snapshots").glob("round_[0-9][0-9][0-9][0-9]"))
+    snapshots = RunLayout(run_dir).snapshots()
     if not snapshots:
         raise InspectError(f"{run_dir} has no snapshots yet (one is written at the end of each round)")
     return snapshots[-1]
@@ -61,7 +62,7 @@ def run_config(run_dir: str | Path) -> Any:
     from curriculum.config import Config, ConfigError, load_config
 
     try:
-        return load_config(Path(run_dir) / "config.yaml")
+        return load_config(RunLayout(Path(run_dir)).config)
     except ConfigError:
         return Config()
 

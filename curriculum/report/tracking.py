@@ -6,13 +6,11 @@ is kept in the run directory so a resumed run continues the same MLflow run.
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+from curriculum.roles.teacher.tracing import TraceTarget
 
 PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 METRICS_PER_BATCH = 1000
@@ -71,46 +69,3 @@ class Tracker:
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
-
-
-# ----------------------------------------------------------------------------- traces of the LLM workflows
-
-
-@dataclass(frozen=True)
-class TraceTarget:
-    """Where the LLM workflows' traces go: the run's MLflow run (picklable, sent to the Teacher's actor)."""
-
-    tracking_uri: str
-    experiment_id: str
-    run_id: str
-
-
-_autologged: set[str] = set()
-
-
-def langchain_tracing(target: TraceTarget):
-    """`(stage, round) -> context manager` under which every LangGraph/LangChain call is traced by
-    MLflow (`mlflow.langchain.autolog`) into `target`'s experiment, linked to its run (trace metadata
-    mlflow.sourceRun) and tagged with the stage and round; traces are flushed when the scope ends.
-    Works offline with the sqlite backend."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def scope(stage: str, round: int):
-        import mlflow
-
-        if target.tracking_uri not in _autologged:  # once per process (the import costs seconds)
-            mlflow.set_tracking_uri(target.tracking_uri)
-            mlflow.set_experiment(experiment_id=target.experiment_id)
-            mlflow.langchain.autolog(log_traces=True, silent=True)
-            _autologged.add(target.tracking_uri)
-        try:
-            with mlflow.tracing.context(
-                metadata={"mlflow.sourceRun": target.run_id},
-                tags={"curriculum.stage": stage, "curriculum.round": str(round)},
-            ):
-                yield
-        finally:
-            mlflow.flush_trace_async_logging()
-
-    return scope

@@ -21,8 +21,9 @@ from typing import Any
 
 from curriculum.config import Config, GeneratorConfig, LoraConfig, TinyModelConfig
 from curriculum.curricula.selection import gaussian_usefulness
+from curriculum.errors import CurriculumError
 from curriculum.records import Problem, RejectedDraft, content_id, normalize_question
-from curriculum.worlds.base import MutableWorld
+from curriculum.worlds import Oracle, world_for
 
 PROMPT_TEMPLATE = "failed: {question}\nnew:\n"
 STATE_FILE = "generator.json"
@@ -171,7 +172,7 @@ class Generator:
     # ------------------------------------------------------------------ proposing
 
     def propose(
-        self, parents: Sequence[Problem], n: int, world: MutableWorld, round: int
+        self, parents: Sequence[Problem], n: int, oracle: Oracle, round: int
     ) -> tuple[list[Problem], list[RejectedDraft]]:
         """Sample `n` questions, each conditioned on a parent (cycling through `parents`), and
         keep those the world's oracle can solve; the rest come back as rejected drafts with
@@ -227,11 +228,11 @@ class Generator:
                 reject(parent, text, "duplicate", "proposed earlier in this batch")
             else:
                 seen.add(key)
-                problem = world.problem_from_question(
+                problem = oracle.problem_from_question(
                     text, source="generator", parent_id=parent.id, round=round, created_by=self.name
                 )
                 if problem is None:
-                    reject(parent, text, "unparseable", world.unsolvable_reason(text))
+                    reject(parent, text, "unparseable", oracle.unsolvable_reason(text))
                 else:
                     problems.append(Problem.model_validate({**problem.model_dump(), "model_version": self.version}))
         return problems, rejected
@@ -307,8 +308,6 @@ class GeneratorRole:
     KEEP = 2  # checkpoint versions kept: the newest and the one before
 
     def __init__(self, config: Config, work_dir: str | Path, device: str = "cpu") -> None:
-        from curriculum.worlds import make_world
-
         self.config = config
         self.work_dir = Path(work_dir)
         self.device = device
@@ -316,7 +315,10 @@ class GeneratorRole:
         saved = self._saved_versions()
         if saved:
             self.generator.load(self._folder(saved[-1]))
-        self.world = make_world(config)
+        oracle = world_for(config).oracle()
+        if oracle is None:  # the config refuses this recipe first (config.py)
+            raise CurriculumError("the Generator's questions are answered by the world's oracle; this world has none")
+        self.oracle = oracle
 
     def _fresh(self) -> Generator:
         config = self.config
@@ -374,7 +376,7 @@ class GeneratorRole:
         return metrics
 
     def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]:
-        return self.generator.propose(parents, n, self.world, round)
+        return self.generator.propose(parents, n, self.oracle, round)
 
 
 @contextmanager

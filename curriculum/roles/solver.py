@@ -13,6 +13,7 @@ from curriculum.engines.base import InferenceEngine
 from curriculum.files import FolderFiles
 from curriculum.models import prompt_for
 from curriculum.records import Attempt, Problem
+from curriculum.rundir import policy_dir_name
 from curriculum.verify import Verifier
 
 
@@ -62,7 +63,7 @@ class Solver:
         if not isinstance(policy, FolderFiles):
             return None if policy is None else str(policy)
         policies = self.work_dir / "policies"
-        folder = Path(policy.source) if policy.found_at(policy.source) else policies / f"policy_v{version:04d}"
+        folder = Path(policy.source) if policy.found_at(policy.source) else policies / policy_dir_name(version)
         if not policy.found_at(folder):
             policy.write(folder)
         for old in policies.glob("policy_v*"):  # copies of earlier versions: the engine holds only this one
@@ -135,7 +136,7 @@ class Solver:
 
     def evaluate(self, problems: Sequence[Problem], max_new_tokens: int, batch_size: int):
         """Greedy held-out evaluation of the current policy version (an EvalResult)."""
-        from curriculum.report.evaluation import evaluate
+        from curriculum.evaluation import evaluate
 
         timeouts = self.verifier.timeouts
         result = evaluate(

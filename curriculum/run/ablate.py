@@ -36,7 +36,7 @@ from typing import Any
 from curriculum.config import Config, load_config
 from curriculum.errors import CurriculumError
 from curriculum.files import atomic_write_json, atomic_write_text
-from curriculum.run.rundir import is_run_dir
+from curriculum.rundir import RunLayout, is_run_dir, run_dir_for
 
 
 class AblationError(CurriculumError):
@@ -157,12 +157,13 @@ def _accuracies(evaluation: Any) -> dict[str, float]:
 
 def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunResult:
     """A finished run's numbers, from its results.json and the round metrics in its store."""
-    from curriculum.report.evaluation import EvalResult
+    from curriculum.evaluation import EvalResult
     from curriculum.store import Store
 
-    saved = json.loads((run_dir / "results.json").read_text())
+    layout = RunLayout(run_dir)
+    saved = json.loads(layout.results.read_text())
     base, final = EvalResult.from_dict(saved["base_eval"]), EvalResult.from_dict(saved["final_eval"])
-    with Store(run_dir / "store.duckdb", read_only=True) as store:
+    with Store(layout.store, read_only=True) as store:
         rows = store.con.execute("SELECT metrics, seconds FROM rounds ORDER BY round").fetchall()
         stage_records = store.stage_records()
     metrics = [dict(m) for m, _ in rows]
@@ -471,7 +472,6 @@ def run_ablation(
     """Run every recipe for `seeds` seeds (experiment.seed, +1, ...) one after another; see the module doc."""
     from rich.console import Console
 
-    from curriculum.run.rundir import run_dir_for
     from curriculum.run.runner import resume_experiment, run_experiment
     from curriculum.training.pretrain import pretrain
 
@@ -499,7 +499,7 @@ def run_ablation(
             f"[bold]ablation run {index}/{len(plan)}: {recipe.name}, seed {seed}[/bold] "
             f"({elapsed / 60:.1f} min so far{eta})"
         )
-        if (run_dir / "results.json").is_file():
+        if RunLayout(run_dir).results.is_file():
             console.print(f"finished before: reusing {run_dir}")
             timing = run_dir / "ablation.json"
             wall = json.loads(timing.read_text())["wall_seconds"] if timing.is_file() else math.nan

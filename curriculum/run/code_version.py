@@ -24,10 +24,9 @@ from typing import Any
 
 from curriculum.errors import CurriculumError
 from curriculum.files import atomic_write_json, replace_dir_atomically
+from curriculum.rundir import RunLayout
 
 PACKAGES = ("curriculum", "agents")  # what a run imports of this project (pyproject's packages)
-CODE_DIR = "code"
-RECORD_FILE = "code_version.json"
 
 
 class CodeChangedError(CurriculumError):
@@ -116,7 +115,7 @@ def _git_state(root: Path) -> tuple[str | None, str | None]:
 
 
 def snapshot_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / CODE_DIR
+    return RunLayout(Path(run_dir)).code
 
 
 def pin(run_dir: Path, version: CodeVersion | None = None, root: Path | None = None) -> CodeVersion:
@@ -131,7 +130,7 @@ def pin(run_dir: Path, version: CodeVersion | None = None, root: Path | None = N
             shutil.copy2(root / relative, tmp / relative)
 
     replace_dir_atomically(snapshot_dir(run_dir), write)
-    record_file = Path(run_dir) / RECORD_FILE
+    record_file = RunLayout(Path(run_dir)).code_version
     record: dict[str, Any] = json.loads(record_file.read_text()) if record_file.is_file() else {}
     entry = {**asdict(version), "at": datetime.now(UTC).isoformat(timespec="seconds")}
     record.setdefault("launched", entry)
@@ -143,7 +142,7 @@ def pin(run_dir: Path, version: CodeVersion | None = None, root: Path | None = N
 
 def recorded(run_dir: Path) -> CodeVersion | None:
     """The code version the run last ran with (None: a run from before code versions were recorded)."""
-    record_file = Path(run_dir) / RECORD_FILE
+    record_file = RunLayout(Path(run_dir)).code_version
     if not record_file.is_file():
         return None
     entry = dict(json.loads(record_file.read_text())["current"])

@@ -35,6 +35,9 @@ from curriculum.curricula.selection import (
     select_round_problems,
     trusted,
 )
+from curriculum.errors import CurriculumError
+from curriculum.evaluation import EvalResult, drops_from_base
+from curriculum.faults import kill_point
 from curriculum.files import atomic_write_json
 from curriculum.records import (
     Attempt,
@@ -45,12 +48,12 @@ from curriculum.records import (
     content_id,
     group_by_problem,
 )
-from curriculum.report.evaluation import EvalResult, drops_from_base
 from curriculum.roles.teacher import Failure
 from curriculum.roles.teacher.base import call_metrics
-from curriculum.run.faults import kill_point
 from curriculum.run.resume import RoundState, capture_rng, last_state, restore_rng
+from curriculum.rundir import RunLayout
 from curriculum.training.batch import Group, LearnBatch
+from curriculum.worlds import World
 
 log = logging.getLogger(__name__)
 # A round whose grades time out more often than this says so: past it, accuracy and rewards are
@@ -130,7 +133,7 @@ class CoEvolution:
         self,
         config: Config,
         roles: Roles,
-        world: Any,
+        world: World,
         run_dir: Path,
         prompt: Callable[[str], str],
         on_stage: Callable[[str], None] | None = None,
@@ -140,6 +143,7 @@ class CoEvolution:
         self.roles = roles
         self.world = world
         self.run_dir = Path(run_dir)
+        self.layout = RunLayout(self.run_dir)
         self.heldout = world.heldout()
         self.heldout_ids = {p.id for p in self.heldout}
         # Teacher and Generator problems that overlap an evaluation set are rejected (decontam.py).
@@ -244,7 +248,7 @@ class CoEvolution:
 
     def adapter_path(self, version: int) -> str | None:
         """Where policy `version` is published (None: version 0 is the base model)."""
-        return str(self.run_dir / "checkpoints" / f"policy_v{version:04d}") if version else None
+        return str(self.layout.policy(version)) if version else None
 
     # -- resume
 
@@ -476,7 +480,7 @@ class CoEvolution:
         rejected draft with its reason; returns `<source>/...` counts."""
         drafts, malformed = admission.screen_form(drafts, source, round)
         drafts, contaminated = self._decontaminate(drafts, source, round)
-        drafts, screened = admission.screen(drafts, stored, self.heldout_ids, self.world, source, round)
+        drafts, screened = admission.screen(drafts, stored, self.heldout_ids, self.world.oracle(), source, round)
         rejected = admission.sanitize([*rejected, *malformed, *contaminated, *screened])
         self._store("append", drafts)
         self._store("append", rejected)
@@ -512,7 +516,13 @@ class CoEvolution:
             self._store("append", drafts.calls)
             s.metrics.update(call_metrics(drafts.calls, "synthesis"))
         else:
-            drafts = synthesis.draft(targets, self.world, cfg.mutations, self._known_ids(), round, rng)
+            mutator = self.world.mutator()
+            if mutator is None:  # the config refuses this recipe first (config.py)
+                raise CurriculumError(
+                    f"synthesis.kind=symbolic varies problems with the world's mutation "
+                    f"operators; world.name={self.config.world.name} has none"
+                )
+            drafts = synthesis.draft(targets, mutator, cfg.mutations, self._known_ids(), round, rng)
         clean, contaminated = self._decontaminate(drafts.problems, "synthesis", round)
         attempts = self._attempt(clean, round, s, purpose="synthesis")
         screened = synthesis.screen(clean, attempts, cfg.band_low, cfg.band_high, round)
@@ -566,14 +576,14 @@ class CoEvolution:
             seconds=dict(s.seconds),
         )
         self._store("append", [stats])
-        self._store("export_parquet", str(self.run_dir / "snapshots" / f"round_{s.round:04d}"))
+        self._store("export_parquet", str(self.layout.snapshot(s.round)))
 
     def _checkpoint_stage(self, s: RoundState) -> None:
         """The round's checkpoint pointer. The adapter and optimizer (`policy_vNNNN`) and the
         Generator (`generator/vNNNN`) were written atomically when they were made; LATEST goes last."""
         kill_point("checkpoint:before-latest", s.round)
         atomic_write_json(
-            self.run_dir / "checkpoints" / "LATEST.json",
+            self.layout.latest,
             {
                 "round": s.round,
                 "policy_version": s.policy_version,
@@ -640,5 +650,6 @@ class CoEvolution:
         """Agreement of this round's model-labelled answers with the world's oracle (label_quality.py)."""
         from curriculum.curricula.label_quality import label_agreement
 
-        solve = getattr(self.world, "solve", None) or (lambda question: None)  # no oracle: counts only
+        oracle = self.world.oracle()
+        solve = oracle.solve if oracle is not None else (lambda question: None)  # no oracle: counts only
         return label_agreement(self._store("problems", round=round), solve).metrics("labels")

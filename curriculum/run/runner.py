@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.config import Config, flatten
+from curriculum.evaluation import accuracy_groups
+from curriculum.faults import kill_point
 from curriculum.files import atomic_write_json
-from curriculum.report.evaluation import accuracy_groups
 from curriculum.run import code_version
-from curriculum.run.faults import kill_point
-from curriculum.run.rundir import (
+from curriculum.rundir import (
+    RunDirError,
+    RunLayout,
     check_new_run_dir,
     create_run_dir,
     open_run_dir,
     run_dir_for,
 )
-
-MLFLOW_FILE = "mlflow.json"
 
 
 def run_experiment(config: Config, console=None, run_dir: str | Path | None = None, pin_imports: bool = False) -> Path:
@@ -65,8 +65,6 @@ def resume_experiment(
     config = open_run_dir(run_dir)
     now, before = code_version.check_unchanged(run_dir, allow_code_change)
     if expected is not None and expected != config:
-        from curriculum.run.rundir import RunDirError
-
         saved, given = flatten(config), flatten(expected)
         keys = sorted(k for k in saved.keys() | given.keys() if saved.get(k) != given.get(k))
         raise RunDirError(
@@ -87,7 +85,7 @@ def preflight(config: Config, run_dir: Path | None = None) -> None:
     """Check what the run will read (model path, the world's data, evaluation data sets, prompt
     files: a resumed run's own copies) before anything is written: a bad path or a malformed data
     file fails here with one line, leaving nothing behind."""
-    from curriculum.worlds import make_world
+    from curriculum.worlds import world_for
     from curriculum.worlds.loading import load_named
 
     prompt_limit = None
@@ -96,7 +94,7 @@ def preflight(config: Config, run_dir: Path | None = None) -> None:
 
         check_model_path(config.model.path)
         prompt_limit = prompt_limit_for(config, config.model.path)  # problems read from files must fit the model
-    world = make_world(config, prompt_limit)
+    world = world_for(config, prompt_limit)
     world.heldout()  # a dataset world reads its held-out sets and its seed pool here
     world.seed_candidates(1, random.Random(0))
     if config.decontamination.enabled:
@@ -104,9 +102,8 @@ def preflight(config: Config, run_dir: Path | None = None) -> None:
             load_named(config, name, invalid=[] if config.world.skip_invalid else None)
     if config.uses_llm_teacher:  # every prompt file exists and names only the fields its step fills
         from curriculum.roles.teacher.llm import load_prompts
-        from curriculum.roles.teacher.prompts import RUN_PROMPTS
 
-        saved = Path(run_dir) / RUN_PROMPTS if run_dir is not None else None
+        saved = RunLayout(Path(run_dir)).prompts if run_dir is not None else None
         base = saved if saved is not None and saved.is_dir() else None
         load_prompts(config, base)
         if config.synthesis.enabled and config.synthesis.kind == "llm":
@@ -139,7 +136,7 @@ def _check_store(run_dir: Path, wait_s: float = 60.0) -> None:
 
     from curriculum.store import Store, StoreError
 
-    path = run_dir / "store.duckdb"
+    path = RunLayout(run_dir).store
     if not path.exists():
         return
     deadline, noted = time.monotonic() + wait_s, False
@@ -164,12 +161,12 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from curriculum.environment import describe
+    from curriculum.evaluation import EvalResult, worst_drop_so_far
     from curriculum.models import load_tokenizer, prompt_for
-    from curriculum.report.evaluation import EvalResult, worst_drop_so_far
     from curriculum.report.tracking import Tracker, default_tracking_uri
     from curriculum.run.loop import STAGES, CoEvolution
     from curriculum.run.resume import RoundState
-    from curriculum.worlds import make_world
+    from curriculum.worlds import world_for
 
     console = console or Console()
     base_path, base_eval, base_fingerprint = prepare_base(config)
@@ -189,7 +186,9 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     status = "FAILED"
     try:
         tokenizer = load_tokenizer(base_path)
-        world = make_world(config, prompt_limit_for(config, base_path, tokenizer))
+        # Problems read from files must fit the model (a real one; the toy model's world writes its own).
+        limit = prompt_limit_for(config, base_path, tokenizer) if config.model.kind == "hf" else None
+        world = world_for(config, limit)
         world.seed_candidates(1, random.Random(0))  # the seed pool read now: its oversized lines are counted
         progress = Progress(
             TextColumn("{task.description:<28}"),
@@ -234,13 +233,14 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             base_eval = EvalResult.from_dict(finished[0].evaluation)
             console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
         loop.base_evaluation = base_eval  # each round reports what it lost since the base (retention/...)
-        skipped = getattr(world, "skipped", [])  # problems left out whose prompt does not fit the model
+        left_out = world.left_out()
+        skipped = left_out.oversized  # problems left out whose prompt does not fit the model
         if skipped:
             console.print(
                 f"note: skipped {len(skipped)} problems whose prompt does not fit the model "
                 f"(world.skip_oversized; first: {skipped[0]})"
             )
-        invalid = getattr(world, "skipped_invalid", [])  # records left out without an answer
+        invalid = left_out.invalid  # records left out without an answer
         if invalid:
             console.print(
                 f"note: skipped {len(invalid)} records with no answer by their dataset's extraction rule "
@@ -292,7 +292,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             )
         last_round = max([r.round for r in reports] + [r for r in finished if r > 0], default=0)
         atomic_write_json(
-            run_dir / "results.json",
+            RunLayout(run_dir).results,
             {
                 "base_model": base_path,
                 "base_fingerprint": base_fingerprint,
@@ -306,8 +306,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             },
         )
         if last_round:
-            tracker.log_artifacts(run_dir / "checkpoints" / f"policy_v{loop.policy_version:04d}", "adapter")
-            tracker.log_artifacts(run_dir / "snapshots" / f"round_{last_round:04d}", "snapshot")
+            tracker.log_artifacts(RunLayout(run_dir).policy(loop.policy_version), "adapter")
+            tracker.log_artifacts(RunLayout(run_dir).snapshot(last_round), "snapshot")
         roles.store.call("close").result()
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -328,7 +328,7 @@ def _save_prompts(config: Config, run_dir: Path, tracker) -> Any:
     from curriculum.roles.teacher.llm import prompt_paths
 
     paths = prompt_paths(config)
-    folder = prompts.save_prompts(paths, run_dir)
+    folder = prompts.save_prompts(paths, RunLayout(run_dir).prompts)
     tracker.log_artifacts(folder, "prompts")
     tracker.log_params(
         {
@@ -353,7 +353,7 @@ def prepare_base(config: Config) -> tuple[str, Any, str | None]:
 
 def _tracker(config: Config, run_dir: Path, Tracker, default_tracking_uri):
     """The run's MLflow run: the one named in mlflow.json (a resumed run), else a new one."""
-    saved_file = run_dir / MLFLOW_FILE
+    saved_file = RunLayout(run_dir).mlflow
     if saved_file.is_file():
         saved = json.loads(saved_file.read_text())
         tracker = Tracker(
@@ -368,7 +368,7 @@ def _tracker(config: Config, run_dir: Path, Tracker, default_tracking_uri):
 
 
 def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
-    from curriculum.report.evaluation import EvalResult
+    from curriculum.evaluation import EvalResult
 
     if reports:
         return reports[-1].evaluation
@@ -507,9 +507,9 @@ def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any 
     from agents import roles as factories
     from agents.cluster import device_for
 
-    ray_cfg, checkpoints = config.ray, run_dir / "checkpoints"
+    ray_cfg, layout = config.ray, RunLayout(run_dir)
     return {
-        "store": partial(factories.make_store, str(run_dir / "store.duckdb")),
+        "store": partial(factories.make_store, str(layout.store)),
         "solvers": [
             partial(
                 factories.make_solver,
@@ -517,19 +517,15 @@ def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any 
                 base_path,
                 f"solver-{i}",
                 device_for(ray_cfg.solver),
-                str(run_dir / "solvers" / f"solver-{i}"),
+                str(layout.solver(i)),
             )
             for i in range(ray_cfg.solver.count)
         ],
         "teacher": partial(factories.make_teacher, config, str(run_dir), device_for(ray_cfg.teacher), tracing)
         if config.teacher.enabled or config.uses_llm_teacher
         else None,
-        "learner": partial(
-            factories.make_learner, config, base_path, str(checkpoints / "learner"), device_for(ray_cfg.learner)
-        ),
-        "generator": partial(
-            factories.make_generator, config, str(checkpoints / "generator"), device_for(ray_cfg.generator)
-        )
+        "learner": partial(factories.make_learner, config, base_path, str(layout.learner), device_for(ray_cfg.learner)),
+        "generator": partial(factories.make_generator, config, str(layout.generator), device_for(ray_cfg.generator))
         if config.generator.enabled
         else None,
     }

@@ -6,6 +6,7 @@ A real model (`model.kind: hf`) is used as it is and never passes through here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import tempfile
@@ -15,16 +16,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curriculum.config import Config, PretrainConfig
+from curriculum import environment
+from curriculum.config import Config, ConfigError, PretrainConfig
+from curriculum.models import BASE_MODEL_FORMAT
 from curriculum.records import Problem
 from curriculum.training.sft import build_sft_dataset, make_sft_trainer, sft_args
+from curriculum.worlds import Pretraining, world_for
+
+# The code that builds and evaluates the toy base model: a change to any of it gives a new cache entry
+# (the world's own code is in its `pretraining_key`).
+BASE_MODEL_CODE = [
+    "curriculum.models",
+    "curriculum.training.pretrain",
+    "curriculum.training.sft",
+    "curriculum.engines.base",
+    "curriculum.engines.hf",
+    "curriculum.evaluation",
+    "curriculum.verify",
+]
 
 
 @dataclass
 class PretrainResult:
     path: Path
     trained: bool  # False when the cached base model was reused
-    evaluation: Any  # curriculum.report.evaluation.EvalResult
+    evaluation: Any  # curriculum.evaluation.EvalResult
     seconds: float
     fingerprint: str  # hash of the weights (environment.weights_fingerprint)
     train_loss: float | None = None
@@ -46,24 +62,60 @@ def pretrain_args(output_dir: str | Path, pretrain: PretrainConfig, seed: int, p
 # ----------------------------------------------------------------------------- the toy base model
 
 
+def world_pretraining(config: Config) -> Pretraining:
+    """What the world offers to pretrain the toy model on (its `pretraining` capability)."""
+    pretraining = world_for(config).pretraining()
+    if pretraining is None:  # the config refuses model.kind=tiny on such a world first
+        raise ConfigError(
+            f"model.kind=tiny is pretrained on its world's problems; world.name={config.world.name} "
+            "has none to pretrain on: use model.kind=hf with model.path"
+        )
+    return pretraining
+
+
+def base_model_key(config: Config) -> dict[str, Any]:
+    """Everything that determines the pretrained tiny base model: its config, the world's problems, the
+    code and library versions that build and evaluate it, the CPU numerics and thread count (they
+    change its bits)."""
+    import torch
+
+    return {
+        "format": BASE_MODEL_FORMAT,
+        "tiny": config.model.tiny.model_dump(mode="json"),
+        "pretrain": config.pretrain.model_dump(mode="json"),
+        "world": world_pretraining(config).pretraining_key(),
+        "evaluation": config.evaluation.model_dump(mode="json", include={"max_new_tokens", "batch_size"}),
+        "seed": config.experiment.seed,
+        "code": environment.source_digest(BASE_MODEL_CODE),
+        "libraries": environment.library_versions(),
+        "numerics": environment.numerics(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def base_model_dir(config: Config) -> Path:
+    """Where the pretrained tiny base model for this config lives (or will live)."""
+    payload = json.dumps(base_model_key(config), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+    return Path(config.model.cache_dir) / f"base-{digest}"
+
+
 def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     """Build (or reuse) the tiny base model: SFT on the easy levels, then a held-out accuracy table."""
     import torch
     from transformers import set_seed
 
     from curriculum.environment import describe
+    from curriculum.evaluation import EvalResult, format_accuracy_table
     from curriculum.models import (
         MARKER_FILE,
         ModelError,
-        base_model_dir,
-        base_model_key,
         build_char_tokenizer,
         build_tiny_model,
         count_parameters,
         is_saved_model,
         save_atomically,
     )
-    from curriculum.report.evaluation import EvalResult, format_accuracy_table
 
     if config.model.kind != "tiny":
         raise ModelError("pretrain builds the tiny model (model.kind=tiny); with model.kind=hf the base is model.path")
@@ -81,9 +133,8 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     start = time.perf_counter()
     seed = config.experiment.seed
     set_seed(seed)
-    world = _world(config)
-    heldout = list(world.heldout())
-    problems = _training_problems(world, config, heldout)
+    heldout = list(world_for(config).heldout())
+    problems = _training_problems(world_pretraining(config), config, heldout)
     tokenizer = build_char_tokenizer()
     model = build_tiny_model(config.model.tiny, tokenizer)
     print(
@@ -143,7 +194,7 @@ def fingerprint_of(model: Any, tokenizer: Any) -> str:
 
 def evaluate_base(model: Any, tokenizer: Any, heldout: Sequence[Problem], config: Config, progress: bool) -> Any:
     from curriculum.engines.hf import HFEngine
-    from curriculum.report.evaluation import evaluate
+    from curriculum.evaluation import evaluate
     from curriculum.verify import Verifier
 
     engine = HFEngine(model, tokenizer, batch_size=config.evaluation.batch_size)
@@ -159,16 +210,10 @@ def evaluate_base(model: Any, tokenizer: Any, heldout: Sequence[Problem], config
         )
 
 
-def _world(config: Config) -> Any:
-    from curriculum.worlds import make_world
-
-    return make_world(config)
-
-
-def _training_problems(world: Any, config: Config, heldout: Sequence[Problem]) -> list[Problem]:
+def _training_problems(pretraining: Pretraining, config: Config, heldout: Sequence[Problem]) -> list[Problem]:
     """Training problems on the pretraining levels, none of them a held-out question."""
     rng = random.Random(config.experiment.seed)
-    problems = world.training_problems(
+    problems = pretraining.training_problems(
         list(config.pretrain.levels), config.pretrain.examples, rng, config.pretrain.level_weights
     )
     heldout_ids = {p.id for p in heldout}

@@ -30,10 +30,13 @@ from functools import cached_property
 
 from curriculum.config import Config
 from curriculum.records import Problem, SolveRate
+from curriculum.worlds.base import LeftOut, World
 from curriculum.worlds.prompt_limit import PromptLimit
 
 
-class DatasetWorld:
+class DatasetWorld(World):
+    """Seeds and held-out benchmarks read from data files; no oracle, mutator or pretraining data."""
+
     name = "dataset"
     report_by = "family"
 
@@ -64,6 +67,9 @@ class DatasetWorld:
 
     def heldout(self) -> list[Problem]:
         return list(self._heldout)
+
+    def left_out(self) -> LeftOut:
+        return LeftOut(self.skipped, self.skipped_invalid)
 
     @cached_property
     def _heldout(self) -> list[Problem]:

@@ -57,6 +57,10 @@ class PromptLimit:
         tokens, reason = min(limits)
         return cls(tokenizer, tokens, reason, instruction, skip_hint)
 
+    def key(self) -> tuple[object, ...]:
+        """What makes two limits the same (the tokenizer is the model's: `reason` names its context)."""
+        return (self.max_prompt_tokens, self.reason, self.instruction, self.skip_hint)
+
     def excess(self, question: str) -> str | None:
         """None if the question's prompt fits; otherwise how far over it is (one phrase)."""
         from curriculum.models import prompt_for

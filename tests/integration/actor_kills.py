@@ -11,7 +11,7 @@ actors placed like a real run's, next to the real Store actor and the real symbo
 Learner that published its old weights as a new version (the lost update), a Solver or a
 Generator restarted without its version, or a store write lost or doubled, shows up as a record
 that differs from the reference run. The kills come from `CURRICULUM_KILL_ACTOR`
-(curriculum/run/faults.py): "sent" (dies before or while running the call), "done" (dies after
+(curriculum/curriculum/faults.py): "sent" (dies before or while running the call), "done" (dies after
 running it, its answer lost) and "idle" (dies after answering: the next call finds it restarted).
 """
 
@@ -27,11 +27,11 @@ from pathlib import Path
 
 from agents import cluster
 from agents import roles as factories
+from curriculum import faults
 from curriculum.config import from_dict
+from curriculum.evaluation import Cell, EvalResult
 from curriculum.files import atomic_write_text
 from curriculum.records import Attempt, Problem
-from curriculum.report.evaluation import Cell, EvalResult
-from curriculum.run import faults
 from curriculum.run.loop import CoEvolution, Roles
 from curriculum.run.resume import compare_stores
 from curriculum.run.runner import _restore_on_restart

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from curriculum.report.evaluation import EvalResult
+from curriculum.evaluation import EvalResult
 from curriculum.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

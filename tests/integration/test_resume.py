@@ -3,7 +3,7 @@ uninterrupted run of the same seed.
 
 Both runs go through the real CLI in subprocesses, with every role in the driver process
 (`ray.in_process=true`), so the kill takes the whole run down at once, as a crash would.
-The kill points come from `curriculum.run.faults` (CURRICULUM_KILL_AT). Everything on CPU here is
+The kill points come from `curriculum.faults` (CURRICULUM_KILL_AT). Everything on CPU here is
 deterministic (seeded sampling, one thread), so records, adapters and evaluation numbers must
 be identical, not merely close; only wall-clock timings may differ.
 """

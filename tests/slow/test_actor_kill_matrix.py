@@ -25,7 +25,7 @@ import actor_kills  # noqa: E402
 from conftest import TINY_RUN_OVERRIDES  # noqa: E402
 
 from agents import cluster  # noqa: E402
-from curriculum.run import faults  # noqa: E402
+from curriculum import faults  # noqa: E402
 from curriculum.run.resume import compare_stores  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,7 @@
 """Scripted roles for loop tests that need a round to run, not a model to learn."""
 
+from curriculum.evaluation import EvalResult
 from curriculum.records import Attempt
-from curriculum.report.evaluation import EvalResult
 from curriculum.training.batch import LearnOutcome
 
 

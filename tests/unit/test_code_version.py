@@ -90,7 +90,7 @@ def test_modules_imported_after_use_snapshot_come_from_the_run_s_copy(tmp_path, 
     (tree / "curriculum/run/ablate.py").write_text("raise RuntimeError('edited mid-run')\n")  # the user's edit
     script = (
         f"import sys; sys.path.insert(0, {str(tree)!r})\n"
-        "import curriculum.run.rundir\n"
+        "import curriculum.rundir\n"
         "from curriculum.run import code_version\n"
         f"code_version.use_snapshot({str(run_dir)!r})\n"
         "import curriculum.run.ablate as a, curriculum.report.lineage as l\n"

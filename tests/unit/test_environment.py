@@ -11,7 +11,8 @@ from toy_models import SMALL
 
 from curriculum import environment
 from curriculum.config import Config
-from curriculum.models import BASE_MODEL_CODE, base_model_dir, build_char_tokenizer, build_tiny_model, save_model
+from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
+from curriculum.training.pretrain import BASE_MODEL_CODE, base_model_dir
 
 
 def _numerics_in_child(env: dict[str, str]) -> dict[str, str]:

@@ -1,9 +1,9 @@
 import pytest
 
 from curriculum.engines.base import Generation, InferenceEngine
+from curriculum.evaluation import EvalResult, evaluate, format_accuracy_table
 from curriculum.models import build_char_tokenizer
 from curriculum.records import Problem
-from curriculum.report.evaluation import EvalResult, evaluate, format_accuracy_table
 from curriculum.verify import Verifier
 
 
@@ -117,7 +117,7 @@ def test_problems_without_family_or_level_are_grouped():
 
 
 def test_drops_from_base_name_each_level_and_the_worst_so_far():
-    from curriculum.report.evaluation import Cell, drops_from_base, worst_drop_so_far
+    from curriculum.evaluation import Cell, drops_from_base, worst_drop_so_far
 
     base = EvalResult(cells={("add", 1): Cell(10, 10), ("add", 2): Cell(10, 5), ("add", 3): Cell(10, 0)})
     now = EvalResult(cells={("add", 1): Cell(10, 7), ("add", 2): Cell(10, 6), ("add", 3): Cell(10, 4)})

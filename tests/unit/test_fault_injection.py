@@ -3,7 +3,7 @@ number and phase, and each item fires once."""
 
 import pytest
 
-from curriculum.run import faults
+from curriculum import faults
 
 
 @pytest.fixture(autouse=True)

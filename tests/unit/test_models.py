@@ -9,7 +9,6 @@ from curriculum.models import (
     MARKER_FILE,
     ModelError,
     attach_lora,
-    base_model_dir,
     build_char_tokenizer,
     build_tiny_model,
     count_parameters,
@@ -20,6 +19,7 @@ from curriculum.models import (
     save_atomically,
     save_model,
 )
+from curriculum.training.pretrain import base_model_dir
 
 SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64)
 ALL_PRINTABLE = "".join(chr(c) for c in range(32, 127))

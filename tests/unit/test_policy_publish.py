@@ -7,9 +7,9 @@ import hashlib
 from pathlib import Path
 
 from curriculum.config import from_dict
+from curriculum.evaluation import EvalResult
 from curriculum.files import FolderFiles
 from curriculum.records import Attempt
-from curriculum.report.evaluation import EvalResult
 from curriculum.run.loop import CoEvolution, LocalRole, Roles
 from curriculum.store import Store
 from curriculum.training.batch import LearnOutcome

@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from curriculum.config import Config, from_dict
+from curriculum.evaluation import EvalResult
+from curriculum.faults import KILL_ENV
 from curriculum.records import Attempt
-from curriculum.report.evaluation import EvalResult
 from curriculum.roles.generator import GeneratorRole
 from curriculum.roles.teacher import SymbolicTeacher
-from curriculum.run.faults import KILL_ENV
 from curriculum.run.loop import STAGES, CoEvolution, LocalRole, Roles
 from curriculum.run.resume import (
     RoundState,
@@ -256,7 +256,7 @@ def test_generator_role_keeps_two_versions_and_goes_back(tmp_path, monkeypatch):
     ],
 )
 def test_kill_point_kills_only_where_asked(wanted, killed):
-    code = "from curriculum.run.faults import kill_point; kill_point('commit:learn', 2); print('alive')"
+    code = "from curriculum.faults import kill_point; kill_point('commit:learn', 2); print('alive')"
     env = {**os.environ, KILL_ENV: wanted}
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
     assert (result.returncode == -9) is killed

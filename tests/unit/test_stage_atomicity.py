@@ -8,8 +8,8 @@ import pytest
 from scripted_roles import NoOpLearner
 
 from curriculum.config import from_dict
+from curriculum.evaluation import EvalResult
 from curriculum.records import Attempt, Problem, StageRecord
-from curriculum.report.evaluation import EvalResult
 from curriculum.roles.teacher import SymbolicTeacher
 from curriculum.run import loop as loop_module
 from curriculum.run.loop import CoEvolution, LocalRole, Roles

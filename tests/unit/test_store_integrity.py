@@ -17,7 +17,7 @@ from curriculum import cli
 from curriculum.config import from_dict
 from curriculum.files import atomic_write_json
 from curriculum.records import Problem
-from curriculum.run.rundir import RunDirError, create_run_dir
+from curriculum.rundir import RunDirError, create_run_dir
 from curriculum.store import Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]

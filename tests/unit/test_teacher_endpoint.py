@@ -198,7 +198,7 @@ def test_a_missing_key_variable_is_named(server, verifier_and_mlflow, monkeypatc
 def verifier_and_mlflow(tmp_path_factory):
     from mlflow.tracking import MlflowClient
 
-    from curriculum.report.tracking import TraceTarget, langchain_tracing
+    from curriculum.roles.teacher.tracing import TraceTarget, langchain_tracing
 
     db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
     uri = f"sqlite:///{db}"

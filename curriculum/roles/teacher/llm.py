@@ -55,6 +55,7 @@ from curriculum.roles.teacher.workflow import (
     reason_of,
     retry_policy,
 )
+from curriculum.worlds import default_level_after
 
 NAME = "teacher-llm"
 ATTEMPT_CHARS = 600  # of each failed attempt shown to the Teacher
@@ -463,9 +464,8 @@ class LLMTeacher(Teacher):
         }
 
     def _problem(self, parent: Problem, draft: Draft, labelled: Label, round: int) -> Problem:
-        level = parent.level
-        if level is not None:
-            level = max(1, level + {"harder": 1, "easier": -1}.get(draft.kind, 0))
+        # The model's variant of a max-level problem may well be harder than the world's levels go.
+        level = None if parent.level is None else default_level_after(draft.kind, parent.level)
         return Problem(
             question=draft.question,
             answer=labelled.vote.answer or "",

@@ -23,7 +23,6 @@ import yaml
 from curriculum.errors import CurriculumError
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-RUN_PROMPTS = "prompts"  # the folder of a run directory holding the prompts it uses
 
 
 class PromptError(CurriculumError):
@@ -131,10 +130,10 @@ def load(
     return prompt
 
 
-def save_prompts(paths: Mapping[str, str], run_dir: Path) -> Path:
-    """Copy the prompt files a run uses into `run_dir/prompts/` (once: a resumed run keeps the copies
-    it started with) and return that folder."""
-    folder = Path(run_dir) / RUN_PROMPTS
+def save_prompts(paths: Mapping[str, str], folder: Path) -> Path:
+    """Copy the prompt files a run uses into `folder` (the run directory's prompts/; once: a resumed
+    run keeps the copies it started with) and return it."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     names = {}
     for step, path in paths.items():  # the copies sit side by side: their names must differ

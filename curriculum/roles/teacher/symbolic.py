@@ -9,13 +9,14 @@ from collections.abc import Iterable, Sequence
 from curriculum.config import TeacherConfig
 from curriculum.records import RejectedDraft
 from curriculum.roles.teacher.base import Failure, Teacher, TeachingResult, mutations_for
+from curriculum.worlds import Mutator
 
 
 class SymbolicTeacher(Teacher):
     """Variants of each failed problem aimed at the Solver's reach, with exact answers from the world."""
 
-    def __init__(self, world, config: TeacherConfig, seed: int, name: str = "teacher"):
-        self.world = world
+    def __init__(self, mutator: Mutator, config: TeacherConfig, seed: int, name: str = "teacher"):
+        self.mutator = mutator
         self.config = config
         self.seed = seed
         self.name = name
@@ -31,9 +32,9 @@ class SymbolicTeacher(Teacher):
             mutations = self.mutations_for(failure)
             for i in range(self.config.variants_per_failure):
                 kind = mutations[i % len(mutations)]
-                draft = self.world.mutate(failure.problem, kind, rng, round=round, source="teacher")
+                draft = self.mutator.mutate(failure.problem, kind, rng, round=round, source="teacher")
                 draft = draft.model_copy(update={"created_by": self.name})
-                reason = "duplicate" if draft.id in known else self.world.check(draft)
+                reason = "duplicate" if draft.id in known else self.mutator.check(draft)
                 if reason:
                     result.rejected.append(
                         RejectedDraft(

@@ -1,0 +1,1 @@
+"""One experiment end to end: the round schedule, the runner, resume, ablations."""

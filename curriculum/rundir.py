@@ -1,0 +1,165 @@
+"""Run directories: `runs/<experiment>/<run>/` holding everything one run produced; the one module
+that knows their layout (`RunLayout`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from curriculum.config import Config, load_config, to_yaml
+from curriculum.errors import CurriculumError
+from curriculum.files import atomic_write_text
+
+CONFIG_FILE = "config.yaml"
+
+
+def policy_dir_name(version: int) -> str:
+    """The folder name of published policy `version` (in a run's checkpoints/, or a Solver's copies)."""
+    return f"policy_v{version:04d}"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where each file of a run directory lives:
+
+    config.yaml                  the resolved config            store.duckdb   the store (one writer)
+    code/ code_version.json      the run's copy of its code     mlflow.json    its MLflow run
+    checkpoints/policy_vNNNN/    published policies (adapter + optimizer)
+    checkpoints/LATEST.json      the last completed round's pointer
+    checkpoints/learner/ checkpoints/generator/vNNNN/   the Learner's scratch, the Generator's checkpoints
+    snapshots/round_NNNN/        Parquet snapshots of the store   solvers/solver-i/  a Solver's own folder
+    prompts/ teacher_server/     the LLM workflows' prompts, the Teacher's vLLM server
+    eval/vNNNN/                  `curriculum eval` results        logs/   results.json (the final tables)
+    """
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store.duckdb"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def mlflow(self) -> Path:
+        return self.root / "mlflow.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def policy(self, version: int) -> Path:
+        """Where policy `version` is published (version 0, the base model, is never written)."""
+        return self.checkpoints / policy_dir_name(version)
+
+    def policies(self) -> list[Path]:
+        """The published policy folders there are, oldest first."""
+        return sorted(self.checkpoints.glob("policy_v[0-9][0-9][0-9][0-9]"))
+
+    @property
+    def latest(self) -> Path:
+        return self.checkpoints / "LATEST.json"
+
+    @property
+    def learner(self) -> Path:
+        return self.checkpoints / "learner"
+
+    @property
+    def generator(self) -> Path:
+        return self.checkpoints / "generator"
+
+    def snapshot(self, round: int) -> Path:
+        return self.root / "snapshots" / f"round_{round:04d}"
+
+    def snapshots(self) -> list[Path]:
+        """The round snapshots there are, oldest first."""
+        return sorted((self.root / "snapshots").glob("round_[0-9][0-9][0-9][0-9]"))
+
+    def solver(self, index: int) -> Path:
+        return self.root / "solvers" / f"solver-{index}"
+
+    @property
+    def code(self) -> Path:
+        """The run's copy of the source it runs (run/code_version.py)."""
+        return self.root / "code"
+
+    @property
+    def code_version(self) -> Path:
+        return self.root / "code_version.json"
+
+    @property
+    def prompts(self) -> Path:
+        return self.root / "prompts"
+
+    @property
+    def teacher_server(self) -> Path:
+        return self.root / "teacher_server"
+
+    def evaluation(self, version: int) -> Path:
+        return self.root / "eval" / f"v{version:04d}"
+
+
+class RunDirError(CurriculumError):
+    """The run directory cannot be used as asked (exists, not writable, ...)."""
+
+
+def run_dir_for(config: Config, run_dir: str | Path | None = None) -> Path:
+    """`run_dir` if given, else runs_dir/<experiment>/<run_name or a timestamp>."""
+    if run_dir is not None:
+        return Path(run_dir)
+    name = config.experiment.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(config.experiment.runs_dir) / config.experiment.name / name
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return RunLayout(Path(path)).config.is_file()
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse a directory that holds anything: a run is never silently overwritten."""
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        hint = f"resume it with `curriculum resume {run_dir}`" if is_run_dir(run_dir) else "it is not a run directory"
+        raise RunDirError(
+            f"run directory {run_dir} already exists ({hint}); or pick another experiment.run_name / --run-dir"
+        )
+
+
+def create_run_dir(config: Config, run_dir: str | Path | None = None) -> Path:
+    """Make a fresh run directory and write the resolved config into it.
+
+    Refuses an existing non-empty directory: a run is never silently overwritten.
+    """
+    run_dir = run_dir_for(config, run_dir)
+    check_new_run_dir(run_dir)
+    try:
+        layout = RunLayout(run_dir)
+        layout.logs.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(layout.config, to_yaml(config))
+    except OSError as exc:
+        raise RunDirError(f"cannot write run directory {run_dir}: {exc.strerror or exc}") from None
+    return run_dir
+
+
+def open_run_dir(run_dir: str | Path) -> Config:
+    """The config of an existing run directory (for resume), or a one-line error saying why not."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory not found: {run_dir}")
+    if not is_run_dir(run_dir):
+        raise RunDirError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); start one with `curriculum run`")
+    if not os.access(run_dir, os.W_OK):
+        raise RunDirError(f"run directory {run_dir} is not writable; fix its permissions to resume it")
+    return load_config(RunLayout(run_dir).config)
