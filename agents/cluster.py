@@ -47,19 +47,15 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
-ROLE_SECTIONS = ("store", "solver", "teacher", "generator", "learner")
-
-
 def on_available_devices(config: RayConfig, gpus: float) -> tuple[RayConfig, str | None]:
     """`config`, or a copy with every role on CPU when there is no GPU at all (`gpus`: what the
     cluster, or this process in `ray.in_process` mode, has; a GPU recipe on a laptop), with the
     one line that says so."""
-    wanted = {name: getattr(config, name).num_gpus for name in ROLE_SECTIONS if getattr(config, name).num_gpus > 0}
+    sections = config.roles()
+    wanted = {name: section.num_gpus for name, section in sections.items() if section.num_gpus > 0}
     if not wanted or gpus > 0:
         return config, None
-    cpu_only = config.model_copy(
-        update={name: getattr(config, name).model_copy(update={"num_gpus": 0.0}) for name in wanted}
-    )
+    cpu_only = config.model_copy(update={name: sections[name].model_copy(update={"num_gpus": 0.0}) for name in wanted})
     asked = ", ".join(f"ray.{name}.num_gpus={value:g}" for name, value in wanted.items())
     return cpu_only, f"no GPU here: {asked} run on CPU instead"
 
@@ -134,7 +130,7 @@ class Placement:
     def spawn(self, name: str, resources: RoleResources, factory: Callable[[], Any]) -> Any:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        from agents.actor import RayRole, RoleActor
+        from agents.proxy import RayRole, role_actor
 
         index = self._next  # actors are spawned in the order their bundles were listed
         if self.names[index] != name:
@@ -143,14 +139,18 @@ class Placement:
         cpus = resources.num_cpus if resources.num_cpus > 0 else 0.001
         # A dead actor is rebuilt by Ray from the same factory (max_restarts); RayCall then restores
         # its state and resends the call, so Ray itself must not resend it first (max_task_retries=0).
-        handle = RoleActor.options(
-            num_cpus=cpus,
-            num_gpus=resources.num_gpus,
-            name=None,
-            max_restarts=self.max_restarts,
-            max_task_retries=0,
-            scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
-        ).remote(factory, threads_for(resources), os.getcwd())
+        handle = (
+            role_actor()
+            .options(
+                num_cpus=cpus,
+                num_gpus=resources.num_gpus,
+                name=None,
+                max_restarts=self.max_restarts,
+                max_task_retries=0,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
+            )
+            .remote(factory, threads_for(resources), os.getcwd())
+        )
         return RayRole(handle, name, call_retries=self.max_restarts)
 
     def remove(self) -> None:

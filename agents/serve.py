@@ -14,7 +14,7 @@ child process of the actor that hosts the Teacher.
   SIGKILLs the actor's children. The starting thread is a dedicated one that lives as long as this
   object, so a call that returns never kills the server it started.
 
-Plain Python, no Ray: the Teacher's actor (agents.actor.RoleActor) hosts it inside the Teacher
+Plain Python, no Ray: the Teacher's actor (agents.proxy.RoleActor) hosts it inside the Teacher
 object, on the placement-group bundle that holds the server's GPUs (`teacher.serve.num_gpus`).
 """
 

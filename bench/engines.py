@@ -67,10 +67,14 @@ class SolverActor:
         import ray
 
         from agents import roles as factories
-        from agents.actor import RayRole, RoleActor
+        from agents.proxy import RayRole, role_actor
 
-        self.actor = RoleActor.options(num_cpus=1).remote(
-            partial(factories.make_solver, config, base_path, "solver-0", "cpu", str(work_dir)), os.cpu_count() or 1
+        self.actor = (
+            role_actor()
+            .options(num_cpus=1)
+            .remote(
+                partial(factories.make_solver, config, base_path, "solver-0", "cpu", str(work_dir)), os.cpu_count() or 1
+            )
         )
         self.solver = RayRole(self.actor, "solver")
         self.ray = ray
@@ -85,11 +89,13 @@ class SolverActor:
         """Token ids of every attempt (problem order, then sample index) and the seconds of the call:
         `call` from the driver, `sample` and `grade` inside Solver.attempt, `ray` the rest (the trip
         to the actor and back: arguments, results, scheduling)."""
-        self.solver.call("take_seconds").result()
+        from curriculum.roles.solver import Solver
+
+        self.solver.call(Solver.take_seconds).result()
         self.ray.get(self.actor.busy_seconds.remote())
         start = time.perf_counter()
-        attempts = self.solver.call("attempt", problems, 1, seed).result()
-        seconds = {"call": time.perf_counter() - start, **self.solver.call("take_seconds").result()}
+        attempts = self.solver.call(Solver.attempt, problems, 1, seed).result()
+        seconds = {"call": time.perf_counter() - start, **self.solver.call(Solver.take_seconds).result()}
         seconds["ray"] = seconds["call"] - self.ray.get(self.actor.busy_seconds.remote())["attempt"]
         return [a.token_ids for a in attempts], seconds
 

@@ -6,13 +6,15 @@ Generator's `propose`, as each actor times its role methods, less what those met
 outside the model: building the round's dataset and TRL trainer (`setup_seconds` in the learn and
 train metrics) and the Generator's checkpoint save (`save_seconds`). Everything else is overhead:
 checkpoint writes (the Learner's `publish` of adapter and optimizer, the Generator's save), policy
-loads (the Solvers' `use_policy`, restores), trainer construction, Ray messaging, store writes and
+loads (the Solvers' `load_policy`, restores), trainer construction, Ray messaging, store writes and
 queries, snapshots, MLflow and the driver. A round's wall time is measured around the whole round
 as `curriculum run` does it (every stage, then the MLflow log).
 
-Prints per-round numbers with the overhead split by cause and ends with
-`RESULT overhead_share=... overhead_share_excl_checkpoints=...`; the second leaves the
-checkpoint writes (publish, Generator save) out of the overhead.
+Prints per-round numbers with the overhead split by cause, and the round trips to the actors (calls
+each role's actor ran, and those that publish a policy: the Learner's publish and the Solvers'
+policy loads), and ends with `RESULT overhead_share=... overhead_share_excl_checkpoints=...
+round_trips=... policy_round_trips=...` (per round); the second share leaves the checkpoint writes
+(publish, Generator save) out of the overhead.
 
     .venv/bin/python bench/overhead.py [--rounds N] [key=value ...]
 """
@@ -57,10 +59,23 @@ def split_round(busy: dict[str, list[dict[str, float]]], metrics: dict[str, floa
             b.get(m, 0.0)
             for role in ("solver", "learner", "generator")
             for b in busy[role]
-            for m in ("use_policy", "restore")
+            for m in ("load_policy", "restore")
         ),
         "trainer_setup": setup,
     }
+
+
+# The calls that carry a new policy from the Learner to the Solvers.
+POLICY_CALLS = {"learner": ("publish", "published"), "solver": ("load_policy",)}
+
+
+def round_trips(calls: dict[str, list[dict[str, int]]]) -> tuple[int, int]:
+    """(calls every actor ran, those that publish the policy) in a round."""
+    total = sum(n for per_role in calls.values() for counts in per_role for n in counts.values())
+    policy = sum(
+        counts.get(method, 0) for role, methods in POLICY_CALLS.items() for counts in calls[role] for method in methods
+    )
+    return total, policy
 
 
 def main() -> None:
@@ -74,9 +89,10 @@ def main() -> None:
     from agents import cluster
     from curriculum.models import load_tokenizer, prompt_for
     from curriculum.report.tracking import Tracker, default_tracking_uri
+    from curriculum.run.actors import start_roles
     from curriculum.run.loop import CoEvolution
-    from curriculum.run.runner import start_roles
     from curriculum.rundir import create_run_dir
+    from curriculum.store import Store
     from curriculum.training.pretrain import pretrain
     from curriculum.worlds import make_world
 
@@ -105,7 +121,8 @@ def main() -> None:
             loop.prepare_seeds()
             for role in (r for rs in by_role.values() for r in rs):  # start every round from zero
                 ray.get(role.handle.busy_seconds.remote())
-            rounds = []
+                ray.get(role.handle.call_counts.remote())
+            rounds, trips = [], []
             for round_ in range(1, args.rounds + 1):
                 start = time.perf_counter()
                 report = loop.run_round(round_)
@@ -114,16 +131,19 @@ def main() -> None:
                 busy = {name: [ray.get(r.handle.busy_seconds.remote()) for r in rs] for name, rs in by_role.items()}
                 parts = split_round(busy, report.metrics)
                 rounds.append((wall, parts))
+                calls = {name: [ray.get(r.handle.call_counts.remote()) for r in rs] for name, rs in by_role.items()}
+                trips.append(round_trips(calls))
                 other = wall - sum(parts.values())
                 print(
                     f"round {round_}: wall {wall:.2f} s, model compute {parts['compute']:.2f} s, overhead "
                     f"{(wall - parts['compute']) / wall:.3f} (checkpoint writes {parts['checkpoint_writes']:.2f} s, "
                     f"policy loads {parts['policy_loads']:.2f} s, trainer setup {parts['trainer_setup']:.2f} s, "
-                    f"store/Ray/driver/MLflow {other:.2f} s)",
+                    f"store/Ray/driver/MLflow {other:.2f} s); round trips {trips[-1][0]} "
+                    f"(publishing the policy: {trips[-1][1]})",
                     flush=True,
                 )
             tracker.finish()
-            roles.store.call("close").result()
+            roles.store.call(Store.close).result()
         finally:
             placement.remove()
             cluster.stop_ray()
@@ -132,7 +152,9 @@ def main() -> None:
     checkpoints = sum(p["checkpoint_writes"] for _, p in rounds)
     print(
         f"RESULT overhead_share={max(0.0, wall - compute) / wall:.4f} "
-        f"overhead_share_excl_checkpoints={max(0.0, wall - compute - checkpoints) / wall:.4f}"
+        f"overhead_share_excl_checkpoints={max(0.0, wall - compute - checkpoints) / wall:.4f} "
+        f"round_trips={sum(t for t, _ in trips) / len(trips):.1f} "
+        f"policy_round_trips={sum(p for _, p in trips) / len(trips):.1f}"
     )
 
 

@@ -114,7 +114,7 @@ QUICK_ACTOR_KILLS = [
     "learner.publish#2:done",
     "generator.train#1:done",
 ]
-KILL_LINE = "fault injection: killing the"  # agents/actor.py logs one per actor kill
+KILL_LINE = "fault injection: killing the"  # agents/proxy.py logs one per actor kill
 
 
 @dataclass

@@ -32,8 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curriculum.curricula.weakness import weak_problem_ids  # noqa: E402
 from curriculum.records import Attempt, Problem  # noqa: E402
 from curriculum.store import Store  # noqa: E402
+from curriculum.store.queries import LocalReader  # noqa: E402
 
 SAMPLES_PER_ROUND = 10  # k
 
@@ -188,8 +190,8 @@ def main() -> None:
             )
             if label == "all attempts":
                 band_ms = median
-        first, median, weak = timed_ms(lambda: store.weakness_candidates(), 3)
-        print(f"weakness_candidates(): {len(weak)} problems, first {first:.1f} ms, median {median:.1f} ms")
+        first, median, weak = timed_ms(lambda: weak_problem_ids(LocalReader(store)), 3)
+        print(f"weak_problem_ids(): {len(weak)} problems, first {first:.1f} ms, median {median:.1f} ms")
         first, median, _ = timed_ms(lambda: store.descendants(problems[0].id), 3)
         print(f"descendants(seed): first {first:.1f} ms, median {median:.1f} ms")
         start = time.perf_counter()

@@ -693,6 +693,16 @@ class RayConfig(Section):
     generator: RoleResources = RoleResources(num_cpus=0)
     learner: RoleResources = RoleResources(num_cpus=0)
 
+    def roles(self) -> dict[str, RoleResources]:
+        """Each role's section (`ray.<role>`), by role name."""
+        return {
+            "store": self.store,
+            "solver": self.solver,
+            "teacher": self.teacher,
+            "generator": self.generator,
+            "learner": self.learner,
+        }
+
 
 class TrackingConfig(Section):
     tracking_uri: str | None = Field(default=None, description="default: sqlite:///<runs_dir>/mlflow.db")

@@ -2,9 +2,9 @@
 
 A weakness (SwS) is a problem whose best accuracy over its last `weakness.window` attempted
 rounds stays below `weakness.threshold` while its accuracy trends down (negative least-squares
-slope, at least `weakness.min_rounds` rounds). The store applies that rule
-(`Store.weakness_candidates`) to the accuracy per problem and round it derives from the stored
-attempts, so the history is part of the run's store and survives a resume with it.
+slope, at least `weakness.min_rounds` rounds). The rule is SQL (`WEAKNESS_SQL`) that the store runs
+(`Store.select_ids`) over the accuracy per problem and round it derives from the stored attempts,
+so the history is part of the run's store and survives a resume with it.
 
 Concepts of the weaknesses are aggregated here: a concept's failure ratio is its weak problems
 over its tracked problems (those with any accuracy history), and the synthesis budget per
@@ -19,12 +19,13 @@ which applied).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from curriculum.config import WeaknessConfig
 from curriculum.records import Problem
+from curriculum.store.queries import StoreQueries, StoreReader
 
 Basis = Literal["weakness", "failing", "none"]
 
@@ -118,10 +119,35 @@ def weakness_report(
     return WeaknessReport(basis, targets, failure_ratios(tracked, [p.id for p in targets]), list(tracked))
 
 
-def mine(read: Callable[..., Any], config: WeaknessConfig) -> WeaknessReport:
-    """The weakness report of a run from its store; `read(method, *args)` calls a Store method
-    (the loop passes its store-actor call, tests a local Store)."""
-    history = read("accuracy_history")
-    tracked = read("get_problems", list(history))
-    weak = [w.problem for w in read("weakness_candidates", config.threshold, config.window, config.min_rounds)]
+# The SwS rule over each problem's accuracy history: take the last `window` rounds in which it was
+# attempted (at least `min_rounds` of them); flag it when its best accuracy there is below
+# `threshold` AND the least-squares slope of accuracy against round is negative. Steepest first.
+WEAKNESS_SQL = """WITH per_round AS (
+        SELECT problem_id, round, avg(correct::DOUBLE) AS accuracy FROM attempts GROUP BY problem_id, round),
+    recent AS (
+        SELECT *, row_number() OVER (PARTITION BY problem_id ORDER BY round DESC) AS age FROM per_round),
+    trend AS (
+        SELECT problem_id, max(accuracy) AS best, regr_slope(accuracy, round) AS slope, count(*) AS rounds
+        FROM recent WHERE age <= ? GROUP BY problem_id)
+    SELECT t.problem_id FROM trend t JOIN problems p ON p.id = t.problem_id
+    WHERE t.rounds >= ? AND t.best < ? AND t.slope < ?
+    ORDER BY t.slope, p.id"""
+# A flat accuracy history can come out a hair below zero slope in floating point.
+SLOPE_TOLERANCE = 1e-12
+
+
+def weak_problem_ids(reader: StoreReader, threshold: float = 0.5, window: int = 3, min_rounds: int = 2) -> list[str]:
+    """The ids the SwS rule flags (`WEAKNESS_SQL`), steepest decline first."""
+    if min_rounds < 2 or window < min_rounds:
+        raise ValueError(f"weakness: need 2 <= min_rounds <= window, got {min_rounds}, {window}")
+    return reader.read(StoreQueries.select_ids, WEAKNESS_SQL, [window, min_rounds, threshold, -SLOPE_TOLERANCE])
+
+
+def mine(reader: StoreReader, config: WeaknessConfig) -> WeaknessReport:
+    """The weakness report of a run from its store (the loop reads through its stage, tests a local Store)."""
+    history = reader.read(StoreQueries.accuracy_history)
+    tracked = reader.read(StoreQueries.get_problems, list(history))
+    weak = reader.read(
+        StoreQueries.get_problems, weak_problem_ids(reader, config.threshold, config.window, config.min_rounds)
+    )
     return weakness_report(tracked, history, weak, config.threshold, config.window)

@@ -19,7 +19,7 @@
   runs inside this process (`solver.vllm.engine_process`): no engine processes to start (each
   imports torch and vLLM again: 2.5x longer start-up measured under load) or to leave behind.
   On CPU it then samples with this process's torch threads as they are when the engine starts,
-  and ignores `torch.set_num_threads` from then on: set the count before (agents/actor.py does).
+  and ignores `torch.set_num_threads` from then on: set the count before (agents/proxy.py does).
 
 With `engine_process` vLLM starts its processes with spawn: a script that builds this engine
 needs an `if __name__ == "__main__":` guard.

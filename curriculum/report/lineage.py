@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.report.summary import InspectError, open_snapshot
+from curriculum.store.queries import ANCESTORS, DESCENDANTS
 
 _COLUMNS = "id, parent_id, source, family, level, round_created, created_by, question, answer"
 
@@ -139,25 +140,14 @@ def resolve_id(con: Any, problem_id: str) -> str:
 def lineage(con: Any, problem_id: str) -> Lineage:
     """The lineage of one problem in the snapshot `con` reads (see `inspect.open_snapshot`)."""
     problem_id = resolve_id(con, problem_id)
-    # The paths guard against a parent cycle, which a correct run never writes.
     up = con.execute(
-        f"""WITH RECURSIVE chain(id, parent_id, depth, path) AS (
-                SELECT id, parent_id, 0, [id] FROM problems WHERE id = ?
-                UNION ALL
-                SELECT p.id, p.parent_id, c.depth + 1, list_append(c.path, p.id)
-                FROM problems p JOIN chain c ON p.id = c.parent_id
-                WHERE NOT list_contains(c.path, p.id))
+        f"""{ANCESTORS}
             SELECT {", ".join("p." + c.strip() for c in _COLUMNS.split(","))}
             FROM chain c JOIN problems p ON p.id = c.id ORDER BY c.depth""",
         [problem_id],
     ).fetchall()
     down = con.execute(
-        f"""WITH RECURSIVE tree(id, depth, path) AS (
-                SELECT id, 0, [id] FROM problems WHERE id = ?
-                UNION ALL
-                SELECT p.id, t.depth + 1, list_append(t.path, p.id)
-                FROM problems p JOIN tree t ON p.parent_id = t.id
-                WHERE NOT list_contains(t.path, p.id))
+        f"""{DESCENDANTS}
             SELECT {", ".join("p." + c.strip() for c in _COLUMNS.split(","))}
             FROM tree t JOIN problems p ON p.id = t.id WHERE t.depth > 0 ORDER BY t.depth, p.round_created, p.id""",
         [problem_id],

@@ -147,8 +147,11 @@ class Generator:
                 epochs=cfg.epochs,
                 warmup_ratio=0.0,
                 seed=self.seed + self.version,
-                use_cpu=self.device == "cpu",
-                bf16=self.dtype == "bfloat16" and self.device != "cpu",
+                precision={
+                    "use_cpu": self.device == "cpu",
+                    "bf16": self.dtype == "bfloat16" and self.device != "cpu",
+                    "fp16": False,
+                },
             )
             trainer = make_weighted_sft_trainer(self.model, self.tokenizer, dataset, args)
             setup = time.perf_counter() - start  # the data and the trainer, before the first step

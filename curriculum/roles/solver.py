@@ -10,10 +10,10 @@ from pathlib import Path
 
 from curriculum.config import Extraction, SolverConfig
 from curriculum.engines.base import InferenceEngine
-from curriculum.files import FolderFiles
 from curriculum.models import prompt_for
 from curriculum.records import Attempt, Problem
 from curriculum.rundir import policy_dir_name
+from curriculum.training.batch import PolicyRef
 from curriculum.verify import Verifier
 
 
@@ -49,23 +49,22 @@ class Solver:
         self._temporary: Path | None = None  # the default work_dir, removed by `close`
         self._seconds = {"sample": 0.0, "grade": 0.0}  # where `attempt` spends its time (take_seconds)
 
-    def use_policy(self, version: int, policy: str | FolderFiles | None) -> None:
-        """Switch to a published policy version: None is the base model, a path a folder this
-        machine can read, `FolderFiles` the adapter's files as the Learner published them."""
-        adapter = self._local_adapter(version, policy)
+    def load_policy(self, policy: PolicyRef | None) -> None:
+        """Switch to a published policy version (None: the base model, version 0)."""
+        version = 0 if policy is None else policy.version
+        adapter = None if policy is None else self._local_adapter(policy)
         if version != self.policy_version or self.engine.adapter_path != adapter:
             self.engine.load_adapter(adapter, version)
             self.policy_version = version
 
-    def _local_adapter(self, version: int, policy: str | FolderFiles | None) -> str | None:
-        """A folder on this machine holding `policy`: the Learner's own folder when this machine
-        sees it with the same bytes (one machine), else a copy written under `work_dir/policies`."""
-        if not isinstance(policy, FolderFiles):
-            return None if policy is None else str(policy)
+    def _local_adapter(self, policy: PolicyRef) -> str:
+        """A folder on this machine holding the policy's adapter: the Learner's own folder when this
+        machine sees it with the same bytes (one machine), else a copy written under `work_dir/policies`."""
+        files = policy.files
         policies = self.work_dir / "policies"
-        folder = Path(policy.source) if policy.found_at(policy.source) else policies / policy_dir_name(version)
-        if not policy.found_at(folder):
-            policy.write(folder)
+        folder = Path(policy.uri) if files.found_at(policy.uri) else policies / policy_dir_name(policy.version)
+        if not files.found_at(folder):
+            files.write(folder)
         for old in policies.glob("policy_v*"):  # copies of earlier versions: the engine holds only this one
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)

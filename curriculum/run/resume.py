@@ -23,9 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.errors import CurriculumError
-from curriculum.records import StageRecord
+from curriculum.records import StageRecord, content_id
 
 STATE_FORMAT = 1
+
+
+def round_seed(seed: int, round: int, purpose: str) -> int:
+    """A per-round, per-purpose seed: a re-run of the same round samples the same things."""
+    return int(content_id(seed, round, purpose), 16) % (2**31)
 
 
 class ResumeError(CurriculumError):

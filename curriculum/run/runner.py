@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import random
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from curriculum.config import Config, flatten
-from curriculum.evaluation import accuracy_groups
 from curriculum.faults import kill_point
 from curriculum.files import atomic_write_json
-from curriculum.run import code_version
+from curriculum.report.tables import accuracy_table, comparison_table, round_table
+from curriculum.run import actors, code_version
 from curriculum.rundir import (
     RunDirError,
     RunLayout,
@@ -27,6 +26,7 @@ from curriculum.rundir import (
     open_run_dir,
     run_dir_for,
 )
+from curriculum.store import Store
 
 
 def run_experiment(config: Config, console=None, run_dir: str | Path | None = None, pin_imports: bool = False) -> Path:
@@ -182,7 +182,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     logged = tracker.logged_steps("policy_version")
     tracing = _save_prompts(config, run_dir, tracker) if config.uses_llm_teacher else None
 
-    roles, placement = _start_roles(config, run_dir, base_path, tracing)
+    roles, placement = actors.start(config, run_dir, base_path, tracing)
     status = "FAILED"
     try:
         tokenizer = load_tokenizer(base_path)
@@ -212,9 +212,9 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             on_stage=on_stage,
             prompt=lambda question: prompt_for(question, tokenizer, world.instruction),
         )
-        _restore_on_restart(roles, loop)
+        actors.restore_on_restart(roles, loop.restore)
         state = loop.resume()
-        records = [RoundState.from_json(r.state) for r in roles.store.call("stage_records").result()]
+        records = [RoundState.from_json(r.state) for r in roles.store.call(Store.stage_records).result()]
         finished = {s.round: s for s in records if s.done and s.done[-1] in ("seed", "checkpoint")}
         if state is not None:
             where = "seeds" if state.round == 0 else f"round {state.round}"
@@ -308,14 +308,14 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         if last_round:
             tracker.log_artifacts(RunLayout(run_dir).policy(loop.policy_version), "adapter")
             tracker.log_artifacts(RunLayout(run_dir).snapshot(last_round), "snapshot")
-        roles.store.call("close").result()
+        roles.store.call(Store.close).result()
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"  # stopped by the user; `curriculum resume` continues it
         raise
     finally:
         tracker.finish(status)
-        _stop_roles(roles, placement)
+        actors.stop(roles, placement)
     console.print(f"done: {run_dir}")
     return run_dir
 
@@ -374,209 +374,3 @@ def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
         return reports[-1].evaluation
     done = [state for round_, state in sorted(finished.items()) if round_ > 0 and state.evaluation]
     return EvalResult.from_dict(done[-1].evaluation) if done else base
-
-
-def _start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
-    from agents import cluster
-
-    config = _with_server_gpus(config)
-    if config.ray.in_process:
-        import torch
-
-        return local_roles(_on_available_devices(config, torch.cuda.device_count()), run_dir, base_path, tracing), None
-    code = code_version.snapshot_dir(run_dir)
-    cluster.start_ray(config.ray, code_dir=code if code.is_dir() else None)  # the actors run the run's code
-    try:
-        import ray
-
-        config = _on_available_devices(config, ray.cluster_resources().get("GPU", 0))
-        return start_roles(config, run_dir, base_path, tracing)
-    except BaseException:
-        cluster.stop_ray()
-        raise
-
-
-def _with_server_gpus(config: Config) -> Config:
-    """With `teacher.serve`, the Teacher's bundle holds the server's GPUs (teacher.serve.num_gpus)."""
-    serve = config.teacher.serve
-    if serve is None or not serve.num_gpus:
-        return config
-    teacher = config.ray.teacher.model_copy(update={"num_gpus": serve.num_gpus})
-    return config.model_copy(update={"ray": config.ray.model_copy(update={"teacher": teacher})})
-
-
-def _on_available_devices(config: Config, gpus: float) -> Config:
-    from agents import cluster
-
-    ray_cfg, note = cluster.on_available_devices(config.ray, gpus)
-    if note:
-        print(f"note: {note}")
-    return config.model_copy(update={"ray": ray_cfg})
-
-
-def _stop_roles(roles, placement) -> None:
-    if roles.teacher is not None:  # the Teacher's server (teacher.serve) stops with the run
-        try:
-            roles.teacher.call("close").result()
-        except Exception as exc:  # noqa: BLE001 - the run is ending; a dead actor took its server with it
-            print(f"note: closing the Teacher failed ({type(exc).__name__}: {exc})")
-    if placement is None:
-        for solver in roles.solvers:  # its engine (vLLM: an engine process) and verifier
-            solver.target.close()
-        for role in [roles.teacher, roles.learner, roles.generator]:  # None: not in the recipe
-            verifier = getattr(getattr(role, "target", None), "verifier", None)
-            if verifier is not None:
-                verifier.close()
-        return
-    from agents import cluster
-
-    placement.remove()
-    cluster.stop_ray()
-
-
-def _restore_on_restart(roles, loop) -> None:
-    """A Ray actor that died and was restarted gets the loop's current state back before its call
-    is sent again (see `agents.actor.RayCall`)."""
-
-    def restore(role) -> None:
-        for method, args in loop.restore_calls().get(role, []):
-            role.call(method, *args).result()
-
-    for role in [roles.store, *roles.solvers, roles.teacher, roles.learner, roles.generator]:
-        if role is not None and hasattr(role, "on_restart"):
-            role.on_restart = restore
-
-
-def local_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
-    """Every role as a plain object in this process (`ray.in_process=true`): the same factories
-    as the actors, no Ray. For debugging and for the crash tests, which kill the whole run."""
-    from curriculum.run.loop import LocalRole
-
-    return _build_roles(
-        _role_factories(config, run_dir, base_path, tracing), lambda role, factory: LocalRole(factory())
-    )
-
-
-def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None):
-    """Place one actor per role (solvers: `ray.solver.count`) in a placement group."""
-    from agents import cluster
-
-    factories = _role_factories(config, run_dir, base_path, tracing)
-    placement = cluster.Placement(
-        config.ray,
-        [
-            (_RESOURCES[field], getattr(config.ray, _RESOURCES[field]))
-            for field, made in factories.items()
-            if made is not None
-        ],
-    )
-
-    def spawn(role: str, factory) -> Any:  # in the order the bundles were listed
-        return placement.spawn(role, getattr(config.ray, role), factory)
-
-    return _build_roles(factories, spawn), placement
-
-
-def _build_roles(factories: dict[str, Any], make):
-    """`Roles` from `_role_factories`, each role built by `make(role name, factory)`."""
-    from curriculum.run.loop import Roles
-
-    def build(field: str, made: Any) -> Any:
-        if made is None:
-            return None
-        if isinstance(made, list):
-            return [make(_RESOURCES[field], factory) for factory in made]
-        return make(_RESOURCES[field], made)
-
-    return Roles(**{field: build(field, made) for field, made in factories.items()})
-
-
-_RESOURCES = {
-    "store": "store",
-    "solvers": "solver",
-    "teacher": "teacher",
-    "learner": "learner",
-    "generator": "generator",
-}  # Roles field -> its `ray.<role>` section
-
-
-def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> dict[str, Any]:
-    """Per `Roles` field, the picklable factory that builds it (a list for the Solvers, None for a
-    role the recipe leaves out), each told its device from `ray.<role>.num_gpus`. The Teacher role
-    is there for the Teacher, and for LLM synthesis (which writes with the Teacher's model)."""
-    from agents import roles as factories
-    from agents.cluster import device_for
-
-    ray_cfg, layout = config.ray, RunLayout(run_dir)
-    return {
-        "store": partial(factories.make_store, str(layout.store)),
-        "solvers": [
-            partial(
-                factories.make_solver,
-                config,
-                base_path,
-                f"solver-{i}",
-                device_for(ray_cfg.solver),
-                str(layout.solver(i)),
-            )
-            for i in range(ray_cfg.solver.count)
-        ],
-        "teacher": partial(factories.make_teacher, config, str(run_dir), device_for(ray_cfg.teacher), tracing)
-        if config.teacher.enabled or config.uses_llm_teacher
-        else None,
-        "learner": partial(factories.make_learner, config, base_path, str(layout.learner), device_for(ray_cfg.learner)),
-        "generator": partial(factories.make_generator, config, str(layout.generator), device_for(ray_cfg.generator))
-        if config.generator.enabled
-        else None,
-    }
-
-
-def accuracy_table(evaluation, report_by: str, title: str):
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    groups = accuracy_groups(evaluation, report_by)
-    for name in groups:
-        table.add_column(name, justify="right")
-    table.add_column("all", justify="right")
-    table.add_row(*[f"{100 * value:.1f}" for value in groups.values()], f"{100 * evaluation.accuracy:.1f}")
-    return table
-
-
-def round_table(report, report_by: str = "level"):
-    from rich.table import Table
-
-    table = Table(title=f"round {report.round}  (policy v{report.policy_version})", title_justify="left")
-    groups = accuracy_groups(report.evaluation, report_by)
-    for name in groups:
-        table.add_column(name, justify="right")
-    table.add_column("all", justify="right")
-    table.add_column("added", justify="left")
-    table.add_column("seconds", justify="left")
-    added = ", ".join(f"{k} {v}" for k, v in sorted(report.problems_by_source.items())) or "-"
-    seconds = ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items())
-    table.add_row(
-        *[f"{100 * value:.0f}" for value in groups.values()], f"{100 * report.evaluation.accuracy:.0f}", added, seconds
-    )
-    return table
-
-
-def comparison_table(base, final, report_by: str = "level"):
-    from rich.table import Table
-
-    table = Table(title="held-out accuracy %: base model vs final policy", title_justify="left")
-    table.add_column("level" if report_by == "level" else "benchmark")
-    table.add_column("base", justify="right")
-    table.add_column("final", justify="right")
-    table.add_column("change", justify="right")
-    finals = accuracy_groups(final, report_by)
-    for name, value in accuracy_groups(base, report_by).items():
-        b, f = 100 * value, 100 * finals.get(name, 0.0)
-        table.add_row(name, f"{b:.1f}", f"{f:.1f}", f"{f - b:+.1f}")
-    table.add_row(
-        "all",
-        f"{100 * base.accuracy:.1f}",
-        f"{100 * final.accuracy:.1f}",
-        f"{100 * (final.accuracy - base.accuracy):+.1f}",
-    )
-    return table

@@ -1,7 +1,8 @@
-"""The DuckDB store of a run: schema and migrations (schema.py), idempotent appends, queries
-and Parquet snapshots (store.py)."""
+"""The DuckDB store of a run: schema and migrations (schema.py), idempotent appends, transactions
+and Parquet snapshots (store.py), and its reads (queries.py)."""
 
 from curriculum.records import SolveRate
-from curriculum.store.store import Store, StoreError, Weakness
+from curriculum.store.queries import Read
+from curriculum.store.store import Store, StoreError
 
-__all__ = ["SolveRate", "Store", "StoreError", "Weakness"]
+__all__ = ["Read", "SolveRate", "Store", "StoreError"]

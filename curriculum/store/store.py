@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -42,37 +42,17 @@ import pyarrow as pa
 
 from curriculum.errors import CurriculumError
 from curriculum.records import (
-    Attempt,
-    Problem,
     Record,
-    SolveRate,
-    StageRecord,
 )
 from curriculum.store import schema
+from curriculum.store.queries import READS, R, Read, StoreQueries
 
 
 class StoreError(CurriculumError):
     """The store cannot do what was asked; the message says why and what to do."""
 
 
-# --------------------------------------------------------------------------- results
-
-
-class Weakness(NamedTuple):
-    """A problem flagged by the SwS rule, with the numbers that flagged it."""
-
-    problem: Problem
-    best_accuracy: float
-    slope: float  # least-squares change of accuracy per round over the window
-    rounds: list[int]  # the rounds of the window, oldest first
-
-
 CHECKPOINT_THRESHOLD = "256MB"
-
-# Band edges are multiples of 1/k; allow for float rounding of correct/attempts.
-_RATE_TOLERANCE = 1e-9
-# A flat accuracy history can come out a hair below zero slope in floating point.
-_SLOPE_TOLERANCE = 1e-12
 
 
 # --------------------------------------------------------------------------- key filter
@@ -120,7 +100,7 @@ def _is_sorted(values: np.ndarray) -> bool:
 # --------------------------------------------------------------------------- store
 
 
-class Store:
+class Store(StoreQueries):
     """A curriculum run's DuckDB file. See the module docstring for the rules."""
 
     def __init__(self, path: str | Path, read_only: bool = False):
@@ -281,23 +261,23 @@ class Store:
             self._key_filters[name].add(hashes)
         return inserted
 
-    def read_with(self, held: Sequence[Record], method: str, *args: Any, **kwargs: Any) -> Any:
-        """What the read `method(*args, **kwargs)` answers as if `held` were stored, leaving the
-        store as it was: the records are inserted in a transaction that is rolled back after the
-        read. A stage reads its own writes this way and commits them once, with its stage record
-        (run/loop.py), so a stage killed before its commit leaves none of itself behind."""
-        if method in ("append", "read_with", "close") or method.startswith("_"):
-            raise StoreError(f"read_with: '{method}' is not a read")
-        read = getattr(self, method)
+    def read_with(self, held: Sequence[Record], read: Read[R]) -> R:
+        """What `read` (one of `StoreQueries`'s methods with its arguments) answers as if `held` were
+        stored, leaving the store as it was: the records are inserted in a transaction that is
+        rolled back after the read. A stage reads its own writes this way and commits them once,
+        with its stage record (run/stages.py), so a stage killed before its commit leaves none of
+        itself behind."""
+        if read.query not in READS and read.query is not Store.export_parquet:
+            raise StoreError(f"read_with: {read.query.__qualname__} is not a read of the store")
         if not held:
-            return read(*args, **kwargs)
+            return read(self)
         batches = [(table, _to_arrow(table, group)) for table, group in _group_by_table(list(held))]
         self.con.begin()
         self._in_transaction = True
         try:
             for table, batch in batches:
                 self._insert_new_rows(table, batch)  # the key filters stay those of the committed rows
-            return read(*args, **kwargs)
+            return read(self)
         finally:
             self._in_transaction = False
             _rollback(self.con)
@@ -348,221 +328,6 @@ class Store:
         finally:
             self.con.unregister("_candidates")
         return {row[0] for row in rows}
-
-    # -- solve rates and selection
-
-    def solve_rates(
-        self,
-        policy_version: int | None = None,
-        last_n_rounds: int | None = None,
-        problem_ids: Iterable[str] | None = None,
-    ) -> dict[str, SolveRate]:
-        """Per problem id: attempts, correct and rate (correct / attempts).
-
-        Over all attempts, or only those of one ``policy_version``, or only those
-        of the last ``last_n_rounds`` rounds (rounds ``> max(attempts.round) - n``);
-        filters combine. Problems with no attempt in scope are absent.
-        """
-        where, params = self._attempt_scope(policy_version, last_n_rounds, problem_ids)
-        rows = self.con.execute(
-            f"""SELECT problem_id, count(*), count_if(correct) FROM attempts {where}
-                GROUP BY problem_id ORDER BY problem_id""",
-            params,
-        ).fetchall()
-        return {pid: SolveRate(n, c, c / n) for pid, n, c in rows}
-
-    def problems_in_band(
-        self,
-        low: float,
-        high: float,
-        min_attempts: int = 1,
-        policy_version: int | None = None,
-        last_n_rounds: int | None = None,
-    ) -> list[Problem]:
-        """Problems whose solve rate lies in [low, high] with at least ``min_attempts``
-        attempts in scope (scope as in :meth:`solve_rates`), ordered by id."""
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"problems_in_band: need 0 <= low <= high <= 1, got low={low}, high={high}")
-        where, params = self._attempt_scope(policy_version, last_n_rounds, None)
-        rows = self.con.execute(
-            f"""WITH rates AS (
-                    SELECT problem_id, count(*) AS n, count_if(correct) / count(*) AS rate
-                    FROM attempts {where} GROUP BY problem_id)
-                SELECT {_select("problems", "p")} FROM problems p JOIN rates r ON r.problem_id = p.id
-                WHERE r.n >= ? AND r.rate BETWEEN ? AND ? ORDER BY p.id""",
-            [*params, min_attempts, low - _RATE_TOLERANCE, high + _RATE_TOLERANCE],
-        ).fetchall()
-        return _records("problems", rows)
-
-    def _attempt_scope(
-        self, policy_version: int | None, last_n_rounds: int | None, problem_ids: Iterable[str] | None
-    ) -> tuple[str, list[Any]]:
-        conditions, params = [], []
-        if policy_version is not None:
-            conditions.append("policy_version = ?")
-            params.append(policy_version)
-        if last_n_rounds is not None:
-            if last_n_rounds < 1:
-                raise ValueError(f"last_n_rounds must be >= 1, got {last_n_rounds}")
-            conditions.append("round > (SELECT max(round) FROM attempts) - ?")
-            params.append(last_n_rounds)
-        if problem_ids is not None:
-            conditions.append("problem_id IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(problem_ids))
-        return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
-
-    def accuracy_history(self, problem_ids: Iterable[str] | None = None) -> dict[str, dict[int, float]]:
-        """Per problem id: {round: accuracy of that round's attempts}, rounds ascending."""
-        where, params = self._attempt_scope(None, None, problem_ids)
-        rows = self.con.execute(
-            f"""SELECT problem_id, round, avg(correct::DOUBLE) FROM attempts {where}
-                GROUP BY problem_id, round ORDER BY problem_id, round""",
-            params,
-        ).fetchall()
-        history: dict[str, dict[int, float]] = {}
-        for pid, round_, accuracy in rows:
-            history.setdefault(pid, {})[round_] = accuracy
-        return history
-
-    def weakness_candidates(self, threshold: float = 0.5, window: int = 3, min_rounds: int = 2) -> list[Weakness]:
-        """The SwS weakness rule over each problem's accuracy history.
-
-        For each problem take the last ``window`` rounds in which it was attempted
-        (at least ``min_rounds`` of them); flag it when its best accuracy over
-        those rounds is below ``threshold`` AND the least-squares slope of
-        accuracy against round is negative. Steepest decline first.
-        """
-        if min_rounds < 2 or window < min_rounds:
-            raise ValueError(f"weakness_candidates: need 2 <= min_rounds <= window, got {min_rounds}, {window}")
-        rows = self.con.execute(
-            f"""WITH per_round AS (
-                    SELECT problem_id, round, avg(correct::DOUBLE) AS accuracy
-                    FROM attempts GROUP BY problem_id, round),
-                recent AS (
-                    SELECT *, row_number() OVER (PARTITION BY problem_id ORDER BY round DESC) AS age
-                    FROM per_round),
-                trend AS (
-                    SELECT problem_id, max(accuracy) AS best, regr_slope(accuracy, round) AS slope,
-                           list(round ORDER BY round) AS rounds
-                    FROM recent WHERE age <= ? GROUP BY problem_id)
-                SELECT {_select("problems", "p")}, t.best, t.slope, t.rounds
-                FROM trend t JOIN problems p ON p.id = t.problem_id
-                WHERE len(t.rounds) >= ? AND t.best < ? AND t.slope < ?
-                ORDER BY t.slope, p.id""",
-            [window, min_rounds, threshold, -_SLOPE_TOLERANCE],
-        ).fetchall()
-        found = _records("problems", rows)
-        return [Weakness(problem, row[1], row[2], list(row[3])) for problem, row in zip(found, rows)]
-
-    # -- lineage
-
-    def ancestors(self, problem_id: str) -> list[Problem]:
-        """The parent chain of a problem: its parent first, the root (a seed) last."""
-        self._require_problem(problem_id)
-        rows = self.con.execute(
-            f"""WITH RECURSIVE chain(id, parent_id, depth, path) AS (
-                    SELECT id, parent_id, 0, [id] FROM problems WHERE id = ?
-                    UNION ALL
-                    SELECT p.id, p.parent_id, c.depth + 1, list_append(c.path, p.id)
-                    FROM problems p JOIN chain c ON p.id = c.parent_id
-                    WHERE NOT list_contains(c.path, p.id))
-                SELECT {_select("problems", "p")} FROM chain c JOIN problems p ON p.id = c.id
-                WHERE c.depth > 0 ORDER BY c.depth""",
-            [problem_id],
-        ).fetchall()
-        return _records("problems", rows)
-
-    def descendants(self, problem_id: str) -> list[Problem]:
-        """Every problem derived from this one, transitively: children first, then by id."""
-        self._require_problem(problem_id)
-        rows = self.con.execute(
-            f"""WITH RECURSIVE tree(id, depth, path) AS (
-                    SELECT id, 0, [id] FROM problems WHERE id = ?
-                    UNION ALL
-                    SELECT p.id, t.depth + 1, list_append(t.path, p.id)
-                    FROM problems p JOIN tree t ON p.parent_id = t.id
-                    WHERE NOT list_contains(t.path, p.id))
-                SELECT {_select("problems", "p")} FROM tree t JOIN problems p ON p.id = t.id
-                WHERE t.depth > 0 ORDER BY t.depth, p.id""",
-            [problem_id],
-        ).fetchall()
-        return _records("problems", rows)
-
-    def _require_problem(self, problem_id: str) -> None:
-        if self.con.execute("SELECT count(*) FROM problems WHERE id = ?", [problem_id]).fetchone()[0] == 0:
-            raise KeyError(f"problem {problem_id!r} is not in the store {self.path}")
-
-    # -- plain reads
-
-    def get_problems(self, ids: Iterable[str]) -> list[Problem]:
-        """The stored problems among ``ids``, in the order asked; unknown ids are skipped."""
-        ids = list(ids)
-        rows = self.con.execute(
-            f"SELECT {_select('problems')} FROM problems WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids]
-        ).fetchall()
-        by_id = {problem.id: problem for problem in _records("problems", rows)}
-        return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
-
-    def problems(self, source: str | None = None, round: int | None = None) -> list[Problem]:
-        """Problems, optionally of one source and/or created in one round; by round, then id."""
-        conditions, params = [], []
-        if source is not None:
-            conditions.append("source = ?")
-            params.append(source)
-        if round is not None:
-            conditions.append("round_created = ?")
-            params.append(round)
-        where = "WHERE " + " AND ".join(conditions) if conditions else ""
-        rows = self.con.execute(
-            f"SELECT {_select('problems')} FROM problems {where} ORDER BY round_created, id", params
-        ).fetchall()
-        return _records("problems", rows)
-
-    def problem_ids(self) -> list[str]:
-        return [row[0] for row in self.con.execute("SELECT id FROM problems ORDER BY id").fetchall()]
-
-    def problem_counts_by_source(self, round: int | None = None) -> dict[str, int]:
-        """Problems per source, all or only those created in ``round``."""
-        where, params = ("WHERE round_created = ?", [round]) if round is not None else ("", [])
-        rows = self.con.execute(f"SELECT source, count(*) FROM problems {where} GROUP BY source", params).fetchall()
-        return dict(sorted(rows))
-
-    def attempts_for(self, problem_id: str) -> list[Attempt]:
-        """All attempts at one problem, by policy version, then sample index."""
-        rows = self.con.execute(
-            f"""SELECT {_select("attempts")} FROM attempts WHERE problem_id = ?
-                ORDER BY policy_version, sample_index""",
-            [problem_id],
-        ).fetchall()
-        return _records("attempts", rows)
-
-    def counts(self) -> dict[str, int]:
-        """Rows per table."""
-        return {
-            table.name: self.con.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0] for table in schema.TABLES
-        }
-
-    def latest_policy_version(self) -> int | None:
-        """The highest published policy version, or None before the first."""
-        return self.con.execute("SELECT max(version) FROM policies").fetchone()[0]
-
-    def round_attempts(self, round: int, problem_ids: Iterable[str] | None = None) -> list[Attempt]:
-        """The attempts made in one round (optionally at some problems), by problem id, then
-        policy version and sample index: what a resumed round reads back instead of re-sampling."""
-        where, params = "WHERE round = ?", [round]
-        if problem_ids is not None:
-            where += " AND problem_id IN (SELECT unnest(?::VARCHAR[]))"
-            params.append(list(problem_ids))
-        rows = self.con.execute(
-            f"SELECT {_select('attempts')} FROM attempts {where} ORDER BY problem_id, policy_version, sample_index",
-            params,
-        ).fetchall()
-        return _records("attempts", rows)
-
-    def stage_records(self) -> list[StageRecord]:
-        """Completed stages of every round (see `loop.RoundState`), in the order they completed."""
-        rows = self.con.execute(f"SELECT {_select('stages')} FROM stages ORDER BY round, created_at, id").fetchall()
-        return _records("stages", rows)
 
     # -- snapshots
 
@@ -633,23 +398,6 @@ def _hint(exc: BaseException) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _select(table_name: str, alias: str | None = None) -> str:
-    """SQL for one column holding each row as a JSON object of the record's fields.
-
-    ``model_validate_json`` parses it in Rust: half the time of building a dict
-    per row in Python and validating that (measured on the band query).
-    """
-    prefix = f"{alias}." if alias else ""
-    fields = ", ".join(f"{column} := {prefix}{column}" for column in schema.TABLE_BY_NAME[table_name].columns)
-    return f"to_json(struct_pack({fields}))"
-
-
-def _records(table_name: str, rows: Iterable[Sequence[Any]]) -> list[Any]:
-    """Records from rows whose first column is :func:`_select`'s JSON."""
-    validate_json = schema.TABLE_BY_NAME[table_name].record.model_validate_json
-    return [validate_json(row[0]) for row in rows]
 
 
 def _group_by_table(records: Sequence[Record]) -> list[tuple[schema.Table, list[Record]]]:

@@ -15,20 +15,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from curriculum.records import PreferencePair
+from curriculum.training.adapter import AdapterState, quiet_datasets
 from curriculum.training.batch import LearnBatch, LearnOutcome
 from curriculum.training.pairs import build_preference_pairs
-from curriculum.training.policy import PolicyLearner, quiet_datasets
 from curriculum.training.retention import AnchorLoss, anchored
 
 # The per-round metrics TRL's DPOTrainer logs that `update` reports (means over the logged steps).
 REWARD_METRICS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
 
 
-class DPOLearner(PolicyLearner):
+class DPO:
     """DPO on Socratic-Zero pairs built from the batch (pairs.py)."""
 
+    def __init__(self, state: AdapterState) -> None:
+        self.state = state
+
     def learn(self, batch: LearnBatch) -> LearnOutcome:
-        cfg = self.learner_cfg
+        cfg = self.state.learner_cfg
         pairs = [
             pair
             for group in batch.groups
@@ -42,22 +45,22 @@ class DPOLearner(PolicyLearner):
                 cfg.max_pairs_per_problem,
             )
         ]
-        return LearnOutcome(self.update(pairs, batch.round, self.anchor_for(batch, cfg.batch_size)), pairs)
+        return LearnOutcome(self.update(pairs, batch.round, self.state.anchor_for(batch, cfg.batch_size)), pairs)
 
     def update(self, pairs: Sequence[PreferencePair], round: int, anchor: AnchorLoss | None = None) -> dict[str, float]:
         """One round of DPO on `pairs` (plus the retention `anchor`'s term in every step); returns the
         round's metrics (`{"steps": 0}` without pairs)."""
         if not pairs:
-            self.last_log_history = []
+            self.state.last_log_history = []
             return {"steps": 0}
         start = time.perf_counter()
         dataset = self._dataset(pairs)
-        with quiet_datasets(not self.progress):
+        with quiet_datasets(not self.state.progress):
             trainer = self._trainer(dataset, round, anchor)
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
-        self._use_base_as_reference()
-        steps = self._run_trainer(trainer)
-        metrics = _mean_metrics(self.last_log_history)
+        self.state.use_base_as_reference()
+        steps = self.state.run_trainer(trainer)
+        metrics = _mean_metrics(self.state.last_log_history)
         metrics.update(
             steps=float(steps),
             pairs=float(len(pairs)),
@@ -71,7 +74,7 @@ class DPOLearner(PolicyLearner):
         from datasets import Dataset
 
         # Completions end in eos as in SFT (`build_sft_dataset`): the model learns to stop after an answer.
-        eos = self.tokenizer.eos_token
+        eos = self.state.tokenizer.eos_token
         return Dataset.from_dict(
             {
                 "prompt": [p.prompt for p in pairs],
@@ -84,41 +87,29 @@ class DPOLearner(PolicyLearner):
         from transformers import PrinterCallback
         from trl import DPOConfig, DPOTrainer
 
-        cfg = self.learner_cfg
+        cfg = self.state.learner_cfg
         if cfg.rpo_alpha is None:
             losses: dict[str, Any] = dict(loss_type=["sigmoid"])
         else:  # RPO in TRL 1.16: the DPO loss plus rpo_alpha x the NLL of the chosen completion
             losses = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, cfg.rpo_alpha])
         args = DPOConfig(
-            output_dir=str(self.work_dir / "dpo-trainer"),
+            **self.state.trainer_args("dpo", round),  # logs every step: the round's means cover them all
             beta=cfg.beta,
-            learning_rate=cfg.learning_rate,
             per_device_train_batch_size=cfg.batch_size,
             num_train_epochs=cfg.epochs,
             max_steps=cfg.steps_per_round or -1,  # a fixed step count (equal compute) overrides the epochs
-            **self.trainer_schedule,  # the optimizer (and a run-long schedule) carry on across rounds
-            weight_decay=0.0,
-            seed=self.seed + round,  # a different but reproducible shuffle each round
-            data_seed=self.seed + round,
-            **self.trainer_precision,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=1,  # every step is logged, so the round's means cover every step
-            disable_tqdm=not self.progress,
-            dataloader_num_workers=0,
-            gradient_checkpointing=False,  # TRL turns it on by default; it only costs time at these sizes
             max_length=None,  # never cut a completion silently; the Solver bounds their length
             **losses,
         )
         trainer = anchored(DPOTrainer, anchor)(
-            model=self.model,
+            model=self.state.model,
             ref_model=None,
             args=args,
             train_dataset=dataset,
-            processing_class=self.tokenizer,
-            optimizers=self.optimizers,
+            processing_class=self.state.tokenizer,
+            optimizers=self.state.optimizers,
         )
-        if not self.progress:  # without tqdm, transformers prints every log dict instead
+        if not self.state.progress:  # without tqdm, transformers prints every log dict instead
             trainer.remove_callback(PrinterCallback)
         return trainer
 

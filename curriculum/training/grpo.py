@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from curriculum.records import rate_within
+from curriculum.training.adapter import AdapterState, quiet_datasets
 from curriculum.training.batch import Group, LearnBatch, LearnOutcome
-from curriculum.training.policy import PolicyLearner, quiet_datasets
 from curriculum.training.retention import AnchorLoss, anchored
 
 log = logging.getLogger(__name__)
@@ -186,13 +186,11 @@ def use_rollout_logprobs(trainer: Any) -> None:
     trainer._last_loaded_step = -1
 
 
-class GRPOLearner(PolicyLearner):
-    """GRPO on the round's groups, with the difficulty filter; adapter and optimizer as in PolicyLearner."""
+class GRPO:
+    """GRPO on the round's groups, with the difficulty filter, on the shared adapter state."""
 
-    def __init__(
-        self, *args: Any, group_size: int, temperature: float, max_completion_length: int, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, state: AdapterState, group_size: int, temperature: float, max_completion_length: int) -> None:
+        self.state = state
         if group_size < 2:
             raise ValueError(f"GRPO needs groups of at least 2 attempts, got {group_size}")
         self.group_size = group_size
@@ -202,11 +200,11 @@ class GRPOLearner(PolicyLearner):
         self.max_completion_length = max_completion_length
 
     def learn(self, batch: LearnBatch) -> LearnOutcome:
-        cfg = self.learner_cfg
+        cfg = self.state.learner_cfg
         need = cfg.steps_per_round * cfg.grpo.groups_per_step if cfg.steps_per_round else None
         pool = [g for g in batch.groups if len(g.attempts) >= self.group_size]
         filtered = difficulty_filter(pool, *cfg.grpo.band(self.group_size), need)
-        anchor = self.anchor_for(batch, cfg.grpo.groups_per_step * self.group_size)
+        anchor = self.state.anchor_for(batch, cfg.grpo.groups_per_step * self.group_size)
         metrics = self.update_groups(filtered.kept, batch.round, anchor)
         metrics.update(
             groups_pool=float(len(pool)),
@@ -221,17 +219,17 @@ class GRPOLearner(PolicyLearner):
         """GRPO steps on `groups`: `steps_per_round` steps (default: `epochs` passes), each over
         `groups_per_step` groups; with fewer groups than that the batch shrinks to all of them,
         and with fewer than the steps need the groups are passed over again."""
-        cfg = self.learner_cfg
+        cfg = self.state.learner_cfg
         per_step = min(cfg.grpo.groups_per_step, len(groups))
         if per_step == 0:
-            self.last_log_history = []
+            self.state.last_log_history = []
             return {"steps": 0.0}
         start = time.perf_counter()
         batches = len(groups) // per_step
         groups = list(groups[: batches * per_step])  # a remainder smaller than a step stays out
         steps = cfg.steps_per_round or max(1, math.ceil(cfg.epochs * batches))
-        server = GroupServer(groups, self.tokenizer, self.group_size)
-        correction = self.learner_cfg.grpo.importance_sampling != "off"
+        server = GroupServer(groups, self.state.tokenizer, self.group_size)
+        correction = self.state.learner_cfg.grpo.importance_sampling != "off"
         corrected = correction and server.has_logprobs
         if correction and not corrected:  # TRL takes log-probs for the whole batch or none: say so
             log.warning(
@@ -240,17 +238,17 @@ class GRPOLearner(PolicyLearner):
                 round,
                 server.without_logprobs,
                 len(groups) * self.group_size,
-                self.learner_cfg.grpo.importance_sampling,
+                self.state.learner_cfg.grpo.importance_sampling,
             )
-        with quiet_datasets(not self.progress):
+        with quiet_datasets(not self.state.progress):
             trainer = self._grpo_trainer(groups, server, per_step, batches, steps, round, anchor, corrected)
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
-        self._use_base_as_reference()
-        steps_done = self._run_trainer(trainer)
+        self.state.use_base_as_reference()
+        steps_done = self.state.run_trainer(trainer)
         metrics = {
-            key: _mean(self.last_log_history, key)
+            key: _mean(self.state.last_log_history, key)
             for key in GRPO_METRICS  # kl: only with kl_beta > 0
-            if any(key in entry for entry in self.last_log_history)
+            if any(key in entry for entry in self.state.last_log_history)
         }
         metrics.update(
             steps=float(steps_done),
@@ -280,10 +278,9 @@ class GRPOLearner(PolicyLearner):
         from transformers import PrinterCallback
         from trl import GRPOConfig, GRPOTrainer
 
-        grpo = self.learner_cfg.grpo
+        grpo = self.state.learner_cfg.grpo
         args = GRPOConfig(
-            output_dir=str(self.work_dir / "grpo-trainer"),
-            learning_rate=self.learner_cfg.learning_rate,
+            **self.state.trainer_args("grpo", round),
             per_device_train_batch_size=per_step * self.group_size,
             gradient_accumulation_steps=1,
             num_generations=self.group_size,
@@ -298,17 +295,6 @@ class GRPOLearner(PolicyLearner):
             epsilon=grpo.epsilon,
             loss_type=grpo.loss_type,
             scale_rewards=grpo.scale_rewards,
-            **self.trainer_schedule,  # the optimizer (and a run-long schedule) carry on across rounds
-            weight_decay=0.0,
-            seed=self.seed + round,
-            data_seed=self.seed + round,
-            **self.trainer_precision,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=1,
-            disable_tqdm=not self.progress,
-            dataloader_num_workers=0,
-            gradient_checkpointing=False,
             log_completions=False,
             vllm_importance_sampling_correction=corrected,
             **({"vllm_importance_sampling_mode": grpo.importance_sampling} if corrected else {}),
@@ -317,17 +303,17 @@ class GRPOLearner(PolicyLearner):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*rollout_func.*experimental")
             trainer = anchored(GRPOTrainer, anchor)(
-                model=self.model,
+                model=self.state.model,
                 reward_funcs=[verifier_reward],
                 args=args,
                 train_dataset=dataset,
-                processing_class=self.tokenizer,
+                processing_class=self.state.tokenizer,
                 rollout_func=server,
-                optimizers=self.optimizers,
+                optimizers=self.state.optimizers,
             )
         if corrected:
             use_rollout_logprobs(trainer)
-        if not self.progress:
+        if not self.state.progress:
             trainer.remove_callback(PrinterCallback)
         return trainer
 

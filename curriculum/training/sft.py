@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.records import Problem
+from curriculum.training.adapter import AdapterState, quiet_datasets
 from curriculum.training.batch import Group, LearnBatch, LearnOutcome
-from curriculum.training.policy import PolicyLearner, quiet_datasets
+from curriculum.training.retention import anchored
+from curriculum.training.trl_args import trl_args
 
 # ----------------------------------------------------------------------------- reusable pieces
 
@@ -100,38 +102,23 @@ def sft_args(
     warmup_ratio: float,
     seed: int,
     progress: bool = False,
-    use_cpu: bool = True,
-    max_steps: int = -1,
+    precision: dict[str, Any] | None = None,
     logging_steps: int = 50,
-    **overrides: Any,
+    max_steps: int = -1,
 ) -> Any:
-    """An `SFTConfig` for our runs: no checkpoints, no reporting, cosine decay after warmup."""
+    """An `SFTConfig` for pretraining and the Generator: cosine decay after warmup (`trl_args` for the rest)."""
     from trl import SFTConfig
 
-    settings: dict[str, Any] = dict(
-        output_dir=str(output_dir),
+    return SFTConfig(
+        **trl_args(output_dir, seed=seed, progress=progress, precision=precision, logging_steps=logging_steps),
         learning_rate=learning_rate,
         per_device_train_batch_size=batch_size,
         num_train_epochs=epochs,
-        max_steps=max_steps,
+        max_steps=max_steps,  # -1: `epochs` passes
         warmup_steps=warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         lr_scheduler_type="cosine",
-        weight_decay=0.0,
-        seed=seed,
-        data_seed=seed,
-        use_cpu=use_cpu,
-        bf16=False,
-        fp16=False,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=logging_steps,
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
-        gradient_checkpointing=False,  # TRL turns it on by default; it only costs time at toy sizes
         max_length=None,  # traces are short; never cut one silently
     )
-    settings.update(overrides)
-    return SFTConfig(**settings)
 
 
 def make_sft_trainer(
@@ -179,8 +166,11 @@ def sft_examples(group: Group) -> tuple[list[str], bool]:
     return [], False
 
 
-class SFTLearner(PolicyLearner):
+class SFT:
     """Rejection-sampling fine-tuning: SFT of the adapter on the round's correct attempts."""
+
+    def __init__(self, state: AdapterState) -> None:
+        self.state = state
 
     def learn(self, batch: LearnBatch) -> LearnOutcome:
         prompts: list[str] = []
@@ -191,7 +181,7 @@ class SFTLearner(PolicyLearner):
             prompts += [group.prompt] * len(texts)
             completions += texts
             from_reference += len(texts) if is_reference else 0
-        anchor = self.anchor_for(batch, self.learner_cfg.batch_size)
+        anchor = self.state.anchor_for(batch, self.state.learner_cfg.batch_size)
         metrics = self.update_examples(prompts, completions, batch.round, anchor)
         metrics["examples_from_reference"] = float(from_reference)
         return LearnOutcome(metrics)
@@ -200,44 +190,36 @@ class SFTLearner(PolicyLearner):
         self, prompts: Sequence[str], completions: Sequence[str], round: int, anchor: Any = None
     ) -> dict[str, float]:
         from datasets import Dataset
-        from trl import SFTTrainer
-
-        from curriculum.training.retention import anchored
+        from trl import SFTConfig, SFTTrainer
 
         if not prompts:
-            self.last_log_history = []
+            self.state.last_log_history = []
             return {"steps": 0.0, "examples": 0.0}
         start = time.perf_counter()
-        cfg = self.learner_cfg
-        eos = self.tokenizer.eos_token
+        cfg = self.state.learner_cfg
+        eos = self.state.tokenizer.eos_token
         dataset = Dataset.from_dict(
             {"prompt": list(prompts), "completion": [c if c.endswith(eos) else c + eos for c in completions]}
         )
-        args = sft_args(
-            self.work_dir / "sft-trainer",
-            learning_rate=cfg.learning_rate,
-            batch_size=cfg.batch_size,
-            epochs=cfg.epochs,
-            warmup_ratio=cfg.warmup_ratio,
-            seed=self.seed + round,
-            progress=self.progress,
-            max_steps=cfg.steps_per_round or -1,
-            logging_steps=1,
-            **self.trainer_schedule,
-            **self.trainer_precision,
+        args = SFTConfig(
+            **self.state.trainer_args("sft", round),
+            per_device_train_batch_size=cfg.batch_size,
+            num_train_epochs=cfg.epochs,
+            max_steps=cfg.steps_per_round or -1,  # a fixed step count (equal compute) overrides the epochs
+            max_length=None,  # never cut a completion silently; the Solver bounds their length
         )
-        with quiet_datasets(not self.progress):
+        with quiet_datasets(not self.state.progress):
             trainer = make_sft_trainer(
-                self.model,
-                self.tokenizer,
+                self.state.model,
+                self.state.tokenizer,
                 dataset,
                 args,
-                optimizers=self.optimizers,
+                optimizers=self.state.optimizers,
                 trainer_class=anchored(SFTTrainer, anchor),
             )
         setup = time.perf_counter() - start  # the data and the round's trainer, before the first step
-        steps = self._run_trainer(trainer)
-        losses = [float(e["loss"]) for e in self.last_log_history]
+        steps = self.state.run_trainer(trainer)
+        losses = [float(e["loss"]) for e in self.state.last_log_history]
         return {
             "loss": sum(losses) / len(losses) if losses else float("nan"),
             "steps": float(steps),

@@ -30,12 +30,14 @@ from agents import roles as factories
 from curriculum import faults
 from curriculum.config import from_dict
 from curriculum.evaluation import Cell, EvalResult
-from curriculum.files import atomic_write_text
+from curriculum.files import FolderFiles, atomic_write_text
 from curriculum.records import Attempt, Problem
-from curriculum.run.loop import CoEvolution, Roles
+from curriculum.roles.api import Roles
+from curriculum.roles.solver import GradedAttempts
+from curriculum.run.actors import restore_on_restart
+from curriculum.run.loop import CoEvolution
 from curriculum.run.resume import compare_stores
-from curriculum.run.runner import _restore_on_restart
-from curriculum.training.batch import LearnOutcome
+from curriculum.training.batch import LearnOutcome, PolicyRef
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,11 +68,15 @@ METHODS = {
         "append": 19,
         "close": 1,
     },
-    "solver": {"attempt": 3, "use_policy": 2, "evaluate": 2},
+    "solver": {"attempt": 3, "load_policy": 2, "evaluate": 2},
     "teacher": {"teach": 2},
     "learner": {"learn": 2, "publish": 2, "restore": 1},
     "generator": {"train": 2, "propose": 2, "restore": 1},
 }
+
+
+def policy_ref(version, path):
+    return PolicyRef(version, f"v{version}", str(path), FolderFiles(str(path), {}))
 
 
 def digest(*parts) -> str:
@@ -89,9 +95,9 @@ class ScriptedSolver:
         self.weights = "base"
         self.policy_version = 0
 
-    def use_policy(self, version, adapter_path):
-        self.policy_version = version
-        self.weights = weights_file(adapter_path).read_text() if adapter_path else "base"
+    def load_policy(self, policy):
+        self.policy_version = 0 if policy is None else policy.version
+        self.weights = weights_file(policy.uri).read_text() if policy is not None else "base"
 
     def attempt(self, problems, round, seed, progress=False):
         out = []
@@ -112,7 +118,7 @@ class ScriptedSolver:
                         created_by="solver",
                     )
                 )
-        return out
+        return GradedAttempts(out)
 
     def evaluate(self, problems, max_new_tokens, batch_size):
         correct = sum(int(digest(p.id, self.weights), 16) % 2 for p in problems)
@@ -133,10 +139,10 @@ class ScriptedLearner:
 
     def publish(self, version, path):
         atomic_write_text(weights_file(path), self.weights)
-        return path
+        return policy_ref(version, path)
 
-    def policy_files(self, path):  # what the Solvers are sent: here the path itself
-        return path
+    def published(self, version, path):
+        return policy_ref(version, path)
 
     def restore(self, path):
         self.weights = weights_file(path).read_text()
@@ -208,7 +214,7 @@ def run(run_dir: Path, kills: Sequence[str] = ()) -> tuple[list, dict[str, int]]
             ),
         )
         loop = CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), run_dir, prompt=lambda q: q + "\n")
-        _restore_on_restart(roles, loop)
+        restore_on_restart(roles, loop.restore)
         loop.resume()  # a fresh store: nothing to restore, but the read is one the loop makes
         reports = [loop.prepare_seeds()] + [loop.run_round(r) for r in range(1, ROUNDS + 1)]
         roles.store.call("close").result()

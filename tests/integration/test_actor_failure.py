@@ -45,17 +45,17 @@ def test_workers_import_the_run_s_copy_of_the_code(local_ray):
 
     @ray.remote
     def imported_from() -> list[str]:
-        import agents.actor
+        import agents.proxy
         import curriculum.run.loop
 
-        return [curriculum.run.loop.__file__, agents.actor.__file__]
+        return [curriculum.run.loop.__file__, agents.proxy.__file__]
 
     files = ray.get(imported_from.remote())
     # Ray unpacks the run's code/ folder as the workers' working_dir: not the checkout they were launched from.
     assert all("working_dir_files" in path and not path.startswith(str(actor_kills.ROOT)) for path in files), files
     assert [Path(f).read_bytes() for f in files] == [
         (local_ray / "curriculum/run/loop.py").read_bytes(),
-        (local_ray / "agents/actor.py").read_bytes(),
+        (local_ray / "agents/proxy.py").read_bytes(),
     ]
 
 

@@ -10,11 +10,12 @@ import pytest
 
 from agents import cluster
 from agents import roles as factories
-from agents.actor import RayRole, RoleActor
+from agents.proxy import RayRole, role_actor
 from curriculum.config import from_dict
 from curriculum.engines.hf import HFEngine
 from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
 from curriculum.records import Attempt, Problem
+from curriculum.roles.api import LearnerRole, SolverRole
 from curriculum.training.batch import Group, LearnBatch
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ PROMPTS = ["1+1=?\n", "2+3=?\n"]
 
 
 def actor(factory, name: str) -> RayRole:
-    return RayRole(RoleActor.options(num_cpus=0.01).remote(factory, 1), name)
+    return RayRole(role_actor().options(num_cpus=0.01).remote(factory, 1), name)
 
 
 def test_solvers_without_the_learners_disk_load_the_policy_sent_to_them(tmp_path):
@@ -84,21 +85,20 @@ def test_solvers_without_the_learners_disk_load_the_policy_sent_to_them(tmp_path
             )
             for i in range(2)
         ]
-        learner.call("learn", batch).result()
+        learner.call(LearnerRole.learn, batch).result()
         published = learner_disk / "checkpoints" / "policy_v0001"
-        learner.call("publish", 1, str(published)).result()
-        files = learner.call("policy_files", str(published))
-        files.result()
+        policy = learner.call(LearnerRole.publish, 1, str(published))
+        policy.result()
         reference = shutil.copytree(published, tmp_path / "reference")
         shutil.rmtree(learner_disk)  # what the Solvers' machines see of the Learner's disk: nothing
 
         for solver in solvers:  # the pending result itself is the argument: Ray sends its ObjectRef
-            solver.call("use_policy", 1, files).result()
+            solver.call(SolverRole.load_policy, policy).result()  # type: ignore[arg-type]
         expected = HFEngine.from_pretrained(base, adapter=reference).generate(PROMPTS, temperature=0, max_new_tokens=8)
         base_out = HFEngine.from_pretrained(base).generate(PROMPTS, temperature=0, max_new_tokens=8)
         assert expected != base_out  # the Learner's update changed the policy
         for i, solver in enumerate(solvers):
-            got = solver.call("evaluate", problems, 8, 4).result()
+            got = solver.call(SolverRole.evaluate, problems, 8, 4).result()
             assert [item.completion for item in got.items] == [g[0].text for g in expected]
             assert (tmp_path / f"solver-node-{i}" / "policies" / "policy_v0001" / "adapter_model.safetensors").is_file()
     finally:

@@ -124,7 +124,7 @@ def test_seeds_come_from_gsm8k_train_and_attempts_are_graded_against_its_answers
         )
         # no level field in GSM8K: the base model's solve rate at screening sets it (all 0 -> level 5)
         assert {p.level for p in seeds} == {5}
-        attempts = [a for p in seeds for a in store.attempts_for(p.id)]
+        attempts = [a for round_ in (0, 1, 2) for a in store.round_attempts(round_, [p.id for p in seeds])]
         rounds = {a.round for a in attempts}
         assert rounds == {0, 1, 2} and not any(a.correct for a in attempts)
         for problem in store.problems():  # every problem's lineage reaches a seed of the data set

@@ -27,14 +27,14 @@ def test_a_role_is_built_with_its_threads_not_rays_one_per_cpu():
     from ray import cloudpickle
 
     from agents import cluster
-    from agents.actor import RayRole, RoleActor
+    from agents.proxy import RayRole, role_actor
     from curriculum.config import RayConfig
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actor cannot import this test module
     cluster.start_ray(RayConfig(num_cpus=2))
     try:
         # one CPU reserved (Ray sets OMP_NUM_THREADS=1 for it), two threads given, as threads_for can
-        role = RayRole(RoleActor.options(num_cpus=1).remote(ThreadsWhenBuilt, 2), "role")
-        assert role.call("threads").result() == (2, 2)
+        role = RayRole(role_actor().options(num_cpus=1).remote(ThreadsWhenBuilt, 2), "role")
+        assert role.call(ThreadsWhenBuilt.threads).result() == (2, 2)
     finally:
         ray.shutdown()

@@ -24,7 +24,7 @@ def test_no_server_is_left_behind_when_the_driver_is_killed(tmp_path):
         from functools import partial
         sys.path.insert(0, {str(ROOT)!r})
         import ray
-        from agents.actor import RayRole, RoleActor
+        from agents.proxy import RayRole, role_actor
         from agents.serve import ModelServer
         from curriculum.config import ServeConfig
 
@@ -33,8 +33,8 @@ def test_no_server_is_left_behind_when_the_driver_is_killed(tmp_path):
                                command=lambda port: [sys.executable, {str(FAKE)!r}, str(port), {str(pids)!r}])
 
         ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
-        role = RayRole(RoleActor.options(num_cpus=0).remote(server, 1), "teacher")
-        print("served", role.call("ensure_running").result().base_url, flush=True)
+        role = RayRole(role_actor().options(num_cpus=0).remote(server, 1), "teacher")
+        print("served", role.call(ModelServer.ensure_running).result().base_url, flush=True)
         time.sleep(600)
     """)
     driver = subprocess.Popen([sys.executable, "-c", driver_code], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
@@ -62,16 +62,16 @@ def test_a_user_error_raised_in_an_actor_reaches_the_driver_as_its_one_line():
     from ray import cloudpickle
 
     from agents import cluster
-    from agents.actor import RayRole, RoleActor
+    from agents.proxy import RayRole, role_actor
     from curriculum.config import RayConfig
     from curriculum.roles.teacher.endpoint import EndpointError
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actor cannot import this test module
     cluster.start_ray(RayConfig(num_cpus=1))
     try:
-        role = RayRole(RoleActor.options(num_cpus=0).remote(DeadEndpointTeacher, 1), "teacher")
+        role = RayRole(role_actor().options(num_cpus=0).remote(DeadEndpointTeacher, 1), "teacher")
         with pytest.raises(EndpointError) as caught:
-            role.call("teach", [], [], 1).result()
+            role.call(DeadEndpointTeacher.teach, [], [], 1).result()
         assert str(caught.value) == "the Teacher's endpoint teacher @ http://127.0.0.1:9/v1 is not reachable"
     finally:
         ray.shutdown()

@@ -1,15 +1,22 @@
 """Scripted roles for loop tests that need a round to run, not a model to learn."""
 
 from curriculum.evaluation import EvalResult
+from curriculum.files import FolderFiles
 from curriculum.records import Attempt
-from curriculum.training.batch import LearnOutcome
+from curriculum.roles.solver import GradedAttempts
+from curriculum.training.batch import LearnOutcome, PolicyRef
+
+
+def policy_ref(version, path):
+    """A published version without adapter files (what scripted Solvers are sent)."""
+    return PolicyRef(version, f"v{version}", str(path), FolderFiles(str(path), {}))
 
 
 class WrongSolver:
     """Four wrong attempts ("answer: 0") at every problem."""
 
     def attempt(self, problems, round, seed, progress=False):
-        return [
+        return GradedAttempts(
             Attempt(
                 problem_id=p.id,
                 policy_version=0,
@@ -23,9 +30,9 @@ class WrongSolver:
             )
             for p in problems
             for i in range(4)
-        ]
+        )
 
-    def use_policy(self, version, adapter_path):
+    def load_policy(self, policy):
         pass
 
     def evaluate(self, problems, max_new_tokens, batch_size):
@@ -39,7 +46,7 @@ class NoOpLearner:
         return LearnOutcome({"loss": 0.0})
 
     def publish(self, version, path):
-        return path
+        return policy_ref(version, path)
 
-    def policy_files(self, path):
-        return path
+    def published(self, version, path):
+        return policy_ref(version, path)

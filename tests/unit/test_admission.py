@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 from scripted_roles import NoOpLearner, WrongSolver
 
+from agents.proxy import LocalRole
 from curriculum.config import from_dict
 from curriculum.curricula import admission
 from curriculum.records import Problem
+from curriculum.roles.api import Roles
 from curriculum.roles.teacher import TeachingResult
-from curriculum.run.loop import CoEvolution, LocalRole, Roles
+from curriculum.run.loop import CoEvolution
 from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
 

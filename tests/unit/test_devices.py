@@ -23,7 +23,8 @@ def test_on_a_gpu_the_solvers_engine_and_the_learner_hold_their_weights_and_samp
     from curriculum.config import LearnerConfig, LoraConfig
     from curriculum.engines.hf import HFEngine
     from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
-    from curriculum.training.grpo import GRPOLearner
+    from curriculum.training.adapter import AdapterState
+    from curriculum.training.grpo import GRPO
 
     tokenizer = build_char_tokenizer()
     save_model(build_tiny_model(SMALL, tokenizer), tokenizer, tmp_path / "tiny")
@@ -32,18 +33,15 @@ def test_on_a_gpu_the_solvers_engine_and_the_learner_hold_their_weights_and_samp
     assert engine.device.type == "cuda"
     [[sample]] = engine.generate(["1+1=?\n"], max_new_tokens=4, temperature=1.0)
     assert sample.num_tokens >= 1
-    learner = GRPOLearner(
-        tmp_path / "tiny",
-        LoraConfig(r=4, alpha=8),
-        LearnerConfig(),
-        tmp_path / "learner",
-        seed=0,
-        device=device,
+    learner = GRPO(
+        AdapterState(
+            tmp_path / "tiny", LoraConfig(r=4, alpha=8), LearnerConfig(), tmp_path / "learner", seed=0, device=device
+        ),
         group_size=4,
         temperature=1.0,
         max_completion_length=8,
     )
-    assert {p.device.type for p in learner.model.parameters()} == {"cuda"} and not learner.use_cpu
+    assert {p.device.type for p in learner.state.model.parameters()} == {"cuda"} and not learner.state.use_cpu
 
 
 def test_dtype_auto_is_float32_on_cpu_and_explicit_dtypes_stay():

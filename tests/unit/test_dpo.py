@@ -10,8 +10,8 @@ from curriculum.models import (
     load_model_and_tokenizer,
 )
 from curriculum.records import PreferencePair
-from curriculum.training.dpo import DPOLearner
-from curriculum.training.policy import OPTIMIZER_FILE, LearnerStateError
+from curriculum.training.adapter import OPTIMIZER_FILE, AdapterState, LearnerStateError
+from curriculum.training.dpo import DPO
 
 LORA = LoraConfig(r=4, alpha=8)
 BETA = 0.1
@@ -64,15 +64,15 @@ def chosen_token_nll(model, tokenizer, pairs):
 @pytest.fixture(scope="module")
 def run(base_path, tmp_path_factory):
     """Two rounds on one Learner, with what the tests need recorded along the way."""
-    learner = DPOLearner(base_path, LORA, LEARNER, tmp_path_factory.mktemp("work"), seed=0)
-    start = snapshot(learner.model)
+    learner = DPO(AdapterState(base_path, LORA, LEARNER, tmp_path_factory.mktemp("work"), seed=0))
+    start = snapshot(learner.state.model)
     first = learner.update(PAIRS, round=1)
-    first_log, steps_after_first = learner.last_log_history, learner.optimizer_steps
-    after_first = snapshot(learner.model)
+    first_log, steps_after_first = learner.state.last_log_history, learner.state.optimizer_steps
+    after_first = snapshot(learner.state.model)
     # What round 2's first step must report if its reference is the base model (adapter off).
-    policy = completion_logps(learner.model, learner.tokenizer, PAIRS, "chosen")
-    with learner.model.disable_adapter():
-        base = completion_logps(learner.model, learner.tokenizer, PAIRS, "chosen")
+    policy = completion_logps(learner.state.model, learner.state.tokenizer, PAIRS, "chosen")
+    with learner.state.model.disable_adapter():
+        base = completion_logps(learner.state.model, learner.state.tokenizer, PAIRS, "chosen")
     expected_reward = float(BETA * (policy - base).mean())
     second = learner.update(PAIRS, round=2)
     return SimpleNamespace(
@@ -82,14 +82,14 @@ def run(base_path, tmp_path_factory):
         first=first,
         second=second,
         first_log=first_log,
-        second_log=learner.last_log_history,
+        second_log=learner.state.last_log_history,
         steps_after_first=steps_after_first,
         expected_reward=expected_reward,
     )
 
 
 def test_update_trains_every_lora_parameter_and_leaves_the_base_alone(run):
-    trainable = {name for name, p in run.learner.model.named_parameters() if p.requires_grad}
+    trainable = {name for name, p in run.learner.state.model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in name for name in trainable)
     changed = {name for name, value in run.after_first.items() if not torch.equal(value, run.start[name])}
     assert changed == trainable
@@ -106,7 +106,7 @@ def test_metrics_are_finite_and_cover_every_step(run):
 
 def test_optimizer_state_carries_over_between_rounds(run):
     assert run.steps_after_first == 3
-    assert run.learner.optimizer_steps == 6
+    assert run.learner.state.optimizer_steps == 6
 
 
 def test_reference_of_every_round_is_the_base_model(run):
@@ -120,70 +120,70 @@ def test_reference_of_every_round_is_the_base_model(run):
 def test_rpo_alpha_adds_the_nll_of_the_chosen_completion(base_path, tmp_path):
     alpha = 0.5
     cfg = LEARNER.model_copy(update={"rpo_alpha": alpha, "epochs": 1.0})
-    learner = DPOLearner(base_path, LORA, cfg, tmp_path, seed=0)
-    nll = chosen_token_nll(learner.model, learner.tokenizer, PAIRS)
+    learner = DPO(AdapterState(base_path, LORA, cfg, tmp_path, seed=0))
+    nll = chosen_token_nll(learner.state.model, learner.state.tokenizer, PAIRS)
     learner.update(PAIRS, round=1)
     # First step: policy == reference, so the DPO term is log 2.
-    assert learner.last_log_history[0]["loss"] == pytest.approx(math.log(2) + alpha * nll, rel=1e-4)
+    assert learner.state.last_log_history[0]["loss"] == pytest.approx(math.log(2) + alpha * nll, rel=1e-4)
 
 
 def test_zero_pairs_is_a_no_op(run):
-    before, steps = snapshot(run.learner.model), run.learner.optimizer_steps
+    before, steps = snapshot(run.learner.state.model), run.learner.state.optimizer_steps
     assert run.learner.update([], round=3) == {"steps": 0}
-    after = snapshot(run.learner.model)
+    after = snapshot(run.learner.state.model)
     assert all(torch.equal(before[name], after[name]) for name in before)
-    assert run.learner.optimizer_steps == steps
+    assert run.learner.state.optimizer_steps == steps
 
 
 def test_publish_and_restore_round_trip_adapter_and_optimizer(run, base_path, tmp_path):
     learner = run.learner
-    path = learner.publish(2, tmp_path / "v2")
+    path = learner.state.publish(2, tmp_path / "v2").uri
     files = {p.name for p in (tmp_path / "v2").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", OPTIMIZER_FILE} <= files
     assert "ref" not in files  # TRL's reference copy is not part of the policy
     assert [p.name for p in tmp_path.iterdir()] == ["v2"]  # no temporary folder left behind
 
-    inputs = torch.tensor([learner.tokenizer("3+4=?\nanswer: 7")["input_ids"]])
+    inputs = torch.tensor([learner.state.tokenizer("3+4=?\nanswer: 7")["input_ids"]])
     with torch.no_grad():
-        expected = learner.model(inputs).logits
-    restored = DPOLearner(base_path, LORA, LEARNER, tmp_path / "work", seed=1)  # other LoRA init
-    assert restored.restore(path) == 2
+        expected = learner.state.model(inputs).logits
+    restored = DPO(AdapterState(base_path, LORA, LEARNER, tmp_path / "work", seed=1))  # other LoRA init
+    assert restored.state.restore(path) == 2
     with torch.no_grad():
-        assert torch.allclose(restored.model(inputs).logits, expected, atol=1e-6)
+        assert torch.allclose(restored.state.model(inputs).logits, expected, atol=1e-6)
     # The Solver's way of loading a published version sees the same policy.
     base, _ = load_model_and_tokenizer(base_path)
     with torch.no_grad():
         assert torch.allclose(load_adapter(base, path).eval()(inputs).logits, expected, atol=1e-6)
 
-    saved, loaded = learner.optimizer.state_dict(), restored.optimizer.state_dict()
-    assert restored.optimizer_steps == learner.optimizer_steps == 6
+    saved, loaded = learner.state.optimizer.state_dict(), restored.state.optimizer.state_dict()
+    assert restored.state.optimizer_steps == learner.state.optimizer_steps == 6
     assert saved["state"].keys() == loaded["state"].keys()
     for index, state in saved["state"].items():
         assert torch.equal(state["exp_avg"], loaded["state"][index]["exp_avg"])
         assert torch.equal(state["exp_avg_sq"], loaded["state"][index]["exp_avg_sq"])
 
-    learner.publish(3, path)  # publishing over an existing folder replaces it
-    assert restored.restore(path) == 3
+    learner.state.publish(3, path)  # publishing over an existing folder replaces it
+    assert restored.state.restore(path) == 3
 
 
 def test_restore_refuses_what_it_cannot_load(run, base_path, tmp_path):
     with pytest.raises(LearnerStateError, match="not a published Learner folder"):
-        run.learner.restore(tmp_path)
-    path = run.learner.publish(2, tmp_path / "v2")
-    other = DPOLearner(base_path, LoraConfig(r=2, alpha=4), LEARNER, tmp_path / "work", seed=0)
+        run.learner.state.restore(tmp_path)
+    path = run.learner.state.publish(2, tmp_path / "v2").uri
+    other = DPO(AdapterState(base_path, LoraConfig(r=2, alpha=4), LEARNER, tmp_path / "work", seed=0))
     with pytest.raises(LearnerStateError, match="another shape"):
-        other.restore(path)
+        other.state.restore(path)
 
 
 def test_a_restored_learner_continues_like_the_original(base_path, tmp_path):
-    original = DPOLearner(base_path, LORA, LEARNER, tmp_path / "a", seed=0)
+    original = DPO(AdapterState(base_path, LORA, LEARNER, tmp_path / "a", seed=0))
     original.update(PAIRS, round=1)
-    path = original.publish(1, tmp_path / "v1")
-    resumed = DPOLearner(base_path, LORA, LEARNER, tmp_path / "b", seed=1)
-    resumed.restore(path)
+    path = original.state.publish(1, tmp_path / "v1").uri
+    resumed = DPO(AdapterState(base_path, LORA, LEARNER, tmp_path / "b", seed=1))
+    resumed.state.restore(path)
     original.update(PAIRS, round=2)
     resumed.update(PAIRS, round=2)
-    assert resumed.optimizer_steps == original.optimizer_steps == 6
-    expected = dict(original.model.named_parameters())
-    for name, param in resumed.model.named_parameters():
+    assert resumed.state.optimizer_steps == original.state.optimizer_steps == 6
+    expected = dict(original.state.model.named_parameters())
+    for name, param in resumed.state.model.named_parameters():
         assert torch.allclose(param, expected[name], atol=1e-6), name

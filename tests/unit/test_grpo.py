@@ -6,10 +6,11 @@ import torch
 from curriculum.config import GRPOSettings, LearnerConfig, LoraConfig
 from curriculum.models import build_char_tokenizer
 from curriculum.records import Attempt, Problem
+from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import Group, LearnBatch
 from curriculum.training.grpo import (
+    GRPO,
     GroupServer,
-    GRPOLearner,
     completion_ids,
     difficulty_filter,
 )
@@ -87,30 +88,30 @@ def test_learn_filters_then_updates_every_lora_parameter(base_path, tmp_path):
     cfg = LearnerConfig(
         learning_rate=1e-2, steps_per_round=2, grpo=GRPOSettings(groups_per_step=2, filter_low=0.25, filter_high=0.75)
     )
-    learner = GRPOLearner(
-        base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0, max_completion_length=16
+    learner = GRPO(
+        AdapterState(base_path, LORA, cfg, tmp_path, seed=0), group_size=K, temperature=1.0, max_completion_length=16
     )
-    start = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+    start = {n: p.detach().clone() for n, p in learner.state.model.named_parameters()}
     pool = [group(i, c) for i, c in enumerate([4, 1, 0, 3, 2, 2, 0, 1])]
     outcome = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(pool)))
     m = outcome.metrics
     assert outcome.pairs == []
     assert (m["steps"], m["groups_kept"], m["groups_dropped"], m["groups_unused"], m["groups_short"]) == (2, 4, 2, 2, 0)
-    assert learner.optimizer_steps == 2
+    assert learner.state.optimizer_steps == 2
     # The reward TRL saw is the verifier grade of the kept groups' attempts: (1 + 3 + 2 + 2) / 16.
     assert m["reward"] == pytest.approx(8 / 16)
     assert math.isfinite(m["loss"])
-    trainable = {n for n, p in learner.model.named_parameters() if p.requires_grad}
+    trainable = {n for n, p in learner.state.model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
-    changed = {n for n, p in learner.model.named_parameters() if not torch.equal(p, start[n])}
+    changed = {n for n, p in learner.state.model.named_parameters() if not torch.equal(p, start[n])}
     assert changed == trainable
-    assert "ref" not in learner.model.peft_config  # no TRL reference copy is left in the policy
+    assert "ref" not in learner.state.model.peft_config  # no TRL reference copy is left in the policy
 
     # A round where every group is uniform gives GRPO no gradient: nothing is trained.
-    before = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+    before = {n: p.detach().clone() for n, p in learner.state.model.named_parameters()}
     idle = learner.learn(LearnBatch(round=2, policy_version=1, groups=(group(0, 0), group(1, 4))))
     assert idle.metrics["steps"] == 0 and idle.metrics["groups_short"] == 4
-    assert all(torch.equal(p, before[n]) for n, p in learner.model.named_parameters())
+    assert all(torch.equal(p, before[n]) for n, p in learner.state.model.named_parameters())
 
 
 def test_server_hands_back_the_solvers_token_ids_and_logprobs():
@@ -173,12 +174,14 @@ def test_trl_corrects_with_the_rollout_logprobs(base_path, tmp_path):
     cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=2, grpo=GRPOSettings(groups_per_step=4))
 
     def learn(groups):
-        learner = GRPOLearner(
-            base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0, max_completion_length=8
+        learner = GRPO(
+            AdapterState(base_path, LORA, cfg, tmp_path, seed=0), group_size=K, temperature=1.0, max_completion_length=8
         )
-        start = {n: p.detach().clone() for n, p in learner.model.named_parameters() if p.requires_grad}
+        start = {n: p.detach().clone() for n, p in learner.state.model.named_parameters() if p.requires_grad}
         metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(groups))).metrics
-        changed = {n for n, p in learner.model.named_parameters() if p.requires_grad and not torch.equal(p, start[n])}
+        changed = {
+            n for n, p in learner.state.model.named_parameters() if p.requires_grad and not torch.equal(p, start[n])
+        }
         return metrics, changed, set(start)
 
     metrics, changed, trainable = learn(sampled_groups(base_path))
@@ -198,8 +201,8 @@ def test_a_batch_without_everyones_logprobs_trains_uncorrected_and_says_so(base_
     import logging
 
     cfg = LearnerConfig(learning_rate=1e-2, steps_per_round=1, grpo=GRPOSettings(groups_per_step=4))
-    learner = GRPOLearner(
-        base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0, max_completion_length=8
+    learner = GRPO(
+        AdapterState(base_path, LORA, cfg, tmp_path, seed=0), group_size=K, temperature=1.0, max_completion_length=8
     )
     groups = sampled_groups(base_path)
     first = groups[0]
@@ -221,14 +224,14 @@ def test_a_batch_without_everyones_logprobs_trains_uncorrected_and_says_so(base_
     assert not caplog.records
 
 
-def completion_logprob(learner: GRPOLearner, prompt: str, completion: str) -> float:
+def completion_logprob(learner: GRPO, prompt: str, completion: str) -> float:
     """log p(completion + eos | prompt) under the Learner's current policy (adapter on)."""
-    tokenizer = learner.tokenizer
+    tokenizer = learner.state.tokenizer
     prompt_ids = tokenizer(prompt)["input_ids"]
     ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     inputs = torch.tensor([prompt_ids + ids])
     with torch.no_grad():
-        logits = learner.model(input_ids=inputs).logits[0, len(prompt_ids) - 1 : -1].float()
+        logits = learner.state.model(input_ids=inputs).logits[0, len(prompt_ids) - 1 : -1].float()
     return float(torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids)[:, None]).sum())
 
 
@@ -239,8 +242,8 @@ def test_grpo_updates_raise_the_rewarded_completion_and_lower_the_penalised_one(
     cfg = LearnerConfig(
         learning_rate=2e-2, steps_per_round=3, grpo=GRPOSettings(groups_per_step=2, importance_sampling="off")
     )
-    learner = GRPOLearner(
-        base_path, LORA, cfg, tmp_path, seed=0, group_size=K, temperature=1.0, max_completion_length=16
+    learner = GRPO(
+        AdapterState(base_path, LORA, cfg, tmp_path, seed=0), group_size=K, temperature=1.0, max_completion_length=16
     )
     problems = [Problem(question=f"{i}+1=?", answer=str(i + 1), source="seed") for i in (3, 5)]
     rewarded = {p.id: f"answer: {p.answer}" for p in problems}

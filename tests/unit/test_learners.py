@@ -6,11 +6,12 @@ import torch
 from curriculum.config import Config, LearnerConfig, LoraConfig
 from curriculum.records import Attempt, Problem
 from curriculum.roles.learner import make_learner
+from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import Group, LearnBatch
-from curriculum.training.dpo import DPOLearner
-from curriculum.training.grpo import GRPOLearner
+from curriculum.training.dpo import DPO
+from curriculum.training.grpo import GRPO
 from curriculum.training.pairs import build_preference_pairs
-from curriculum.training.sft import SFTLearner, sft_examples
+from curriculum.training.sft import SFT, sft_examples
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,19 +44,19 @@ def group(i: int, outcomes: str) -> Group:
 BATCH = LearnBatch(round=1, policy_version=0, groups=(group(1, "RWWR"), group(2, "WWWW"), group(3, "RRRR")))
 
 
-@pytest.mark.parametrize("algorithm, kind", [("dpo", DPOLearner), ("sft", SFTLearner), ("grpo", GRPOLearner)])
+@pytest.mark.parametrize("algorithm, kind", [("dpo", DPO), ("sft", SFT), ("grpo", GRPO)])
 def test_factory_builds_the_configured_algorithm(algorithm, kind, base_path, tmp_path):
     config = Config.model_validate(
         {"learner": {"algorithm": algorithm}, "solver": {"attempts": 8}, "model": {"lora": {"r": 2, "alpha": 4}}}
     )
     learner = make_learner(config, base_path, tmp_path)
-    assert type(learner) is kind
+    assert type(learner.algorithm) is kind and learner.algorithm.state is learner.state  # composed, not subclassed
     assert callable(learner.learn) and callable(learner.publish) and callable(learner.restore)
 
 
 def test_dpo_learner_builds_socratic_zero_pairs_from_the_batch(base_path, tmp_path):
     cfg = LearnerConfig(learning_rate=1e-2, batch_size=8)
-    learner = DPOLearner(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0)
+    learner = DPO(AdapterState(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0))
     outcome = learner.learn(BATCH)
     expected = [
         p
@@ -76,11 +77,11 @@ def test_sft_examples_are_the_correct_attempts_or_the_reference():
 
 def test_sft_learner_trains_a_fixed_number_of_steps(base_path, tmp_path):
     cfg = LearnerConfig(algorithm="sft", learning_rate=1e-2, batch_size=2, steps_per_round=3)
-    learner = SFTLearner(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0)
-    start = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+    learner = SFT(AdapterState(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0))
+    start = {n: p.detach().clone() for n, p in learner.state.model.named_parameters()}
     outcome = learner.learn(BATCH)
     m = outcome.metrics
     assert (m["steps"], m["examples"], m["examples_from_reference"]) == (3, 3, 1)  # 3 steps over 3 examples
-    assert learner.optimizer_steps == 3
-    trainable = {n for n, p in learner.model.named_parameters() if p.requires_grad}
-    assert {n for n, p in learner.model.named_parameters() if not torch.equal(p, start[n])} == trainable
+    assert learner.state.optimizer_steps == 3
+    trainable = {n for n, p in learner.state.model.named_parameters() if p.requires_grad}
+    assert {n for n, p in learner.state.model.named_parameters() if not torch.equal(p, start[n])} == trainable

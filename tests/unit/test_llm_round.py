@@ -8,8 +8,10 @@ import pytest
 from llm_fakes import ByQuestion, ByStep, Scripted, boxed, llm_config, llm_teacher
 from scripted_roles import NoOpLearner, WrongSolver
 
+from agents.proxy import LocalRole
 from curriculum.curricula.selection import trusted
-from curriculum.run.loop import CoEvolution, LocalRole, Roles
+from curriculum.roles.api import Roles
+from curriculum.run.loop import CoEvolution
 from curriculum.store import Store
 from curriculum.verify import Verifier
 from curriculum.worlds.arithmetic import ArithmeticWorld

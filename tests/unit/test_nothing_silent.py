@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from scripted_roles import NoOpLearner
 
+from agents.proxy import LocalRole
 from curriculum.config import from_dict
 from curriculum.engines.base import Generation, InferenceEngine
 from curriculum.models import build_char_tokenizer
+from curriculum.roles.api import Roles
 from curriculum.roles.solver import Solver
-from curriculum.run.loop import CoEvolution, LocalRole, Roles
+from curriculum.run.loop import CoEvolution
 from curriculum.run.resume import RoundState
 from curriculum.store import Store
 from curriculum.verify import Verifier
@@ -83,7 +85,7 @@ def test_timeouts_at_or_below_one_percent_of_a_rounds_grades_are_counted_without
         metrics={"verify/grades": 300, "verify/timeouts": 3},
     )
     with caplog.at_level(logging.WARNING, logger="curriculum.run.loop"):
-        loop._warn_on_timeouts(quiet)
+        loop.warn_on_timeouts(quiet)
     assert not caplog.records
 
 

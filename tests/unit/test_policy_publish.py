@@ -6,14 +6,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from agents.proxy import LocalRole
 from curriculum.config import from_dict
 from curriculum.evaluation import EvalResult
 from curriculum.files import FolderFiles
 from curriculum.records import Attempt
-from curriculum.run.loop import CoEvolution, LocalRole, Roles
+from curriculum.roles.api import Roles
+from curriculum.roles.solver import GradedAttempts
+from curriculum.run.loop import CoEvolution
 from curriculum.store import Store
-from curriculum.training.batch import LearnOutcome
-from curriculum.training.policy import ADAPTER_FILES
+from curriculum.training.batch import ADAPTER_FILES, LearnOutcome, PolicyRef
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 CONFIG = from_dict(
@@ -33,33 +35,35 @@ class RecordingSolver:
         self.policies: list[tuple[int, object]] = []
         self.policy_version = 0
 
-    def use_policy(self, version, policy):
-        self.policies.append((version, policy))
-        self.policy_version = version
+    def load_policy(self, policy):
+        self.policies.append(policy)
+        self.policy_version = policy.version
 
     def attempt(self, problems, round, seed, progress=False):
-        return [
-            Attempt(
-                problem_id=p.id,
-                policy_version=self.policy_version,
-                sample_index=i,
-                round=round,
-                completion="answer: 1",
-                extracted_answer="1",
-                correct=hashlib.sha256(f"{p.id}{i}".encode()).digest()[0] % 2 == 0,
-                reward=0.0,
-                num_tokens=3,
-            )
-            for p in problems
-            for i in range(4)
-        ]
+        return GradedAttempts(
+            [
+                Attempt(
+                    problem_id=p.id,
+                    policy_version=self.policy_version,
+                    sample_index=i,
+                    round=round,
+                    completion="answer: 1",
+                    extracted_answer="1",
+                    correct=hashlib.sha256(f"{p.id}{i}".encode()).digest()[0] % 2 == 0,
+                    reward=0.0,
+                    num_tokens=3,
+                )
+                for p in problems
+                for i in range(4)
+            ]
+        )
 
     def evaluate(self, problems, max_new_tokens, batch_size):
         return EvalResult()
 
 
 class FileLearner:
-    """Publishes adapter-shaped files whose bytes name the version; `policy_files` as PolicyLearner's."""
+    """Publishes adapter-shaped files whose bytes name the version, answering as AdapterState does."""
 
     def learn(self, batch):
         return LearnOutcome(metrics={})
@@ -68,10 +72,10 @@ class FileLearner:
         Path(path).mkdir(parents=True, exist_ok=True)
         for name in ADAPTER_FILES:
             (Path(path) / name).write_bytes(f"{name} of v{version}".encode())
-        return path
+        return PolicyRef.read(version, path)
 
-    def policy_files(self, path):
-        return FolderFiles.read(path, ADAPTER_FILES)
+    def published(self, version, path):
+        return PolicyRef.read(version, path)
 
     def restore(self, path):
         return 0
@@ -90,12 +94,11 @@ def test_each_version_reaches_the_solvers_as_the_learners_files(tmp_path):
         loop.prepare_seeds()
         loop.run_round(1)
         loop.run_round(2)
-        calls = loop.restore_calls()  # what a restarted Solver is given: the same files, not read again
+        loop.restore(roles.solvers[0])  # what a restarted Solver is given: the same files, not read again
     for solver in solvers:
-        assert [version for version, _ in solver.policies] == [1, 2]
-        for version, sent in solver.policies:
-            assert isinstance(sent, FolderFiles)
-            assert sent.source == str(tmp_path / "checkpoints" / f"policy_v{version:04d}")
-            assert sent.files["adapter_model.safetensors"] == f"adapter_model.safetensors of v{version}".encode()
-    [(method, (version, sent))] = calls[roles.solvers[0]]
-    assert (method, version) == ("use_policy", 2) and sent.value is solvers[0].policies[-1][1]
+        assert [policy.version for policy in solver.policies[:2]] == [1, 2]
+        for version, sent in enumerate(solver.policies[:2], 1):
+            assert isinstance(sent.files, FolderFiles)
+            assert sent.uri == str(tmp_path / "checkpoints" / f"policy_v{version:04d}")
+            assert sent.files.files["adapter_model.safetensors"] == f"adapter_model.safetensors of v{version}".encode()
+    assert solvers[0].policies[-1] is solvers[0].policies[1]

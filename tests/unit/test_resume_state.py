@@ -16,13 +16,16 @@ import numpy as np
 import pytest
 import torch
 
+from agents.proxy import LocalRole
 from curriculum.config import Config, from_dict
 from curriculum.evaluation import EvalResult
 from curriculum.faults import KILL_ENV
 from curriculum.records import Attempt
+from curriculum.roles.api import Roles
 from curriculum.roles.generator import GeneratorRole
+from curriculum.roles.solver import GradedAttempts
 from curriculum.roles.teacher import SymbolicTeacher
-from curriculum.run.loop import STAGES, CoEvolution, LocalRole, Roles
+from curriculum.run.loop import STAGES, CoEvolution
 from curriculum.run.resume import (
     RoundState,
     capture_rng,
@@ -32,6 +35,7 @@ from curriculum.run.resume import (
 )
 from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
+from tests.unit.scripted_roles import policy_ref
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = from_dict(
@@ -55,8 +59,8 @@ class HashSolver:
     def __init__(self):
         self.policy_version = 0
 
-    def use_policy(self, version, adapter_path):
-        self.policy_version = version
+    def load_policy(self, policy):
+        self.policy_version = 0 if policy is None else policy.version
 
     def attempt(self, problems, round, seed, progress=False):
         out = []
@@ -76,7 +80,7 @@ class HashSolver:
                         num_tokens=3,
                     )
                 )
-        return out
+        return GradedAttempts(out)
 
     def evaluate(self, problems, max_new_tokens, batch_size):
         return EvalResult()
@@ -99,10 +103,10 @@ class CountingLearner:
     def publish(self, version, path):
         Path(path).mkdir(parents=True, exist_ok=True)
         (Path(path) / "state.json").write_text(json.dumps({"updates": self.updates}))
-        return path
+        return policy_ref(version, path)
 
-    def policy_files(self, path):  # what the Solvers are sent: here the path itself
-        return path
+    def published(self, version, path):
+        return policy_ref(version, path)
 
     def restore(self, path):
         self.updates = json.loads((Path(path) / "state.json").read_text())["updates"]
@@ -161,8 +165,8 @@ def test_a_stage_that_fails_commits_none_of_its_writes(tmp_path):
         before = store.counts()
         state = RoundState(round=1, start_version=0, policy_version=0)
         with pytest.raises(Crash):
-            with loop._stage("attempt", state):
-                loop._store("append", loop._attempt(store.problems(), 1, state))
+            with loop._stage("attempt", state) as tx:
+                tx.append(loop.attempt(store.problems(), 1, state))
                 raise Crash
         assert store.counts() == before and state.done == []
 

@@ -11,9 +11,13 @@ from test_learners import group
 from curriculum.config import LearnerConfig, LoraConfig, RetentionConfig
 from curriculum.curricula.selection import interleave_levels, select_round_problems
 from curriculum.records import Problem, SolveRate
-from curriculum.roles.learner import learner_class
+from curriculum.roles.learner import Learner
+from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import LearnBatch
+from curriculum.training.dpo import DPO
+from curriculum.training.grpo import GRPO
 from curriculum.training.retention import AnchorLoss, anchor_examples
+from curriculum.training.sft import SFT
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,12 +39,14 @@ def _learner(algorithm: str, base_path, tmp_path, retention: RetentionConfig, **
     cfg = LearnerConfig(
         algorithm=algorithm, learning_rate=1e-2, batch_size=4, steps_per_round=2, retention=retention, **settings
     )
-    extra = {"group_size": 4, "temperature": 1.0, "max_completion_length": 16} if algorithm == "grpo" else {}
-    return learner_class(algorithm)(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0, rounds=2, **extra)
+    state = AdapterState(base_path, LoraConfig(r=2, alpha=4), cfg, tmp_path, seed=0, rounds=2)
+    if algorithm == "grpo":
+        return Learner(GRPO(state, group_size=4, temperature=1.0, max_completion_length=16))
+    return Learner(DPO(state) if algorithm == "dpo" else SFT(state))
 
 
 def _adapter(learner) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in learner.model.named_parameters() if p.requires_grad}
+    return {n: p.detach().clone() for n, p in learner.state.model.named_parameters() if p.requires_grad}
 
 
 @pytest.mark.parametrize("algorithm", ["dpo", "grpo", "sft"])
@@ -60,25 +66,29 @@ def test_a_k_of_k_problem_moves_every_learner_only_through_its_anchor(algorithm,
 def test_the_anchor_gives_a_nonzero_gradient_for_a_problem_solved_every_time(base_path, tmp_path):
     learner = _learner("dpo", base_path, tmp_path, RetentionConfig(anchor_weight=1.0))
     # DPO builds no pair from a problem with no wrong attempt: without the anchor it has no gradient.
-    anchor = learner.anchor_for(LearnBatch(round=1, policy_version=0, groups=(MASTERED,)), batch_size=2)
-    learner.model.train()
-    anchor(learner.model).backward()
-    grads = [p.grad for p in learner.model.parameters() if p.requires_grad]
+    anchor = learner.state.anchor_for(LearnBatch(round=1, policy_version=0, groups=(MASTERED,)), batch_size=2)
+    learner.state.model.train()
+    anchor(learner.state.model).backward()
+    grads = [p.grad for p in learner.state.model.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
 def test_kl_to_the_base_is_zero_for_the_base_policy_and_grows_as_the_adapter_moves(base_path, tmp_path):
     learner = _learner("sft", base_path, tmp_path, RetentionConfig(kl_weight=1.0))
     anchor = AnchorLoss.build(
-        anchor_examples([MASTERED], 1.0), learner.tokenizer, learner.learner_cfg.retention, batch_size=1, seed=0
+        anchor_examples([MASTERED], 1.0),
+        learner.state.tokenizer,
+        learner.state.learner_cfg.retention,
+        batch_size=1,
+        seed=0,
     )
     with torch.no_grad():
-        anchor(learner.model)  # LoRA's B starts at zero: the policy is the base
+        anchor(learner.state.model)  # LoRA's B starts at zero: the policy is the base
         assert anchor.metrics()["retention/anchor_kl"] == pytest.approx(0.0, abs=1e-6)
-        for name, p in learner.model.named_parameters():
+        for name, p in learner.state.model.named_parameters():
             if "lora_B" in name:
                 p.add_(0.5)
-        anchor(learner.model)
+        anchor(learner.state.model)
     assert anchor.totals["kl"] > 1e-3
 
 
@@ -86,13 +96,13 @@ def test_a_run_long_schedule_does_not_restart_and_is_restored_where_it_stood(bas
     batch = LearnBatch(round=1, policy_version=0, groups=(MIXED, group(2, "WWWW")))
     learner = _learner("sft", base_path, tmp_path / "a", RetentionConfig(), lr_schedule="cosine_run")
     learner.learn(batch)  # 2 of the run's 4 steps: half way down one cosine
-    lr = learner.optimizer.param_groups[0]["lr"]
+    lr = learner.state.optimizer.param_groups[0]["lr"]
     assert lr == pytest.approx(1e-2 * 0.5, rel=1e-6)
-    learner.publish(1, tmp_path / "v1")
+    learner.state.publish(1, tmp_path / "v1")
     restored = _learner("sft", base_path, tmp_path / "b", RetentionConfig(), lr_schedule="cosine_run")
-    restored.restore(tmp_path / "v1")
-    assert restored.optimizer.param_groups[0]["lr"] == pytest.approx(lr)
-    assert restored.scheduler.last_epoch == learner.scheduler.last_epoch == 2
+    restored.state.restore(tmp_path / "v1")
+    assert restored.state.optimizer.param_groups[0]["lr"] == pytest.approx(lr)
+    assert restored.state.scheduler.last_epoch == learner.state.scheduler.last_epoch == 2
     with pytest.raises(ValueError, match="cosine_run needs learner.steps_per_round"):
         LearnerConfig(lr_schedule="cosine_run")
 

@@ -13,7 +13,7 @@ from curriculum.files import FolderFiles
 from curriculum.models import attach_lora, build_tiny_model, load_tokenizer
 from curriculum.records import Problem
 from curriculum.roles.solver import Solver
-from curriculum.training.policy import ADAPTER_FILES
+from curriculum.training.batch import ADAPTER_FILES, PolicyRef
 from curriculum.verify import Verifier
 
 PROBLEMS = [Problem(question=f"{i}+{i}=?", answer=str(2 * i), source="seed") for i in range(3)]
@@ -79,18 +79,17 @@ def test_a_solver_that_cannot_read_the_learners_folder_loads_the_sent_files(base
     expected = reference.generate(["1+1=?\n"], n=1, temperature=0, max_new_tokens=8)
     learner_disk = tmp_path / "learner-node"
     shutil.copytree(adapter, learner_disk / "policy_v0001")
-    files = FolderFiles.read(learner_disk / "policy_v0001", ADAPTER_FILES)
+    policy = PolicyRef.read(1, learner_disk / "policy_v0001")
     shutil.rmtree(learner_disk)  # the Learner's folder is on another machine
 
     solver = make_solver(base_path, tmp_path / "solver-node")
-    solver.use_policy(1, files)
+    solver.load_policy(policy)
     assert solver.policy_version == 1
     assert solver.engine.adapter_path == str(tmp_path / "solver-node" / "policies" / "policy_v0001")
     assert solver.engine.generate(["1+1=?\n"], n=1, temperature=0, max_new_tokens=8) == expected
 
     # The next version replaces the local copy; on one machine the Learner's folder is used as it is.
-    files_v2 = FolderFiles.read(adapter, ADAPTER_FILES)
-    solver.use_policy(2, files_v2)
+    solver.load_policy(PolicyRef.read(2, adapter))
     assert solver.engine.adapter_path == str(adapter)
     assert not (tmp_path / "solver-node" / "policies" / "policy_v0001").exists()
     solver.close()
@@ -104,7 +103,7 @@ def test_a_folder_at_the_learners_path_with_other_bytes_is_not_used(base_path, a
         (stale / name).write_bytes(b"another run's file")
     sent = FolderFiles(str(stale), FolderFiles.read(adapter, ADAPTER_FILES).files)
     solver = make_solver(base_path, tmp_path / "solver")
-    solver.use_policy(1, sent)
+    solver.load_policy(PolicyRef(1, "stale", str(stale), sent))
     copy = tmp_path / "solver" / "policies" / "policy_v0001"
     assert solver.engine.adapter_path == str(copy)
     assert sent.found_at(copy) and not sent.found_at(stale)

@@ -7,13 +7,17 @@ from __future__ import annotations
 import pytest
 from scripted_roles import NoOpLearner
 
+from agents.proxy import LocalRole
 from curriculum.config import from_dict
 from curriculum.evaluation import EvalResult
 from curriculum.records import Attempt, Problem, StageRecord
+from curriculum.roles.api import Roles
+from curriculum.roles.solver import GradedAttempts
 from curriculum.roles.teacher import SymbolicTeacher
 from curriculum.run import loop as loop_module
-from curriculum.run.loop import CoEvolution, LocalRole, Roles
-from curriculum.store import Store, StoreError
+from curriculum.run.loop import CoEvolution
+from curriculum.store import Read, Store, StoreError
+from curriculum.store.queries import StoreQueries
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 CONFIG = from_dict(
@@ -29,23 +33,25 @@ CONFIG = from_dict(
 
 class HalfRightSolver:
     def attempt(self, problems, round, seed, progress=False):
-        return [
-            Attempt(
-                problem_id=p.id,
-                policy_version=0,
-                sample_index=i,
-                round=round,
-                completion=f"answer: {i}",
-                extracted_answer=str(i),
-                correct=i % 2 == 0,
-                reward=float(i % 2 == 0),
-                num_tokens=3,
-            )
-            for p in problems
-            for i in range(4)
-        ]
+        return GradedAttempts(
+            [
+                Attempt(
+                    problem_id=p.id,
+                    policy_version=0,
+                    sample_index=i,
+                    round=round,
+                    completion=f"answer: {i}",
+                    extracted_answer=str(i),
+                    correct=i % 2 == 0,
+                    reward=float(i % 2 == 0),
+                    num_tokens=3,
+                )
+                for p in problems
+                for i in range(4)
+            ]
+        )
 
-    def use_policy(self, version, adapter_path):
+    def load_policy(self, policy):
         pass
 
     def evaluate(self, problems, max_new_tokens, batch_size):
@@ -92,9 +98,9 @@ def test_a_stage_reads_its_own_writes_and_a_kill_before_its_commit_leaves_none_o
     reads = []
     real_read_with = store.read_with
 
-    def read_with(held, method, *args, **kwargs):
-        reads.append((method, len(held)))
-        return real_read_with(held, method, *args, **kwargs)
+    def read_with(held, read):
+        reads.append((read.query.__name__, len(held)))
+        return real_read_with(held, read)
 
     class Killed(Exception):
         pass
@@ -134,8 +140,8 @@ def test_read_with_sees_held_records_and_leaves_the_store_as_it_was(tmp_path):
     with Store(tmp_path / "store.duckdb") as store:
         store.append(seeds[:2])
         held = [seeds[1], seeds[2], StageRecord(round=1, stage="select", state="{}")]  # one already stored
-        assert {p.id for p in store.read_with(held, "problems")} == {p.id for p in seeds[:3]}
-        snapshot = store.read_with(held, "export_parquet", str(tmp_path / "snap"))
+        assert {p.id for p in store.read_with(held, Read.of(StoreQueries.problems))} == {p.id for p in seeds[:3]}
+        snapshot = store.read_with(held, Read(Store.export_parquet, (str(tmp_path / "snap"),)))
         import pyarrow.parquet as pq
 
         assert pq.read_table(snapshot / "problems.parquet").num_rows == 3
@@ -143,5 +149,5 @@ def test_read_with_sees_held_records_and_leaves_the_store_as_it_was(tmp_path):
         assert {p.id for p in store.problems()} == {p.id for p in seeds[:2]}
         assert store.stage_records() == []
         assert store.append(seeds[:3]) == 1  # the key filter still knows only what was committed
-        with pytest.raises(StoreError, match="'append' is not a read"):
-            store.read_with(held, "append", held)
+        with pytest.raises(StoreError, match="Store.append is not a read"):
+            store.read_with(held, Read(Store.append, (held,)))

@@ -224,7 +224,7 @@ def test_records_read_back_equal_what_was_written(path: Path):
         s.checkpoint()
     with Store(path, read_only=True) as s:
         assert s.get_problems([child.id, root.id]) == [child, root]
-        assert s.attempts_for(child.id) == tries
+        assert s.round_attempts(3, [child.id]) == tries
 
 
 # --------------------------------------------------------------------------- opening and schema
@@ -400,36 +400,6 @@ def test_accuracy_history_per_problem_per_round(graded):
     assert list(store.accuracy_history([ps[2].id])) == [ps[2].id]
 
 
-def test_weakness_candidates_follow_the_sws_rule(store: Store):
-    def plant(name: str, history: dict[int, int]) -> Problem:
-        p = problem(name)
-        store.append([p])
-        for round_, correct in history.items():
-            store.append(attempts(p, round_, correct, 10))
-        return p
-
-    declining_low = plant("declining low", {1: 4, 2: 4, 3: 3, 4: 2})  # window 2..4: best 0.4, slope -0.1
-    plant("declining but good", {2: 9, 3: 7, 4: 6})  # best 0.9 >= 0.5
-    plant("low but rising", {2: 1, 3: 2, 4: 3})  # slope > 0
-    plant("one round only", {4: 0})  # fewer than min_rounds
-    fell_recently = plant("fell recently", {1: 10, 2: 4, 3: 3, 4: 1})  # low only inside a 3-round window
-    plant("flat low", {2: 2, 3: 2, 4: 2})  # slope 0 is not negative
-
-    found = store.weakness_candidates(threshold=0.5, window=3, min_rounds=2)
-    assert [w.problem.id for w in found] == [fell_recently.id, declining_low.id]  # steepest first
-    weak = {w.problem.id: w for w in found}[declining_low.id]
-    assert weak.best_accuracy == pytest.approx(0.4)
-    assert weak.slope == pytest.approx(-0.1)
-    assert weak.rounds == [2, 3, 4]
-    assert weak.problem == declining_low
-
-    wider = store.weakness_candidates(threshold=0.5, window=4)
-    assert [w.problem.id for w in wider] == [declining_low.id]  # round 1's 1.0 now counts as best
-    assert store.weakness_candidates(threshold=0.5, window=3, min_rounds=3) == found
-    with pytest.raises(ValueError):
-        store.weakness_candidates(window=1)
-
-
 # --------------------------------------------------------------------------- lineage and plain reads
 
 
@@ -468,9 +438,8 @@ def test_plain_reads(store: Store):
     assert store.problems() == [seed, later]
     assert store.problems(source="teacher") == [later]
     assert store.problems(round=0) == [seed]
-    assert [(a.policy_version, a.sample_index) for a in store.attempts_for(seed.id)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    assert store.attempts_for(later.id) == []
-    assert store.latest_policy_version() is None
+    assert [(a.policy_version, a.sample_index) for a in store.round_attempts(0)] == [(1, 0), (1, 1)]
+    assert store.round_attempts(1, [later.id]) == []
     store.append(
         [
             PolicyVersion(
@@ -479,7 +448,6 @@ def test_plain_reads(store: Store):
             for v in (0, 2, 1)
         ]
     )
-    assert store.latest_policy_version() == 2
     assert store.counts()["policies"] == 3
 
 

@@ -8,9 +8,11 @@ from curriculum.curricula.weakness import (
     concept_of,
     failure_ratios,
     mine,
+    weak_problem_ids,
 )
-from curriculum.records import Attempt
+from curriculum.records import Attempt, Problem
 from curriculum.store import Store
+from curriculum.store.queries import LocalReader
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
 WORLD = ArithmeticWorld(WorldConfig(families=["add", "sub"], max_level=3), seed=0)
@@ -66,7 +68,7 @@ def planted(tmp_path):
 
 
 def read(store):
-    return lambda method, *args: getattr(store, method)(*args)
+    return LocalReader(store)
 
 
 def test_mining_returns_exactly_the_planted_weak_problems(planted):
@@ -116,3 +118,46 @@ def test_budget_follows_the_failure_ratios():
 def test_failure_ratios_count_every_tracked_problem():
     ps = [problem(q) for q in ("47+38=?", "59+26=?", "12+34=?")]
     assert failure_ratios(ps, [ps[0].id]) == {"add.carry": 0.5, "add.no_carry": 0.0}
+
+
+def test_the_weakness_rule_runs_in_the_store_and_returns_ids(tmp_path):
+    store = Store(tmp_path / "store.duckdb")
+
+    def plant(name: str, history: dict[int, int]) -> Problem:
+        p = Problem(question=name, answer="1", source="seed")
+        store.append([p])
+        for round_, correct in history.items():
+            store.append(
+                [
+                    Attempt(
+                        problem_id=p.id,
+                        policy_version=round_,
+                        sample_index=i,
+                        round=round_,
+                        completion=f"try {i}",
+                        extracted_answer=None,
+                        correct=i < correct,
+                        reward=float(i < correct),
+                        num_tokens=5,
+                    )
+                    for i in range(10)
+                ]
+            )
+        return p
+
+    declining_low = plant("declining low", {1: 4, 2: 4, 3: 3, 4: 2})  # window 2..4: best 0.4, slope -0.1
+    plant("declining but good", {2: 9, 3: 7, 4: 6})  # best 0.9 >= 0.5
+    plant("low but rising", {2: 1, 3: 2, 4: 3})  # slope > 0
+    plant("one round only", {4: 0})  # fewer than min_rounds
+    fell_recently = plant("fell recently", {1: 10, 2: 4, 3: 3, 4: 1})  # low only inside a 3-round window
+    plant("flat low", {2: 2, 3: 2, 4: 2})  # slope 0 is not negative
+
+    reader = LocalReader(store)
+    found = weak_problem_ids(reader, threshold=0.5, window=3, min_rounds=2)
+    assert found == [fell_recently.id, declining_low.id]  # steepest first (slopes -0.15 and -0.1)
+    wider = weak_problem_ids(reader, threshold=0.5, window=4)
+    assert wider == [declining_low.id]  # round 1's 1.0 now counts as best
+    assert weak_problem_ids(reader, threshold=0.5, window=3, min_rounds=3) == found
+    with pytest.raises(ValueError):
+        weak_problem_ids(reader, window=1)
+    store.close()

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from curriculum.config import TeacherConfig
+from curriculum.curricula.synthesis import Drafts, Target
+from curriculum.errors import CurriculumError
 from curriculum.records import Attempt, ModelCall, Problem, RejectedDraft
 
 
@@ -49,6 +51,10 @@ class Teacher(ABC):
     def teach(self, failures: Sequence[Failure], known_ids: Iterable[str], round: int) -> TeachingResult:
         """New problems aimed at the failures' concepts; drafts that are invalid or already
         known (`known_ids`: store problems and held-out problems) come back as rejected."""
+
+    def synthesize(self, targets: Sequence[Target], known_ids: Iterable[str], round: int, seed: int) -> Drafts:
+        """SwS drafts written by the Teacher's model (synthesis.kind=llm): an LLM Teacher's."""
+        raise CurriculumError("synthesis.kind=llm writes with the Teacher's model: set teacher.kind=llm")
 
     def close(self) -> None:  # noqa: B027 - optional: the symbolic Teacher holds nothing
         """Release what the Teacher holds (a server, a verifier); called when the run ends."""

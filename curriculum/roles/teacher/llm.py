@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field
 
 from curriculum.config import Config
 from curriculum.curricula.admission import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, malformed
+from curriculum.curricula.synthesis import Drafts, Target
 from curriculum.records import Problem, RejectedDraft, problem_id
 from curriculum.roles.teacher import prompts as prompt_files
 from curriculum.roles.teacher.base import Failure, Teacher, TeachingResult, mutations_for
@@ -240,9 +241,8 @@ class LLMTeacher(Teacher):
             result.rejected.extend(state.get("rejected", []))
         return result
 
-    def synthesize(self, targets: Sequence[Any], known_ids: Iterable[str], round: int, seed: int) -> Any:
-        """SwS drafts for `targets` (synthesis.Target), labelled by majority vote (llm_synthesis.py)."""
-        from curriculum.curricula.synthesis import Drafts
+    def synthesize(self, targets: Sequence[Target], known_ids: Iterable[str], round: int, seed: int) -> Drafts:
+        """SwS drafts for `targets`, labelled by majority vote (llm_synthesis.py)."""
         from curriculum.roles.teacher.llm_synthesis import synthesize
 
         if not targets:

@@ -1,4 +1,10 @@
-"""One thin actor that hosts a role object and forwards calls to it, and the loop's handle on it.
+"""The one generic proxy that reaches a role object, in this process (`LocalRole`) or in a Ray actor
+(`RayRole`, hosted by the thin `RoleActor`); the only place a role method travels as its name.
+
+Both implement `curriculum.roles.api.Role[T]`: `role.call(SolverRole.attempt, problems, round, seed)`
+is checked by the type checker against the role's Protocol and returns a pending call whose
+`.result()` waits. An argument that is itself a pending call is handed over as its value (a Ray
+actor gets it from the object store, not through the driver).
 
 A role actor that dies is rebuilt by Ray from its factory (`max_restarts`), i.e. with the
 state it had when the run started. Whether it died during a call (the call fails) or between
@@ -10,23 +16,65 @@ process) and refuses a call addressed to an earlier one, so a restart is always 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-import ray
-
+from curriculum.errors import CurriculumError
 from curriculum.faults import actor_kill
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def method_name(method: Callable[..., object]) -> str:
+    """The name a role method is sent by: the one place the project turns a method into a string."""
+    return method.__name__
+
 
 class ActorRestarted(RuntimeError):
     """A call addressed to an actor process that has since died and been rebuilt by Ray."""
+
+
+# ----------------------------------------------------------------------------- in this process
+
+
+class Done(Generic[R]):
+    """A call that has run in this process (an error was raised by `call` itself)."""
+
+    def __init__(self, value: R) -> None:
+        self.value = value
+
+    def result(self) -> R:
+        return self.value
+
+
+class LocalRole(Generic[T]):
+    """Runs calls on a plain object in this process (`ray.in_process`, tests, debugging)."""
+
+    def __init__(self, target: T, name: str = "role") -> None:
+        self.target = target
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def call(self, method: Callable[Concatenate[T, P], R], /, *args: P.args, **kwargs: P.kwargs) -> Done[R]:
+        values = tuple(arg.result() if isinstance(arg, Done) else arg for arg in args)
+        bound: Callable[..., R] = getattr(self.target, method_name(method))
+        return Done(bound(*values, **kwargs))
+
+
+# ----------------------------------------------------------------------------- in a Ray actor
 
 
 def _set_torch_threads(threads: int) -> None:
@@ -37,9 +85,11 @@ def _set_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-@ray.remote
 class RoleActor:
-    def __init__(self, factory: Callable[[], Any], threads: int, cwd: str | None = None):
+    """The thin actor (made remote with `ray.remote` where it is placed, agents/cluster.py): builds
+    the role object from its factory and runs the calls sent to it."""
+
+    def __init__(self, factory: Callable[[], object], threads: int, cwd: str | None = None) -> None:
         if cwd is not None and os.path.isdir(cwd):  # the driver's folder: relative paths mean the same here
             os.chdir(cwd)
         self.incarnation = uuid.uuid4().hex
@@ -52,6 +102,7 @@ class RoleActor:
         self.target = factory()
         _set_torch_threads(threads)
         self.busy: dict[str, float] = {}  # seconds spent inside each role method (for bench/overhead.py)
+        self.calls: dict[str, int] = {}  # calls of each role method (round trips, bench/overhead.py)
 
     def call(self, incarnation: str, method: str, *args: Any, **kwargs: Any) -> Any:
         if incarnation != self.incarnation:
@@ -61,6 +112,7 @@ class RoleActor:
             return getattr(self.target, method)(*args, **kwargs)
         finally:
             self.busy[method] = self.busy.get(method, 0.0) + time.perf_counter() - start
+            self.calls[method] = self.calls.get(method, 0) + 1
 
     def current_incarnation(self) -> str:
         return self.incarnation
@@ -70,40 +122,53 @@ class RoleActor:
         busy, self.busy = self.busy, {}
         return busy
 
+    def call_counts(self) -> dict[str, int]:
+        """Calls of each role method since the last call of this method."""
+        calls, self.calls = self.calls, {}
+        return calls
+
     def pid(self) -> int:
         return os.getpid()
 
 
-class RayCall:
+@functools.cache
+def role_actor() -> Any:
+    """`RoleActor` as a Ray actor class (Ray is imported on first use, never by in-process runs)."""
+    import ray
+
+    return ray.remote(RoleActor)
+
+
+class RayCall(Generic[R]):
     """A pending call. If the actor dies before answering, or had died and been rebuilt before
     the call reached it, `result()` waits for Ray to restart it, brings it back to the loop's
     state (`RayRole.recover`) and sends the same call again: every role call is safe to send
     again to an actor restored to the state it was sent in (seeded sampling, content-derived
     store ids, a Learner's unpublished update made again)."""
 
-    def __init__(self, role: RayRole, method: str, args: tuple, kwargs: dict):
+    def __init__(self, role: RayRole[Any], method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.role, self.method, self.args, self.kwargs = role, method, args, kwargs
         self.ref = role.submit(method, args, kwargs)
         self.kill = actor_kill(role.name, method)  # test-only fault injection (curriculum/faults.py)
         if self.kill == "sent":
             role.kill(f"as {method} was sent")
 
-    def _answer(self) -> Any:
+    def _answer(self) -> R:
+        import ray
+
         if self.kill == "done":  # fault injection: the actor dies with its answer unread
             self.kill = None
             ray.wait([self.ref])
             self.role.kill(f"after it ran {self.method}")
             raise ActorRestarted(f"killed after it ran {self.method}")
-        value = ray.get(self.ref)
+        value: R = ray.get(self.ref)
         if self.kill == "idle":  # fault injection: the next call finds a restarted actor
             self.kill = None
             self.role.kill(f"after it answered {self.method}")
         return value
 
-    def result(self) -> Any:
+    def result(self) -> R:
         from ray.exceptions import RayActorError, RayTaskError
-
-        from curriculum.errors import CurriculumError
 
         resent = 0
         while True:
@@ -131,29 +196,35 @@ class RayCall:
             self.ref = self.role.submit(self.method, self.args, self.kwargs)
 
 
-class RayRole:
-    """The loop's view of an actor: `call(...)` returns at once, `.result()` waits.
+class RayRole(Generic[T]):
+    """A role object hosted by a `RoleActor`: `call(...)` returns at once, `.result()` waits.
 
     `on_restart(role)`, set by the runner, replays the calls that give a restarted actor (built
     afresh by its factory) the state the loop expects, e.g. the current policy version.
     """
 
-    def __init__(self, handle: Any, name: str, call_retries: int = 3, restart_timeout_s: float = 600.0):
+    def __init__(self, handle: Any, name: str, call_retries: int = 3, restart_timeout_s: float = 600.0) -> None:
         self.handle = handle
-        self.name = name
+        self._name = name
         self.call_retries = call_retries
         self.restart_timeout_s = restart_timeout_s
-        self.on_restart: Callable[[RayRole], None] | None = None
+        self.on_restart: Callable[[RayRole[T]], None] | None = None
         self.restarts = 0
         self.restoring = False  # inside `on_restart`
         # The actor process calls are meant for, learnt at the first call: an actor rebuilt before
         # it starts from the state the loop expects of a new one.
         self.incarnation: str | None = None
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> RayCall:
-        return RayCall(self, method, args, kwargs)
+    @property
+    def name(self) -> str:
+        return self._name
 
-    def submit(self, method: str, args: tuple, kwargs: dict) -> Any:
+    def call(self, method: Callable[Concatenate[T, P], R], /, *args: P.args, **kwargs: P.kwargs) -> RayCall[R]:
+        return RayCall(self, method_name(method), args, kwargs)
+
+    def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        import ray
+
         if self.incarnation is None:
             self.incarnation = ray.get(self.handle.current_incarnation.remote())
         # The pending result of another actor's call goes as its ObjectRef: Ray hands the actor the
@@ -164,6 +235,7 @@ class RayRole:
     def kill(self, when: str) -> None:
         """Fault injection: kill the actor process and wait until Ray has rebuilt it (the loop
         still addresses the old one, so its next call finds it restarted)."""
+        import ray
         from ray.exceptions import RayActorError
 
         log.warning("fault injection: killing the %s actor %s", self.name, when)
@@ -203,6 +275,7 @@ class RayRole:
                 self.restoring = False
 
     def _wait_until_restarted(self) -> None:
+        import ray
         from ray.exceptions import ActorDiedError, RayActorError
 
         deadline = time.monotonic() + self.restart_timeout_s

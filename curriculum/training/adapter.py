@@ -1,22 +1,23 @@
-"""The one Learner base class: the student's LoRA adapter on a frozen base model.
+"""The student's trainable adapter, shared by every learner: a LoRA adapter on a frozen base model,
+the optimizer that carries over from round to round, and atomic publish/restore.
 
-Every algorithm (DPO, GRPO, SFT; `learner.algorithm`, see `roles/learner.py`) is a subclass that
-brings its own `learn(batch)`: it builds its training data from the round's graded attempts and
-runs one TRL trainer on the adapter. What they share lives here:
+A learner (`learner.algorithm`, roles/learner.py) is an algorithm object (training/dpo.py, grpo.py,
+sft.py) that builds its training data from the round's graded attempts and runs one TRL trainer on
+this state; nothing is shared by subclassing. What the state holds:
 
 - the base model (on the device the Learner's actor was given) with a fresh LoRA adapter;
 - one AdamW optimizer that carries over from round to round (each round's TRL trainer is handed
   it), so DPO or GRPO on a few hundred examples per round is one long optimisation in chunks;
+- the TRL arguments every round's trainer shares (`trainer_args`);
 - atomic publish/restore of the adapter together with the optimizer state.
 
 A published version is a folder with the adapter (PEFT `save_pretrained`) and `optimizer.pt`,
-written to a temporary sibling and renamed into place. `policy_files` reads the adapter's files
-back as bytes for Solvers that cannot read this folder (another node, no shared filesystem).
+written to a temporary sibling and renamed into place; `publish` answers with its `PolicyRef`,
+which carries the adapter's files to Solvers that cannot read this folder (another node).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,11 +25,10 @@ from typing import Any
 
 from curriculum.config import LearnerConfig, LoraConfig
 from curriculum.errors import CurriculumError
-from curriculum.training.batch import LearnBatch, LearnOutcome
+from curriculum.training.batch import LearnBatch, PolicyRef
+from curriculum.training.trl_args import trl_args
 
 OPTIMIZER_FILE = "optimizer.pt"
-# What a Solver needs of a published version (PEFT's adapter; vLLM and PEFT load exactly these).
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # The adapter name TRL gives its frozen copy of a PeftModel's adapter (see `_use_base_as_reference`).
 TRL_REFERENCE_ADAPTER = "ref"
 
@@ -37,8 +37,9 @@ class LearnerStateError(CurriculumError, ValueError):
     """A published Learner folder that cannot be restored into this Learner."""
 
 
-class PolicyLearner(ABC):
-    """Holds the student's LoRA adapter and optimizer; subclasses implement `learn`."""
+class AdapterState:
+    """The student's LoRA adapter, its optimizer (and run-long schedule), and what every learner's
+    trainer is given of them."""
 
     def __init__(
         self,
@@ -87,11 +88,7 @@ class PolicyLearner(ABC):
             )
         self.last_log_history: list[dict[str, float]] = []  # TRL's per-step logs of the last update
 
-    @abstractmethod
-    def learn(self, batch: LearnBatch) -> LearnOutcome:
-        """One round of training on the round's graded attempts."""
-
-    # ------------------------------------------------------------------------- for subclasses
+    # ------------------------------------------------------------------------- for the algorithms
 
     @property
     def trainer_precision(self) -> dict[str, Any]:
@@ -127,7 +124,22 @@ class PolicyLearner(ABC):
             self.seed + batch.round,
         )
 
-    def _run_trainer(self, trainer: Any) -> int:
+    def trainer_args(self, name: str, round: int) -> dict[str, Any]:
+        """The TRL arguments of a round's trainer that every algorithm shares: its scratch folder
+        `work_dir/<name>-trainer`, the learning rate and its schedule, a seed per round (a different
+        but reproducible shuffle each round), precision, and no checkpoints, reports or bars."""
+        return {
+            **trl_args(
+                self.work_dir / f"{name}-trainer",
+                seed=self.seed + round,
+                progress=self.progress,
+                precision=self.trainer_precision,
+            ),
+            "learning_rate": self.learner_cfg.learning_rate,
+            **self.trainer_schedule,  # the optimizer (and a run-long schedule) carry on across rounds
+        }
+
+    def run_trainer(self, trainer: Any) -> int:
         """Run one round's TRL trainer on the adapter; keep its per-step logs; return its steps."""
         try:
             trainer.train()
@@ -139,7 +151,7 @@ class PolicyLearner(ABC):
             vars(self.model.get_base_model()).pop("forward", None)
             self.model.eval()
 
-    def _use_base_as_reference(self) -> None:
+    def use_base_as_reference(self) -> None:
         """Make the base model (adapter off) the reference policy of this round's trainer.
 
         Handed a PeftModel and no ref_model, TRL 1.16's DPOTrainer (and GRPOTrainer with beta > 0) adds a
@@ -166,11 +178,10 @@ class PolicyLearner(ABC):
 
     # ------------------------------------------------------------------------- publish / restore
 
-    def publish(self, version: int, directory: str | Path) -> str:
-        """Save the adapter and optimizer state to `directory` atomically; returns its path.
-
-        The folder is complete or absent, never half-written; an existing one is replaced.
-        """
+    def publish(self, version: int, directory: str | Path) -> PolicyRef:
+        """Save the adapter and optimizer state to `directory` atomically; returns the reference
+        Solvers load it by. The folder is complete or absent, never half-written; an existing one is
+        replaced (a resumed run publishing the same version again)."""
         import torch
 
         from curriculum.files import replace_dir_atomically
@@ -187,16 +198,12 @@ class PolicyLearner(ABC):
                 tmp / OPTIMIZER_FILE,
             )
 
-        # An existing folder (a resumed run publishing the same version again) is replaced.
-        return str(replace_dir_atomically(directory, write))
+        return PolicyRef.read(version, replace_dir_atomically(directory, write))
 
-    def policy_files(self, directory: str | Path) -> Any:
-        """The adapter files of the version published at `directory` (a `files.FolderFiles`), to
-        send to the Solvers with the version announcement."""
-        from curriculum.files import FolderFiles
-
+    def published(self, version: int, directory: str | Path) -> PolicyRef:
+        """The reference of policy `version`, published at `directory` before (a resumed run)."""
         try:
-            return FolderFiles.read(directory, ADAPTER_FILES)
+            return PolicyRef.read(version, directory)
         except FileNotFoundError as exc:
             raise LearnerStateError(f"cannot send the policy published at '{directory}': {exc}") from None
 

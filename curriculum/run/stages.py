@@ -1,0 +1,301 @@
+"""The stages of a round, one object each, in the order they run (`STAGES`).
+
+A stage reads and extends the round's `RoundState` and writes to the store only through its
+`StageTransaction`, which the loop commits with the stage's record when it ends (run/loop.py).
+Shared steps (attempting, admitting drafts, evaluating) are the loop's methods.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Protocol
+
+from curriculum.curricula import synthesis, weakness
+from curriculum.curricula.label_quality import label_agreement
+from curriculum.curricula.selection import gaussian_usefulness, select_round_problems, trusted
+from curriculum.errors import CurriculumError
+from curriculum.evaluation import drops_from_base
+from curriculum.faults import kill_point
+from curriculum.files import atomic_write_json
+from curriculum.records import PolicyVersion, RoundStats
+from curriculum.roles.api import GeneratorRole, LearnerRole, TeacherRole
+from curriculum.roles.teacher.base import Failure, call_metrics
+from curriculum.run.resume import RoundState, round_seed
+from curriculum.run.transaction import StageTransaction
+from curriculum.store.queries import StoreQueries
+from curriculum.training.batch import Group, LearnBatch
+
+if TYPE_CHECKING:
+    from curriculum.run.loop import CoEvolution
+
+
+class Stage(Protocol):
+    name: str
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None: ...
+
+
+class Select:
+    """The round's problems, from the store's pools by solve rate (selection.py)."""
+
+    name = "select"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        config = loop.config
+        sel = config.selection
+        candidates = trusted(tx.read(StoreQueries.problems), sel.min_vote_share)
+        rates = dict(tx.read(StoreQueries.solve_rates))
+        rates.update(tx.read(StoreQueries.solve_rates, last_n_rounds=sel.last_n_rounds))
+        rng = random.Random(_seed(loop, s.round, "select"))
+        n = config.loop.selected_per_round(config.synthesis)  # synthesis screening shares the budget
+        s.problems = select_round_problems(
+            candidates,
+            rates,
+            n,
+            sel.band_low,
+            sel.band_high,
+            rng,
+            sel.fresh_fraction,
+            sel.failed_fraction,
+            sel.solved_fraction,
+            solved_by_level=sel.solved_by_level,
+        )
+        s.problem_ids = [p.id for p in s.problems]
+        s.metrics["selected"] = len(s.problems)
+
+
+class Attempt:
+    """k graded attempts per selected problem, with the policy the round started with."""
+
+    name = "attempt"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        s.attempts = loop.attempt(loop.problems_of(tx, s), s.round, s)
+        tx.append(s.attempts)
+        attempts, metrics = s.attempts, s.metrics
+        rates = [sum(a.correct for a in atts) / len(atts) for atts in loop.attempts_by_problem(tx, s).values()]
+        metrics["attempts"] = len(attempts)
+        metrics["tokens_per_attempt"] = sum(a.num_tokens for a in attempts) / max(len(attempts), 1)
+        metrics["selected_solve_rate_mean"] = sum(rates) / max(len(rates), 1)
+        for low in range(0, 100, 25):  # histogram of the selected problems' solve rates
+            high = low + 25
+            metrics[f"selected_solve_rate_hist/{low:02d}_{high:02d}"] = sum(
+                low / 100 <= r < high / 100 or (high == 100 and r == 1.0) for r in rates
+            )
+
+
+class Learn:
+    """The Learner's update on the round's groups, published as the next version; the Solvers load it."""
+
+    name = "learn"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        round, learner = s.round, loop.roles.learner
+        problems, by_problem = loop.problems_of(tx, s), loop.attempts_by_problem(tx, s)
+        # The Learner builds its own training data (DPO pairs, GRPO groups, SFT examples) from the
+        # batch: `learner.algorithm` picks it (roles/learner.py), the loop does not branch on it.
+        batch = LearnBatch(
+            round=round,
+            policy_version=loop.policy_version,
+            groups=tuple(
+                Group(p, loop.prompt(p.question), tuple(by_problem[p.id])) for p in problems if by_problem[p.id]
+            ),
+        )
+        outcome = learner.call(LearnerRole.learn, batch).result()
+        loop.unpublished = batch  # until published, a restarted Learner redoes it (`restore`)
+        kill_point("learn:after-update", round)
+        version = loop.policy_version + 1
+        adapter = loop.adapter_path(version)
+        assert adapter is not None  # a version after the base model's
+        policy = learner.call(LearnerRole.publish, version, adapter).result()
+        loop.learner_version, loop.unpublished = version, None
+        tx.append(outcome.pairs)
+        tx.append(
+            [
+                PolicyVersion(
+                    version=version,
+                    round=round,
+                    parent_version=loop.policy_version,
+                    adapter_path=adapter,
+                    algorithm=loop.config.learner.algorithm,
+                    metrics={k: float(v) for k, v in outcome.metrics.items()},
+                )
+            ]
+        )
+        loop.load_policy(policy)
+        loop.policy_version = s.policy_version = version
+        s.metrics["pairs"] = len(outcome.pairs)
+        s.metrics["pairs_with_reference"] = sum(p.chosen_is_reference for p in outcome.pairs)
+        s.metrics.update({f"learner/{k}": float(v) for k, v in outcome.metrics.items()})
+
+
+class Teach:
+    """The Teacher's variants of the round's failures, through the admission gate (Socratic-Zero)."""
+
+    name = "teach"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        teacher = loop.roles.teacher
+        if not loop.config.teacher.enabled or teacher is None:  # recipes without the Socratic Teacher
+            return
+        stored = set(tx.read(StoreQueries.problem_ids))
+        taught = teacher.call(TeacherRole.teach, loop.failures(tx, s), stored | loop.heldout_ids, s.round).result()
+        tx.append(taught.calls)  # an LLM Teacher's audited model calls
+        s.metrics.update(loop.admit(tx, taught.problems, taught.rejected, "teacher", s.round, stored))
+        s.metrics.update(call_metrics(taught.calls, "teacher"))
+
+
+class Synthesize:
+    """SwS: mine weaknesses from the store's accuracy history, write `synthesis.budget` variants
+    aimed at their concepts (or at uniformly drawn ones), screen them with the Solver (the policy
+    just published) and keep those inside the band (synthesis.py)."""
+
+    name = "synthesize"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        cfg, round = loop.config.synthesis, s.round
+        if not cfg.enabled:
+            return
+        report = weakness.mine(tx, loop.config.weakness)
+        rng = random.Random(_seed(loop, round, "synthesis"))
+        targets = synthesis.plan(cfg, report, rng)
+        if cfg.kind == "llm":  # the Teacher's model writes and labels the drafts (roles/teacher/llm_synthesis.py)
+            teacher = loop.roles.teacher
+            if teacher is None:  # the config refuses this recipe first (config.py)
+                raise CurriculumError("synthesis.kind=llm writes with the Teacher's model: set teacher.kind=llm")
+            seed = _seed(loop, round, "synthesis-llm")
+            drafts = teacher.call(TeacherRole.synthesize, targets, loop.known_ids(tx), round, seed).result()
+            tx.append(drafts.calls)
+            s.metrics.update(call_metrics(drafts.calls, "synthesis"))
+        else:
+            mutator = loop.world.mutator()
+            if mutator is None:  # the config refuses this recipe first (config.py)
+                raise CurriculumError(
+                    "synthesis.kind=symbolic varies problems with the world's mutation operators; "
+                    f"world.name={loop.config.world.name} has none"
+                )
+            drafts = synthesis.draft(targets, mutator, cfg.mutations, loop.known_ids(tx), round, rng)
+        clean, contaminated = loop.decontaminate(drafts.problems, "synthesis", round)
+        attempts = loop.attempt(clean, round, s, purpose="synthesis")
+        screened = synthesis.screen(clean, attempts, cfg.band_low, cfg.band_high, round)
+        tx.append(screened.kept)
+        tx.append(screened.attempts)
+        tx.append([*drafts.rejected, *contaminated, *screened.rejected])
+        s.metrics.update(report.metrics("weakness"))
+        s.metrics.update(
+            {
+                "synthesis/drafts": len(targets),
+                "synthesis/accepted": len(screened.kept),
+                "synthesis/rejected": len(drafts.rejected) + len(contaminated) + len(screened.rejected),
+                "synthesis/out_of_band": len(screened.rejected),
+                "synthesis/attempts": len(attempts),  # screening is generation compute too
+                "synthesis/tokens_per_attempt": sum(a.num_tokens for a in attempts) / max(len(attempts), 1),
+            }
+        )
+
+
+class Distil:
+    """The Generator learns from (failed problem -> Teacher problem) pairs weighted by how useful
+    each Teacher problem proved, then (after warm-up) proposes problems of its own; and the
+    agreement of the round's model-labelled answers with the world's oracle."""
+
+    name = "distil"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        # The store now holds the Teacher's problems of this round: known = before teach + taught.
+        failures, known = loop.failures(tx, s), loop.known_ids(tx)
+        s.metrics.update(self._distil(loop, tx, s, failures, known))
+        loop.generator_version = s.generator_version = int(s.metrics.get("generator/version", s.generator_version))
+        oracle = loop.world.oracle()
+        solve = oracle.solve if oracle is not None else (lambda question: None)  # no oracle: counts only
+        s.metrics.update(label_agreement(tx.read(StoreQueries.problems, round=s.round), solve).metrics("labels"))
+
+    @staticmethod
+    def _distil(
+        loop: CoEvolution, tx: StageTransaction, s: RoundState, failures: list[Failure], known: set[str]
+    ) -> dict[str, float]:
+        gen_cfg, generator, round = loop.config.generator, loop.roles.generator, s.round
+        if generator is None or not gen_cfg.enabled:
+            return {}
+        children = [p for p in tx.read(StoreQueries.problems, source="teacher") if p.parent_id]
+        rates = tx.read(StoreQueries.solve_rates, problem_ids=[p.id for p in children])
+        parents = {p.id: p for p in tx.read(StoreQueries.get_problems, list({c.parent_id for c in children}))}
+        examples = [
+            (parents[c.parent_id], c, rates[c.id].rate) for c in children if c.id in rates and c.parent_id in parents
+        ]
+        out = {f"generator/{k}": float(v) for k, v in generator.call(GeneratorRole.train, examples).result().items()}
+        # The Generator now holds (and has checkpointed) this version: a restarted one proposes with it.
+        loop.generator_version = int(out.get("generator/version", loop.generator_version))
+        out["generator/mean_usefulness"] = (
+            sum(gaussian_usefulness(r, gen_cfg.usefulness_center, gen_cfg.usefulness_width) for *_, r in examples)
+            / len(examples)
+            if examples
+            else 0.0
+        )
+        if round > gen_cfg.warmup_rounds and failures and gen_cfg.proposals_per_round:
+            proposed, rejected = generator.call(
+                GeneratorRole.propose, [f.problem for f in failures], gen_cfg.proposals_per_round, round
+            ).result()
+            out.update(loop.admit(tx, proposed, rejected, "generator", round, known - loop.heldout_ids))
+        return out
+
+
+class Evaluate:
+    """Greedy held-out evaluation of the new policy, its drop from the base, and the round's additions."""
+
+    name = "evaluate"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        loop.evaluate_policy(s)
+        loop.warn_on_timeouts(s)  # the round's last grades are in
+        if loop.base_evaluation is not None and s.evaluation_result is not None:
+            s.metrics.update(drops_from_base(loop.base_evaluation, s.evaluation_result, loop.world.report_by))
+        s.by_source = tx.read(StoreQueries.problem_counts_by_source, s.round)
+        s.metrics.update({f"problems_added/{source}": n for source, n in s.by_source.items()})
+
+
+class Snapshot:
+    """The round's metrics into the store, and a Parquet snapshot of it (what `inspect` reads)."""
+
+    name = "snapshot"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        stats = RoundStats(
+            round=s.round,
+            policy_version=s.policy_version,
+            metrics={k: float(v) for k, v in s.metrics.items()},
+            seconds=dict(s.seconds),
+        )
+        tx.append([stats])
+        tx.export_parquet(str(loop.layout.snapshot(s.round)))
+
+
+class Checkpoint:
+    """The round's checkpoint pointer. The adapter and optimizer (`policy_vNNNN`) and the Generator
+    (`generator/vNNNN`) were written atomically when they were made; LATEST goes last."""
+
+    name = "checkpoint"
+
+    def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
+        kill_point("checkpoint:before-latest", s.round)
+        atomic_write_json(
+            loop.layout.latest,
+            {
+                "round": s.round,
+                "policy_version": s.policy_version,
+                "adapter_path": loop.adapter_path(s.policy_version),
+                "generator_version": s.generator_version,
+            },
+        )
+
+
+def stages() -> list[Stage]:
+    """A round's stages, in order."""
+    return [Select(), Attempt(), Learn(), Teach(), Synthesize(), Distil(), Evaluate(), Snapshot(), Checkpoint()]
+
+
+STAGES = tuple(stage.name for stage in stages())
+
+
+def _seed(loop: CoEvolution, round: int, purpose: str) -> int:
+    return round_seed(loop.config.experiment.seed, round, purpose)

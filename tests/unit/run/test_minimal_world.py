@@ -1,0 +1,60 @@
+"""A world with none of the optional capabilities (no oracle, mutator or pretraining data) runs a whole
+round: seeds, attempts, an update, evaluation and the round's records, with real in-process roles on
+the toy model. Nothing outside the world asks which world it is."""
+
+import random
+
+from curriculum.config import Config
+from curriculum.records import Problem
+from curriculum.run.actors import local_roles, stop
+from curriculum.run.loop import CoEvolution
+from curriculum.store import Store
+from curriculum.worlds import World
+
+
+class SumsWorld(World):
+    """One-digit sums written by hand: held-out and seed problems, nothing else."""
+
+    name = "sums"
+    extraction = "answer_colon"
+    instruction = ""
+    report_by = "family"
+
+    def _problem(self, a: int, b: int, source: str) -> Problem:
+        return Problem(
+            question=f"{a}+{b}=?", answer=str(a + b), solution=f"answer: {a + b}", source=source, family="sums"
+        )
+
+    def heldout(self) -> list[Problem]:
+        return [self._problem(a, 9 - a, "dataset") for a in range(4)]
+
+    def seed_candidates(self, n: int, rng: random.Random) -> list[Problem]:
+        return [self._problem(rng.randrange(5), rng.randrange(4), "seed") for _ in range(n)]
+
+
+def test_a_world_without_capabilities_runs_a_whole_round(tiny_config, tiny_base_model, tmp_path):
+    world = SumsWorld()
+    assert world.oracle() is None and world.mutator() is None and world.pretraining() is None
+    config = Config.model_validate(
+        {
+            **tiny_config.model_dump(),
+            "teacher": {"enabled": False},
+            "generator": {"enabled": False},
+            "ray": {"in_process": True},
+        }
+    )
+    roles = local_roles(config, tmp_path, str(tiny_base_model))
+    try:
+        loop = CoEvolution(config, roles, world, tmp_path, prompt=lambda question: question + "\n")
+        seeds = loop.prepare_seeds()
+        report = loop.run_round(1)
+    finally:
+        stop(roles, None)
+        roles.store.call(Store.close).result()
+    assert seeds.metrics["seed_candidates"] > 0
+    assert report.policy_version == 1 and report.evaluation.n == len(world.heldout())
+    assert set(report.evaluation.by_family) == {"sums"}
+    with Store(tmp_path / "store.duckdb", read_only=True) as store:
+        assert store.round_attempts(1) and [s.stage for s in store.stage_records()][-1] == "checkpoint"
+        assert store.counts()["policies"] == 1 and store.counts()["rounds"] == 1
+    assert (tmp_path / "checkpoints" / "policy_v0001" / "adapter_model.safetensors").is_file()
