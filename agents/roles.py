@@ -61,7 +61,7 @@ def make_teacher(config: Config, run_dir: str | None = None, device: str = "cpu"
 def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
     from pathlib import Path
 
-    from curriculum.roles.teacher.llm import LLMTeacher, connector, load_prompts
+    from curriculum.roles.teacher.llm import LLMTeacher, connector, llm_settings, load_prompts
     from curriculum.roles.teacher.workflow import verifier_equivalence
     from curriculum.verify import Verifier
 
@@ -73,10 +73,11 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
 
         synthesis_prompts = load_synthesis_prompts(config, base)
     server = None
-    if config.teacher.serve is not None:
+    serve = llm_settings(config).serve
+    if serve is not None:
         from agents.serve import ModelServer
 
-        server = ModelServer(config.teacher.serve, RunLayout(Path(run_dir or ".")).teacher_server, device=device)
+        server = ModelServer(serve, RunLayout(Path(run_dir or ".")).teacher_server, device=device)
     verifier = Verifier(config.verifier.timeout_s)
 
     def close() -> None:

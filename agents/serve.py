@@ -220,8 +220,10 @@ class ModelServer:
 
         url = f"http://{HOST}:{self.port}{self.health_path}"
         deadline = time.monotonic() + self.config.startup_timeout_s
+        process = self.process
+        assert process is not None  # started by the caller
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = process.poll()
             if code is not None:
                 raise ServerError(
                     f"the Teacher's server exited with {code} while starting "

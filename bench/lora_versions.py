@@ -8,7 +8,7 @@ engine: this process and its children (vLLM's engine processes, if `solver.vllm.
 as PSS so that shared pages are counted once.
 
     python bench/lora_versions.py                  # 60 versions, configs/tiny.yaml's model and LoRA
-    python bench/lora_versions.py --versions 100 solver.vllm.engine_process=true
+    python bench/lora_versions.py --versions 100 solver.engine=vllm solver.vllm.engine_process=true
 
 Last line: RESULT versions=<n> rss_after_first_mib=<m> rss_after_last_mib=<m> rss_growth_mib=<m>
 rss_growth_second_half_mib=<m> (growth from the middle version to the last: a leak keeps growing,

@@ -6,18 +6,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from curriculum.config import Extraction
 from curriculum.records import Problem
 
 NO_FAMILY = "-"
 
 
 class _Grade(Protocol):
-    extracted: Any
-    correct: bool
+    @property
+    def extracted(self) -> str | None: ...
+
+    @property
+    def correct(self) -> bool: ...
 
 
 class _Verifier(Protocol):
-    def grade_many(self, completions: list[str], references: list[str], rule: str) -> Sequence[_Grade]: ...
+    def grade_many(
+        self, completions: Sequence[str], references: Sequence[str], rule: Extraction
+    ) -> Sequence[_Grade]: ...
 
 
 @dataclass
@@ -129,7 +135,7 @@ def evaluate(
     engine: Any,
     problems: Sequence[Problem],
     verifier: _Verifier,
-    rule: str,
+    rule: Extraction,
     max_new_tokens: int,
     batch_size: int | None = None,
     progress: bool = False,

@@ -51,7 +51,7 @@ EVERY_ACTOR_METHOD = [
     "store.problem_counts_by_source#1:idle",
     "store.close#1:done",
     "solver.attempt#2:done",
-    "solver.use_policy#1:idle",
+    "solver.load_policy#1:idle",
     "solver.evaluate#1:sent",
     "teacher.teach#1:done",
     "learner.learn#1:idle",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from curriculum.records import Problem, SolveRate, rate_within
 
@@ -63,7 +64,7 @@ def select_round_problems(
         else:
             pools["failed" if rate.rate < low else "solved"].append(problem)
     level = lambda p: p.level if p.level is not None else math.inf  # noqa: E731
-    keys = {
+    keys: dict[str, Callable[[Problem], Any]] = {
         "fresh": lambda p: (-p.round_created, rng.random()),
         "failed": lambda p: (low - rates[p.id].rate, level(p), rng.random()),
         "solved": lambda p: rng.random(),  # a random sample of everything mastered, every level

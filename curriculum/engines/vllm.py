@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
-from curriculum.config import LoraConfig, VLLMConfig
+from curriculum.config import Config, ConfigError, LoraConfig, VLLMConfig, VLLMSolverConfig
 from curriculum.engines.base import Generation, InferenceEngine, stop_token_ids, validate_sampling
 from curriculum.errors import CurriculumError
 from curriculum.records import content_id
@@ -193,11 +193,17 @@ class VLLMEngine(InferenceEngine):
         self.load_adapter(None, 0)
 
     @classmethod
-    def from_config(cls, config: Any, model_path: str | Path, work_dir: str | Path, device: str = "cpu") -> VLLMEngine:
+    def from_config(
+        cls, config: Config, model_path: str | Path, work_dir: str | Path, device: str = "cpu"
+    ) -> VLLMEngine:
+        """The engine of a `solver.engine: vllm` config (its `solver.vllm` settings)."""
+        solver = config.solver
+        if not isinstance(solver, VLLMSolverConfig):
+            raise ConfigError("the vLLM engine's settings are solver.vllm: set solver.engine=vllm")
         return cls(
             model_path,
             config.model.lora,
-            config.solver.vllm,
+            solver.vllm,
             work_dir,
             dtype=config.model.dtype,
             device=device,

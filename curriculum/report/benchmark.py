@@ -9,6 +9,10 @@ agree; `--also-extraction RULE` reports pass@k by other rules beside it, labelle
 (the mean share of correct samples), the unbiased pass@k, mean tokens per completion,
 and the same per subject and per level where the data has them. It is written as a
 JSON file and, for a run, logged to the run's MLflow run (step = policy version).
+
+Why one module of ~450 lines: it is one command read top to bottom (which model, which data,
+sampling, grading, scoring, where the report goes); its parts are used nowhere else, and pass@k
+and the Verifier are already apart (passk.py, verify/).
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ class Generator:
             load_model_and_tokenizer,
         )
 
-        if self.lora_cfg is None:
-            raise ValueError("a Generator on a real model trains a LoRA adapter: pass lora_cfg")
+        if self.lora_cfg is None or self.base_model_path is None:
+            raise ValueError("a Generator on a real model trains a LoRA adapter: pass base_model_path and lora_cfg")
         model, tokenizer = load_model_and_tokenizer(self.base_model_path, dtype=self.dtype, device=self.device)
         if adapter is None:
             with _kept_global_rng():

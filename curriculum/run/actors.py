@@ -128,11 +128,12 @@ def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any 
 
 def _with_server_gpus(config: Config) -> Config:
     """With `teacher.serve`, the Teacher's bundle holds the server's GPUs (teacher.serve.num_gpus)."""
-    serve = config.teacher.serve
+    teacher = config.llm_teacher
+    serve = teacher.serve if teacher is not None else None
     if serve is None or not serve.num_gpus:
         return config
-    teacher = config.ray.teacher.model_copy(update={"num_gpus": serve.num_gpus})
-    return config.model_copy(update={"ray": config.ray.model_copy(update={"teacher": teacher})})
+    bundle = config.ray.teacher.model_copy(update={"num_gpus": serve.num_gpus})
+    return config.model_copy(update={"ray": config.ray.model_copy(update={"teacher": bundle})})
 
 
 def _on_available_devices(config: Config, gpus: float) -> Config:

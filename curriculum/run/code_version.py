@@ -53,7 +53,9 @@ class CodeVersion:
 
 def source_root() -> Path:
     """The folder holding the packages this process imported."""
-    return Path(sys.modules["curriculum"].__file__).resolve().parents[1]
+    package = sys.modules["curriculum"].__file__
+    assert package is not None  # a regular package, imported from its folder
+    return Path(package).resolve().parents[1]
 
 
 def source_files(root: Path) -> list[Path]:

@@ -97,7 +97,9 @@ def capture_rng() -> dict[str, Any]:
     if "numpy" in sys.modules:
         import numpy as np
 
-        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        legacy = np.random.get_state(legacy=True)
+        assert isinstance(legacy, tuple)  # (kind, keys, pos, has_gauss, cached)
+        kind, keys, pos, has_gauss, cached = legacy
         state["numpy"] = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
     if "torch" in sys.modules:
         import torch

@@ -92,8 +92,10 @@ def preflight(config: Config, run_dir: Path | None = None) -> None:
     if config.model.kind == "hf":
         from curriculum.models import check_model_path
 
-        check_model_path(config.model.path)
-        prompt_limit = prompt_limit_for(config, config.model.path)  # problems read from files must fit the model
+        path = config.model.path
+        assert path is not None  # model.kind=hf needs model.path (the config says so first)
+        check_model_path(path)
+        prompt_limit = prompt_limit_for(config, path)  # problems read from files must fit the model
     world = world_for(config, prompt_limit)
     world.heldout()  # a dataset world reads its held-out sets and its seed pool here
     world.seed_candidates(1, random.Random(0))
@@ -230,6 +232,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
                 f"{seeds['seed_candidates']} screened)"
             )
         if base_eval is None:  # a real model: evaluated by the Solver in round 0
+            assert finished[0].evaluation is not None  # round 0 evaluated it
             base_eval = EvalResult.from_dict(finished[0].evaluation)
             console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
         loop.base_evaluation = base_eval  # each round reports what it lost since the base (retention/...)

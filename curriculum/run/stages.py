@@ -219,7 +219,8 @@ class Distil:
             return {}
         children = [p for p in tx.read(StoreQueries.problems, source="teacher") if p.parent_id]
         rates = tx.read(StoreQueries.solve_rates, problem_ids=[p.id for p in children])
-        parents = {p.id: p for p in tx.read(StoreQueries.get_problems, list({c.parent_id for c in children}))}
+        parent_ids = list({c.parent_id for c in children if c.parent_id})
+        parents = {p.id: p for p in tx.read(StoreQueries.get_problems, parent_ids)}
         examples = [
             (parents[c.parent_id], c, rates[c.id].rate) for c in children if c.id in rates and c.parent_id in parents
         ]

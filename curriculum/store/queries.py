@@ -92,7 +92,8 @@ class StoreQueries:
     def _attempt_scope(
         self, policy_version: int | None, last_n_rounds: int | None, problem_ids: Iterable[str] | None
     ) -> tuple[str, list[Any]]:
-        conditions, params = [], []
+        conditions: list[str] = []
+        params: list[Any] = []
         if policy_version is not None:
             conditions.append("policy_version = ?")
             params.append(policy_version)
@@ -172,7 +173,8 @@ class StoreQueries:
 
     def problems(self, source: str | None = None, round: int | None = None) -> list[Problem]:
         """Problems, optionally of one source and/or created in one round; by round, then id."""
-        conditions, params = [], []
+        conditions: list[str] = []
+        params: list[Any] = []
         if source is not None:
             conditions.append("source = ?")
             params.append(source)
@@ -203,7 +205,7 @@ class StoreQueries:
     def round_attempts(self, round: int, problem_ids: Iterable[str] | None = None) -> list[Attempt]:
         """The attempts made in one round (optionally at some problems), by problem id, then
         policy version and sample index: what a resumed round reads back instead of re-sampling."""
-        where, params = "WHERE round = ?", [round]
+        where, params = "WHERE round = ?", list[Any]([round])
         if problem_ids is not None:
             where += " AND problem_id IN (SELECT unnest(?::VARCHAR[]))"
             params.append(list(problem_ids))

@@ -40,61 +40,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from curriculum.errors import CurriculumError
 from curriculum.records import (
     Record,
 )
 from curriculum.store import schema
 from curriculum.store.queries import READS, R, Read, StoreQueries
-
-
-class StoreError(CurriculumError):
-    """The store cannot do what was asked; the message says why and what to do."""
-
+from curriculum.store.rows import StoreError, _first_of_each, _group_by_table, _KeyFilter, _to_arrow, first_line
 
 CHECKPOINT_THRESHOLD = "256MB"
-
-
-# --------------------------------------------------------------------------- key filter
-
-
-class _KeyFilter:
-    """Sorted 64-bit hashes (DuckDB's ``hash()``) of the keys already in one table.
-
-    ``might_contain`` is exact for "absent"; a hit may be a hash collision, so
-    the store confirms hits against the table before dropping a row.
-
-    The hashes are held as a few sorted runs merged like a binary counter (a run
-    is merged into the one before it while that one is no bigger), so an add
-    copies O(batch * log n) hashes amortized, not the whole array: inserting
-    into one array cost ~0.4 us a row at 1M keys (bench/store.py).
-    """
-
-    def __init__(self, hashes: np.ndarray):
-        self._runs: list[np.ndarray] = []
-        if len(hashes):
-            self._runs.append(np.sort(hashes.astype(np.uint64, copy=False)))
-
-    def might_contain(self, hashes: np.ndarray) -> np.ndarray:
-        """Per hash, whether it may be stored. Sorted ``hashes`` search ~2x faster (cache locality)."""
-        found = np.zeros(len(hashes), dtype=bool)
-        for run in self._runs:
-            positions = np.searchsorted(run, hashes).clip(max=len(run) - 1)
-            found |= run[positions] == hashes
-        return found
-
-    def add(self, hashes: np.ndarray) -> None:
-        if len(hashes) == 0:
-            return
-        run = hashes if _is_sorted(hashes) else np.sort(hashes)
-        while self._runs and len(self._runs[-1]) <= len(run):
-            # a stable sort of two sorted runs is timsort's linear merge (4x faster here than np.insert)
-            run = np.sort(np.concatenate([self._runs.pop(), run]), kind="stable")
-        self._runs.append(run)
-
-
-def _is_sorted(values: np.ndarray) -> bool:
-    return bool((values[1:] >= values[:-1]).all())
 
 
 # --------------------------------------------------------------------------- store
@@ -117,7 +70,7 @@ class Store(StoreQueries):
         except duckdb.IOException as exc:
             mode = "read-only" if read_only else "read-write"
             raise StoreError(
-                f"{self.path}: cannot open {mode}: {_first_line(exc)} "
+                f"{self.path}: cannot open {mode}: {first_line(exc)} "
                 "(only the store actor may hold the file during a run; read a Parquet snapshot instead)"
             ) from exc
         try:
@@ -139,7 +92,7 @@ class Store(StoreQueries):
             try:
                 con.close()
             except duckdb.Error as exc:  # the final checkpoint failed; the WAL still holds every commit
-                raise StoreError(f"{self.path}: closing failed: {_first_line(exc)}{_hint(exc)}") from exc
+                raise StoreError(f"{self.path}: closing failed: {first_line(exc)}{_hint(exc)}") from exc
 
     def __enter__(self) -> Store:
         return self
@@ -163,7 +116,7 @@ class Store(StoreQueries):
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: checkpoint failed: {_first_line(exc)}{_hint(exc)}") from exc
+            raise StoreError(f"{self.path}: checkpoint failed: {first_line(exc)}{_hint(exc)}") from exc
 
     # -- schema
 
@@ -220,7 +173,7 @@ class Store(StoreQueries):
             if not isinstance(exc, duckdb.Error):
                 raise
             raise StoreError(
-                f"{self.path}: migration to schema version {current} failed: {_first_line(exc)}; "
+                f"{self.path}: migration to schema version {current} failed: {first_line(exc)}; "
                 f"the file is unchanged at version {found}"
             ) from exc
 
@@ -255,7 +208,7 @@ class Store(StoreQueries):
                 raise
             names = ", ".join(table.name for table, _ in batches)
             raise StoreError(
-                f"{self.path}: append to {names} failed, nothing was written: {_first_line(exc)}{_hint(exc)}"
+                f"{self.path}: append to {names} failed, nothing was written: {first_line(exc)}{_hint(exc)}"
             ) from exc
         for name, hashes in new_hashes:  # only once committed
             self._key_filters[name].add(hashes)
@@ -363,7 +316,7 @@ class Store(StoreQueries):
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, duckdb.Error):
-                raise StoreError(f"{self.path}: Parquet export to {target} failed: {_first_line(exc)}") from exc
+                raise StoreError(f"{self.path}: Parquet export to {target} failed: {first_line(exc)}") from exc
             raise
         return target
 
@@ -393,56 +346,3 @@ def _hint(exc: BaseException) -> str:
     if "permission denied" in text or "read-only file system" in text:
         return " (the store file is not writable: fix its permissions, then `curriculum resume RUN_DIR`)"
     return ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _group_by_table(records: Sequence[Record]) -> list[tuple[schema.Table, list[Record]]]:
-    """Records grouped by table, in schema order."""
-    kinds = {type(record) for record in records}
-    for kind in kinds - schema.TABLE_BY_RECORD.keys():
-        index = next(i for i, record in enumerate(records) if type(record) is kind)
-        raise StoreError(f"append: item {index} is a {kind.__name__}, not a store record")
-    if len(kinds) == 1:  # the usual case: one Solver batch
-        return [(schema.TABLE_BY_RECORD[kinds.pop()], list(records))]
-    groups: dict[type, list[Record]] = {kind: [] for kind in kinds}
-    for record in records:
-        groups[type(record)].append(record)
-    return [(table, groups[table.record]) for table in schema.TABLES if table.record in groups]
-
-
-def _first_of_each(keys: list[Any]) -> np.ndarray:
-    """Mask of the first occurrence of each key."""
-    seen: set[Any] = set()
-    return np.array([not (key in seen or seen.add(key)) for key in keys], dtype=bool)
-
-
-def _to_arrow(table: schema.Table, records: list[Record]) -> pa.Table:
-    """One Arrow table from the records' attribute dicts. A key repeated in the batch
-    keeps its first record: ``Store._insert_new_rows`` drops the rest, found through
-    their hashes, so the common batch without repeats pays no Python set of keys.
-
-    Converting the dicts as one struct array walks each record once in C++:
-    0.8-0.9 us a row, against 1.0-1.2 for ``Table.from_pylist`` (which builds a
-    Python list per column first) plus a set of the keys (measured with the
-    bench/store.py data, 10k-record batches); per-column lists were slower still.
-    """
-    rows = [record.__dict__ for record in records]
-    try:
-        return pa.Table.from_struct_array(pa.array(rows, type=table.struct))
-    except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-        first = _first_of_each([row.get(table.key) for row in rows])
-        if not first.all():  # a repeat that would be dropped must not fail the call: drop it first
-            return _to_arrow(table, [record for record, keep in zip(records, first) if keep])
-        for field in table.arrow:  # name the column that does not fit
-            try:
-                pa.array([row[field.name] for row in rows], type=field.type)
-            except (pa.ArrowException, OverflowError, TypeError, ValueError) as column_exc:
-                raise StoreError(
-                    f"append: cannot store {table.record.__name__}.{field.name} as {field.type}: "
-                    f"{_first_line(column_exc)}"
-                ) from exc
-        raise StoreError(f"append: cannot convert {table.record.__name__} records: {_first_line(exc)}") from exc

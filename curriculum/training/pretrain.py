@@ -32,7 +32,9 @@ BASE_MODEL_CODE = [
     "curriculum.engines.base",
     "curriculum.engines.hf",
     "curriculum.evaluation",
-    "curriculum.verify",
+    "curriculum.verify.extract",
+    "curriculum.verify.worker",
+    "curriculum.verify.verifier",
 ]
 
 

@@ -129,16 +129,17 @@ class AnchorLoss:
         }
 
 
-def anchored(trainer_class: type, anchor: AnchorLoss | None) -> type:
+def anchored(trainer_class: Any, anchor: AnchorLoss | None) -> Any:
     """`trainer_class` (a TRL trainer) with `anchor`'s term added to every step's loss; the class
     itself when there is no anchor."""
     if anchor is None:
         return trainer_class
+    term = anchor
 
-    class Anchored(trainer_class):  # type: ignore[misc, valid-type]
+    class Anchored(trainer_class):
         def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, **kwargs: Any) -> Any:
             result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
-            extra = anchor(self.accelerator.unwrap_model(model))
+            extra = term(self.accelerator.unwrap_model(model))
             if return_outputs:
                 loss, outputs = result
                 return loss + extra, outputs

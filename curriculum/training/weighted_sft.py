@@ -84,6 +84,8 @@ class WeightedSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss is the weight-scaled mean completion loss per example, averaged over the batch."""
 
     loss_is_scaled_for_ga = False  # per micro-batch means: Trainer divides by the accumulation steps
+    data_collator: Any  # TRL's, set by SFTTrainer
+    _signature_columns: list[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from curriculum.config import DatasetWorldConfig
 from curriculum.worlds.base import LeftOut, Mutator, Oracle, Pretraining, World, default_level_after
 
 if TYPE_CHECKING:
@@ -20,13 +21,14 @@ def make_world(config: Config, prompt_limit: PromptLimit | None = None) -> World
     """A new world of `config.world.name`, deterministic given `experiment.seed`. `prompt_limit`: the
     longest prompt the model takes; a world reading problems from files refuses longer ones (the
     built-in arithmetic world's problems are a few dozen tokens)."""
-    if config.world.name == "dataset":
+    settings = config.world
+    if isinstance(settings, DatasetWorldConfig):
         from curriculum.worlds.dataset import DatasetWorld
 
         return DatasetWorld(config, prompt_limit)
     from curriculum.worlds.arithmetic import ArithmeticWorld
 
-    return ArithmeticWorld(config.world, seed=config.experiment.seed)
+    return ArithmeticWorld(settings, seed=config.experiment.seed)
 
 
 def world_for(config: Config, prompt_limit: PromptLimit | None = None) -> World:

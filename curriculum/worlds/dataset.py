@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 from functools import cached_property
 
-from curriculum.config import Config
+from curriculum.config import Config, ConfigError, DatasetWorldConfig
 from curriculum.records import Problem, SolveRate
 from curriculum.worlds.base import LeftOut, World
 from curriculum.worlds.prompt_limit import PromptLimit
@@ -41,7 +41,10 @@ class DatasetWorld(World):
     report_by = "family"
 
     def __init__(self, config: Config, prompt_limit: PromptLimit | None = None):
+        if not isinstance(config.world, DatasetWorldConfig):
+            raise ConfigError("the dataset world reads world.name=dataset's settings")
         self.config = config
+        self.settings: DatasetWorldConfig = config.world
         self.seed = config.experiment.seed
         self.extraction = config.world.answer_extraction
         self.instruction = config.world.answer_instruction
@@ -54,7 +57,7 @@ class DatasetWorld(World):
         from curriculum.worlds.loading import load_named
 
         if name not in self._loaded:
-            world = self.config.world
+            world = self.settings
             self._loaded[name] = load_named(
                 self.config,
                 name,
@@ -74,9 +77,9 @@ class DatasetWorld(World):
     @cached_property
     def _heldout(self) -> list[Problem]:
         problems: list[Problem] = []
-        for name in self.config.world.heldout_sets:
+        for name in self.settings.heldout_sets:
             pool = _distinct(self._load(name))
-            size = self.config.world.heldout_size.get(name, 0)
+            size = self.settings.heldout_size.get(name, 0)
             if size and size < len(pool):
                 rng = random.Random(f"dataset:{self.seed}:heldout:{name}")
                 pool = [pool[i] for i in sorted(rng.sample(range(len(pool)), size))]
@@ -87,7 +90,7 @@ class DatasetWorld(World):
     def seed_pool(self) -> list[Problem]:
         """Every seed-set problem whose question is not held out, once each, in file order."""
         held = {p.id for p in self._heldout}
-        pool = [p for name in self.config.world.seed_sets for p in self._load(name)]
+        pool = [p for name in self.settings.seed_sets for p in self._load(name)]
         return [p.model_copy(update={"source": "seed"}) for p in _distinct(pool) if p.id not in held]
 
     def seed_candidates(self, n: int, rng: random.Random) -> list[Problem]:
@@ -99,7 +102,7 @@ class DatasetWorld(World):
     def screened(self, problem: Problem, rate: SolveRate) -> Problem:
         if problem.level is not None:
             return problem
-        return problem.model_copy(update={"level": level_from_rate(rate.rate, self.config.world.level_edges)})
+        return problem.model_copy(update={"level": level_from_rate(rate.rate, self.settings.level_edges)})
 
 
 def level_from_rate(rate: float, edges: list[float]) -> int:

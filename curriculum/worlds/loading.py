@@ -82,6 +82,7 @@ def load_problem_set(
         if excess is None:
             problems.append(problem)
         elif skipped is None:
+            assert limit is not None  # only a limit finds an excess
             hint = f"; shorten it, or {limit.skip_hint}" if limit.skip_hint else ""
             raise DatasetError(f"{where}: {excess}{hint}")
         else:
@@ -126,7 +127,7 @@ def _resolve(spec: DatasetSpec, data_root: Path, name: str) -> tuple[str, str]:
     """(where to read, format). Hub names for format=hf pass through when no such local path exists."""
     path = Path(spec.path).expanduser()
     local = path if path.is_absolute() else data_root / path
-    fmt = spec.format
+    fmt: str = spec.format
     if fmt == "hf":
         return (str(local), fmt) if local.exists() else (spec.path, fmt)
     if not local.exists():

@@ -37,6 +37,7 @@ from curriculum.roles.solver import GradedAttempts
 from curriculum.run.actors import restore_on_restart
 from curriculum.run.loop import CoEvolution
 from curriculum.run.resume import compare_stores
+from curriculum.store import Store
 from curriculum.training.batch import LearnOutcome, PolicyRef
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
@@ -217,7 +218,7 @@ def run(run_dir: Path, kills: Sequence[str] = ()) -> tuple[list, dict[str, int]]
         restore_on_restart(roles, loop.restore)
         loop.resume()  # a fresh store: nothing to restore, but the read is one the loop makes
         reports = [loop.prepare_seeds()] + [loop.run_round(r) for r in range(1, ROUNDS + 1)]
-        roles.store.call("close").result()
+        roles.store.call(Store.close).result()
         restarts = {
             role.name: role.restarts
             for role in (roles.store, *roles.solvers, roles.teacher, roles.learner, roles.generator)

@@ -21,7 +21,7 @@ KILLS = [
     "store.append#3:done",
     "store.read_with#1:sent",
     "solver.attempt#2:done",
-    "solver.use_policy#2:idle",
+    "solver.load_policy#2:idle",
     "teacher.teach#1:sent",
     "learner.learn#1:idle",  # dies between its update and the publish: the update is made again
     "learner.publish#2:done",  # dies after publishing: publishing again must not publish the old weights

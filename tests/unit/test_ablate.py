@@ -7,18 +7,15 @@ import pytest
 
 from curriculum.config import ConfigError, flatten, load_config
 from curriculum.records import StageRecord
-from curriculum.run.ablate import (
-    AblationError,
+from curriculum.report.ablation import (
     RunResult,
-    check_equal_compute,
     grouped_seconds,
-    load_recipes,
     mean_std,
     results_markdown,
-    seed_config,
     stage_seconds,
     write_outputs,
 )
+from curriculum.run.ablate import AblationError, check_equal_compute, load_recipes, seed_config
 from curriculum.run.resume import RoundState
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curriculum.config import SolverConfig, WorldConfig
+from curriculum.config import ArithmeticWorldConfig, HFSolverConfig
 from curriculum.records import Problem
 from curriculum.worlds.arithmetic import (
     FAMILIES,
@@ -21,7 +21,7 @@ LEVELS = range(1, 6)
 
 @pytest.fixture(scope="module")
 def world():
-    return ArithmeticWorld(WorldConfig(), seed=0)
+    return ArithmeticWorld(ArithmeticWorldConfig(), seed=0)
 
 
 # ----------------------------------------------------------------------------- a trace checker
@@ -162,7 +162,7 @@ def test_trace_lengths_fit_the_solver_budget(world, capsys):
         longest[5] = max(longest[5], len(problem.solution))
     with capsys.disabled():
         print("\nmax trace length per level:", longest)
-    assert longest[1] < longest[5] < SolverConfig().max_new_tokens - 20
+    assert longest[1] < longest[5] < HFSolverConfig().max_new_tokens - 20
     assert all(longest[level] < longest[level + 1] for level in range(1, 5))
 
 
@@ -170,7 +170,7 @@ def test_trace_lengths_fit_the_solver_budget(world, capsys):
 
 
 def test_heldout_is_deterministic_and_spans_every_cell(world):
-    again = ArithmeticWorld(WorldConfig(), seed=0).heldout()
+    again = ArithmeticWorld(ArithmeticWorldConfig(), seed=0).heldout()
     heldout = world.heldout()
     assert [p.id for p in heldout] == [p.id for p in again]
     assert len({p.id for p in heldout}) == len(heldout) == 6 * 5 * 20
@@ -178,7 +178,7 @@ def test_heldout_is_deterministic_and_spans_every_cell(world):
     for p in heldout:
         cells[(p.family, p.level)] = cells.get((p.family, p.level), 0) + 1
     assert cells == {(f, level): 20 for f in FAMILIES for level in LEVELS}
-    other = ArithmeticWorld(WorldConfig(), seed=1).heldout()
+    other = ArithmeticWorld(ArithmeticWorldConfig(), seed=1).heldout()
     assert len({p.id for p in other} & {p.id for p in heldout}) < 100  # only tiny level-1 spaces overlap
 
 
@@ -188,12 +188,12 @@ def test_seed_set_is_spread_and_disjoint_from_heldout(world):
     assert {p.source for p in seeds} == {"seed"}
     assert {(p.family, p.level) for p in seeds} == {(f, level) for f in FAMILIES for level in LEVELS}
     assert not {p.id for p in seeds} & {p.id for p in world.heldout()}
-    assert [p.id for p in seeds] == [p.id for p in ArithmeticWorld(WorldConfig(), seed=0).seed_problems()]
+    assert [p.id for p in seeds] == [p.id for p in ArithmeticWorld(ArithmeticWorldConfig(), seed=0).seed_problems()]
 
 
 def test_training_problems_never_hit_heldout():
     # A held-out set of 40 of the 64 one-digit products leaves few level-1 products to train on.
-    world = ArithmeticWorld(WorldConfig(heldout_per_level=40), seed=0)
+    world = ArithmeticWorld(ArithmeticWorldConfig(heldout_per_level=40), seed=0)
     held = {p.id for p in world.heldout()}
     training = world.training_problems([1, 2], 2400, random.Random(0))
     assert len(training) == 2400
@@ -208,12 +208,12 @@ def test_training_problems_never_hit_heldout():
 
 def test_too_small_a_level_space_is_a_clear_error():
     with pytest.raises(ValueError, match="world.heldout_per_level: found only 64 distinct mul problems at level 1"):
-        ArithmeticWorld(WorldConfig(heldout_per_level=65, families=["mul"]), seed=0).heldout()
+        ArithmeticWorld(ArithmeticWorldConfig(heldout_per_level=65, families=["mul"]), seed=0).heldout()
 
 
 def test_unknown_family_is_rejected():
     with pytest.raises(ValueError, match="world.families: unknown family 'div'"):
-        ArithmeticWorld(WorldConfig(families=["add", "div"]), seed=0)
+        ArithmeticWorld(ArithmeticWorldConfig(families=["add", "div"]), seed=0)
 
 
 # ----------------------------------------------------------------------------- mutation
@@ -351,7 +351,7 @@ def test_check_names_what_is_wrong(world):
     x=st.integers(-(10**4), 10**4),
 )
 def test_traces_agree_with_integer_arithmetic(a, b, m, terms, coefficient, x):
-    world = ArithmeticWorld(WorldConfig(), seed=0)
+    world = ArithmeticWorld(ArithmeticWorldConfig(), seed=0)
     sign = "+" if b >= 0 else "-"
     cases = {
         f"{a}+{b}=?": a + b,

@@ -2,7 +2,7 @@ import pytest
 import torch
 from toy_models import SMALL
 
-from curriculum.config import Config, GeneratorConfig, WorldConfig
+from curriculum.config import ArithmeticWorldConfig, Config, GeneratorConfig
 from curriculum.curricula.selection import gaussian_usefulness
 from curriculum.models import build_char_tokenizer, build_tiny_model
 from curriculum.roles.generator import Generator, GeneratorRole
@@ -26,7 +26,7 @@ def _one_thread(one_thread):
 
 @pytest.fixture(scope="module")
 def world():
-    return ArithmeticWorld(WorldConfig(), seed=0)
+    return ArithmeticWorld(ArithmeticWorldConfig(), seed=0)
 
 
 @pytest.fixture(scope="module")

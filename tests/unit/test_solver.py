@@ -7,7 +7,7 @@ import pytest
 import torch
 from toy_models import SMALL
 
-from curriculum.config import LoraConfig, SolverConfig
+from curriculum.config import HFSolverConfig, LoraConfig
 from curriculum.engines.hf import HFEngine
 from curriculum.files import FolderFiles
 from curriculum.models import attach_lora, build_tiny_model, load_tokenizer
@@ -38,7 +38,7 @@ def make_solver(base_path, work_dir) -> Solver:
     return Solver(
         HFEngine.from_pretrained(base_path),
         Verifier(),
-        SolverConfig(attempts=2, max_new_tokens=8),
+        HFSolverConfig(attempts=2, max_new_tokens=8),
         extraction="answer_colon",
         work_dir=work_dir,
         name="solver-0",

@@ -3,13 +3,13 @@
 import random
 from collections import Counter
 
-from curriculum.config import SynthesisConfig, WorldConfig
+from curriculum.config import ArithmeticWorldConfig, SynthesisConfig
 from curriculum.curricula.synthesis import Target, draft, plan, screen
 from curriculum.curricula.weakness import WeaknessReport, concept_of
 from curriculum.records import Attempt
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
-WORLD = ArithmeticWorld(WorldConfig(families=["add", "sub"], max_level=4), seed=0)
+WORLD = ArithmeticWorld(ArithmeticWorldConfig(families=["add", "sub"], max_level=4), seed=0)
 
 
 def problem(question):

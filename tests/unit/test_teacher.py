@@ -2,12 +2,12 @@
 
 import random
 
-from curriculum.config import TeacherConfig, WorldConfig
+from curriculum.config import ArithmeticWorldConfig, SymbolicTeacherConfig
 from curriculum.records import Attempt
 from curriculum.roles.teacher import Failure, SymbolicTeacher
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
-WORLD = ArithmeticWorld(WorldConfig(families=["add"], max_level=5), seed=0)
+WORLD = ArithmeticWorld(ArithmeticWorldConfig(families=["add"], max_level=5), seed=0)
 
 
 def failure(level: int, correct: int, k: int = 8) -> Failure:
@@ -31,7 +31,7 @@ def failure(level: int, correct: int, k: int = 8) -> Failure:
 
 
 def test_out_of_reach_failures_get_same_size_or_easier_variants_others_harder():
-    teacher = SymbolicTeacher(WORLD, TeacherConfig(variants_per_failure=2), seed=0)
+    teacher = SymbolicTeacher(WORLD, SymbolicTeacherConfig(variants_per_failure=2), seed=0)
     unsolved, partly = failure(3, correct=0), failure(3, correct=4)
     result = teacher.teach([unsolved, partly], known_ids=[], round=1)
     levels = {
@@ -44,7 +44,7 @@ def test_out_of_reach_failures_get_same_size_or_easier_variants_others_harder():
 
 
 def test_known_drafts_are_rejected_as_duplicates_and_the_same_round_writes_the_same_problems():
-    teacher = SymbolicTeacher(WORLD, TeacherConfig(), seed=0)
+    teacher = SymbolicTeacher(WORLD, SymbolicTeacherConfig(), seed=0)
     first = teacher.teach([failure(2, correct=2)], known_ids=[], round=3)
     again = teacher.teach([failure(2, correct=2)], known_ids=[p.id for p in first.problems], round=3)
     assert again.problems == [] and {r.reason for r in again.rejected} == {"duplicate"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from curriculum.config import WeaknessConfig, WorldConfig
+from curriculum.config import ArithmeticWorldConfig, WeaknessConfig
 from curriculum.curricula.weakness import (
     allocate_budget,
     concept_of,
@@ -15,7 +15,7 @@ from curriculum.store import Store
 from curriculum.store.queries import LocalReader
 from curriculum.worlds.arithmetic import ArithmeticWorld
 
-WORLD = ArithmeticWorld(WorldConfig(families=["add", "sub"], max_level=3), seed=0)
+WORLD = ArithmeticWorld(ArithmeticWorldConfig(families=["add", "sub"], max_level=3), seed=0)
 CONFIG = WeaknessConfig(threshold=0.5, window=3, min_rounds=2)
 
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from curriculum.config import EndpointConfig
+from curriculum.config.teacher import EndpointConfig, StructuredOutput
 from curriculum.errors import CurriculumError
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,8 @@ class Endpoint:
     def _lower_format(self) -> bool:
         """An endpoint that refuses the response_format asked for gets a plainer one from now on:
         json_schema -> json_object -> none (an OpenAI-compatible server need not support all)."""
-        lower = {"json_schema": "json_object", "json_object": "none"}.get(self.structured_output)
+        lowered: dict[str, StructuredOutput] = {"json_schema": "json_object", "json_object": "none"}
+        lower = lowered.get(self.structured_output)
         if lower is None:
             return False
         log.warning(

@@ -19,6 +19,10 @@ Each step retries transport and parse errors and then gives up with a reason (wo
 the round completes; an endpoint that answers no call at all fails the stage in one line (and
 `curriculum resume` retries it). Every call is audited (`TeachingResult.calls` -> the calls table).
 `synthesize` is SwS with this model (llm_synthesis.py).
+
+Why one module of ~500 lines: the graph's three nodes close over one Teacher's state (its
+connection, call log and known ids) and are read together as one workflow; the shared machinery is
+already apart (workflow.py: retries, votes, audit; endpoint.py; prompts.py).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 from pydantic import BaseModel, Field
 
-from curriculum.config import Config
+from curriculum.config import Config, ConfigError, LLMTeacherConfig
 from curriculum.curricula.admission import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, malformed
 from curriculum.curricula.synthesis import Drafts, Target
 from curriculum.records import Problem, RejectedDraft, problem_id
@@ -112,9 +116,18 @@ class TeacherPrompts:
     label: Prompt
 
 
+def llm_settings(config: Config) -> LLMTeacherConfig:
+    """The LLM Teacher's settings (`teacher.kind: llm`); the config refuses a recipe that needs them
+    without them first."""
+    settings = config.llm_teacher
+    if settings is None:
+        raise ConfigError("the Teacher's model is teacher.kind=llm's: set teacher.kind=llm and teacher.endpoint")
+    return settings
+
+
 def load_prompts(config: Config, base: Path | None = None) -> TeacherPrompts:
     """The Teacher's prompt files, checked against the fields each step fills (`base`: a run's copies)."""
-    teacher = config.teacher
+    teacher = llm_settings(config)
     return TeacherPrompts(
         diagnose=prompt_files.load(teacher.prompts.diagnose, DIAGNOSE_FIELDS, base),
         write=prompt_files.load(teacher.prompts.write, WRITE_FIELDS, base),
@@ -124,10 +137,11 @@ def load_prompts(config: Config, base: Path | None = None) -> TeacherPrompts:
 
 def prompt_paths(config: Config) -> dict[str, str]:
     """Every prompt file the recipe uses, by role: what the run copies and logs."""
+    teacher = llm_settings(config)
     paths = {
-        "teacher.diagnose": config.teacher.prompts.diagnose,
-        "teacher.write": config.teacher.prompts.write,
-        "label": config.teacher.labels.prompt,
+        "teacher.diagnose": teacher.prompts.diagnose,
+        "teacher.write": teacher.prompts.write,
+        "label": teacher.labels.prompt,
     }
     if config.synthesis.enabled and config.synthesis.kind == "llm":
         paths.update(
@@ -158,7 +172,8 @@ def connector(config: Config, served: Callable[[], Any] | None = None) -> Callab
     built once per address, in the process that calls them (the key never leaves it)."""
     from curriculum.roles.teacher.endpoint import api_key, chat_model, endpoint_name
 
-    teacher, labels = config.teacher.endpoint, config.teacher.labels
+    settings = llm_settings(config)
+    teacher, labels = settings.endpoint, settings.labels
     built: dict[str, Connection] = {}
 
     def connect() -> Connection:
@@ -167,6 +182,8 @@ def connector(config: Config, served: Callable[[], Any] | None = None) -> Callab
             base_url, model, key = where.base_url, where.model, where.api_key
         else:
             base_url, model, key = teacher.base_url, teacher.model, api_key(teacher)
+        # The config requires both of an endpoint (teacher.endpoint, teacher.labels.endpoint) or a server.
+        assert base_url is not None and model is not None
         if base_url not in built:
             writer = Endpoint(
                 chat_model(teacher, base_url, model, teacher.temperature, teacher.max_tokens, key),
@@ -181,6 +198,7 @@ def connector(config: Config, served: Callable[[], Any] | None = None) -> Callab
                 )
             else:
                 other = labels.endpoint
+                assert other.base_url is not None and other.model is not None
                 other_key = api_key(other, "teacher.labels.endpoint")
                 labeller = Endpoint(
                     chat_model(other, other.base_url, other.model, labels.temperature, labels.max_tokens, other_key),
@@ -316,6 +334,7 @@ class LLMTeacher(Teacher):
 
         def write(state: TeachState, runtime: Runtime) -> dict[str, Any]:
             failure, kinds, diagnosis = state["failure"], state["kinds"], state["diagnosis"]
+            assert diagnosis is not None  # the graph diagnoses before it writes
             attempt = attempt_of(runtime)
             values = {
                 **self._fields(failure),
@@ -425,7 +444,7 @@ class LLMTeacher(Teacher):
         return connection
 
     def _labelling(self, connection: Connection, prompt: Prompt) -> Labelling:
-        labels = self.config.teacher.labels
+        labels = llm_settings(self.config).labels
         return Labelling(
             connection.labeller, prompt, labels.samples, labels.min_agreement, labels.extraction, self.equivalent
         )
@@ -445,7 +464,7 @@ class LLMTeacher(Teacher):
 
     def _fields(self, failure: Failure) -> dict[str, Any]:
         problem = failure.problem
-        shown = [a for a in failure.attempts if not a.correct][: self.config.teacher.attempts_shown]
+        shown = [a for a in failure.attempts if not a.correct][: llm_settings(self.config).attempts_shown]
         attempts = (
             "\n\n".join(
                 f"Attempt {i + 1} (answered {a.extracted_answer or 'nothing'}):\n{_clip(a.completion, ATTEMPT_CHARS)}"

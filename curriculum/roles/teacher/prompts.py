@@ -135,7 +135,7 @@ def save_prompts(paths: Mapping[str, str], folder: Path) -> Path:
     run keeps the copies it started with) and return it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    names = {}
+    names: dict[str, tuple[str, str]] = {}
     for step, path in paths.items():  # the copies sit side by side: their names must differ
         other = names.setdefault(Path(path).name, (step, path))
         if other[1] != path:

@@ -36,15 +36,15 @@ from curriculum.roles.teacher.prompts import Prompt, as_text, prompt_hash
 MAX_REPLY_CHARS = 200_000  # a reply this long is not what was asked for; it is not parsed
 STORED_CHARS = 20_000  # prompts and replies are stored up to this length (the hash covers the whole prompt)
 
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     openai.APIConnectionError,  # includes APITimeoutError
     openai.InternalServerError,  # 5xx
     openai.RateLimitError,
     httpx.TransportError,
     ConnectionError,
 )
-PARSE_ERRORS: tuple[type[BaseException], ...] = (OutputParserException, ValidationError, TruncatedOutput)
-RETRY_ON: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, *PARSE_ERRORS)  # type: ignore[assignment]
+PARSE_ERRORS: tuple[type[Exception], ...] = (OutputParserException, ValidationError, TruncatedOutput)
+RETRY_ON: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, *PARSE_ERRORS)
 # Errors a step turns into a rejection on its last try (or at once, when retrying cannot help:
 # a 400 such as a prompt over the context length).
 HANDLED: tuple[type[BaseException], ...] = (*RETRY_ON, openai.APIError)
@@ -81,9 +81,9 @@ def reason_of(exc: BaseException) -> str:
 
 def describe(exc: BaseException, width: int = 300) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ())) or "reply"
-        text = f"{where}: {first.get('msg', str(exc))}"
+        errors = exc.errors()
+        where = ".".join(str(part) for part in errors[0]["loc"]) if errors else ""
+        text = f"{where or 'reply'}: {errors[0]['msg'] if errors else str(exc)}"
     else:
         lines = str(exc).strip().splitlines()
         text = lines[0] if lines else ""

@@ -164,7 +164,7 @@ def _parse_word(text: str) -> tuple[Task | None, str]:
             continue
         op = WORD_TEMPLATES[index][0]
         slots = match.groupdict()
-        story = {"template": index, "name": slots.get("name") or "", "things": slots.get("things") or ""}
+        name, things = slots.get("name") or "", slots.get("things") or ""
         if op == "sum":
             terms = tuple(int(t) for t in re.findall(r"[0-9]+", slots["terms"]))
             if len(terms) > MAX_TERMS:
@@ -180,5 +180,5 @@ def _parse_word(text: str) -> tuple[Task | None, str]:
             numbers = (int(slots["a"]), int(slots["b"]))
             if op == "sub" and numbers[0] < numbers[1]:
                 return None, "negative_count"  # giving away more than one has
-        return Task("word", op, numbers, **story), ""
+        return Task("word", op, numbers, index, name, things), ""
     return None, "unparseable"

@@ -6,7 +6,7 @@ import hashlib
 import random
 from typing import Any, Literal
 
-from curriculum.config import WorldConfig
+from curriculum.config import ArithmeticWorldConfig
 from curriculum.environment import source_digest
 from curriculum.errors import CurriculumError
 from curriculum.records import Problem, ProblemSource, SolveRate, normalize_question
@@ -46,7 +46,7 @@ class ArithmeticWorld(World):
     name = "arithmetic"
     report_by = "level"
 
-    def __init__(self, config: WorldConfig, seed: int):
+    def __init__(self, config: ArithmeticWorldConfig, seed: int):
         unknown = [f for f in config.families if f not in FAMILIES]
         if unknown:
             raise WorldConfigError(f"world.families: unknown family '{unknown[0]}' (known: {', '.join(FAMILIES)})")
@@ -220,7 +220,7 @@ class ArithmeticWorld(World):
     def mutate(
         self,
         problem: Problem,
-        kind: MutationKind,
+        kind: str,
         rng: random.Random,
         round: int = 0,
         source: ProblemSource = "teacher",

@@ -1,0 +1,52 @@
+"""ray: the cluster and each role's actors, CPUs and GPUs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from curriculum.config.base import Section
+
+
+class RoleResources(Section):
+    count: int = Field(default=1, ge=1, description="actors of this role")
+    num_cpus: float = Field(default=1.0, ge=0)
+    num_gpus: float = Field(default=0.0, ge=0)
+
+
+class RayConfig(Section):
+    address: str | None = Field(default=None, description="join this cluster; default: a local one")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local cluster")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    placement_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long to wait for the cluster to place every role (nodes joining an autoscaling cluster)",
+    )
+    in_process: bool = Field(
+        default=False, description="run every role in the driver process, without Ray (debugging, tests)"
+    )
+    max_restarts: int = Field(
+        default=3, ge=0, description="times Ray restarts a dead role actor; the call it was running is then sent again"
+    )
+    node_ip_address: str = Field(
+        default="127.0.0.1",
+        description="node address of a local cluster (Ray 2.60 "
+        "resolves loopback to the host's address and guards its ports with a token)",
+    )
+    store: RoleResources = RoleResources(num_cpus=0)
+    solver: RoleResources = RoleResources()
+    teacher: RoleResources = RoleResources(num_cpus=0)
+    generator: RoleResources = RoleResources(num_cpus=0)
+    learner: RoleResources = RoleResources(num_cpus=0)
+
+    def roles(self) -> dict[str, RoleResources]:
+        """Each role's section (`ray.<role>`), by role name."""
+        return {
+            "store": self.store,
+            "solver": self.solver,
+            "teacher": self.teacher,
+            "generator": self.generator,
+            "learner": self.learner,
+        }
