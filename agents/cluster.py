@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents.proxy import RayRole, role_actor
 from curriculum.config import (  # importing curriculum turns Ray usage stats off
     RayConfig,
     RoleResources,
@@ -129,8 +130,6 @@ class Placement:
 
     def spawn(self, name: str, resources: RoleResources, factory: Callable[[], Any]) -> Any:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        from agents.proxy import RayRole, role_actor
 
         index = self._next  # actors are spawned in the order their bundles were listed
         if self.names[index] != name:

@@ -8,9 +8,18 @@ device id is ever named) and "cpu" otherwise.
 
 from __future__ import annotations
 
+from agents.serve import ModelServer
 from curriculum.config import Config
+from curriculum.engines import make_engine
 from curriculum.errors import CurriculumError
+from curriculum.roles.generator import GeneratorRole
+from curriculum.roles.learner import make_learner as build
+from curriculum.roles.solver import Solver
+from curriculum.roles.teacher import SymbolicTeacher
+from curriculum.roles.teacher.tracing import langchain_tracing
 from curriculum.rundir import RunLayout
+from curriculum.verify import Verifier
+from curriculum.worlds import world_for
 
 
 def make_store(path: str):
@@ -22,10 +31,6 @@ def make_store(path: str):
 def make_solver(config: Config, base_model_path: str, name: str, device: str = "cpu", work_dir: str | None = None):
     """`work_dir`: this Solver's folder on its own machine (received policies, vLLM's files)."""
     import tempfile
-
-    from curriculum.engines import make_engine
-    from curriculum.roles.solver import Solver
-    from curriculum.verify import Verifier
 
     work_dir = work_dir or tempfile.mkdtemp(prefix=f"curriculum-{name}-")
     engine = make_engine(config, base_model_path, f"{work_dir}/engine", device=device)
@@ -46,8 +51,6 @@ def make_teacher(config: Config, run_dir: str | None = None, device: str = "cpu"
     `device`), and traces its workflows into the run's MLflow run (`tracing`: a TraceTarget)."""
     if config.teacher.kind == "llm":
         return _llm_teacher(config, run_dir, device, tracing)
-    from curriculum.roles.teacher import SymbolicTeacher
-    from curriculum.worlds import world_for
 
     mutator = world_for(config).mutator()
     if mutator is None:  # the config refuses this recipe first (config.py)
@@ -63,7 +66,6 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
 
     from curriculum.roles.teacher.llm import LLMTeacher, connector, llm_settings, load_prompts
     from curriculum.roles.teacher.workflow import verifier_equivalence
-    from curriculum.verify import Verifier
 
     saved = RunLayout(Path(run_dir)).prompts if run_dir else None
     base = saved if saved is not None and saved.is_dir() else None
@@ -75,8 +77,6 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
     server = None
     serve = llm_settings(config).serve
     if serve is not None:
-        from agents.serve import ModelServer
-
         server = ModelServer(serve, RunLayout(Path(run_dir or ".")).teacher_server, device=device)
     verifier = Verifier(config.verifier.timeout_s)
 
@@ -87,8 +87,6 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
 
     scope = None
     if tracing is not None:
-        from curriculum.roles.teacher.tracing import langchain_tracing
-
         scope = langchain_tracing(tracing)
     return LLMTeacher(
         config,
@@ -102,12 +100,10 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
 
 
 def make_learner(config: Config, base_model_path: str, work_dir: str, device: str = "cpu"):
-    from curriculum.roles.learner import make_learner as build
 
     return build(config, base_model_path, work_dir, device=device)  # the algorithm of `learner.algorithm`
 
 
 def make_generator(config: Config, work_dir: str, device: str = "cpu"):
-    from curriculum.roles.generator import GeneratorRole
 
     return GeneratorRole(config, work_dir, device=device)

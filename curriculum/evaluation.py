@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from curriculum.config import Extraction
+from curriculum.models import prompt_for
 from curriculum.records import Problem
 
 NO_FAMILY = "-"
@@ -142,7 +143,6 @@ def evaluate(
     instruction: str = "",
 ) -> EvalResult:
     """Greedy-decode every problem once (its question + `instruction`) and grade it against its reference."""
-    from curriculum.models import prompt_for
 
     if not problems:
         raise ValueError("evaluate() needs at least one problem")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from curriculum.config import LoraConfig, TinyModelConfig
 from curriculum.errors import CurriculumError
+from curriculum.files import replace_dir_atomically
 
 if TYPE_CHECKING:  # heavy imports stay out of CLI start-up
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -295,8 +296,6 @@ def write_identity_adapter(model_path: str | Path, lora_cfg: LoraConfig, folder:
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from curriculum.files import replace_dir_atomically
 
     _check_exists(str(model_path))
     with init_empty_weights():

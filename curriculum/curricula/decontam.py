@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from curriculum.records import Problem, RejectedDraft
+from curriculum.worlds.loading import load_named
 
 # Words, numbers, and the symbols that change a math problem's meaning; punctuation,
 # LaTeX braces and dollar signs are dropped, so formatting does not hide a copy.
@@ -119,7 +120,6 @@ class ContaminationIndex:
 
 def build_index(config: Any, heldout: Sequence[Problem] = ()) -> ContaminationIndex | None:
     """The index of `config.decontamination` (its datasets, plus `heldout` when asked), or None when off."""
-    from curriculum.worlds.loading import load_named
 
     cfg = config.decontamination
     if not cfg.enabled:

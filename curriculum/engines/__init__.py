@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.engines.base import Generation, InferenceEngine
+from curriculum.engines.vllm import VLLMEngine
 
 __all__ = ["Generation", "InferenceEngine", "make_engine"]
 
@@ -24,8 +25,6 @@ def make_engine(
     `work_dir` is where the vLLM engine keeps its files (the HF engine needs none).
     """
     if config.solver.engine == "vllm":
-        from curriculum.engines.vllm import VLLMEngine
-
         engine: InferenceEngine = VLLMEngine.from_config(config, model_path, work_dir, device=device)
     else:
         from curriculum.engines.hf import HFEngine

@@ -20,7 +20,7 @@ from transformers.generation.logits_process import (
 
 from curriculum.engines.base import Generation, InferenceEngine, stop_token_ids, validate_sampling
 from curriculum.errors import CurriculumError
-from curriculum.models import model_context
+from curriculum.models import load_adapter, load_model_and_tokenizer, model_context
 
 
 class PromptTooLongError(CurriculumError, ValueError):
@@ -89,7 +89,6 @@ class HFEngine(InferenceEngine):
         batch_size: int = 64,
         adapter: str | Path | None = None,
     ) -> HFEngine:
-        from curriculum.models import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(path_or_id, dtype=dtype, device=device)
         engine = cls(model, tokenizer, batch_size=batch_size)
@@ -109,7 +108,6 @@ class HFEngine(InferenceEngine):
 
     def load_adapter(self, path: str | Path | None, version: int = 0) -> None:
         """Restore the base weights, then merge the adapter at `path` into them (None: base model)."""
-        from curriculum.models import load_adapter
 
         if path is None and self._base_state is None:
             return

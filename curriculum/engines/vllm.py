@@ -38,6 +38,7 @@ from typing import Any, get_args
 from curriculum.config import Config, ConfigError, LoraConfig, VLLMConfig, VLLMSolverConfig
 from curriculum.engines.base import Generation, InferenceEngine, stop_token_ids, validate_sampling
 from curriculum.errors import CurriculumError
+from curriculum.models import load_tokenizer, resolve_dtype, write_identity_adapter
 from curriculum.records import content_id
 
 # A unix socket path is at most 107 bytes; vLLM's are <VLLM_RPC_BASE_PATH>/<uuid4> (37 more).
@@ -162,7 +163,6 @@ class VLLMEngine(InferenceEngine):
         device: str = "cpu",
         seed: int = 0,
     ) -> None:
-        from curriculum.models import load_tokenizer, resolve_dtype, write_identity_adapter
 
         if Path(model_path).exists():  # a local folder (else a hub id): vLLM's processes may run elsewhere
             model_path = Path(model_path).resolve()

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curriculum.evaluation import EvalResult
 from curriculum.files import atomic_write_json, atomic_write_text
 from curriculum.rundir import RunLayout
 
@@ -45,7 +46,6 @@ def _accuracies(evaluation: Any) -> dict[str, float]:
 
 def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunResult:
     """A finished run's numbers, from its results.json and the round metrics in its store."""
-    from curriculum.evaluation import EvalResult
     from curriculum.store import Store
 
     layout = RunLayout(run_dir)
@@ -82,16 +82,15 @@ def stage_seconds(records: Sequence[Any]) -> dict[str, float]:
     """Seconds per stage summed over rounds. Each stage record holds its round's state, whose
     `seconds` add up the stages done so far; the round's last record has them all (the `rounds`
     table is written before its round's snapshot and checkpoint stages, so it lacks those two)."""
-    from curriculum.run.resume import RoundState
 
-    last: dict[int, RoundState] = {}
+    last: dict[int, dict[str, Any]] = {}  # round -> its state (run/resume.py's RoundState as JSON)
     for record in records:
-        state = RoundState.from_json(record.state)
-        if state.round not in last or len(state.done) >= len(last[state.round].done):
-            last[state.round] = state
+        state = json.loads(record.state)
+        if state["round"] not in last or len(state["done"]) >= len(last[state["round"]]["done"]):
+            last[state["round"]] = state
     total: dict[str, float] = {}
     for state in last.values():
-        for stage, seconds in state.seconds.items():
+        for stage, seconds in state["seconds"].items():
             total[stage] = total.get(stage, 0.0) + seconds
     return total
 

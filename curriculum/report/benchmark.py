@@ -25,10 +25,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from curriculum.config import DatasetSpec, load_config
+from curriculum.engines import make_engine
 from curriculum.errors import CurriculumError
+from curriculum.files import atomic_write_json
+from curriculum.models import context_length, load_tokenizer, prompt_for
 from curriculum.records import Problem
 from curriculum.report.passk import mean_pass_at_k
 from curriculum.rundir import RunLayout, is_run_dir
+from curriculum.training.pretrain import base_model_dir
+from curriculum.verify import Verifier
+from curriculum.worlds.loading import load_problem_set
+from curriculum.worlds.prompt_limit import PromptLimit
 
 MAX_SKIPPED_SHOWN = 20  # skipped lines named in the report (all are counted)
 
@@ -88,8 +96,6 @@ def run_base_model(run_dir: Path) -> str:
         base = json.loads(results.read_text()).get("base_model")
         if base:
             return str(base)
-    from curriculum.config import load_config
-    from curriculum.training.pretrain import base_model_dir
 
     config = load_config(RunLayout(run_dir).config)
     if config.model.kind == "hf":
@@ -182,7 +188,6 @@ def evaluate_benchmark(
 ) -> BenchmarkResult:
     """`samples` completions per problem, graded with the extraction `rule` (and counted by each rule
     in `also` beside it)."""
-    from curriculum.models import prompt_for
 
     if not problems:
         raise EvalError("the dataset has no problems to evaluate")
@@ -297,8 +302,6 @@ def resolve_dataset(config: Any, name_or_path: str, fields: dict[str, Any] | Non
     """
     from pydantic import ValidationError
 
-    from curriculum.config import DatasetSpec
-
     fields = {key: value for key, value in (fields or {}).items() if value is not None}
     if name_or_path in config.datasets:
         name, data = name_or_path, config.datasets[name_or_path].model_dump()
@@ -347,13 +350,6 @@ def run_eval(
     import tempfile
 
     import torch
-
-    from curriculum.engines import make_engine
-    from curriculum.files import atomic_write_json
-    from curriculum.models import context_length, load_tokenizer
-    from curriculum.verify import Verifier
-    from curriculum.worlds.loading import load_problem_set
-    from curriculum.worlds.prompt_limit import PromptLimit
 
     samples = k if samples is None else samples
     if k < 1 or samples < k:

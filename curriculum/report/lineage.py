@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curriculum.report.summary import InspectError, open_snapshot
+from curriculum.records import normalize_question
+from curriculum.report.summary import InspectError, has_table, open_snapshot
 from curriculum.store.queries import ANCESTORS, DESCENDANTS
 
 _COLUMNS = "id, parent_id, source, family, level, round_created, created_by, question, answer"
@@ -171,7 +172,6 @@ def lineage(con: Any, problem_id: str) -> Lineage:
 def provenance(con: Any, node: Node) -> Provenance | None:
     """The audited call that wrote `node` (None for a problem no LLM workflow wrote, or a snapshot
     without a calls table), with its rationale, the parent's diagnosis and the label votes."""
-    from curriculum.report.summary import has_table
 
     if not has_table(con, "calls"):
         return None
@@ -213,7 +213,6 @@ def provenance(con: Any, node: Node) -> Provenance | None:
 
 def _rationale(parsed: str, question: str) -> str:
     """The rationale the writing call gave for `question` (a write reply holds several problems)."""
-    from curriculum.records import normalize_question
 
     try:
         reply = json.loads(parsed)

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from curriculum.config import Config, ConfigError, load_config
 from curriculum.errors import CurriculumError
 from curriculum.rundir import RunLayout
 
@@ -59,7 +60,6 @@ def open_snapshot(run_dir: str | Path) -> tuple[Any, Path]:
 
 def run_config(run_dir: str | Path) -> Any:
     """The run's resolved config; defaults when config.yaml is missing or from an older version."""
-    from curriculum.config import Config, ConfigError, load_config
 
     try:
         return load_config(RunLayout(Path(run_dir)).config)

@@ -22,7 +22,18 @@ from typing import Any
 from curriculum.config import Config, GeneratorConfig, LoraConfig, TinyModelConfig
 from curriculum.curricula.selection import gaussian_usefulness
 from curriculum.errors import CurriculumError
+from curriculum.files import replace_dir_atomically
+from curriculum.models import (
+    attach_lora,
+    build_char_tokenizer,
+    build_tiny_model,
+    load_adapter,
+    load_model_and_tokenizer,
+    resolve_dtype,
+    save_model,
+)
 from curriculum.records import Problem, RejectedDraft, content_id, normalize_question
+from curriculum.training.sft import sft_args
 from curriculum.worlds import Oracle, world_for
 
 PROMPT_TEMPLATE = "failed: {question}\nnew:\n"
@@ -51,12 +62,6 @@ class Generator:
         model (a real one) with a LoRA adapter of `lora_cfg`, the only weights trained."""
         import torch
 
-        from curriculum.models import (
-            build_char_tokenizer,
-            build_tiny_model,
-            resolve_dtype,
-        )
-
         self.gen_cfg = gen_cfg
         self.work_dir = Path(work_dir)
         self.seed = seed
@@ -76,11 +81,6 @@ class Generator:
 
     def _base_with_adapter(self, adapter: Path | None) -> tuple[Any, Any]:
         """The real base model with a fresh LoRA adapter, or with the one saved at `adapter`."""
-        from curriculum.models import (
-            attach_lora,
-            load_adapter,
-            load_model_and_tokenizer,
-        )
 
         if self.lora_cfg is None or self.base_model_path is None:
             raise ValueError("a Generator on a real model trains a LoRA adapter: pass base_model_path and lora_cfg")
@@ -110,7 +110,6 @@ class Generator:
         No examples: nothing changes and the metrics say so.
         """
 
-        from curriculum.training.sft import sft_args
         from curriculum.training.weighted_sft import (
             build_weighted_dataset,
             make_weighted_sft_trainer,
@@ -262,8 +261,6 @@ class Generator:
 
     def save(self, directory: str | Path) -> Path:
         """Model, tokenizer and version into `directory`, replacing it atomically."""
-        from curriculum.files import replace_dir_atomically
-        from curriculum.models import save_model
 
         def write(tmp: Path) -> None:
             save_model(self.model, self.tokenizer, tmp)  # a LoRA model saves its adapter only
@@ -279,7 +276,6 @@ class Generator:
 
     def load(self, directory: str | Path) -> Generator:
         """Replace the model, tokenizer and version with those saved in `directory`."""
-        from curriculum.models import load_model_and_tokenizer
 
         directory = Path(directory)
         state_file = directory / STATE_FILE

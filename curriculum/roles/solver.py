@@ -10,6 +10,7 @@ from pathlib import Path
 
 from curriculum.config import Extraction, SolverConfig
 from curriculum.engines.base import InferenceEngine
+from curriculum.evaluation import evaluate
 from curriculum.models import prompt_for
 from curriculum.records import Attempt, Problem
 from curriculum.rundir import policy_dir_name
@@ -135,7 +136,6 @@ class Solver:
 
     def evaluate(self, problems: Sequence[Problem], max_new_tokens: int, batch_size: int):
         """Greedy held-out evaluation of the current policy version (an EvalResult)."""
-        from curriculum.evaluation import evaluate
 
         timeouts = self.verifier.timeouts
         result = evaluate(

@@ -38,6 +38,7 @@ from curriculum.errors import CurriculumError
 from curriculum.files import atomic_write_json
 from curriculum.report.ablation import RunResult, collect, write_outputs
 from curriculum.rundir import RunLayout, is_run_dir, run_dir_for
+from curriculum.training.pretrain import pretrain
 
 
 class AblationError(CurriculumError):
@@ -142,7 +143,6 @@ def run_ablation(
     from rich.console import Console
 
     from curriculum.run.runner import resume_experiment, run_experiment
-    from curriculum.training.pretrain import pretrain
 
     console = console or Console()
     if seeds < 1:

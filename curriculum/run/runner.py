@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.config import Config, flatten
+from curriculum.environment import describe
+from curriculum.evaluation import EvalResult, worst_drop_so_far
 from curriculum.faults import kill_point
 from curriculum.files import atomic_write_json
+from curriculum.models import check_model_path, context_length, load_tokenizer, prompt_for
 from curriculum.report.tables import accuracy_table, comparison_table, round_table
+from curriculum.report.tracking import Tracker, default_tracking_uri
+from curriculum.roles.teacher import prompts
 from curriculum.run import actors, code_version
+from curriculum.run.resume import RoundState
 from curriculum.rundir import (
     RunDirError,
     RunLayout,
@@ -27,6 +33,10 @@ from curriculum.rundir import (
     run_dir_for,
 )
 from curriculum.store import Store
+from curriculum.training.pretrain import pretrain
+from curriculum.worlds import world_for
+from curriculum.worlds.loading import load_named
+from curriculum.worlds.prompt_limit import PromptLimit
 
 
 def run_experiment(config: Config, console=None, run_dir: str | Path | None = None, pin_imports: bool = False) -> Path:
@@ -85,13 +95,9 @@ def preflight(config: Config, run_dir: Path | None = None) -> None:
     """Check what the run will read (model path, the world's data, evaluation data sets, prompt
     files: a resumed run's own copies) before anything is written: a bad path or a malformed data
     file fails here with one line, leaving nothing behind."""
-    from curriculum.worlds import world_for
-    from curriculum.worlds.loading import load_named
 
     prompt_limit = None
     if config.model.kind == "hf":
-        from curriculum.models import check_model_path
-
         path = config.model.path
         assert path is not None  # model.kind=hf needs model.path (the config says so first)
         check_model_path(path)
@@ -116,8 +122,6 @@ def preflight(config: Config, run_dir: Path | None = None) -> None:
 
 def prompt_limit_for(config: Config, base_path: str, tokenizer: Any = None) -> Any:
     """The longest prompt the run's model takes beside the most tokens the run generates."""
-    from curriculum.models import context_length, load_tokenizer
-    from curriculum.worlds.prompt_limit import PromptLimit
 
     max_new_tokens = max(config.solver.max_new_tokens, config.evaluation.max_new_tokens)
     return PromptLimit.for_model(
@@ -162,13 +166,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from curriculum.environment import describe
-    from curriculum.evaluation import EvalResult, worst_drop_so_far
-    from curriculum.models import load_tokenizer, prompt_for
-    from curriculum.report.tracking import Tracker, default_tracking_uri
     from curriculum.run.loop import STAGES, CoEvolution
-    from curriculum.run.resume import RoundState
-    from curriculum.worlds import world_for
 
     console = console or Console()
     base_path, base_eval, base_fingerprint = prepare_base(config)
@@ -327,7 +325,6 @@ def _save_prompts(config: Config, run_dir: Path, tracker) -> Any:
     """The LLM workflows' prompt files go into the run directory (a resumed run keeps the copies it
     started with) and to MLflow (artifacts `prompts/`, params `prompts.<step>` = id@sha); returns
     where the workflows' traces go."""
-    from curriculum.roles.teacher import prompts
     from curriculum.roles.teacher.llm import prompt_paths
 
     paths = prompt_paths(config)
@@ -348,7 +345,6 @@ def prepare_base(config: Config) -> tuple[str, Any, str | None]:
     as it is, evaluated by the Solver in round 0."""
     if config.model.kind == "hf":
         return str(config.model.path), None, None
-    from curriculum.training.pretrain import pretrain
 
     base = pretrain(config, progress=True)
     return str(base.path), base.evaluation, base.fingerprint
@@ -371,7 +367,6 @@ def _tracker(config: Config, run_dir: Path, Tracker, default_tracking_uri):
 
 
 def _final_evaluation(base: Any, reports: list, finished: dict) -> Any:
-    from curriculum.evaluation import EvalResult
 
     if reports:
         return reports[-1].evaluation

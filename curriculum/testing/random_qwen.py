@@ -17,6 +17,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from curriculum.files import replace_dir_atomically
+from curriculum.models import quiet_transformers
+
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -88,9 +91,6 @@ def build(
     """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    from curriculum.files import replace_dir_atomically
-    from curriculum.models import quiet_transformers
 
     tokenizer = build_tokenizer(Path(text_file), vocab_size)
     if model_vocab_size is not None and model_vocab_size > len(tokenizer):

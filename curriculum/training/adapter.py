@@ -25,7 +25,10 @@ from typing import Any
 
 from curriculum.config import LearnerConfig, LoraConfig
 from curriculum.errors import CurriculumError
+from curriculum.files import replace_dir_atomically
+from curriculum.models import attach_lora, load_model_and_tokenizer, resolve_dtype
 from curriculum.training.batch import LearnBatch, PolicyRef
+from curriculum.training.retention import AnchorLoss, anchor_examples
 from curriculum.training.trl_args import trl_args
 
 OPTIMIZER_FILE = "optimizer.pt"
@@ -55,12 +58,6 @@ class AdapterState:
     ) -> None:
         import torch
         from transformers import set_seed
-
-        from curriculum.models import (
-            attach_lora,
-            load_model_and_tokenizer,
-            resolve_dtype,
-        )
 
         self.learner_cfg = learner_cfg
         self.work_dir = Path(work_dir)
@@ -113,7 +110,6 @@ class AdapterState:
 
     def anchor_for(self, batch: LearnBatch, batch_size: int) -> Any:
         """The round's retention anchor (training/retention.py), or None."""
-        from curriculum.training.retention import AnchorLoss, anchor_examples
 
         cfg = self.learner_cfg.retention
         return AnchorLoss.build(
@@ -183,8 +179,6 @@ class AdapterState:
         Solvers load it by. The folder is complete or absent, never half-written; an existing one is
         replaced (a resumed run publishing the same version again)."""
         import torch
-
-        from curriculum.files import replace_dir_atomically
 
         def write(tmp: Path) -> None:
             self.model.save_pretrained(str(tmp))

@@ -18,9 +18,22 @@ from typing import Any
 
 from curriculum import environment
 from curriculum.config import Config, ConfigError, PretrainConfig
-from curriculum.models import BASE_MODEL_FORMAT
+from curriculum.environment import describe, weights_fingerprint
+from curriculum.evaluation import EvalResult, evaluate, format_accuracy_table
+from curriculum.models import (
+    BASE_MODEL_FORMAT,
+    MARKER_FILE,
+    ModelError,
+    build_char_tokenizer,
+    build_tiny_model,
+    count_parameters,
+    is_saved_model,
+    save_atomically,
+    save_model,
+)
 from curriculum.records import Problem
 from curriculum.training.sft import build_sft_dataset, make_sft_trainer, sft_args
+from curriculum.verify import Verifier
 from curriculum.worlds import Pretraining, world_for
 
 # The code that builds and evaluates the toy base model: a change to any of it gives a new cache entry
@@ -107,18 +120,6 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     import torch
     from transformers import set_seed
 
-    from curriculum.environment import describe
-    from curriculum.evaluation import EvalResult, format_accuracy_table
-    from curriculum.models import (
-        MARKER_FILE,
-        ModelError,
-        build_char_tokenizer,
-        build_tiny_model,
-        count_parameters,
-        is_saved_model,
-        save_atomically,
-    )
-
     if config.model.kind != "tiny":
         raise ModelError("pretrain builds the tiny model (model.kind=tiny); with model.kind=hf the base is model.path")
     folder = base_model_dir(config)
@@ -186,8 +187,6 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
 
 def fingerprint_of(model: Any, tokenizer: Any) -> str:
     """The weights' fingerprint as they will be saved (environment.weights_fingerprint)."""
-    from curriculum.environment import weights_fingerprint
-    from curriculum.models import save_model
 
     with tempfile.TemporaryDirectory(prefix="curriculum-fingerprint-") as scratch:
         save_model(model, tokenizer, scratch)
@@ -196,8 +195,6 @@ def fingerprint_of(model: Any, tokenizer: Any) -> str:
 
 def evaluate_base(model: Any, tokenizer: Any, heldout: Sequence[Problem], config: Config, progress: bool) -> Any:
     from curriculum.engines.hf import HFEngine
-    from curriculum.evaluation import evaluate
-    from curriculum.verify import Verifier
 
     engine = HFEngine(model, tokenizer, batch_size=config.evaluation.batch_size)
     with Verifier(config.verifier.timeout_s) as verifier:

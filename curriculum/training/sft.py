@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curriculum.models import prompt_for
 from curriculum.records import Problem
 from curriculum.training.adapter import AdapterState, quiet_datasets
 from curriculum.training.batch import Group, LearnBatch, LearnOutcome
@@ -76,8 +77,6 @@ class PackingCollator:
 def build_sft_dataset(problems: Sequence[Problem], tokenizer: Any, weights: Sequence[float] | None = None) -> Any:
     """A prompt-completion `datasets.Dataset` from problems with solutions (optional per-row weight)."""
     from datasets import Dataset
-
-    from curriculum.models import prompt_for
 
     missing = [p.id for p in problems if not p.solution]
     if missing:

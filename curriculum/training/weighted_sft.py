@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
+from curriculum.training.sft import make_sft_trainer
+
 WEIGHT_COLUMN = "weight"
 
 
@@ -147,6 +149,5 @@ def weighted_example_loss(log_probs: torch.Tensor, label_mask: torch.Tensor, wei
 
 def make_weighted_sft_trainer(model: Any, tokenizer: Any, dataset: Any, args: Any, **kwargs: Any) -> WeightedSFTTrainer:
     """`make_sft_trainer` (same quiet set-up) building the weighted trainer."""
-    from curriculum.training.sft import make_sft_trainer
 
     return make_sft_trainer(model, tokenizer, dataset, args, trainer_class=WeightedSFTTrainer, **kwargs)

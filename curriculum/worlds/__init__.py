@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from curriculum.config import DatasetWorldConfig
+from curriculum.worlds.arithmetic import ArithmeticWorld
 from curriculum.worlds.base import LeftOut, Mutator, Oracle, Pretraining, World, default_level_after
+from curriculum.worlds.dataset import DatasetWorld
 
 if TYPE_CHECKING:
     from curriculum.config import Config
@@ -23,10 +25,7 @@ def make_world(config: Config, prompt_limit: PromptLimit | None = None) -> World
     built-in arithmetic world's problems are a few dozen tokens)."""
     settings = config.world
     if isinstance(settings, DatasetWorldConfig):
-        from curriculum.worlds.dataset import DatasetWorld
-
         return DatasetWorld(config, prompt_limit)
-    from curriculum.worlds.arithmetic import ArithmeticWorld
 
     return ArithmeticWorld(settings, seed=config.experiment.seed)
 

@@ -31,6 +31,7 @@ from functools import cached_property
 from curriculum.config import Config, ConfigError, DatasetWorldConfig
 from curriculum.records import Problem, SolveRate
 from curriculum.worlds.base import LeftOut, World
+from curriculum.worlds.loading import load_named
 from curriculum.worlds.prompt_limit import PromptLimit
 
 
@@ -54,7 +55,6 @@ class DatasetWorld(World):
         self._loaded: dict[str, list[Problem]] = {}  # a set both seeded from and held out is read once
 
     def _load(self, name: str) -> list[Problem]:
-        from curriculum.worlds.loading import load_named
 
         if name not in self._loaded:
             world = self.settings

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from curriculum.models import prompt_for
+
 
 @dataclass(frozen=True)
 class PromptLimit:
@@ -63,7 +65,6 @@ class PromptLimit:
 
     def excess(self, question: str) -> str | None:
         """None if the question's prompt fits; otherwise how far over it is (one phrase)."""
-        from curriculum.models import prompt_for
 
         at_least = len(question) // self._longest_token
         if at_least > self.max_prompt_tokens:  # far too long: not worth tokenizing

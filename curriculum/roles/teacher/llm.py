@@ -44,7 +44,7 @@ from curriculum.curricula.synthesis import Drafts, Target
 from curriculum.records import Problem, RejectedDraft, problem_id
 from curriculum.roles.teacher import prompts as prompt_files
 from curriculum.roles.teacher.base import Failure, Teacher, TeachingResult, mutations_for
-from curriculum.roles.teacher.endpoint import Endpoint, EndpointError
+from curriculum.roles.teacher.endpoint import Endpoint, EndpointError, api_key, chat_model, endpoint_name
 from curriculum.roles.teacher.prompts import Prompt
 from curriculum.roles.teacher.workflow import (
     HANDLED,
@@ -170,7 +170,6 @@ def connector(config: Config, served: Callable[[], Any] | None = None) -> Callab
     """How the Teacher reaches its model: `teacher.endpoint`, or the run's own server (`served()`
     starts it when it is down and says where it is: base_url, model, api_key). The clients are
     built once per address, in the process that calls them (the key never leaves it)."""
-    from curriculum.roles.teacher.endpoint import api_key, chat_model, endpoint_name
 
     settings = llm_settings(config)
     teacher, labels = settings.endpoint, settings.labels

@@ -32,6 +32,7 @@ from curriculum.curricula.votes import Vote, majority_vote
 from curriculum.records import DraftSource, ModelCall, content_id
 from curriculum.roles.teacher.endpoint import Endpoint, Reply, TruncatedOutput
 from curriculum.roles.teacher.prompts import Prompt, as_text, prompt_hash
+from curriculum.verify import extract_answer
 
 MAX_REPLY_CHARS = 200_000  # a reply this long is not what was asked for; it is not parsed
 STORED_CHARS = 20_000  # prompts and replies are stored up to this length (the hash covers the whole prompt)
@@ -257,8 +258,6 @@ def label(
     A transport error of any sample raises (the step is retried as a whole: the samples are seeded);
     a solution cut at max_tokens is kept as it is (audited as truncated): no answer in it, no vote."""
     from langchain_core.runnables.config import ContextThreadPoolExecutor
-
-    from curriculum.verify import extract_answer
 
     def one(index: int) -> str:
         try:
