@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# "synthesis": weakness-driven (or uniform) problem synthesis, SwS (curriculum/synthesis.py).
+# "synthesis": weakness-driven (or uniform) problem synthesis, SwS (curricula/synthesis.py).
 ProblemSource = Literal["seed", "teacher", "generator", "dataset", "synthesis"]
 # Where a reference answer came from: computed by the world's oracle, given by a dataset,
 # or voted by a model (an LLM Teacher's majority); model labels are audited (label_quality.py).

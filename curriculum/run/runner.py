@@ -3,7 +3,7 @@
 Builds (or reuses) the base model, starts Ray (or, with `ray.in_process`, builds every role in
 this process), places the role actors, runs the rounds of `loop.CoEvolution`, logs to MLflow
 and prints base vs final accuracy per level. A resumed run continues after the last stage the
-store records as complete (see `curriculum/resume.py`) and the same MLflow run.
+store records as complete (see `curriculum/run/resume.py`) and the same MLflow run.
 """
 
 from __future__ import annotations

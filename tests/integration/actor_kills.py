@@ -11,7 +11,7 @@ actors placed like a real run's, next to the real Store actor and the real symbo
 Learner that published its old weights as a new version (the lost update), a Solver or a
 Generator restarted without its version, or a store write lost or doubled, shows up as a record
 that differs from the reference run. The kills come from `CURRICULUM_KILL_ACTOR`
-(curriculum/curriculum/faults.py): "sent" (dies before or while running the call), "done" (dies after
+(curriculum/faults.py): "sent" (dies before or while running the call), "done" (dies after
 running it, its answer lost) and "idle" (dies after answering: the next call finds it restarted).
 """
 

@@ -149,8 +149,9 @@ def test_a_dataset_world_hosts_the_llm_teacher_and_llm_synthesis_but_not_the_sym
     recipe = ROOT / "configs/socratic_zero_gsm8k.yaml"
     config = load_config(recipe, ["synthesis.enabled=true", "synthesis.kind=llm", "synthesis.budget=8"])
     assert config.uses_llm_teacher and config.teacher.serve.model == "Qwen/Qwen2.5-7B-Instruct"
+    symbolic = ROOT / "configs/gsm8k_qwen.yaml"  # a dataset world whose recipe sets no LLM Teacher keys
     with pytest.raises(ConfigError, match="teacher.kind=symbolic needs a world with mutation operators"):
-        load_config(recipe, ["teacher.kind=symbolic"])
+        load_config(symbolic, ["teacher.enabled=true", "teacher.kind=symbolic"])
     with pytest.raises(ConfigError, match="synthesis.kind=symbolic needs a world"):
         load_config(recipe, ["synthesis.enabled=true", "synthesis.budget=8"])
     with pytest.raises(ConfigError, match="generator.enabled=true needs the world's oracle"):

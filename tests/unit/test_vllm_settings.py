@@ -42,4 +42,4 @@ def test_engine_choice_is_validated_in_one_line():
         from_dict({"solver": {"engine": "sglang"}})
     assert "\n" not in str(caught.value)
     with pytest.raises(ConfigError, match=r"solver.vllm.gpu_memory_utilization"):
-        from_dict({"solver": {"vllm": {"gpu_memory_utilization": 1.5}}})
+        from_dict({"solver": {"engine": "vllm", "vllm": {"gpu_memory_utilization": 1.5}}})
