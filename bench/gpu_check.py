@@ -211,9 +211,9 @@ def groups_from(rollout: list[tuple[str, str, list[Any]]]) -> list[Any]:
         problem = Problem(question=text, answer="0", solution="\\boxed{0}", source="seed")
         groups.append(
             Group(
-                problem,
-                prompt,
-                tuple(
+                problem=problem,
+                prompt=prompt,
+                attempts=tuple(
                     Attempt(
                         problem_id=problem.id,
                         policy_version=0,

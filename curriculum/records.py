@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -264,3 +265,18 @@ class SolveRate(NamedTuple):
 def rate_within(rate: float, low: float, high: float) -> bool:
     """low <= rate <= high, allowing for float rounding at the edges (estimates are c/k)."""
     return low - 1e-9 <= rate <= high + 1e-9
+
+
+@dataclass(frozen=True)
+class GradedGroup:
+    """One problem with its graded attempts, and the prompt they answered ("" where it is not needed):
+    a round's GRPO group or source of DPO pairs and SFT examples, and a failure the Teacher rewrites.
+    Not stored (its attempts are); handed between the loop and the roles."""
+
+    problem: Problem
+    attempts: tuple[Attempt, ...]
+    prompt: str = ""
+
+    @property
+    def solve_rate(self) -> float:
+        return sum(a.correct for a in self.attempts) / len(self.attempts) if self.attempts else 0.0

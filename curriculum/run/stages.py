@@ -98,7 +98,7 @@ class Learn:
             round=round,
             policy_version=loop.policy_version,
             groups=tuple(
-                Group(p, loop.prompt(p.question), tuple(by_problem[p.id])) for p in problems if by_problem[p.id]
+                Group(p, tuple(by_problem[p.id]), loop.prompt(p.question)) for p in problems if by_problem[p.id]
             ),
         )
         outcome = learner.call(LearnerRole.learn, batch).result()

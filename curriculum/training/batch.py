@@ -8,23 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curriculum.files import FolderFiles
-from curriculum.records import Attempt, PreferencePair, Problem
+from curriculum.records import GradedGroup, PreferencePair
 
 # What a Solver needs of a published version (PEFT's adapter; vLLM and PEFT load exactly these).
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
-@dataclass(frozen=True)
-class Group:
-    """One problem of the round with its prompt and its graded attempts (a GRPO group)."""
-
-    problem: Problem
-    prompt: str
-    attempts: tuple[Attempt, ...]
-
-    @property
-    def solve_rate(self) -> float:
-        return sum(a.correct for a in self.attempts) / len(self.attempts) if self.attempts else 0.0
+# One problem of the round with its prompt and its graded attempts (a GRPO group).
+Group = GradedGroup
 
 
 @dataclass(frozen=True)

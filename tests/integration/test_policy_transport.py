@@ -51,9 +51,9 @@ def test_solvers_without_the_learners_disk_load_the_policy_sent_to_them(tmp_path
         policy_version=0,
         groups=tuple(
             Group(
-                p,
-                prompt,
-                tuple(
+                problem=p,
+                prompt=prompt,
+                attempts=tuple(
                     Attempt(
                         problem_id=p.id,
                         policy_version=0,

@@ -1,7 +1,13 @@
-"""Fixtures shared by the unit tests that train toy models."""
+"""Fixtures shared by the unit tests that train toy models; the helpers beside this file
+(scripted_roles, llm_fakes, toy_models) are importable from every folder below it."""
 
-import pytest
-from toy_models import SMALL
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+from toy_models import SMALL  # noqa: E402
 
 
 @pytest.fixture(scope="module")

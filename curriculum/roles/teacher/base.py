@@ -15,19 +15,10 @@ from dataclasses import dataclass, field
 from curriculum.config import TeacherConfig
 from curriculum.curricula.synthesis import Drafts, Target
 from curriculum.errors import CurriculumError
-from curriculum.records import Attempt, ModelCall, Problem, RejectedDraft
+from curriculum.records import GradedGroup, ModelCall, Problem, RejectedDraft
 
-
-@dataclass(frozen=True)
-class Failure:
-    """A problem the Solver failed, with the attempts that failed it."""
-
-    problem: Problem
-    attempts: tuple[Attempt, ...]
-
-    @property
-    def solve_rate(self) -> float:
-        return sum(a.correct for a in self.attempts) / len(self.attempts) if self.attempts else 0.0
+# A problem the Solver failed, with the attempts that failed it.
+Failure = GradedGroup
 
 
 @dataclass

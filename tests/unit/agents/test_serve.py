@@ -79,7 +79,7 @@ def test_no_server_is_left_behind_when_its_parent_is_killed(tmp_path):
     pids = tmp_path / "pids.txt"
     parent = textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
         from agents.serve import ModelServer
         from curriculum.config import ServeConfig
         server = ModelServer(ServeConfig(model="fake", startup_timeout_s=120), {str(tmp_path / "server")!r},

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from curriculum.config import Config, DatasetSpec, load_config  # noqa: E402
 from curriculum.worlds.loading import DatasetError, load_named, load_problem_set  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 MATH_ROWS = [
     {"problem": "What is $1+1$?", "answer": "2", "solution": "$1+1=\\boxed{2}$", "subject": "Algebra", "level": 1},

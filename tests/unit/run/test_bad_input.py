@@ -13,7 +13,7 @@ from curriculum import cli
 from curriculum.config import from_dict, to_yaml
 from curriculum.store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = str(ROOT / "configs/tiny.yaml")
 
 # (case, extra arguments after `run TINY`, what the one line must contain)

@@ -195,7 +195,7 @@ def test_a_run_saved_before_the_retired_keys_went_still_loads_but_a_real_setting
 
     from curriculum.config import BOXED_INSTRUCTION, ConfigError, load_config, to_yaml
 
-    tiny = Path(__file__).resolve().parents[2] / "configs/tiny.yaml"
+    tiny = Path(__file__).resolve().parents[3] / "configs/tiny.yaml"
     saved = OmegaConf.to_container(OmegaConf.create(to_yaml(load_config(tiny))))
     saved["evaluation"]["instruction"] = BOXED_INSTRUCTION
     for spec in saved["datasets"].values():

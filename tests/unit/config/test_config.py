@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from curriculum.config import Config, ConfigError, flatten, load_config, to_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 

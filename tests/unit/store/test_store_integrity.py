@@ -20,7 +20,7 @@ from curriculum.records import Problem
 from curriculum.rundir import RunDirError, create_run_dir
 from curriculum.store import Store, StoreError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BATCH = 500
 
 WRITER = textwrap.dedent(

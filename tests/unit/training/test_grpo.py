@@ -41,7 +41,7 @@ def group(i: int, correct: int, k: int = K) -> Group:
         )
         for j in range(k)
     )
-    return Group(problem, f"{i}+1=?\n", attempts)
+    return Group(problem, attempts, f"{i}+1=?\n")
 
 
 def test_filter_drops_exactly_the_uniform_groups_and_refills_from_the_pool():
@@ -143,9 +143,9 @@ def sampled_groups(base_path, shift: float = 0.0) -> list[Group]:
     samples = engine.generate([f"{p.question}\n" for p in problems], n=K, temperature=1.0, max_new_tokens=8, seed=0)
     return [
         Group(
-            p,
-            f"{p.question}\n",
-            tuple(
+            problem=p,
+            prompt=f"{p.question}\n",
+            attempts=tuple(
                 Attempt(
                     problem_id=p.id,
                     policy_version=0,
@@ -207,7 +207,7 @@ def test_a_batch_without_everyones_logprobs_trains_uncorrected_and_says_so(base_
     groups = sampled_groups(base_path)
     first = groups[0]
     groups[0] = Group(
-        first.problem, first.prompt, (first.attempts[0].model_copy(update={"token_logprobs": []}), *first.attempts[1:])
+        first.problem, (first.attempts[0].model_copy(update={"token_logprobs": []}), *first.attempts[1:]), first.prompt
     )
     with caplog.at_level(logging.WARNING, logger="curriculum.training.grpo"):
         metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(groups))).metrics
@@ -250,9 +250,9 @@ def test_grpo_updates_raise_the_rewarded_completion_and_lower_the_penalised_one(
     penalised = {p.id: f"answer: {int(p.answer) + 4}" for p in problems}
     groups = tuple(
         Group(
-            p,
-            f"{p.question}\n",
-            tuple(
+            problem=p,
+            prompt=f"{p.question}\n",
+            attempts=tuple(
                 Attempt(
                     problem_id=p.id,
                     policy_version=0,

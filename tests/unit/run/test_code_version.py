@@ -15,7 +15,7 @@ from curriculum.cli import main
 from curriculum.config import from_dict, to_yaml
 from curriculum.run import code_version
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from curriculum.store import Store
 from curriculum.worlds.arithmetic import ArithmeticWorld
 from tests.unit.scripted_roles import policy_ref
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIG = from_dict(
     {
         "world": {"families": ["add"], "max_level": 2, "heldout_per_level": 2, "seed_set_size": 4},

@@ -38,7 +38,7 @@ def group(i: int, outcomes: str) -> Group:
         )
         for j, o in enumerate(outcomes)
     )
-    return Group(problem, f"{i}+1=?\n", attempts)
+    return Group(problem, attempts, f"{i}+1=?\n")
 
 
 BATCH = LearnBatch(round=1, policy_version=0, groups=(group(1, "RWWR"), group(2, "WWWW"), group(3, "RRRR")))
@@ -72,7 +72,7 @@ def test_dpo_learner_builds_socratic_zero_pairs_from_the_batch(base_path, tmp_pa
 def test_sft_examples_are_the_correct_attempts_or_the_reference():
     assert sft_examples(BATCH.groups[0]) == (["answer: 2"], False)  # the two right attempts are the same text
     assert sft_examples(BATCH.groups[1]) == (["2+1+0=3\nanswer: 3"], True)
-    assert sft_examples(Group(BATCH.groups[1].problem, "", ())) == ([], False)  # never attempted: nothing
+    assert sft_examples(Group(BATCH.groups[1].problem, ())) == ([], False)  # never attempted: nothing
 
 
 def test_sft_learner_trains_a_fixed_number_of_steps(base_path, tmp_path):

@@ -15,7 +15,7 @@ from curriculum.roles.solver import Solver
 from curriculum.verify import Verifier
 from curriculum.worlds import make_world
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # Completion formats, in turn over the problems; {a} is the reference answer.
 FORMATS = [

@@ -18,7 +18,7 @@ from curriculum.report.ablation import (
 from curriculum.run.ablate import AblationError, check_equal_compute, load_recipes, seed_config
 from curriculum.run.resume import RoundState
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RECIPES = [
     str(ROOT / f"configs/{name}.yaml")
     for name in ("socratic_zero_tiny", "sws_tiny", "static_tiny", "random_synthesis_tiny", "static_dpo_tiny")

@@ -19,7 +19,7 @@ from curriculum.verify import Verifier
 from curriculum.worlds.dataset import DatasetWorld
 from curriculum.worlds.loading import load_problem_set
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIG = load_config(REPO / "configs" / "benchmarks.yaml")
 DATA_ROOT = (REPO / CONFIG.data_root).resolve()  # data_root is relative to the repository root
 MIN_AGREEMENT = 0.99

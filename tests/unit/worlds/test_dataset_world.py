@@ -14,7 +14,7 @@ from curriculum.worlds import make_world
 from curriculum.worlds.dataset import level_from_rate
 from curriculum.worlds.loading import DatasetError, load_problem_set, question_fields
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RECIPE = ROOT / "configs/gsm8k_qwen.yaml"
 
 
