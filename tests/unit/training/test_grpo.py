@@ -124,13 +124,13 @@ def test_server_hands_back_the_solvers_token_ids_and_logprobs():
         )
         for a in kept.attempts
     )
-    server = GroupServer([Group(kept.problem, kept.prompt, attempts)], tokenizer, group_size=K)
+    server = GroupServer([Group(kept.problem, attempts, kept.prompt)], tokenizer, group_size=K)
     out = server([kept.prompt] * K)
     assert out["completion_ids"] == [[7, 8 + j, tokenizer.eos_token_id] for j in range(K)]
     assert out["logprobs"] == [[-0.5, -1.0, -0.25]] * K
     # One attempt without log-probs (stored before they were kept): TRL gets none for the batch.
     partial = attempts[:-1] + (attempts[-1].model_copy(update={"token_logprobs": []}),)
-    assert GroupServer([Group(kept.problem, kept.prompt, partial)], tokenizer, K)([kept.prompt] * K)["logprobs"] is None
+    assert GroupServer([Group(kept.problem, partial, kept.prompt)], tokenizer, K)([kept.prompt] * K)["logprobs"] is None
 
 
 def sampled_groups(base_path, shift: float = 0.0) -> list[Group]:
