@@ -85,7 +85,7 @@ def build(
     """Write the model folder to `out` (replaced atomically) and return it.
 
     `vocab_size` is the trained BPE's; `model_vocab_size` (a real model's, e.g. Qwen2.5's 151,936)
-    pads the tokenizer with placeholder tokens up to it, so that every id the model can sample
+    adds tokens `<|x0|>`, `<|x1|>`, ... up to it, so that every id the model can sample
     decodes to text that encodes back to it, as with a real tokenizer of that size. `shape`: more
     `Qwen2Config` fields (rope_theta, ...); `dtype`: what the weights are saved in.
     """
