@@ -31,7 +31,10 @@ def start_ray(config: RayConfig, code_dir: str | Path | None = None) -> None:
     else:
         # No dashboard; usage stats off (module top). Loopback is asked for, but Ray 2.60 resolves
         # it to the host's address and binds its ports there, guarded by its cluster token.
+        # address="local": a new cluster even where another one runs on this machine (without it
+        # Ray joins the latest cluster started here, /tmp/ray/ray_current_cluster, someone else's run).
         ray.init(
+            address="local",
             num_cpus=config.num_cpus,
             include_dashboard=False,
             _node_ip_address=config.node_ip_address,
