@@ -143,6 +143,8 @@ class Generator:
                 scratch,
                 learning_rate=cfg.learning_rate,
                 batch_size=cfg.batch_size,
+                micro_batch_size=cfg.micro_batch_size,
+                gradient_checkpointing=cfg.gradient_checkpointing,
                 epochs=cfg.epochs,
                 warmup_ratio=0.0,
                 seed=self.seed + self.version,
