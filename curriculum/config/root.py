@@ -111,6 +111,15 @@ class Config(Section):
         return self.teacher if isinstance(self.teacher, LLMTeacherConfig) else None
 
     @property
+    def solvers_sleep_while_learning(self) -> bool:
+        """`solver.sleep_while_learning`, with auto decided from the GPUs the roles ask for (its description)."""
+        setting = self.solver.sleep_while_learning
+        if setting != "auto":
+            return setting
+        solver, learner = self.ray.solver.num_gpus, self.ray.learner.num_gpus
+        return solver > 0 and learner > 0 and (self.ray.in_process or (solver < 1 and learner < 1))
+
+    @property
     def uses_llm_teacher(self) -> bool:
         """Whether the run needs the Teacher's model: the LLM Teacher, or LLM synthesis (which uses it)."""
         return (self.teacher.enabled and self.teacher.kind == "llm") or (

@@ -18,6 +18,7 @@ which carries the adapter's files to Solvers that cannot read this folder (anoth
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +86,7 @@ class AdapterState:
             )
         self.last_log_history: list[dict[str, float]] = []  # TRL's per-step logs of the last update
         self.world_size = 1  # data-parallel workers an optimizer step is split over
+        self.last_step_seconds = 0.0  # of the last update: its training time over its optimizer steps
 
     # ------------------------------------------------------------------------- for the algorithms
 
@@ -109,14 +111,14 @@ class AdapterState:
         """What each round's trainer is handed: the run's optimizer and its schedule (None: the round's own)."""
         return self.optimizer, self.scheduler
 
-    def anchor_for(self, batch: LearnBatch, step_size: int) -> Any:
+    def anchor_for(self, batch: LearnBatch, batch_size: int) -> Any:
         """The round's retention anchor (training/retention.py), or None. Its term joins every
         forward pass: with gradient accumulation each micro-batch takes its share of the step's
-        anchors (`retention.anchor_batch_size`, default `step_size`, the step's examples)."""
+        anchors (`retention.anchor_batch_size`, default `batch_size`, the step's examples)."""
 
         cfg = self.learner_cfg.retention
-        passes = max(1, step_size // (self.learner_cfg.micro_batch_size or step_size))
-        per_step = cfg.anchor_batch_size or step_size
+        passes = max(1, batch_size // (self.learner_cfg.micro_batch_size or batch_size))
+        per_step = cfg.anchor_batch_size or batch_size
         return AnchorLoss.build(
             anchor_examples(batch.groups, cfg.anchor_min_solve_rate),
             self.tokenizer,
@@ -154,11 +156,15 @@ class AdapterState:
         }
 
     def run_trainer(self, trainer: Any) -> int:
-        """Run one round's TRL trainer on the adapter; keep its per-step logs; return its steps."""
+        """Run one round's TRL trainer on the adapter; keep its per-step logs and its seconds per
+        optimizer step; return its steps."""
         try:
+            start = time.perf_counter()
             trainer.train()
+            steps = trainer.state.global_step
+            self.last_step_seconds = (time.perf_counter() - start) / steps if steps else 0.0
             self.last_log_history = [entry for entry in trainer.state.log_history if "loss" in entry]
-            return trainer.state.global_step
+            return steps
         finally:
             # TRL's trainers replace the base model's `forward` by a wrapper (their fused LM
             # head) on every construction; drop it so the wrappers do not pile up round after round.

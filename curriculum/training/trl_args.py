@@ -33,7 +33,9 @@ def batch_args(
     pass) on each of `world_size` workers. `key` and `step_key` name the settings in the one-line
     error when the step does not split evenly."""
     if batch_size < 1 or world_size < 1 or (micro_batch_size is not None and micro_batch_size < 1):
-        raise BatchSplitError(f"{step_key}={batch_size}, {key}={micro_batch_size} and {world_size} worker(s) must be >= 1")
+        raise BatchSplitError(
+            f"{step_key}={batch_size}, {key}={micro_batch_size} and {world_size} worker(s) must be >= 1"
+        )
     step = f"a step of {batch_size} examples ({step_key})"
     if batch_size % world_size:
         raise BatchSplitError(f"{step} does not split over {world_size} data-parallel workers")
