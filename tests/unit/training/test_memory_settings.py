@@ -121,7 +121,8 @@ def test_dpo_and_sft_trainers_get_the_knobs(base_path, tmp_path):
     assert trainers[0].state.global_step == 1
 
 
-def grpo_group(i: int, k: int = 4) -> Group:
+def group(i: int, outcomes: str = "RRWW") -> Group:
+    """Problem i+1=?; outcomes like "RWWR": attempt j right (R) or wrong (W)."""
     problem = Problem(question=f"{i}+1=?", answer=str(i + 1), solution=f"answer: {i + 1}", source="seed")
     attempts = tuple(
         Attempt(
@@ -129,13 +130,13 @@ def grpo_group(i: int, k: int = 4) -> Group:
             policy_version=0,
             sample_index=j,
             round=1,
-            completion=f"answer: {i + 1 if j < 2 else i + 2}",
+            completion=f"answer: {i + 1 if o == 'R' else i + 2 + j}",
             extracted_answer=None,
-            correct=j < 2,
-            reward=float(j < 2),
+            correct=o == "R",
+            reward=float(o == "R"),
             num_tokens=len(f"answer: {i + 1}") + 1,
         )
-        for j in range(k)
+        for j, o in enumerate(outcomes)
     )
     return Group(problem, attempts, f"{i}+1=?\n")
 
@@ -145,7 +146,7 @@ def test_grpo_trainer_gets_the_knobs(base_path, tmp_path):
     learner = GRPO(AdapterState(base_path, LORA, cfg, tmp_path, seed=0), 4, 1.0, 16)
     trainers = recorded(learner.state)
     start = {n: p.detach().clone() for n, p in learner.state.model.named_parameters() if p.requires_grad}
-    outcome = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(grpo_group(i) for i in range(4))))
+    outcome = learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(group(i) for i in range(4))))
     args = trainers[0].args
     assert_memory_settings(args, 2, 4)  # 2 groups x 4 attempts = 8 sequences per step, 2 per pass
     assert args.steps_per_generation == 2 * 4  # the round's two steps, in micro-batches
@@ -158,7 +159,7 @@ def test_grpo_with_fewer_groups_than_a_step_takes_a_micro_batch_that_divides_it(
     cfg = LearnerConfig(epochs=1, micro_batch_size=8, grpo=GRPOSettings(groups_per_step=4))
     learner = GRPO(AdapterState(base_path, LORA, cfg, tmp_path, seed=0), 4, 1.0, 16)
     trainers = recorded(learner.state)
-    learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(grpo_group(i) for i in range(3))))
+    learner.learn(LearnBatch(round=1, policy_version=0, groups=tuple(group(i) for i in range(3))))
     assert (trainers[0].args.per_device_train_batch_size, trainers[0].args.gradient_accumulation_steps) == (6, 2)
 
 
@@ -207,4 +208,35 @@ def test_micro_batches_and_checkpointing_give_the_same_adapter_as_the_whole_step
     assert all(bool(change.abs().max() > 0) for change in whole.values())  # every LoRA matrix trained
     assert max(float(change.abs().max()) for change in whole.values()) > 1e-3
     for name, change in whole.items():  # measured: differences up to 2e-8 (float32 sums in another order)
+        torch.testing.assert_close(split[name], change, rtol=1e-3, atol=1e-7)
+
+
+def anchored_change(base_path, tmp_path, algorithm, **memory) -> dict[str, torch.Tensor]:
+    """How one round with the retention anchor changes the adapter (plain SGD, see `adapter_change`):
+    4 mixed groups (8 DPO pairs, 4 SFT examples) and 4 mastered ones (anchors of equal length, so a
+    step's anchor NLL is the same whether its anchors come in one pass or several)."""
+    from curriculum.config import RetentionConfig
+    from curriculum.roles.learner import Learner
+
+    groups = tuple(group(i, "RWWR") for i in range(1, 5)) + tuple(group(i, "RRRR") for i in range(5, 9))
+    cfg = LearnerConfig(
+        algorithm=algorithm, batch_size=4, epochs=1, retention=RetentionConfig(anchor_weight=2.0), **memory
+    )
+    state = AdapterState(base_path, LORA, cfg, tmp_path, seed=0)
+    state.optimizer = torch.optim.SGD([p for p in state.model.parameters() if p.requires_grad], lr=0.5)
+    start = {n: p.detach().clone() for n, p in state.model.named_parameters() if p.requires_grad}
+    learner = Learner(DPO(state) if algorithm == "dpo" else SFT(state))
+    metrics = learner.learn(LearnBatch(round=1, policy_version=0, groups=groups)).metrics
+    assert metrics["retention/anchors"] == 4 and metrics["steps"] == 2
+    return {n: p.detach() - start[n] for n, p in state.model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("algorithm", ["dpo", "sft"])
+def test_the_retention_anchor_weighs_the_same_in_micro_batches(base_path, tmp_path, algorithm):
+    # SFT's loss is normalised over the whole step (transformers does not divide it by the passes),
+    # DPO's per pass (transformers divides it): the anchor's term must follow either way.
+    whole = anchored_change(base_path, tmp_path / "whole", algorithm)
+    split = anchored_change(base_path, tmp_path / "split", algorithm, micro_batch_size=2)
+    assert max(float(change.abs().max()) for change in whole.values()) > 1e-3
+    for name, change in whole.items():
         torch.testing.assert_close(split[name], change, rtol=1e-3, atol=1e-7)
