@@ -96,7 +96,8 @@ class LearnerConfig(Section):
         ge=1,
         description="examples per forward/backward pass; gradients accumulate up to the "
         "step (learner.batch_size, or grpo.groups_per_step x solver.attempts sequences for GRPO), so "
-        "the update is the same and only memory changes; must divide the step; default: the whole step",
+        "the update is the same and only memory changes; must divide the step (at least the step: "
+        "the step in one pass); default: the whole step",
     )
     gradient_checkpointing: bool = Field(
         default=False,
@@ -109,7 +110,7 @@ class LearnerConfig(Section):
     @model_validator(mode="after")
     def _micro_batch_divides_the_step(self) -> LearnerConfig:
         micro = self.micro_batch_size
-        if micro is not None and self.algorithm != "grpo" and self.batch_size % micro:
+        if micro is not None and self.algorithm != "grpo" and micro < self.batch_size and self.batch_size % micro:
             raise ValueError(
                 f"learner.micro_batch_size={micro} must divide learner.batch_size={self.batch_size} "
                 "(gradients accumulate over whole micro-batches)"
@@ -136,7 +137,8 @@ class GeneratorConfig(Section):
         default=None,
         ge=1,
         description="examples per forward/backward pass of the Generator's SFT; gradients "
-        "accumulate up to generator.batch_size, which it must divide; default: the whole batch",
+        "accumulate up to generator.batch_size, which it must divide (at least the batch: one pass); "
+        "default: the whole batch",
     )
     gradient_checkpointing: bool = Field(
         default=False, description="recompute activations in the backward pass (less memory, more compute)"
@@ -147,6 +149,6 @@ class GeneratorConfig(Section):
     @model_validator(mode="after")
     def _micro_batch_divides_the_batch(self) -> GeneratorConfig:
         micro = self.micro_batch_size
-        if micro is not None and self.batch_size % micro:
+        if micro is not None and micro < self.batch_size and self.batch_size % micro:
             raise ValueError(f"generator.micro_batch_size={micro} must divide generator.batch_size={self.batch_size}")
         return self

@@ -168,7 +168,7 @@ class Config(Section):
             grpo = self.learner.grpo  # its default edges (None) are 1/k and 1 - 1/k, multiples of 1/k
             _check_band("learner.grpo", ("filter_low", grpo.filter_low), ("filter_high", grpo.filter_high), k)
             micro, step = self.learner.micro_batch_size, grpo.groups_per_step * k
-            if micro is not None and step % micro:
+            if micro is not None and micro < step and step % micro:
                 raise ValueError(
                     f"learner.micro_batch_size={micro} must divide a GRPO step of learner.grpo.groups_per_step x "
                     f"solver.attempts = {grpo.groups_per_step} x {k} = {step} sequences"

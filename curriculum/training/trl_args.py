@@ -29,8 +29,8 @@ def batch_args(
     step_key: str = "learner.batch_size",
 ) -> dict[str, int]:
     """`per_device_train_batch_size` and `gradient_accumulation_steps` for steps of `batch_size`
-    examples in all: `micro_batch_size` per forward pass (None: the worker's whole share in one
-    pass) on each of `world_size` workers. `key` and `step_key` name the settings in the one-line
+    examples in all: `micro_batch_size` per forward pass (None, or at least the worker's share:
+    the share in one pass) on each of `world_size` workers. `key` and `step_key` name the settings in the one-line
     error when the step does not split evenly."""
     if batch_size < 1 or world_size < 1 or (micro_batch_size is not None and micro_batch_size < 1):
         raise BatchSplitError(
@@ -39,11 +39,11 @@ def batch_args(
     step = f"a step of {batch_size} examples ({step_key})"
     if batch_size % world_size:
         raise BatchSplitError(f"{step} does not split over {world_size} data-parallel workers")
-    micro = micro_batch_size or batch_size // world_size
-    if (batch_size // world_size) % micro:
+    share = batch_size // world_size  # each worker's examples per step
+    micro = min(micro_batch_size or share, share)  # a micro-batch at least the share: the share in one pass
+    if share % micro:
         raise BatchSplitError(
-            f"{key}={micro} does not divide {step} over {world_size} worker(s), {batch_size // world_size} each; "
-            f"pick a divisor of {batch_size // world_size}"
+            f"{key}={micro} does not divide {step} over {world_size} worker(s), {share} each; pick a divisor of {share}"
         )
     return {"per_device_train_batch_size": micro, "gradient_accumulation_steps": batch_size // (micro * world_size)}
 

@@ -47,6 +47,9 @@ def test_a_step_splits_into_micro_batches_and_workers():
     assert batch_args(16, 4) == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 4}
     assert batch_args(16, None, world_size=2) == {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
     assert batch_args(16, 2, world_size=2) == {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}
+    # A micro-batch at least a worker's share of the step: the share in one pass (a recipe scaled down)
+    assert batch_args(16, 32) == {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1}
+    assert batch_args(16, 8, world_size=4) == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1}
 
 
 def test_a_step_that_does_not_split_is_refused_in_one_line_naming_the_key():
@@ -55,8 +58,8 @@ def test_a_step_that_does_not_split_is_refused_in_one_line_naming_the_key():
     assert "\n" not in str(error.value)
     with pytest.raises(BatchSplitError, match="does not split over 3 data-parallel workers"):
         batch_args(16, None, world_size=3)
-    with pytest.raises(BatchSplitError, match=r"learner\.micro_batch_size=8 does not divide"):
-        batch_args(16, 8, world_size=4)  # 4 each: a micro-batch of 8 does not fit a worker's share
+    with pytest.raises(BatchSplitError, match=r"learner\.micro_batch_size=3 does not divide .* 8 each"):
+        batch_args(16, 3, world_size=2)
 
 
 @pytest.mark.parametrize(
@@ -75,9 +78,16 @@ def test_the_config_refuses_a_micro_batch_that_does_not_divide_the_step(override
         Config.model_validate(overrides)
 
 
-def test_grpo_micro_batches_may_split_a_group():
+def test_grpo_micro_batches_may_split_a_group_and_one_above_the_step_is_the_step():
     config = Config.model_validate({"learner": {"algorithm": "grpo", "micro_batch_size": 4}})
     assert config.learner.micro_batch_size == 4  # 4 groups x 8 attempts = 32 sequences per step
+    # a GPU recipe scaled down for a CPU test: steps of 2 x 4 = 8 sequences, passes of up to 16
+    Config.model_validate(
+        {
+            "solver": {"attempts": 4},
+            "learner": {"algorithm": "grpo", "micro_batch_size": 16, "grpo": {"groups_per_step": 2}},
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- each knob reaches TRL
