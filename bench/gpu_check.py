@@ -91,6 +91,7 @@ TINY_SETTINGS = [
     "solver.max_new_tokens=16",
     "learner.batch_size=2",
     "learner.grpo.groups_per_step=2",
+    "learner.micro_batch_size=2",  # the recipe's accumulation, scaled down: 4 passes per GRPO step
     "model.lora.r=4",
     "model.lora.alpha=8",
 ]

@@ -91,8 +91,31 @@ class LearnerConfig(Section):
         description="optimizer steps per round whatever the data size (equal compute "
         "across recipes); default: `epochs` passes over the round's data",
     )
+    micro_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="examples per forward/backward pass; gradients accumulate up to the "
+        "step (learner.batch_size, or grpo.groups_per_step x solver.attempts sequences for GRPO), so "
+        "the update is the same and only memory changes; must divide the step (at least the step: "
+        "the step in one pass); default: the whole step",
+    )
+    gradient_checkpointing: bool = Field(
+        default=False,
+        description="recompute activations in the backward pass: far less memory for "
+        "long sequences, ~1/3 more compute (on the toy it only costs time)",
+    )
     grpo: GRPOSettings = GRPOSettings()
     retention: RetentionConfig = RetentionConfig()
+
+    @model_validator(mode="after")
+    def _micro_batch_divides_the_step(self) -> LearnerConfig:
+        micro = self.micro_batch_size
+        if micro is not None and self.algorithm != "grpo" and micro < self.batch_size and self.batch_size % micro:
+            raise ValueError(
+                f"learner.micro_batch_size={micro} must divide learner.batch_size={self.batch_size} "
+                "(gradients accumulate over whole micro-batches)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _run_schedule_needs_steps(self) -> LearnerConfig:
@@ -110,5 +133,22 @@ class GeneratorConfig(Section):
     learning_rate: float = Field(default=1e-3, gt=0)
     epochs: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=16, ge=1)
+    micro_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="examples per forward/backward pass of the Generator's SFT; gradients "
+        "accumulate up to generator.batch_size, which it must divide (at least the batch: one pass); "
+        "default: the whole batch",
+    )
+    gradient_checkpointing: bool = Field(
+        default=False, description="recompute activations in the backward pass (less memory, more compute)"
+    )
     temperature: float = Field(default=1.0, gt=0)
     max_new_tokens: int = Field(default=128, ge=1)
+
+    @model_validator(mode="after")
+    def _micro_batch_divides_the_batch(self) -> GeneratorConfig:
+        micro = self.micro_batch_size
+        if micro is not None and micro < self.batch_size and self.batch_size % micro:
+            raise ValueError(f"generator.micro_batch_size={micro} must divide generator.batch_size={self.batch_size}")
+        return self

@@ -111,6 +111,15 @@ class Config(Section):
         return self.teacher if isinstance(self.teacher, LLMTeacherConfig) else None
 
     @property
+    def solvers_sleep_while_learning(self) -> bool:
+        """`solver.sleep_while_learning`, with auto decided from the GPUs the roles ask for (its description)."""
+        setting = self.solver.sleep_while_learning
+        if setting != "auto":
+            return setting
+        solver, learner = self.ray.solver.num_gpus, self.ray.learner.num_gpus
+        return solver > 0 and learner > 0 and (self.ray.in_process or (solver < 1 and learner < 1))
+
+    @property
     def uses_llm_teacher(self) -> bool:
         """Whether the run needs the Teacher's model: the LLM Teacher, or LLM synthesis (which uses it)."""
         return (self.teacher.enabled and self.teacher.kind == "llm") or (
@@ -158,6 +167,12 @@ class Config(Section):
                 raise ValueError(f"learner.algorithm=grpo needs solver.attempts >= 2 (a group), got {k}")
             grpo = self.learner.grpo  # its default edges (None) are 1/k and 1 - 1/k, multiples of 1/k
             _check_band("learner.grpo", ("filter_low", grpo.filter_low), ("filter_high", grpo.filter_high), k)
+            micro, step = self.learner.micro_batch_size, grpo.groups_per_step * k
+            if micro is not None and micro < step and step % micro:
+                raise ValueError(
+                    f"learner.micro_batch_size={micro} must divide a GRPO step of learner.grpo.groups_per_step x "
+                    f"solver.attempts = {grpo.groups_per_step} x {k} = {step} sequences"
+                )
         return self
 
 

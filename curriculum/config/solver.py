@@ -53,6 +53,14 @@ class SolverSettings(Section):
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=192, ge=1)
     batch_size: int = Field(default=256, ge=1, description="sequences per generate() batch (hf engine)")
+    sleep_while_learning: bool | Literal["auto"] = Field(
+        default="auto",
+        description="the Solvers give their GPU memory back while the Learner trains and load the new "
+        "policy on waking (hf: weights to CPU memory; vllm: sleep mode level 1, CUDA only); auto: when a "
+        "Solver and the Learner share a GPU, i.e. both ask for GPUs and either ray.in_process or both ask "
+        "for a fraction of one (ray.solver.num_gpus < 1 and ray.learner.num_gpus < 1, which Ray packs "
+        "onto one GPU)",
+    )
 
 
 class HFSolverConfig(SolverSettings):

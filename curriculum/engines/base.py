@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curriculum.errors import CurriculumError
+
+
+class EngineAsleep(CurriculumError, RuntimeError):
+    """An engine asked to sample while asleep (see `InferenceEngine.sleep`)."""
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -63,6 +69,14 @@ class InferenceEngine(ABC):
 
         `version` is the policy version the adapter publishes (vLLM names its adapters by it).
         """
+
+    def sleep(self) -> None:  # noqa: B027 - an engine holding no accelerator memory has none to give back
+        """Give the accelerator's memory back until `wake_up` (a Learner trains on the same GPU);
+        `generate` may refuse meanwhile. Asleep already: nothing to do."""
+
+    def wake_up(self) -> None:  # noqa: B027 - see `sleep`
+        """Take the accelerator's memory again; then load the new policy (`load_adapter`): what was
+        loaded before the sleep is not to be trusted. Awake already: nothing to do."""
 
     def close(self) -> None:  # noqa: B027 - optional: most engines hold nothing beyond memory
         """Release what the engine holds beyond this process's memory (vLLM: its engine process)."""

@@ -18,7 +18,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from curriculum.engines.base import Generation, InferenceEngine, stop_token_ids, validate_sampling
+from curriculum.engines.base import EngineAsleep, Generation, InferenceEngine, stop_token_ids, validate_sampling
 from curriculum.errors import CurriculumError
 from curriculum.models import load_adapter, load_model_and_tokenizer, model_context
 
@@ -67,6 +67,7 @@ class HFEngine(InferenceEngine):
         self.batch_size = batch_size
         self._adapter_path: str | None = None
         self._base_state: dict[str, torch.Tensor] | None = None
+        self._awake_device: torch.device | None = None  # where the weights go back to on waking (asleep)
         self.eos_token_ids = stop_token_ids(model.generation_config, tokenizer)
         self.context = model_context(model.config)  # prompt + new tokens never exceed it (None: unbounded)
         # No token spans more characters than this: far-too-long prompts are refused untokenized.
@@ -99,6 +100,30 @@ class HFEngine(InferenceEngine):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def asleep(self) -> bool:
+        return self._awake_device is not None
+
+    # ------------------------------------------------------------------ sharing the GPU
+
+    def sleep(self) -> None:
+        """Move the weights (and the pristine base copy kept for adapters) to CPU memory."""
+        if self.asleep:
+            return
+        self._awake_device = self.device
+        self.model.to("cpu")
+        if self._base_state is not None:  # it stays on CPU: `load_adapter` copies it into the weights
+            self._base_state = {k: v.to("cpu") for k, v in self._base_state.items()}
+        if self._awake_device.type == "cuda":
+            torch.cuda.empty_cache()  # hand the freed blocks back, not only to this process's cache
+
+    def wake_up(self) -> None:
+        """Move the weights back to the device they were on."""
+        if self._awake_device is None:
+            return
+        self.model.to(self._awake_device)
+        self._awake_device = None
 
     @property
     def adapter_path(self) -> str | None:
@@ -134,6 +159,8 @@ class HFEngine(InferenceEngine):
         progress: bool = False,
     ) -> list[list[Generation]]:
         validate_sampling(n, temperature, top_p, max_new_tokens)
+        if self.asleep:
+            raise EngineAsleep("the HF engine is asleep (its weights are in CPU memory): wake_up first")
         batch_size = batch_size or self.batch_size
         greedy = temperature == 0
         draws = 1 if greedy else n  # greedy samples are all the same: decode once, copy

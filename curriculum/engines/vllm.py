@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from curriculum.config import Config, ConfigError, LoraConfig, VLLMConfig, VLLMSolverConfig
-from curriculum.engines.base import Generation, InferenceEngine, stop_token_ids, validate_sampling
+from curriculum.engines.base import EngineAsleep, Generation, InferenceEngine, stop_token_ids, validate_sampling
 from curriculum.errors import CurriculumError
 from curriculum.models import load_tokenizer, resolve_dtype, write_identity_adapter
 from curriculum.records import content_id
@@ -99,9 +99,16 @@ def lora_rank_for(rank: int) -> int:
 
 
 def llm_arguments(
-    model_path: str | Path, settings: VLLMConfig, dtype: str, device: str, seed: int, max_lora_rank: int
+    model_path: str | Path,
+    settings: VLLMConfig,
+    dtype: str,
+    device: str,
+    seed: int,
+    max_lora_rank: int,
+    sleep_mode: bool = False,
 ) -> dict[str, Any]:
-    """The `vllm.LLM` arguments of the engine (bench/engines.py builds a raw LLM with the same)."""
+    """The `vllm.LLM` arguments of the engine (bench/engines.py builds a raw LLM with the same);
+    `sleep_mode`: the engine can give its GPU memory back while a Learner trains (CUDA only)."""
     options: dict[str, Any] = {}
     if not settings.engine_process:
         options["distributed_executor_backend"] = "uni"
@@ -114,6 +121,8 @@ def llm_arguments(
         options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(CPU_BATCHED_TOKENS, context))
     else:
         options["gpu_memory_utilization"] = settings.gpu_memory_utilization
+        if sleep_mode:  # vLLM's sleep mode is CUDA-only (its CuMemAllocator); unverified until run on a GPU
+            options["enable_sleep_mode"] = True
     # vLLM never tokenizes: prompts go in as ids and samples come back as ids (skip_tokenizer_init).
     # Its own tokenizer for the toy model's folder (qwen2) would be a byte-level one that drops spaces.
     return dict(
@@ -162,6 +171,7 @@ class VLLMEngine(InferenceEngine):
         dtype: str = "auto",
         device: str = "cpu",
         seed: int = 0,
+        sleep_mode: bool = False,
     ) -> None:
 
         if Path(model_path).exists():  # a local folder (else a hub id): vLLM's processes may run elsewhere
@@ -183,8 +193,13 @@ class VLLMEngine(InferenceEngine):
 
         from vllm import LLM
 
+        # On CPU vLLM has no sleep mode: the engine stays resident and `sleep` does nothing.
+        self.sleep_mode = sleep_mode and device != "cpu"
+        self.asleep = False
         self.llm = LLM(
-            **llm_arguments(model_path, settings, resolve_dtype(dtype, device), device, seed, self.max_lora_rank)
+            **llm_arguments(
+                model_path, settings, resolve_dtype(dtype, device), device, seed, self.max_lora_rank, self.sleep_mode
+            )
         )
         self._ids = 0
         self._request: Any = None
@@ -208,6 +223,7 @@ class VLLMEngine(InferenceEngine):
             dtype=config.model.dtype,
             device=device,
             seed=config.experiment.seed,
+            sleep_mode=config.solvers_sleep_while_learning,
         )
 
     # ------------------------------------------------------------------ adapters
@@ -244,6 +260,23 @@ class VLLMEngine(InferenceEngine):
         self.llm.reset_prefix_cache()  # no KV block computed under another adapter is reused
         self._adapter_path = None if path is None else str(path)
 
+    # ------------------------------------------------------------------ sharing the GPU
+
+    def sleep(self) -> None:
+        """Sleep mode level 1: vLLM copies the weights to CPU memory and drops the KV cache (level 2
+        would drop the weights, and a colocated TRL run once sampled with stale ones after waking,
+        TRL #5312). Unverified until run on a GPU; on CPU nothing happens."""
+        if self.sleep_mode and not self.asleep:
+            self.llm.sleep(level=1)
+            self.asleep = True
+
+    def wake_up(self) -> None:
+        """Weights back on the GPU and a fresh KV cache; the caller then loads the new policy under a
+        new adapter id (`load_adapter`), so no request runs with an adapter loaded before the sleep."""
+        if self.asleep:
+            self.llm.wake_up()
+            self.asleep = False
+
     # ------------------------------------------------------------------ generation
 
     def generate(
@@ -261,6 +294,8 @@ class VLLMEngine(InferenceEngine):
         from vllm.inputs import TokensPrompt
 
         validate_sampling(n, temperature, top_p, max_new_tokens)
+        if self.asleep:
+            raise EngineAsleep("the vLLM engine is asleep (sleep mode level 1): wake_up first")
         if not prompts:
             return []
         greedy = temperature == 0

@@ -59,6 +59,14 @@ class SolverRole(Protocol):
         """Switch to a published policy (None: the base model, version 0)."""
         ...
 
+    def sleep(self) -> None:
+        """Give the GPU memory back while the Learner trains (`solver.sleep_while_learning`)."""
+        ...
+
+    def wake_up(self, policy: PolicyRef | None) -> None:
+        """Take the GPU memory again and load `policy` (always anew)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -23,6 +23,7 @@ from curriculum.config import Config, GeneratorConfig, LoraConfig, TinyModelConf
 from curriculum.curricula.selection import gaussian_usefulness
 from curriculum.errors import CurriculumError
 from curriculum.files import replace_dir_atomically
+from curriculum.gpu import out_of_memory_names, take_peak_memory_gib
 from curriculum.models import (
     attach_lora,
     build_char_tokenizer,
@@ -143,6 +144,8 @@ class Generator:
                 scratch,
                 learning_rate=cfg.learning_rate,
                 batch_size=cfg.batch_size,
+                micro_batch_size=cfg.micro_batch_size,
+                gradient_checkpointing=cfg.gradient_checkpointing,
                 epochs=cfg.epochs,
                 warmup_ratio=0.0,
                 seed=self.seed + self.version,
@@ -365,7 +368,12 @@ class GeneratorRole:
         return self.version
 
     def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> dict[str, float]:
-        metrics = self.generator.train(examples)
+        take_peak_memory_gib()  # the peak of this round's training only
+        with out_of_memory_names(
+            "Generator", "generator.micro_batch_size (or set generator.gradient_checkpointing=true)"
+        ):
+            metrics = self.generator.train(examples)
+        metrics["peak_gpu_memory_gib"] = take_peak_memory_gib()
         if examples:
             start = time.perf_counter()
             self.generator.save(self.checkpoint)

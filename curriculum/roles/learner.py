@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Protocol
 
 from curriculum.config import Config
+from curriculum.gpu import out_of_memory_names, take_peak_memory_gib
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import LearnBatch, LearnOutcome, PolicyRef
 from curriculum.training.dpo import DPO
 from curriculum.training.grpo import GRPO
 from curriculum.training.sft import SFT
+
+OOM_SETTING = "learner.micro_batch_size (or set learner.gradient_checkpointing=true)"
 
 
 class Algorithm(Protocol):
@@ -37,7 +40,14 @@ class Learner:
         self.state = algorithm.state
 
     def learn(self, batch: LearnBatch) -> LearnOutcome:
-        return self.algorithm.learn(batch)
+        """The algorithm's round, plus what it cost: seconds per optimizer step and the peak GPU
+        memory (GiB, 0 on CPU). Out of GPU memory, the run ends with the setting to lower."""
+        take_peak_memory_gib()  # the peak of this round only
+        self.state.last_step_seconds = 0.0  # a round without data takes no step
+        with out_of_memory_names("Learner", OOM_SETTING):
+            outcome = self.algorithm.learn(batch)
+        outcome.metrics.update(step_seconds=self.state.last_step_seconds, peak_gpu_memory_gib=take_peak_memory_gib())
+        return outcome
 
     def publish(self, version: int, directory: str) -> PolicyRef:
         return self.state.publish(version, directory)

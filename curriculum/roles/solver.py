@@ -6,11 +6,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from curriculum.config import Extraction, SolverConfig
 from curriculum.engines.base import InferenceEngine
 from curriculum.evaluation import evaluate
+from curriculum.gpu import out_of_memory_names, take_peak_memory_gib
 from curriculum.models import prompt_for
 from curriculum.records import Attempt, Problem
 from curriculum.rundir import policy_dir_name
@@ -21,9 +23,12 @@ from curriculum.verify import Verifier
 class GradedAttempts(list):
     """A Solver's graded attempts (a plain list of `Attempt`s) with how many of their grades ran
     past `verifier.timeout_s` and count as wrong: the count travels with the result it describes,
-    so a call sent again to a restarted Solver reports it again (the loop logs verify/timeouts)."""
+    so a call sent again to a restarted Solver reports it again (the loop logs verify/timeouts).
+    Also what sampling them cost: seconds in the engine and the peak GPU memory (GiB, 0 on CPU)."""
 
     timeouts: int = 0
+    sample_seconds: float = 0.0
+    peak_gpu_memory_gib: float = 0.0
 
 
 class Solver:
@@ -58,6 +63,18 @@ class Solver:
             self.engine.load_adapter(adapter, version)
             self.policy_version = version
 
+    def sleep(self) -> None:
+        """Give the engine's GPU memory back while the Learner trains on the same GPU."""
+        self.engine.sleep()
+
+    def wake_up(self, policy: PolicyRef | None) -> None:
+        """Wake the engine and load `policy` into it, anew even if it is the version held before."""
+        version = 0 if policy is None else policy.version
+        adapter = None if policy is None else self._local_adapter(policy)
+        self.engine.wake_up()
+        self.engine.load_adapter(adapter, version)
+        self.policy_version = version
+
     def _local_adapter(self, policy: PolicyRef) -> str:
         """A folder on this machine holding the policy's adapter: the Learner's own folder when this
         machine sees it with the same bytes (one machine), else a copy written under `work_dir/policies`."""
@@ -85,18 +102,20 @@ class Solver:
         if not problems:
             return GradedAttempts()
         k = self.config.attempts
+        take_peak_memory_gib()  # the peak of this call only
         start = time.perf_counter()
         prompts = [prompt_for(p.question, self.engine.tokenizer, self.instruction) for p in problems]
-        samples = self.engine.generate(
-            prompts,
-            n=k,
-            temperature=self.config.temperature,
-            top_p=self.config.top_p,
-            max_new_tokens=self.config.max_new_tokens,
-            seed=seed,
-            batch_size=self.config.batch_size,
-            progress=progress,
-        )
+        with self._out_of_memory_names():
+            samples = self.engine.generate(
+                prompts,
+                n=k,
+                temperature=self.config.temperature,
+                top_p=self.config.top_p,
+                max_new_tokens=self.config.max_new_tokens,
+                seed=seed,
+                batch_size=self.config.batch_size,
+                progress=progress,
+            )
         sampled = time.perf_counter()
         completions = [g.text for per_problem in samples for g in per_problem]
         references = [p.answer for p in problems for _ in range(k)]
@@ -104,6 +123,7 @@ class Solver:
         grades = self.verifier.grade_many(completions, references, self.extraction)
         attempts = GradedAttempts()
         attempts.timeouts = self.verifier.timeouts - timeouts
+        attempts.sample_seconds, attempts.peak_gpu_memory_gib = sampled - start, take_peak_memory_gib()
         for i, (problem, per_problem) in enumerate(zip(problems, samples)):
             for j, generation in enumerate(per_problem):
                 grade = grades[i * k + j]
@@ -138,17 +158,23 @@ class Solver:
         """Greedy held-out evaluation of the current policy version (an EvalResult)."""
 
         timeouts = self.verifier.timeouts
-        result = evaluate(
-            self.engine,
-            problems,
-            self.verifier,
-            self.extraction,
-            max_new_tokens,
-            batch_size,
-            instruction=self.instruction,
-        )
+        with self._out_of_memory_names():
+            result = evaluate(
+                self.engine,
+                problems,
+                self.verifier,
+                self.extraction,
+                max_new_tokens,
+                batch_size,
+                instruction=self.instruction,
+            )
         result.timeouts = self.verifier.timeouts - timeouts
         return result
+
+    def _out_of_memory_names(self) -> AbstractContextManager[None]:
+        """Out of GPU memory while sampling: end the run naming what bounds the engine's share."""
+        setting = "solver.vllm.gpu_memory_utilization" if self.config.engine == "vllm" else "solver.batch_size"
+        return out_of_memory_names(f"Solver {self.name}", setting)
 
     def close(self) -> None:
         """Stop the engine and the verifier; remove a temporary work_dir."""

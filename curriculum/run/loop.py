@@ -34,6 +34,7 @@ from curriculum.evaluation import EvalResult
 from curriculum.faults import kill_point
 from curriculum.records import Attempt, DraftSource, Problem, RejectedDraft, SolveRate, group_by_problem
 from curriculum.roles.api import GeneratorRole, LearnerRole, Role, Roles, SolverRole
+from curriculum.roles.solver import GradedAttempts
 from curriculum.roles.teacher import Failure
 from curriculum.run.resume import RoundState, capture_rng, last_state, restore_rng, round_seed
 from curriculum.run.stages import STAGES, Stage, stages
@@ -99,6 +100,7 @@ class CoEvolution:
         self.learner_version = 0  # the published version the Learner holds, i.e. could restore from
         self.unpublished: LearnBatch | None = None  # an update the Learner made that is not yet published
         self.policy: PolicyRef | None = None  # what the Solvers hold (None: the base model)
+        self.solvers_asleep = False  # put to sleep for the Learner's update (`sleep_solvers`)
         self.round = 0
         self.on_stage = on_stage or (lambda stage: None)
         self.base_evaluation: EvalResult | None = None  # set by the runner: rounds report their drop from it
@@ -158,7 +160,23 @@ class CoEvolution:
         ]
         results = [p.result() for p in pending]
         self.count_grades(state, sum(map(len, results)), sum(r.timeouts for r in results))
+        self.count_rollout(state, results)
         return [attempt for result in results for attempt in result]
+
+    @staticmethod
+    def count_rollout(s: RoundState, results: Sequence[GradedAttempts]) -> None:
+        """The round's sampling throughput into its metrics: tokens sampled over the seconds the
+        Solvers spent in their engines (they sample side by side: the slowest one's), over all of
+        the round's rollouts (attempts, synthesis screening); and the Solvers' peak GPU memory."""
+        m = s.metrics
+        m["rollout/tokens"] = m.get("rollout/tokens", 0) + sum(a.num_tokens for r in results for a in r)
+        m["rollout/sample_seconds"] = m.get("rollout/sample_seconds", 0.0) + max(
+            (r.sample_seconds for r in results), default=0.0
+        )
+        if m["rollout/sample_seconds"] > 0:
+            m["rollout/tokens_per_second"] = m["rollout/tokens"] / m["rollout/sample_seconds"]
+        peak = max((r.peak_gpu_memory_gib for r in results), default=0.0)
+        m["solver/peak_gpu_memory_gib"] = max(m.get("solver/peak_gpu_memory_gib", 0.0), peak)
 
     @staticmethod
     def count_grades(s: RoundState, grades: int, timeouts: int) -> None:
@@ -194,10 +212,21 @@ class CoEvolution:
         s.metrics["policy_version"] = s.policy_version
 
     def load_policy(self, policy: PolicyRef | None) -> None:
-        """Every Solver switches to `policy` (they load it in parallel)."""
+        """Every Solver switches to `policy` (they load it in parallel), waking first if asleep."""
         self.policy = policy
-        for pending in [s.call(SolverRole.load_policy, policy) for s in self.roles.solvers]:
+        method = SolverRole.wake_up if self.solvers_asleep else SolverRole.load_policy
+        for pending in [s.call(method, policy) for s in self.roles.solvers]:
             pending.result()
+        self.solvers_asleep = False
+
+    def sleep_solvers(self) -> None:
+        """With `solver.sleep_while_learning` (Config.solvers_sleep_while_learning), the Solvers give
+        their GPU memory back until `load_policy` wakes them with the Learner's new policy."""
+        if not self.config.solvers_sleep_while_learning:
+            return
+        for pending in [s.call(SolverRole.sleep) for s in self.roles.solvers]:
+            pending.result()
+        self.solvers_asleep = True
 
     def adapter_path(self, version: int) -> str | None:
         """Where policy `version` is published (None: version 0 is the base model)."""

@@ -101,6 +101,7 @@ class Learn:
                 Group(p, tuple(by_problem[p.id]), loop.prompt(p.question)) for p in problems if by_problem[p.id]
             ),
         )
+        loop.sleep_solvers()  # when they share a GPU with the Learner; `load_policy` below wakes them
         outcome = learner.call(LearnerRole.learn, batch).result()
         loop.unpublished = batch  # until published, a restarted Learner redoes it (`restore`)
         kill_point("learn:after-update", round)

@@ -18,6 +18,7 @@ which carries the adapter's files to Solvers that cannot read this folder (anoth
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ from curriculum.files import replace_dir_atomically
 from curriculum.models import attach_lora, load_model_and_tokenizer, resolve_dtype
 from curriculum.training.batch import LearnBatch, PolicyRef
 from curriculum.training.retention import AnchorLoss, anchor_examples
-from curriculum.training.trl_args import trl_args
+from curriculum.training.trl_args import batch_args, trl_args
 
 OPTIMIZER_FILE = "optimizer.pt"
 # The adapter name TRL gives its frozen copy of a PeftModel's adapter (see `_use_base_as_reference`).
@@ -84,6 +85,8 @@ class AdapterState:
                 self.optimizer, round(learner_cfg.warmup_ratio * total), total
             )
         self.last_log_history: list[dict[str, float]] = []  # TRL's per-step logs of the last update
+        self.world_size = 1  # data-parallel workers an optimizer step is split over
+        self.last_step_seconds = 0.0  # of the last update: its training time over its optimizer steps
 
     # ------------------------------------------------------------------------- for the algorithms
 
@@ -109,38 +112,59 @@ class AdapterState:
         return self.optimizer, self.scheduler
 
     def anchor_for(self, batch: LearnBatch, batch_size: int) -> Any:
-        """The round's retention anchor (training/retention.py), or None."""
+        """The round's retention anchor (training/retention.py), or None. Its term joins every
+        forward pass: with gradient accumulation each micro-batch takes its share of the step's
+        anchors (`retention.anchor_batch_size`, default `batch_size`, the step's examples)."""
 
         cfg = self.learner_cfg.retention
+        passes = max(1, batch_size // (self.learner_cfg.micro_batch_size or batch_size))
+        per_step = cfg.anchor_batch_size or batch_size
         return AnchorLoss.build(
             anchor_examples(batch.groups, cfg.anchor_min_solve_rate),
             self.tokenizer,
             cfg,
-            batch_size,
+            max(1, -(-per_step // passes)),
             self.seed + batch.round,
         )
 
-    def trainer_args(self, name: str, round: int) -> dict[str, Any]:
+    def trainer_args(
+        self,
+        name: str,
+        round: int,
+        batch_size: int,
+        step_key: str = "learner.batch_size",
+        micro_batch_size: int | None = None,
+    ) -> dict[str, Any]:
         """The TRL arguments of a round's trainer that every algorithm shares: its scratch folder
         `work_dir/<name>-trainer`, the learning rate and its schedule, a seed per round (a different
-        but reproducible shuffle each round), precision, and no checkpoints, reports or bars."""
+        but reproducible shuffle each round), precision, no checkpoints, reports or bars, and the
+        memory settings: optimizer steps of `batch_size` examples (`step_key` names it) in
+        micro-batches of `micro_batch_size` (default: `learner.micro_batch_size`) on each of
+        `world_size` workers, and `learner.gradient_checkpointing`."""
+        cfg = self.learner_cfg
         return {
             **trl_args(
                 self.work_dir / f"{name}-trainer",
                 seed=self.seed + round,
                 progress=self.progress,
                 precision=self.trainer_precision,
+                gradient_checkpointing=cfg.gradient_checkpointing,
             ),
+            **batch_args(batch_size, micro_batch_size or cfg.micro_batch_size, self.world_size, step_key=step_key),
             "learning_rate": self.learner_cfg.learning_rate,
             **self.trainer_schedule,  # the optimizer (and a run-long schedule) carry on across rounds
         }
 
     def run_trainer(self, trainer: Any) -> int:
-        """Run one round's TRL trainer on the adapter; keep its per-step logs; return its steps."""
+        """Run one round's TRL trainer on the adapter; keep its per-step logs and its seconds per
+        optimizer step; return its steps."""
         try:
+            start = time.perf_counter()
             trainer.train()
+            steps = trainer.state.global_step
+            self.last_step_seconds = (time.perf_counter() - start) / steps if steps else 0.0
             self.last_log_history = [entry for entry in trainer.state.log_history if "loss" in entry]
-            return trainer.state.global_step
+            return steps
         finally:
             # TRL's trainers replace the base model's `forward` by a wrapper (their fused LM
             # head) on every construction; drop it so the wrappers do not pile up round after round.

@@ -93,9 +93,8 @@ class DPO:
         else:  # RPO in TRL 1.16: the DPO loss plus rpo_alpha x the NLL of the chosen completion
             losses = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, cfg.rpo_alpha])
         args = DPOConfig(
-            **self.state.trainer_args("dpo", round),  # logs every step: the round's means cover them all
+            **self.state.trainer_args("dpo", round, cfg.batch_size),  # logs every step: the means cover them all
             beta=cfg.beta,
-            per_device_train_batch_size=cfg.batch_size,
             num_train_epochs=cfg.epochs,
             max_steps=cfg.steps_per_round or -1,  # a fixed step count (equal compute) overrides the epochs
             max_length=None,  # never cut a completion silently; the Solver bounds their length

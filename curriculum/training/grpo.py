@@ -278,15 +278,20 @@ class GRPO:
         from transformers import PrinterCallback
         from trl import GRPOConfig, GRPOTrainer
 
-        grpo = self.state.learner_cfg.grpo
+        cfg = self.state.learner_cfg
+        grpo = cfg.grpo
+        step = per_step * self.group_size  # sequences per optimizer step
+        # learner.micro_batch_size divides a full step (config.py); a round with fewer groups than
+        # groups_per_step has a smaller step, split by its largest divisor that is not above it
+        micro = _largest_divisor(step, cfg.micro_batch_size or step)
+        shared = self.state.trainer_args("grpo", round, step, "learner.grpo.groups_per_step x solver.attempts", micro)
         args = GRPOConfig(
-            **self.state.trainer_args("grpo", round),
-            per_device_train_batch_size=per_step * self.group_size,
-            gradient_accumulation_steps=1,
+            **shared,
             num_generations=self.group_size,
             # The whole round is one generation batch (served once, old log-probs taken then), split
-            # into `batches` steps; num_iterations passes over it cover `steps`.
-            steps_per_generation=batches,
+            # into `batches` steps of `gradient_accumulation_steps` micro-batches each; num_iterations
+            # passes over it cover `steps`.
+            steps_per_generation=batches * shared["gradient_accumulation_steps"],
             num_iterations=math.ceil(steps / batches),
             max_steps=steps,
             max_completion_length=self.max_completion_length,
@@ -316,6 +321,10 @@ class GRPO:
         if not self.state.progress:
             trainer.remove_callback(PrinterCallback)
         return trainer
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
 
 def _mean(history: Sequence[dict[str, float]], key: str) -> float:

@@ -71,7 +71,7 @@ class AnchorLoss:
             token_ids,
             cfg.anchor_weight,
             cfg.kl_weight,
-            cfg.anchor_batch_size or batch_size,
+            batch_size,  # anchors per forward pass (AdapterState.anchor_for)
             tokenizer.pad_token_id,
             seed,
         )
@@ -140,6 +140,10 @@ def anchored(trainer_class: Any, anchor: AnchorLoss | None) -> Any:
         def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, **kwargs: Any) -> Any:
             result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
             extra = term(self.accelerator.unwrap_model(model))
+            if model.training and _loss_scaled_for_accumulation(self, kwargs.get("num_items_in_batch")):
+                # transformers will not divide this pass's loss by the accumulation steps: the
+                # learner's loss is normalised over the whole step already, so the anchor's mean is too
+                extra = extra / self.current_gradient_accumulation_steps
             if return_outputs:
                 loss, outputs = result
                 return loss + extra, outputs
@@ -147,3 +151,12 @@ def anchored(trainer_class: Any, anchor: AnchorLoss | None) -> Any:
 
     Anchored.__name__ = f"Anchored{trainer_class.__name__}"
     return Anchored
+
+
+def _loss_scaled_for_accumulation(trainer: Any, num_items_in_batch: Any) -> bool:
+    """Whether transformers' `Trainer.training_step` leaves the loss undivided by the gradient
+    accumulation steps (its own rule, transformers 5.19: `loss_is_scaled_for_ga`, else a model
+    that takes loss kwargs and a token count for the whole step)."""
+    if trainer.loss_is_scaled_for_ga is not None:
+        return bool(trainer.loss_is_scaled_for_ga)
+    return bool(trainer.model_accepts_loss_kwargs and num_items_in_batch is not None)

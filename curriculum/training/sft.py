@@ -22,7 +22,7 @@ from curriculum.records import Problem
 from curriculum.training.adapter import AdapterState, quiet_datasets
 from curriculum.training.batch import Group, LearnBatch, LearnOutcome
 from curriculum.training.retention import anchored
-from curriculum.training.trl_args import trl_args
+from curriculum.training.trl_args import batch_args, trl_args
 
 # ----------------------------------------------------------------------------- reusable pieces
 
@@ -104,14 +104,26 @@ def sft_args(
     precision: dict[str, Any] | None = None,
     logging_steps: int = 50,
     max_steps: int = -1,
+    micro_batch_size: int | None = None,
+    gradient_checkpointing: bool = False,
+    micro_batch_key: str = "generator.micro_batch_size",
 ) -> Any:
-    """An `SFTConfig` for pretraining and the Generator: cosine decay after warmup (`trl_args` for the rest)."""
+    """An `SFTConfig` for pretraining and the Generator: cosine decay after warmup, steps of
+    `batch_size` examples in micro-batches of `micro_batch_size` (`micro_batch_key` names it in
+    an error), `trl_args` for the rest."""
     from trl import SFTConfig
 
     return SFTConfig(
-        **trl_args(output_dir, seed=seed, progress=progress, precision=precision, logging_steps=logging_steps),
+        **trl_args(
+            output_dir,
+            seed=seed,
+            progress=progress,
+            precision=precision,
+            logging_steps=logging_steps,
+            gradient_checkpointing=gradient_checkpointing,
+        ),
+        **batch_args(batch_size, micro_batch_size, key=micro_batch_key, step_key="generator.batch_size"),
         learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size,
         num_train_epochs=epochs,
         max_steps=max_steps,  # -1: `epochs` passes
         warmup_steps=warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
@@ -180,7 +192,8 @@ class SFT:
             prompts += [group.prompt] * len(texts)
             completions += texts
             from_reference += len(texts) if is_reference else 0
-        anchor = self.state.anchor_for(batch, self.state.learner_cfg.batch_size)
+        cfg = self.state.learner_cfg
+        anchor = self.state.anchor_for(batch, cfg.batch_size)
         metrics = self.update_examples(prompts, completions, batch.round, anchor)
         metrics["examples_from_reference"] = float(from_reference)
         return LearnOutcome(metrics)
@@ -201,8 +214,7 @@ class SFT:
             {"prompt": list(prompts), "completion": [c if c.endswith(eos) else c + eos for c in completions]}
         )
         args = SFTConfig(
-            **self.state.trainer_args("sft", round),
-            per_device_train_batch_size=cfg.batch_size,
+            **self.state.trainer_args("sft", round, cfg.batch_size),
             num_train_epochs=cfg.epochs,
             max_steps=cfg.steps_per_round or -1,  # a fixed step count (equal compute) overrides the epochs
             max_length=None,  # never cut a completion silently; the Solver bounds their length

@@ -132,6 +132,14 @@ def test_seeds_come_from_gsm8k_train_and_attempts_are_graded_against_its_answers
             assert chain[-1].source == "seed" and chain[-1].family == "gsm8k_train"
 
 
+def test_each_round_logs_its_costs_through_the_actors(ray_run):
+    """The recipe's Solver and Learner share a GPU (0.5 each): on this CPU machine they sleep and
+    wake through their actors all the same, and each round's metrics say what it cost."""
+    for m in round_metrics(ray_run).values():
+        assert m["rollout/tokens_per_second"] > 0 and m["learner/step_seconds"] > 0
+        assert m["learner/peak_gpu_memory_gib"] == m["solver/peak_gpu_memory_gib"] == 0.0  # no CUDA here
+
+
 def test_grpo_steps_ran_on_the_solvers_tokens_with_matching_logprobs(ray_run):
     """What a run of the recipe's own learner proves with a model that is always wrong (docstring)."""
     metrics = policy_metrics(ray_run)

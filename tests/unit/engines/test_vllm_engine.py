@@ -144,6 +144,25 @@ def test_one_lora_per_version_old_ones_removed(engine, char_model, tmp_path):
     assert engine.generate(PROMPTS, n=1, temperature=0, max_new_tokens=10) == base
 
 
+def test_on_cpu_sleep_mode_is_not_asked_for_and_a_sleep_keeps_the_engine_sampling(char_model, tmp_path):
+    """vLLM's sleep mode is CUDA-only (the GPU path is unverified until run on a GPU): on CPU an engine
+    built for a Solver that sleeps while learning starts without it, and sleep/wake_up do nothing."""
+    from curriculum.engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(char_model, LORA, SETTINGS, tmp_path / "vllm", sleep_mode=True)
+    try:
+        assert engine.sleep_mode is False
+        before = engine.generate(PROMPTS, n=1, temperature=0, max_new_tokens=10)
+        engine.sleep()
+        assert not engine.asleep
+        engine.wake_up()
+        adapter = random_adapter(char_model, tmp_path / "policy_v1", seed=1)
+        engine.load_adapter(adapter, 1)
+        assert engine.generate(PROMPTS, n=1, temperature=0, max_new_tokens=10) != before
+    finally:
+        engine.close()
+
+
 def test_an_adapter_above_the_engines_rank_is_refused_in_one_line(engine, char_model, tmp_path):
     from curriculum.engines.vllm import VLLMEngineError
 
