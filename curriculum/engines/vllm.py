@@ -98,12 +98,29 @@ def lora_rank_for(rank: int) -> int:
     )
 
 
+def tensor_parallel_for(num_gpus: float, device: str) -> int:
+    """GPUs the engine splits the model over: the Solver's `ray.solver.num_gpus` when above 1 (the
+    config refuses a fraction there), else 1; always 1 on CPU (a GPU recipe on a laptop)."""
+    return int(num_gpus) if device != "cpu" and num_gpus > 1 else 1
+
+
 def llm_arguments(
-    model_path: str | Path, settings: VLLMConfig, dtype: str, device: str, seed: int, max_lora_rank: int
+    model_path: str | Path,
+    settings: VLLMConfig,
+    dtype: str,
+    device: str,
+    seed: int,
+    max_lora_rank: int,
+    tensor_parallel_size: int = 1,
 ) -> dict[str, Any]:
     """The `vllm.LLM` arguments of the engine (bench/engines.py builds a raw LLM with the same)."""
     options: dict[str, Any] = {}
-    if not settings.engine_process:
+    if tensor_parallel_size > 1:
+        # One worker process per GPU, on the GPUs Ray gave this actor (CUDA_VISIBLE_DEVICES); "uni"
+        # drives one GPU only, and "ray" would ask Ray for GPUs this actor's bundle already holds.
+        # Unverified until run on a GPU (no CI machine has two).
+        options.update(tensor_parallel_size=tensor_parallel_size, distributed_executor_backend="mp")
+    elif not settings.engine_process:
         options["distributed_executor_backend"] = "uni"
     if device == "cpu":
         # A prompt split over scheduler steps (chunked prefill) has its sampled token discarded and
@@ -162,6 +179,7 @@ class VLLMEngine(InferenceEngine):
         dtype: str = "auto",
         device: str = "cpu",
         seed: int = 0,
+        tensor_parallel_size: int = 1,
     ) -> None:
 
         if Path(model_path).exists():  # a local folder (else a hub id): vLLM's processes may run elsewhere
@@ -184,7 +202,15 @@ class VLLMEngine(InferenceEngine):
         from vllm import LLM
 
         self.llm = LLM(
-            **llm_arguments(model_path, settings, resolve_dtype(dtype, device), device, seed, self.max_lora_rank)
+            **llm_arguments(
+                model_path,
+                settings,
+                resolve_dtype(dtype, device),
+                device,
+                seed,
+                self.max_lora_rank,
+                tensor_parallel_size=tensor_parallel_size,
+            )
         )
         self._ids = 0
         self._request: Any = None
@@ -208,6 +234,7 @@ class VLLMEngine(InferenceEngine):
             dtype=config.model.dtype,
             device=device,
             seed=config.experiment.seed,
+            tensor_parallel_size=tensor_parallel_for(config.ray.solver.num_gpus, device),
         )
 
     # ------------------------------------------------------------------ adapters

@@ -61,9 +61,15 @@ def make_algorithm(config: Config, state: AdapterState) -> Algorithm:
 
 
 def make_learner(
-    config: Config, base_model_path: str | Path, work_dir: str | Path, device: str = "cpu", progress: bool = False
+    config: Config,
+    base_model_path: str | Path,
+    work_dir: str | Path,
+    device: str = "cpu",
+    progress: bool = False,
+    world_size: int = 1,
 ) -> Learner:
-    """The Learner of `learner.algorithm`, holding a fresh LoRA adapter on the base model."""
+    """The Learner of `learner.algorithm`, holding a fresh LoRA adapter on the base model; one of
+    `world_size` data-parallel workers when that is above 1 (training/distributed.py)."""
     state = AdapterState(
         base_model_path,
         config.model.lora,
@@ -74,5 +80,6 @@ def make_learner(
         device=device,
         progress=progress,
         rounds=config.loop.rounds,
+        world_size=world_size,
     )
     return Learner(make_algorithm(config, state))

@@ -29,7 +29,7 @@ from curriculum.files import replace_dir_atomically
 from curriculum.models import attach_lora, load_model_and_tokenizer, resolve_dtype
 from curriculum.training.batch import LearnBatch, PolicyRef
 from curriculum.training.retention import AnchorLoss, anchor_examples
-from curriculum.training.trl_args import trl_args
+from curriculum.training.trl_args import per_device_batch_size, trl_args
 
 OPTIMIZER_FILE = "optimizer.pt"
 # The adapter name TRL gives its frozen copy of a PeftModel's adapter (see `_use_base_as_reference`).
@@ -55,6 +55,7 @@ class AdapterState:
         device: str = "cpu",
         progress: bool = False,
         rounds: int = 1,
+        world_size: int = 1,
     ) -> None:
         import torch
         from transformers import set_seed
@@ -63,6 +64,7 @@ class AdapterState:
         self.work_dir = Path(work_dir)
         self.seed = seed
         self.progress = progress
+        self.world_size = world_size  # data-parallel workers training this adapter together (distributed.py)
         self.use_cpu = device == "cpu"
         self.dtype = resolve_dtype(dtype, device)
         set_seed(seed)  # the LoRA A matrices are drawn at random
@@ -95,6 +97,10 @@ class AdapterState:
             "bf16": self.dtype == "bfloat16" and not self.use_cpu,
             "fp16": self.dtype == "float16" and not self.use_cpu,
         }
+
+    def per_device(self, step_size: int, key: str) -> int:
+        """This worker's share of a step of `step_size` examples (all of it without data parallelism)."""
+        return per_device_batch_size(step_size, self.world_size, key)
 
     @property
     def trainer_schedule(self) -> dict[str, Any]:

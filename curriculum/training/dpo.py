@@ -95,7 +95,7 @@ class DPO:
         args = DPOConfig(
             **self.state.trainer_args("dpo", round),  # logs every step: the round's means cover them all
             beta=cfg.beta,
-            per_device_train_batch_size=cfg.batch_size,
+            per_device_train_batch_size=self.state.per_device(cfg.batch_size, "learner.batch_size"),
             num_train_epochs=cfg.epochs,
             max_steps=cfg.steps_per_round or -1,  # a fixed step count (equal compute) overrides the epochs
             max_length=None,  # never cut a completion silently; the Solver bounds their length

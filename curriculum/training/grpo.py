@@ -281,7 +281,9 @@ class GRPO:
         grpo = self.state.learner_cfg.grpo
         args = GRPOConfig(
             **self.state.trainer_args("grpo", round),
-            per_device_train_batch_size=per_step * self.group_size,
+            per_device_train_batch_size=self.state.per_device(
+                per_step * self.group_size, "learner.grpo.groups_per_step x solver.attempts"
+            ),
             gradient_accumulation_steps=1,
             num_generations=self.group_size,
             # The whole round is one generation batch (served once, old log-probs taken then), split

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from curriculum.errors import CurriculumError
+
 CPU = {"use_cpu": True, "bf16": False, "fp16": False}
 
 
@@ -32,3 +34,15 @@ def trl_args(
         "dataloader_num_workers": 0,
         "gradient_checkpointing": False,  # TRL turns it on by default; it only costs time at these sizes
     }
+
+
+def per_device_batch_size(step_size: int, world_size: int, key: str) -> int:
+    """Examples each of `world_size` data-parallel workers takes per optimizer step, so that a step
+    covers `step_size` examples in all whatever the worker count (`key`: the setting of the step
+    size, named when it does not split evenly)."""
+    if step_size % world_size:
+        raise CurriculumError(
+            f"{key}={step_size} does not split evenly over ray.learner.count={world_size} data-parallel "
+            "workers; make it a multiple of the worker count"
+        )
+    return step_size // world_size
