@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from curriculum.config import Config
+from curriculum.training import distributed
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import LearnBatch, LearnOutcome, PolicyRef
 from curriculum.training.dpo import DPO
@@ -83,3 +84,44 @@ def make_learner(
         world_size=world_size,
     )
     return Learner(make_algorithm(config, state))
+
+
+class LearnerWorker:
+    """One of `ray.learner.count` data-parallel Learner workers (agents/learner_group.py starts them
+    and sends every call to all of them). Built without a model, so a restarted worker answers at
+    once; `join` joins the workers' process group and then builds the Learner, whose TRL trainers
+    split each step's batch between the workers and all-reduce the gradients (training/distributed.py).
+    """
+
+    def __init__(self, config: Config, base_model_path: str | Path, work_dir: str | Path, device: str) -> None:
+        self.config, self.base_model_path, self.work_dir, self.device = config, base_model_path, work_dir, device
+        self.learner: Learner | None = None
+
+    def free_port(self, host: str) -> int:
+        """A free port on this worker's node (rank 0 listens on it for the others to join)."""
+        return distributed.free_port(host)
+
+    def join(self, spec: distributed.WorkerSpec) -> None:
+        """Join the group (blocks until every worker has; `ray.placement_timeout_s` at most), then load the model."""
+        distributed.join(spec, self.device, timeout_s=self.config.ray.placement_timeout_s)
+        self.learner = make_learner(
+            self.config, self.base_model_path, self.work_dir, device=self.device, world_size=spec.world_size
+        )
+
+    @property
+    def joined(self) -> Learner:
+        if self.learner is None:
+            raise RuntimeError("this Learner worker has not joined its group (LearnerWorker.join)")
+        return self.learner
+
+    def learn(self, batch: LearnBatch) -> LearnOutcome:
+        return self.joined.learn(batch)
+
+    def publish(self, version: int, directory: str) -> PolicyRef:
+        return self.joined.publish(version, directory)
+
+    def published(self, version: int, directory: str) -> PolicyRef:
+        return self.joined.published(version, directory)
+
+    def restore(self, directory: str) -> int:
+        return self.joined.restore(directory)

@@ -135,9 +135,10 @@ def test_teacher_serve_num_gpus_reaches_the_server_command_line_as_its_tensor_pa
     assert "--tensor-parallel-size" not in vllm_command(one, 8123, "cuda")
     # the same value in extra_args is not repeated
     same = ServeConfig(model="/models/qwen", num_gpus=2, extra_args=["-tp", "2"])
-    assert vllm_command(same, 8123, "cuda").count("-tp") + vllm_command(same, 8123, "cuda").count(
-        "--tensor-parallel-size"
-    ) == 1
+    assert (
+        vllm_command(same, 8123, "cuda").count("-tp") + vllm_command(same, 8123, "cuda").count("--tensor-parallel-size")
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
