@@ -108,6 +108,13 @@ class LearnerWorker:
             self.config, self.base_model_path, self.work_dir, device=self.device, world_size=spec.world_size
         )
 
+    def group(self) -> tuple[int, int]:
+        """This worker's rank and the size of the process group it trains in."""
+        import torch.distributed as dist
+
+        self.joined  # noqa: B018 - raises before the group exists
+        return dist.get_rank(), dist.get_world_size()
+
     @property
     def joined(self) -> Learner:
         if self.learner is None:

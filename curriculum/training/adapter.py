@@ -138,6 +138,9 @@ class AdapterState:
                 precision=self.trainer_precision,
             ),
             "learning_rate": self.learner_cfg.learning_rate,
+            # Data-parallel workers (distributed.py): every LoRA weight takes part in each forward,
+            # so DDP need not search the graph for unused ones (transformers turns that on for PEFT).
+            **({"ddp_find_unused_parameters": False} if self.world_size > 1 else {}),
             **self.trainer_schedule,  # the optimizer (and a run-long schedule) carry on across rounds
         }
 
