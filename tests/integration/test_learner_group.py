@@ -4,6 +4,7 @@ Learner handle, train the adapter exactly as one worker does on the same global 
 from __future__ import annotations
 
 from functools import partial
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,6 +12,7 @@ from agents import cluster
 from agents import roles as factories
 from agents.learner_group import LearnerGroup
 from curriculum.config import from_dict
+from curriculum.faults import ACTOR_KILL_ENV
 from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
 from curriculum.records import Attempt, Problem
 from curriculum.roles.api import LearnerRole
@@ -65,48 +67,95 @@ def batch() -> LearnBatch:
 
 
 def adapter_weights(folder):
+    """The weights of the adapter published in `folder`, by name."""
     from safetensors.torch import load_file
 
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
-def test_two_gloo_workers_train_the_adapter_one_worker_trains_on_the_same_batches(tmp_path):
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One worker's update of a fresh adapter (in this process), and a 2-worker group on local Ray that
+    has published its fresh adapter as version 0."""
     import torch
 
+    tmp = tmp_path_factory.mktemp("group")
     torch.manual_seed(0)
     tokenizer = build_char_tokenizer()
-    base = tmp_path / "base"
+    base = tmp / "base"
     save_model(build_tiny_model(CONFIG.model.tiny, tokenizer), tokenizer, base)
 
-    single = make_learner(CONFIG, base, tmp_path / "single")  # one worker, the whole batch per step
-    single.publish(0, str(tmp_path / "start-v1"))  # (the fresh adapter, for the size of the update)
+    single = make_learner(CONFIG, base, tmp / "single")  # one worker, the whole batch per step
+    single.publish(0, str(tmp / "start"))  # (the fresh adapter, for the size of the update)
     expected = single.learn(batch())
-    single.publish(1, str(tmp_path / "single-v1"))
+    single.publish(1, str(tmp / "single"))
 
     cluster.start_ray(CONFIG.ray)
     try:
         placement = cluster.Placement(CONFIG.ray, [("learner", CONFIG.ray.learner)])
-        worker = partial(factories.make_learner_worker, CONFIG, str(base), str(tmp_path / "group"), "cpu")
+        worker = partial(factories.make_learner_worker, CONFIG, str(base), str(tmp / "workers"), "cpu")
         group = LearnerGroup([placement.spawn("learner", CONFIG.ray.learner, worker) for _ in range(2)])
-        outcome = group.call(LearnerRole.learn, batch()).result()
-        policy = group.call(LearnerRole.publish, 1, str(tmp_path / "group-v1")).result()
-        assert [w.call(LearnerWorker.group).result() for w in group.workers] == [(0, 2), (1, 2)]
-        # rank 1's own copy, published beside it: the all-reduced steps kept the two copies equal
-        group.workers[1].call(LearnerWorker.publish, 1, str(tmp_path / "rank1-v1")).result()
+        group.call(LearnerRole.publish, 0, str(tmp / "group-v0")).result()
+        yield SimpleNamespace(tmp=tmp, group=group, expected=expected)
     finally:
         cluster.stop_ray()
 
-    assert outcome.metrics["steps"] == expected.metrics["steps"] == 2
-    assert len(outcome.pairs) == PAIRS  # every worker is handed the whole batch; TRL's sampler shards it
-    assert outcome.metrics["loss"] == pytest.approx(expected.metrics["loss"], rel=1e-5)  # the global batches' mean
-    assert policy.version == 1
-    start, want, got, rank1 = (adapter_weights(tmp_path / f"{n}-v1") for n in ("start", "single", "group", "rank1"))
-    assert start.keys() == want.keys() == got.keys() == rank1.keys()
+
+def assert_same_update(tmp, got_name: str) -> None:
+    """The adapter in tmp/<got_name> is the single worker's update, within float tolerance of the update."""
+
+    start, want, got = (adapter_weights(tmp / name) for name in ("start", "single", got_name))
+    assert start.keys() == want.keys() == got.keys()
     for name in want:
-        torch.testing.assert_close(rank1[name], got[name], rtol=0, atol=0)
         update = (want[name] - start[name]).norm()
         assert update > 0, name  # both steps trained both LoRA matrices (A once B was non-zero)
         # Within float tolerance of the update, not element by element: Adam divides each gradient by
         # its running size, so an element whose gradients nearly cancel turns last-bit differences of
         # the all-reduced sum into visible ones (measured: 1 element of 128 off by 6%).
         assert (got[name] - want[name]).norm() <= 1e-2 * update, name
+
+
+def test_two_gloo_workers_train_the_adapter_as_one_worker_does_on_the_same_batches(run):
+    import torch
+
+    group, tmp = run.group, run.tmp
+    assert [w.call(LearnerWorker.group).result() for w in group.workers] == [(0, 2), (1, 2)]
+    outcome = group.call(LearnerRole.learn, batch()).result()
+    policy = group.call(LearnerRole.publish, 1, str(tmp / "group-v1")).result()
+    # rank 1's own copy, published beside it: the all-reduced steps kept the two copies equal
+    group.workers[1].call(LearnerWorker.publish, 1, str(tmp / "rank1-v1")).result()
+
+    assert outcome.metrics["steps"] == run.expected.metrics["steps"] == 2
+    assert len(outcome.pairs) == PAIRS  # every worker is handed the whole batch; TRL's sampler shards it
+    assert outcome.metrics["loss"] == pytest.approx(run.expected.metrics["loss"], rel=1e-5)  # the global mean
+    assert policy.version == 1
+    assert_same_update(tmp, "group-v1")
+    rank0, rank1 = adapter_weights(tmp / "group-v1"), adapter_weights(tmp / "rank1-v1")
+    for name in rank0:
+        torch.testing.assert_close(rank1[name], rank0[name], rtol=0, atol=0)
+
+
+def test_a_worker_lost_during_learn_restarts_the_group_which_is_restored_and_learns_again(run, monkeypatch):
+    group, tmp = run.group, run.tmp
+    restores = []
+
+    def restore(role):  # what the loop does (run/loop.py `restore`): the published version back
+        restores.append(role.call(LearnerRole.restore, str(tmp / "group-v0")).result())
+
+    group.on_restart = restore
+    monkeypatch.setenv(ACTOR_KILL_ENV, "learner.learn:sent")  # rank 1 is killed as learn is sent
+    pids = [w.handle.pid.remote() for w in group.workers]
+    before = ray_get(pids)
+    group.call(LearnerRole.learn, batch()).result()
+    group.call(LearnerRole.publish, 2, str(tmp / "group-v2")).result()
+
+    assert group.restarts == 1 and restores == [0]
+    assert set(ray_get([w.handle.pid.remote() for w in group.workers])).isdisjoint(before)  # all new processes
+    assert [w.call(LearnerWorker.group).result() for w in group.workers] == [(0, 2), (1, 2)]
+    assert_same_update(tmp, "group-v2")  # the update made again from version 0, by the new group
+
+
+def ray_get(refs):
+    import ray
+
+    return ray.get(refs)
