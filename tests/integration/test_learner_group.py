@@ -73,6 +73,70 @@ def adapter_weights(folder):
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
+def grpo_batch() -> LearnBatch:
+    """One problem: a group of 4 attempts, 2 right (first) and 2 wrong."""
+    groups = []
+    for i, right in enumerate((2,)):
+        problem = Problem(question=f"{i}+1=?", answer=str(i + 1), source="seed")
+        attempts = tuple(
+            Attempt(
+                problem_id=problem.id,
+                policy_version=0,
+                sample_index=j,
+                round=1,
+                completion=f"answer: {i + 1 if j < right else i + 2}",
+                extracted_answer=None,
+                correct=j < right,
+                reward=float(j < right),
+                num_tokens=len(f"answer: {i + 1}") + 1,
+            )
+            for j in range(4)
+        )
+        groups.append(Group(problem=problem, prompt=f"{i}+1=?\n", attempts=attempts))
+    return LearnBatch(round=1, policy_version=0, groups=tuple(groups))
+
+
+def test_two_gloo_workers_run_grpo_as_one_worker_does_with_each_group_split_between_them(tmp_path):
+    """One group of 4 attempts per generation batch, two steps on it: TRL's sampler hands each worker 2
+    of its 4 repeats, and GroupServer gives worker 1 the 2 attempts worker 0 did not score (else both
+    would score the right ones); the advantages are the whole group's."""
+    import torch
+
+    config = CONFIG.model_copy(
+        update={
+            "learner": CONFIG.learner.model_copy(
+                update={
+                    "algorithm": "grpo",
+                    "grpo": CONFIG.learner.grpo.model_copy(
+                        update={"groups_per_step": 1, "filter_low": 0.0, "filter_high": 1.0}
+                    ),
+                }
+            )
+        }
+    )
+    torch.manual_seed(0)
+    tokenizer = build_char_tokenizer()
+    save_model(build_tiny_model(config.model.tiny, tokenizer), tokenizer, tmp_path / "base")
+    single = make_learner(config, tmp_path / "base", tmp_path / "single-work")
+    single.publish(0, str(tmp_path / "start"))
+    expected = single.learn(grpo_batch())
+    single.publish(1, str(tmp_path / "single"))
+
+    cluster.start_ray(config.ray)
+    try:
+        placement = cluster.Placement(config.ray, [("learner", config.ray.learner)])
+        worker = partial(factories.make_learner_worker, config, str(tmp_path / "base"), str(tmp_path / "w"), "cpu")
+        group = LearnerGroup([placement.spawn("learner", config.ray.learner, worker) for _ in range(2)])
+        outcome = group.call(LearnerRole.learn, grpo_batch()).result()
+        group.call(LearnerRole.publish, 1, str(tmp_path / "group-v1")).result()
+    finally:
+        cluster.stop_ray()
+    assert outcome.metrics["steps"] == expected.metrics["steps"] == 2
+    assert outcome.metrics["reward"] == pytest.approx(expected.metrics["reward"])  # every attempt scored once
+    assert outcome.metrics["loss"] == pytest.approx(expected.metrics["loss"], rel=1e-4, abs=1e-6)
+    assert_same_update(tmp_path, "group-v1")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One worker's update of a fresh adapter (in this process), and a 2-worker group on local Ray that
