@@ -59,6 +59,10 @@ class RayConfig(Section):
                 f"ray.learner.num_gpus={self.learner.num_gpus:g}: a Learner worker trains on one GPU at most; for "
                 f"data parallelism set ray.learner.count={self.learner.num_gpus:g} with ray.learner.num_gpus=1"
             )
+        if self.generator.num_gpus > 1:  # one process: transformers would fall back to nn.DataParallel
+            raise ValueError(
+                f"ray.generator.num_gpus={self.generator.num_gpus:g}: the Generator trains on one GPU at most"
+            )
         if self.in_process and self.learner.count > 1:
             raise ValueError(
                 f"ray.learner.count={self.learner.count} data-parallel workers are Ray actors; with "

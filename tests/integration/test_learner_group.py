@@ -43,7 +43,7 @@ CONFIG = from_dict(
 )
 
 
-def batch() -> LearnBatch:
+def batch(round: int = 1) -> LearnBatch:
     """PAIRS problems, each with one right and one wrong attempt: one preference pair each."""
     groups = []
     for i in range(PAIRS):
@@ -63,7 +63,7 @@ def batch() -> LearnBatch:
             for j in range(2)
         )
         groups.append(Group(problem=problem, prompt=f"{i}+{i}=?\n", attempts=attempts))
-    return LearnBatch(round=1, policy_version=0, groups=tuple(groups))
+    return LearnBatch(round=round, policy_version=round - 1, groups=tuple(groups))
 
 
 def adapter_weights(folder):
@@ -153,6 +153,8 @@ def run(tmp_path_factory):
     single.publish(0, str(tmp / "start"))  # (the fresh adapter, for the size of the update)
     expected = single.learn(batch())
     single.publish(1, str(tmp / "single"))
+    single.learn(batch(round=2))  # (another round's trainer on the same adapter and optimizer)
+    single.publish(2, str(tmp / "single-2"))
 
     cluster.start_ray(CONFIG.ray)
     try:
@@ -165,10 +167,10 @@ def run(tmp_path_factory):
         cluster.stop_ray()
 
 
-def assert_same_update(tmp, got_name: str) -> None:
-    """The adapter in tmp/<got_name> is the single worker's update, within float tolerance of the update."""
-
-    start, want, got = (adapter_weights(tmp / name) for name in ("start", "single", got_name))
+def assert_same_update(tmp, got_name: str, want_name: str = "single") -> None:
+    """The adapter in tmp/<got_name> is the single worker's (tmp/<want_name>), within float tolerance
+    of the update."""
+    start, want, got = (adapter_weights(tmp / name) for name in ("start", want_name, got_name))
     assert start.keys() == want.keys() == got.keys()
     for name in want:
         update = (want[name] - start[name]).norm()
@@ -186,15 +188,18 @@ def test_two_gloo_workers_train_the_adapter_as_one_worker_does_on_the_same_batch
     assert [w.call(LearnerWorker.group).result() for w in group.workers] == [(0, 2), (1, 2)]
     outcome = group.call(LearnerRole.learn, batch()).result()
     policy = group.call(LearnerRole.publish, 1, str(tmp / "group-v1")).result()
-    # rank 1's own copy, published beside it: the all-reduced steps kept the two copies equal
-    group.workers[1].call(LearnerWorker.publish, 1, str(tmp / "rank1-v1")).result()
 
     assert outcome.metrics["steps"] == run.expected.metrics["steps"] == 2
     assert len(outcome.pairs) == PAIRS  # every worker is handed the whole batch; TRL's sampler shards it
     assert outcome.metrics["loss"] == pytest.approx(run.expected.metrics["loss"], rel=1e-5)  # the global mean
     assert policy.version == 1
     assert_same_update(tmp, "group-v1")
-    rank0, rank1 = adapter_weights(tmp / "group-v1"), adapter_weights(tmp / "rank1-v1")
+    group.call(LearnerRole.learn, batch(round=2)).result()  # round 2: new trainers on the same processes
+    group.call(LearnerRole.publish, 2, str(tmp / "group-v2")).result()
+    # rank 1's own copy, published beside it: the all-reduced steps kept the two copies equal
+    group.workers[1].call(LearnerWorker.publish, 2, str(tmp / "rank1-v2")).result()
+    assert_same_update(tmp, "group-v2", "single-2")
+    rank0, rank1 = adapter_weights(tmp / "group-v2"), adapter_weights(tmp / "rank1-v2")
     for name in rank0:
         torch.testing.assert_close(rank1[name], rank0[name], rtol=0, atol=0)
 
@@ -211,12 +216,12 @@ def test_a_worker_lost_during_learn_restarts_the_group_which_is_restored_and_lea
     pids = [w.handle.pid.remote() for w in group.workers]
     before = ray_get(pids)
     group.call(LearnerRole.learn, batch()).result()
-    group.call(LearnerRole.publish, 2, str(tmp / "group-v2")).result()
+    group.call(LearnerRole.publish, 3, str(tmp / "group-again-v1")).result()
 
     assert group.restarts == 1 and restores == [0]
     assert set(ray_get([w.handle.pid.remote() for w in group.workers])).isdisjoint(before)  # all new processes
     assert [w.call(LearnerWorker.group).result() for w in group.workers] == [(0, 2), (1, 2)]
-    assert_same_update(tmp, "group-v2")  # the update made again from version 0, by the new group
+    assert_same_update(tmp, "group-again-v1")  # the update made again from version 0, by the new group
 
 
 def ray_get(refs):
