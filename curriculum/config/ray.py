@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -57,7 +58,7 @@ class RayConfig(Section):
         if self.learner.num_gpus > 1:
             raise ValueError(
                 f"ray.learner.num_gpus={self.learner.num_gpus:g}: a Learner worker trains on one GPU at most; for "
-                f"data parallelism set ray.learner.count={self.learner.num_gpus:g} with ray.learner.num_gpus=1"
+                f"data parallelism set ray.learner.count={math.ceil(self.learner.num_gpus)} with ray.learner.num_gpus=1"
             )
         if self.generator.num_gpus > 1:  # one process: transformers would fall back to nn.DataParallel
             raise ValueError(
