@@ -130,6 +130,12 @@ class RoleActor:
     def pid(self) -> int:
         return os.getpid()
 
+    def node_ip(self) -> str:
+        """The address of this actor's node (where a Learner worker of rank 0 listens for the others)."""
+        import ray
+
+        return str(ray.util.get_node_ip_address())
+
 
 @functools.cache
 def role_actor() -> Any:
@@ -257,7 +263,7 @@ class RayRole(Generic[T]):
         from ray.exceptions import RayActorError
 
         for attempt in range(self.call_retries + 1):
-            self._wait_until_restarted()
+            self.wait_until_restarted()
             self.restarts += 1
             if self.on_restart is None:
                 return
@@ -274,7 +280,7 @@ class RayRole(Generic[T]):
             finally:
                 self.restoring = False
 
-    def _wait_until_restarted(self) -> None:
+    def wait_until_restarted(self) -> None:
         import ray
         from ray.exceptions import ActorDiedError, RayActorError
 

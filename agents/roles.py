@@ -13,6 +13,7 @@ from curriculum.config import Config
 from curriculum.engines import make_engine
 from curriculum.errors import CurriculumError
 from curriculum.roles.generator import GeneratorRole
+from curriculum.roles.learner import LearnerWorker
 from curriculum.roles.learner import make_learner as build
 from curriculum.roles.solver import Solver
 from curriculum.roles.teacher import SymbolicTeacher
@@ -102,6 +103,11 @@ def _llm_teacher(config: Config, run_dir: str | None, device: str, tracing):
 def make_learner(config: Config, base_model_path: str, work_dir: str, device: str = "cpu"):
 
     return build(config, base_model_path, work_dir, device=device)  # the algorithm of `learner.algorithm`
+
+
+def make_learner_worker(config: Config, base_model_path: str, work_dir: str, device: str = "cpu"):
+    """One data-parallel Learner worker (`ray.learner.count > 1`); it loads the model when it joins its group."""
+    return LearnerWorker(config, base_model_path, work_dir, device)
 
 
 def make_generator(config: Config, work_dir: str, device: str = "cpu"):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curriculum.config import ServeConfig
+from curriculum.config.teacher import extra_tensor_parallel_size
 from curriculum.errors import CurriculumError
 
 HOST = "127.0.0.1"
@@ -90,6 +91,12 @@ def vllm_command(config: ServeConfig, port: int, device: str) -> list[str]:
         command += ["--gpu-memory-utilization", str(config.gpu_memory_utilization)]
     if config.enforce_eager:
         command.append("--enforce-eager")
+    # On GPUs the server splits the model over its bundle's GPUs (teacher.serve.num_gpus); on CPU
+    # (a GPU recipe on a laptop: the bundle holds no GPU) it runs whole. The config refuses an
+    # extra_args value that disagrees, so one given there is the same and is not repeated.
+    tensor_parallel = config.tensor_parallel_size if device != "cpu" else 1
+    if tensor_parallel > 1 and extra_tensor_parallel_size(config.extra_args) is None:
+        command += ["--tensor-parallel-size", str(tensor_parallel)]
     return command + list(config.extra_args)
 
 

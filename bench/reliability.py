@@ -292,6 +292,7 @@ def bad_inputs(tmp: Path) -> tuple[int, int]:
             str(ROOT / "configs/gsm8k_qwen.yaml"),
             f"experiment.runs_dir={runs}",
             f"model.path={qwen}",
+            "solver.engine=hf",  # the recipe's vLLM is not installed on CPU
             f"datasets.gsm8k_train.path={huge}",
         ]
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curriculum.config.base import Section
 
@@ -39,7 +40,36 @@ class RayConfig(Section):
     solver: RoleResources = RoleResources()
     teacher: RoleResources = RoleResources(num_cpus=0)
     generator: RoleResources = RoleResources(num_cpus=0)
-    learner: RoleResources = RoleResources(num_cpus=0)
+    learner: RoleResources = Field(
+        default=RoleResources(num_cpus=0),
+        description="count > 1: that many data-parallel Learner workers in one torch.distributed group "
+        "(NCCL on GPUs, gloo on CPU), each with num_gpus (at most 1) of its own; a step's batch is "
+        "split between them and rank 0 publishes the adapter",
+    )
+
+    @model_validator(mode="after")
+    def _gpus_per_actor(self) -> RayConfig:
+        solver = self.solver.num_gpus
+        if solver > 1 and solver != int(solver):
+            raise ValueError(
+                f"ray.solver.num_gpus={solver:g}: above 1 it is the vLLM engine's tensor-parallel size, a whole "
+                "number of GPUs"
+            )
+        if self.learner.num_gpus > 1:
+            raise ValueError(
+                f"ray.learner.num_gpus={self.learner.num_gpus:g}: a Learner worker trains on one GPU at most; for "
+                f"data parallelism set ray.learner.count={math.ceil(self.learner.num_gpus)} with ray.learner.num_gpus=1"
+            )
+        if self.generator.num_gpus > 1:  # one process: transformers would fall back to nn.DataParallel
+            raise ValueError(
+                f"ray.generator.num_gpus={self.generator.num_gpus:g}: the Generator trains on one GPU at most"
+            )
+        if self.in_process and self.learner.count > 1:
+            raise ValueError(
+                f"ray.learner.count={self.learner.count} data-parallel workers are Ray actors; with "
+                "ray.in_process=true set it to 1"
+            )
+        return self
 
     def roles(self) -> dict[str, RoleResources]:
         """Each role's section (`ray.<role>`), by role name."""

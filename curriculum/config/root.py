@@ -148,6 +148,30 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _gpus_fit_roles(self) -> Config:
+        gpus = self.ray.solver.num_gpus
+        if gpus > 1 and self.solver.engine == "hf":
+            # transformers' generate runs on one device: the other GPUs of the bundle would sit idle
+            # (splitting layers over GPUs with device_map would serialise them, slower than one GPU)
+            raise ValueError(
+                f"ray.solver.num_gpus={gpus:g} with solver.engine=hf: the hf engine samples on one GPU; set "
+                "solver.engine=vllm (tensor parallel over the GPUs) or ray.solver.count for one GPU per Solver"
+            )
+        workers = self.ray.learner.count
+        if workers > 1:
+            if self.learner.algorithm == "grpo":
+                step, key = self.learner.grpo.groups_per_step * self.solver.attempts, "learner.grpo.groups_per_step"
+                key += " x solver.attempts"
+            else:
+                step, key = self.learner.batch_size, "learner.batch_size"
+            if step % workers:
+                raise ValueError(
+                    f"{key}={step} does not split evenly over ray.learner.count={workers} data-parallel "
+                    "workers; make it a multiple of the worker count"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _bands_fit_attempts(self) -> Config:
         sel, k = self.selection, self.solver.attempts
         _check_band("selection", ("seed_band_low", sel.seed_band_low), ("seed_band_high", sel.seed_band_high), k)

@@ -54,7 +54,12 @@ class ServeConfig(Section):
 
     model: str = Field(description="a model folder or hub id")
     served_name: str = Field(default="teacher", description="the model name clients ask for")
-    num_gpus: float = Field(default=0.0, ge=0, description="GPUs of the server's bundle in the placement group")
+    num_gpus: float = Field(
+        default=0.0,
+        ge=0,
+        description="GPUs of the server's bundle in the placement group; above 1 the server splits the "
+        "model over them (--tensor-parallel-size num_gpus, a whole number)",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="auto: float32 on CPU, the model's own dtype on a GPU"
     )
@@ -67,6 +72,36 @@ class ServeConfig(Section):
     structured_outputs_backend: str = Field(default="xgrammar", description="vLLM --structured-outputs-config backend")
     extra_args: list[str] = Field(default_factory=list, description="more `vllm serve` arguments")
     env: dict[str, str] = Field(default_factory=dict, description="more environment variables of the server")
+
+    @property
+    def tensor_parallel_size(self) -> int:
+        """GPUs the server splits the model over (`--tensor-parallel-size`): num_gpus, at least 1."""
+        return max(1, int(self.num_gpus))
+
+    @model_validator(mode="after")
+    def _tensor_parallel_from_num_gpus(self) -> ServeConfig:
+        if self.num_gpus > 1 and self.num_gpus != int(self.num_gpus):
+            raise ValueError(
+                f"teacher.serve.num_gpus={self.num_gpus:g}: above 1 it is the server's tensor-parallel size, a "
+                "whole number of GPUs"
+            )
+        given = extra_tensor_parallel_size(self.extra_args)
+        if given is not None and given != str(self.tensor_parallel_size):
+            raise ValueError(
+                f"teacher.serve.extra_args sets --tensor-parallel-size {given} but teacher.serve.num_gpus="
+                f"{self.num_gpus:g} sets it to {self.tensor_parallel_size}; drop it from extra_args"
+            )
+        return self
+
+
+def extra_tensor_parallel_size(args: list[str]) -> str | None:
+    """The tensor-parallel size a `vllm serve` argument list sets (`--tensor-parallel-size N`, `-tp N`
+    or `--tensor-parallel-size=N`), or None."""
+    for index, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if name in ("--tensor-parallel-size", "-tp"):
+            return value if equals else (args[index + 1] if index + 1 < len(args) else "")
+    return None
 
 
 class LabelConfig(Section):

@@ -98,6 +98,12 @@ def lora_rank_for(rank: int) -> int:
     )
 
 
+def tensor_parallel_for(num_gpus: float, device: str) -> int:
+    """GPUs the engine splits the model over: the Solver's `ray.solver.num_gpus` when above 1 (the
+    config refuses a fraction there), else 1; always 1 on CPU (a GPU recipe on a laptop)."""
+    return int(num_gpus) if device != "cpu" and num_gpus > 1 else 1
+
+
 def llm_arguments(
     model_path: str | Path,
     settings: VLLMConfig,
@@ -106,11 +112,17 @@ def llm_arguments(
     seed: int,
     max_lora_rank: int,
     sleep_mode: bool = False,
+    tensor_parallel_size: int = 1,
 ) -> dict[str, Any]:
     """The `vllm.LLM` arguments of the engine (bench/engines.py builds a raw LLM with the same);
     `sleep_mode`: the engine can give its GPU memory back while a Learner trains (CUDA only)."""
     options: dict[str, Any] = {}
-    if not settings.engine_process:
+    if tensor_parallel_size > 1:
+        # One worker process per GPU, on the GPUs Ray gave this actor (CUDA_VISIBLE_DEVICES); "uni"
+        # drives one GPU only, and "ray" would ask Ray for GPUs this actor's bundle already holds.
+        # Unverified until run on a GPU (no CI machine has two).
+        options.update(tensor_parallel_size=tensor_parallel_size, distributed_executor_backend="mp")
+    elif not settings.engine_process:
         options["distributed_executor_backend"] = "uni"
     if device == "cpu":
         # A prompt split over scheduler steps (chunked prefill) has its sampled token discarded and
@@ -172,6 +184,7 @@ class VLLMEngine(InferenceEngine):
         device: str = "cpu",
         seed: int = 0,
         sleep_mode: bool = False,
+        tensor_parallel_size: int = 1,
     ) -> None:
 
         if Path(model_path).exists():  # a local folder (else a hub id): vLLM's processes may run elsewhere
@@ -198,7 +211,14 @@ class VLLMEngine(InferenceEngine):
         self.asleep = False
         self.llm = LLM(
             **llm_arguments(
-                model_path, settings, resolve_dtype(dtype, device), device, seed, self.max_lora_rank, self.sleep_mode
+                model_path,
+                settings,
+                resolve_dtype(dtype, device),
+                device,
+                seed,
+                self.max_lora_rank,
+                self.sleep_mode,
+                tensor_parallel_size=tensor_parallel_size,
             )
         )
         self._ids = 0
@@ -224,6 +244,7 @@ class VLLMEngine(InferenceEngine):
             device=device,
             seed=config.experiment.seed,
             sleep_mode=config.solvers_sleep_while_learning,
+            tensor_parallel_size=tensor_parallel_for(config.ray.solver.num_gpus, device),
         )
 
     # ------------------------------------------------------------------ adapters

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from curriculum.config import Config
 from curriculum.gpu import out_of_memory_names, take_peak_memory_gib
+from curriculum.training import distributed
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import LearnBatch, LearnOutcome, PolicyRef
 from curriculum.training.dpo import DPO
@@ -71,9 +72,15 @@ def make_algorithm(config: Config, state: AdapterState) -> Algorithm:
 
 
 def make_learner(
-    config: Config, base_model_path: str | Path, work_dir: str | Path, device: str = "cpu", progress: bool = False
+    config: Config,
+    base_model_path: str | Path,
+    work_dir: str | Path,
+    device: str = "cpu",
+    progress: bool = False,
+    world_size: int = 1,
 ) -> Learner:
-    """The Learner of `learner.algorithm`, holding a fresh LoRA adapter on the base model."""
+    """The Learner of `learner.algorithm`, holding a fresh LoRA adapter on the base model; one of
+    `world_size` data-parallel workers when that is above 1 (training/distributed.py)."""
     state = AdapterState(
         base_model_path,
         config.model.lora,
@@ -84,5 +91,54 @@ def make_learner(
         device=device,
         progress=progress,
         rounds=config.loop.rounds,
+        world_size=world_size,
     )
     return Learner(make_algorithm(config, state))
+
+
+class LearnerWorker:
+    """One of `ray.learner.count` data-parallel Learner workers (agents/learner_group.py starts them
+    and sends every call to all of them). Built without a model, so a restarted worker answers at
+    once; `join` joins the workers' process group and then builds the Learner, whose TRL trainers
+    split each step's batch between the workers and all-reduce the gradients (training/distributed.py).
+    """
+
+    def __init__(self, config: Config, base_model_path: str | Path, work_dir: str | Path, device: str) -> None:
+        self.config, self.base_model_path, self.work_dir, self.device = config, base_model_path, work_dir, device
+        self.learner: Learner | None = None
+
+    def free_port(self, host: str) -> int:
+        """A free port on this worker's node (rank 0 listens on it for the others to join)."""
+        return distributed.free_port(host)
+
+    def join(self, spec: distributed.WorkerSpec) -> None:
+        """Join the group (blocks until every worker has; `ray.placement_timeout_s` at most), then load the model."""
+        distributed.join(spec, self.device, timeout_s=self.config.ray.placement_timeout_s)
+        self.learner = make_learner(
+            self.config, self.base_model_path, self.work_dir, device=self.device, world_size=spec.world_size
+        )
+
+    def group(self) -> tuple[int, int]:
+        """This worker's rank and the size of the process group it trains in."""
+        import torch.distributed as dist
+
+        self.joined  # noqa: B018 - raises before the group exists
+        return dist.get_rank(), dist.get_world_size()
+
+    @property
+    def joined(self) -> Learner:
+        if self.learner is None:
+            raise RuntimeError("this Learner worker has not joined its group (LearnerWorker.join)")
+        return self.learner
+
+    def learn(self, batch: LearnBatch) -> LearnOutcome:
+        return self.joined.learn(batch)
+
+    def publish(self, version: int, directory: str) -> PolicyRef:
+        return self.joined.publish(version, directory)
+
+    def published(self, version: int, directory: str) -> PolicyRef:
+        return self.joined.published(version, directory)
+
+    def restore(self, directory: str) -> int:
+        return self.joined.restore(directory)

@@ -10,6 +10,7 @@ from typing import Any
 
 from agents import cluster
 from agents import roles as factories
+from agents.learner_group import LearnerGroup
 from agents.proxy import LocalRole, RayRole
 from curriculum.config import Config
 from curriculum.roles.api import Role, Roles, SolverRole, TeacherRole
@@ -59,7 +60,7 @@ def restore_on_restart(roles: Roles, restore: Callable[[Role[Any]], None]) -> No
     """A Ray actor that died and was restarted gets the loop's current state back (`restore`, the
     loop's) before its call is sent again (see `agents.proxy.RayCall`)."""
     for role in roles.all():
-        if isinstance(role, RayRole):
+        if isinstance(role, RayRole | LearnerGroup):
             role.on_restart = restore
 
 
@@ -72,14 +73,26 @@ def local_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = No
 
 
 def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> tuple[Roles, Any]:
-    """Place one actor per role (solvers: `ray.solver.count`) in a placement group."""
+    """Place one actor per role (solvers: `ray.solver.count`; the Learner: `ray.learner.count`
+    data-parallel workers behind one handle, agents/learner_group.py) in a placement group."""
     made = _role_factories(config, run_dir, base_path, tracing)
     sections = config.ray.roles()
     placement = cluster.Placement(
         config.ray, [(SECTIONS[field], sections[SECTIONS[field]]) for field, factory in made.items() if factory]
     )
 
+    learner_worker = partial(  # with ray.learner.count > 1: each of the data-parallel workers
+        factories.make_learner_worker,
+        config,
+        base_path,
+        str(RunLayout(run_dir).learner),
+        cluster.device_for(sections["learner"]),
+    )
+
     def spawn(role: str, factory: Callable[[], Any]) -> Any:  # in the order the bundles were listed
+        if role == "learner" and sections[role].count > 1:  # data-parallel workers behind one handle
+            workers = [placement.spawn(role, sections[role], learner_worker) for _ in range(sections[role].count)]
+            return LearnerGroup(workers, role, call_retries=config.ray.max_restarts)
         return placement.spawn(role, sections[role], factory)
 
     return _build_roles(made, spawn), placement

@@ -56,6 +56,7 @@ class AdapterState:
         device: str = "cpu",
         progress: bool = False,
         rounds: int = 1,
+        world_size: int = 1,
     ) -> None:
         import torch
         from transformers import set_seed
@@ -64,6 +65,7 @@ class AdapterState:
         self.work_dir = Path(work_dir)
         self.seed = seed
         self.progress = progress
+        self.world_size = world_size  # data-parallel workers training this adapter together (distributed.py)
         self.use_cpu = device == "cpu"
         self.dtype = resolve_dtype(dtype, device)
         set_seed(seed)  # the LoRA A matrices are drawn at random
@@ -85,7 +87,6 @@ class AdapterState:
                 self.optimizer, round(learner_cfg.warmup_ratio * total), total
             )
         self.last_log_history: list[dict[str, float]] = []  # TRL's per-step logs of the last update
-        self.world_size = 1  # data-parallel workers an optimizer step is split over
         self.last_step_seconds = 0.0  # of the last update: its training time over its optimizer steps
 
     # ------------------------------------------------------------------------- for the algorithms
@@ -152,6 +153,9 @@ class AdapterState:
             ),
             **batch_args(batch_size, micro_batch_size or cfg.micro_batch_size, self.world_size, step_key=step_key),
             "learning_rate": self.learner_cfg.learning_rate,
+            # Data-parallel workers (distributed.py): every LoRA weight takes part in each forward,
+            # so DDP need not search the graph for unused ones (transformers turns that on for PEFT).
+            **({"ddp_find_unused_parameters": False} if self.world_size > 1 else {}),
             **self.trainer_schedule,  # the optimizer (and a run-long schedule) carry on across rounds
         }
 

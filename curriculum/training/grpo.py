@@ -122,7 +122,17 @@ class GroupServer:
         self.has_logprobs = bool(self.groups) and not self.without_logprobs
 
     def __call__(self, prompts: list[str], trainer: Any = None) -> dict[str, Any]:
+        return self.serve(prompts, earlier_workers_prompts(prompts, trainer))
+
+    def serve(self, prompts: list[str], earlier: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+        """The attempts for `prompts`; `earlier`: the prompts the data-parallel workers before this one
+        were handed in the same generation batch. TRL's sampler may split a group between workers,
+        and each attempt goes to one of them: the i-th occurrence of a prompt over all workers, in
+        rank order, gets the group's i-th attempt."""
         served: dict[str, int] = {}
+        for before in earlier:
+            for prompt in before:
+                served[prompt] = served.get(prompt, 0) + 1
         out: dict[str, Any] = {
             "prompt_ids": [],
             "completion_ids": [],
@@ -139,6 +149,19 @@ class GroupServer:
             if self.has_logprobs:
                 out["logprobs"].append(logprobs[i])
         return out
+
+
+def earlier_workers_prompts(prompts: list[str], trainer: Any) -> list[list[str]]:
+    """The prompts of this generation batch that data-parallel workers of lower rank were handed
+    (none without data parallelism). Every worker calls the rollout function at the same point of a
+    step, so the exchange is a collective all of them reach."""
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is None or accelerator.num_processes == 1:
+        return []
+    from accelerate.utils import gather_object
+
+    everyone = gather_object([list(prompts)])  # one list per worker, in rank order
+    return everyone[: accelerator.process_index]
 
 
 def completion_ids(attempt: Any, tokenizer: Any) -> list[int]:

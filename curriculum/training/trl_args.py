@@ -38,7 +38,7 @@ def batch_args(
         )
     step = f"a step of {batch_size} examples ({step_key})"
     if batch_size % world_size:
-        raise BatchSplitError(f"{step} does not split over {world_size} data-parallel workers")
+        raise BatchSplitError(f"{step} does not split over ray.learner.count={world_size} data-parallel workers")
     share = batch_size // world_size  # each worker's examples per step
     micro = min(micro_batch_size or share, share)  # a micro-batch at least the share: the share in one pass
     if share % micro:

@@ -54,6 +54,7 @@ def test_a_round_with_a_served_llm_teacher(random_qwen, tmp_path, capsys):
         "world.seed_set_size=8",
         "selection.seed_candidates=16",
         "solver.attempts=4",
+        "solver.engine=hf",  # the vLLM here is the Teacher's server; the recipe's vLLM Solver is tested elsewhere
         "solver.max_new_tokens=32",
         "learner.steps_per_round=2",
         "world.heldout_size.gsm8k=10",

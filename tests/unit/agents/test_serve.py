@@ -121,3 +121,38 @@ def test_the_vllm_command_line_binds_loopback_and_holds_no_key():
     assert '"disable_any_whitespace": true' in command[command.index("--structured-outputs-config") + 1]
     assert command[-2:] == ["--seed", "3"] and not any("key" in part.lower() for part in command)
     assert vllm_command(config, 8123, "cuda")[command.index("--dtype") + 1] == "auto"
+
+
+def test_teacher_serve_num_gpus_reaches_the_server_command_line_as_its_tensor_parallel_size():
+    from curriculum.config import from_dict
+
+    serve = {"model": "/models/qwen", "num_gpus": 2}
+    config = from_dict({"teacher": {"kind": "llm", "serve": serve}}).llm_teacher.serve
+    command = vllm_command(config, 8123, "cuda")
+    assert command[command.index("--tensor-parallel-size") + 1] == "2"
+    assert "--tensor-parallel-size" not in vllm_command(config, 8123, "cpu")  # no GPU here: the model runs whole
+    one = ServeConfig(model="/models/qwen", num_gpus=1)
+    assert "--tensor-parallel-size" not in vllm_command(one, 8123, "cuda")
+    # the same value in extra_args is not repeated
+    same = ServeConfig(model="/models/qwen", num_gpus=2, extra_args=["-tp", "2"])
+    assert (
+        vllm_command(same, 8123, "cuda").count("-tp") + vllm_command(same, 8123, "cuda").count("--tensor-parallel-size")
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "serve, expected",
+    [
+        ({"num_gpus": 2, "extra_args": ["--tensor-parallel-size", "4"]}, r"extra_args sets --tensor-parallel-size 4"),
+        ({"num_gpus": 2, "extra_args": ["--tensor-parallel-size=1"]}, r"num_gpus=2 sets it to 2"),
+        ({"extra_args": ["-tp", "2"]}, r"teacher.serve.num_gpus=0 sets it to 1"),
+        ({"num_gpus": 1.5}, r"teacher.serve.num_gpus=1.5: above 1 .* a whole number"),
+    ],
+)
+def test_a_tensor_parallel_size_that_disagrees_with_teacher_serve_num_gpus_is_refused_in_one_line(serve, expected):
+    from curriculum.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match=expected) as caught:
+        from_dict({"teacher": {"kind": "llm", "serve": {"model": "/models/qwen", **serve}}})
+    assert "\n" not in str(caught.value)

@@ -166,3 +166,28 @@ def test_a_dataset_world_hosts_the_llm_teacher_and_llm_synthesis_but_not_the_sym
         ],
     )
     assert api.teacher.serve is None and "sk-" not in to_yaml(api)
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["ray.learner.num_gpus=2"], r"ray.learner.num_gpus=2: .* set ray.learner.count=2 with ray.learner.num_gpus=1"),
+        (
+            ["ray.learner.count=2", "ray.in_process=true"],
+            r"ray.learner.count=2 .* with ray.in_process=true set it to 1",
+        ),
+        (["ray.learner.count=3", "learner.batch_size=16"], r"learner.batch_size=16 does not split evenly over ray"),
+        (
+            ["ray.learner.count=3", "learner.algorithm=grpo", "learner.grpo.groups_per_step=2", "solver.attempts=4"],
+            r"learner.grpo.groups_per_step x solver.attempts=8 does not split evenly over ray.learner.count=3",
+        ),
+    ],
+)
+def test_learner_workers_and_their_gpus_are_checked_in_one_line(overrides, expected):
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_config(ROOT / "configs/tiny.yaml", overrides)
+    assert "\n" not in str(caught.value)
+    assert (
+        load_config(ROOT / "configs/tiny.yaml", ["ray.learner.count=2", "ray.learner.num_gpus=1"]).ray.learner.count
+        == 2
+    )

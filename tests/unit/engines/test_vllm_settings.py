@@ -43,3 +43,29 @@ def test_engine_choice_is_validated_in_one_line():
     assert "\n" not in str(caught.value)
     with pytest.raises(ConfigError, match=r"solver.vllm.gpu_memory_utilization"):
         from_dict({"solver": {"engine": "vllm", "vllm": {"gpu_memory_utilization": 1.5}}})
+
+
+def test_ray_solver_num_gpus_reaches_vllm_as_its_tensor_parallel_size(tmp_path):
+    from curriculum.engines.vllm import llm_arguments, tensor_parallel_for
+
+    config = from_dict({"solver": {"engine": "vllm"}, "ray": {"solver": {"num_gpus": 2}}})
+    size = tensor_parallel_for(config.ray.solver.num_gpus, "cuda")  # what VLLMEngine.from_config passes on
+    arguments = llm_arguments(tmp_path, config.solver.vllm, "bfloat16", "cuda", 0, 8, tensor_parallel_size=size)
+    assert arguments["tensor_parallel_size"] == 2
+    assert arguments["distributed_executor_backend"] == "mp"  # "uni" drives a single GPU
+    single = llm_arguments(tmp_path, config.solver.vllm, "bfloat16", "cuda", 0, 8, tensor_parallel_size=1)
+    assert "tensor_parallel_size" not in single and single["distributed_executor_backend"] == "uni"
+    assert tensor_parallel_for(2, "cpu") == 1 and tensor_parallel_for(0.5, "cuda") == 1
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"ray": {"solver": {"num_gpus": 1.5}}, "solver": {"engine": "vllm"}}, r"ray.solver.num_gpus=1.5: above 1"),
+        ({"ray": {"solver": {"num_gpus": 2}}}, r"ray.solver.num_gpus=2 with solver.engine=hf: .* solver.engine=vllm"),
+    ],
+)
+def test_gpus_a_solver_cannot_use_are_refused_in_one_line(overrides, expected):
+    with pytest.raises(ConfigError, match=expected) as caught:
+        from_dict(overrides)
+    assert "\n" not in str(caught.value)

@@ -287,3 +287,18 @@ def test_grpo_updates_raise_the_rewarded_completion_and_lower_the_penalised_one(
         (good_before, bad_before), (good_after, bad_after) = before[p.id], after[p.id]
         assert good_after > good_before + 0.1, (p.question, before[p.id], after[p.id])
         assert bad_after < bad_before - 0.1, (p.question, before[p.id], after[p.id])
+
+
+def test_a_group_split_between_data_parallel_workers_gives_each_attempt_to_one_of_them():
+    """TRL's sampler may hand half of a group's k repeats to each of two workers (ray.learner.count=2):
+    worker 1 serves the attempts worker 0 did not."""
+    tokenizer = build_char_tokenizer()
+    groups = [group(0, 1), group(1, 3)]
+    server = GroupServer(groups, tokenizer, group_size=K)
+    a, b = groups[0].prompt, groups[1].prompt
+    rank0 = server.serve([a, a, a])
+    rank1 = server.serve([a, b, b, b, b], earlier=[[a, a, a]])
+    served = rank0["completion_ids"] + rank1["completion_ids"]
+    expected = [completion_ids(x, tokenizer) for g in groups for x in g.attempts]
+    assert served == expected
+    assert rank0["reward"] + rank1["reward"] == [1.0, 0, 0, 0, 1.0, 1.0, 1.0, 0]

@@ -56,7 +56,7 @@ def test_a_step_that_does_not_split_is_refused_in_one_line_naming_the_key():
     with pytest.raises(BatchSplitError, match=r"learner\.micro_batch_size=3 does not divide .*16") as error:
         batch_args(16, 3)
     assert "\n" not in str(error.value)
-    with pytest.raises(BatchSplitError, match="does not split over 3 data-parallel workers"):
+    with pytest.raises(BatchSplitError, match="does not split over ray.learner.count=3 data-parallel workers"):
         batch_args(16, None, world_size=3)
     with pytest.raises(BatchSplitError, match=r"learner\.micro_batch_size=3 does not divide .* 8 each"):
         batch_args(16, 3, world_size=2)
