@@ -2,14 +2,38 @@
 
 from curriculum.evaluation import EvalResult
 from curriculum.files import FolderFiles
-from curriculum.records import Attempt
+from curriculum.records import Attempt, Problem
 from curriculum.roles.solver import GradedAttempts
-from curriculum.training.batch import LearnOutcome, PolicyRef
+from curriculum.training.batch import Group, LearnOutcome, PolicyRef
 
 
 def policy_ref(version, path):
     """A published version without adapter files (what scripted Solvers are sent)."""
     return PolicyRef(version, f"v{version}", str(path), FolderFiles(str(path), {}))
+
+
+def graded_group(i: int, outcomes: str) -> Group:
+    """Problem i+1=? graded: outcomes like "RWWR", attempt j right (R) or wrong (W, each wrong
+    answer different)."""
+    problem = Problem(
+        question=f"{i}+1=?", answer=str(i + 1), solution=f"{i}+1+0={i + 1}\nanswer: {i + 1}", source="seed"
+    )
+    completions = [f"answer: {i + 1 if o == 'R' else i + 2 + j}" for j, o in enumerate(outcomes)]
+    attempts = tuple(
+        Attempt(
+            problem_id=problem.id,
+            policy_version=0,
+            sample_index=j,
+            round=1,
+            completion=completion,
+            extracted_answer=None,
+            correct=o == "R",
+            reward=float(o == "R"),
+            num_tokens=len(completion) + 1,
+        )
+        for j, (o, completion) in enumerate(zip(outcomes, completions, strict=True))
+    )
+    return Group(problem, attempts, f"{i}+1=?\n")
 
 
 class WrongSolver:

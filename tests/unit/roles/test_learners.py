@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from scripted_roles import graded_group
 
 from curriculum.config import Config, LearnerConfig, LoraConfig
-from curriculum.records import Attempt, Problem
 from curriculum.roles.learner import make_learner
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import Group, LearnBatch
@@ -19,26 +19,7 @@ def _one_thread(one_thread):
     pass
 
 
-def group(i: int, outcomes: str) -> Group:
-    """Problem i+1=?; outcomes like "RWW": attempt j right (R) or wrong (W)."""
-    problem = Problem(
-        question=f"{i}+1=?", answer=str(i + 1), solution=f"{i}+1+0={i + 1}\nanswer: {i + 1}", source="seed"
-    )
-    attempts = tuple(
-        Attempt(
-            problem_id=problem.id,
-            policy_version=0,
-            sample_index=j,
-            round=1,
-            completion=f"answer: {i + 1 if o == 'R' else i + 2 + j}",
-            extracted_answer=None,
-            correct=o == "R",
-            reward=float(o == "R"),
-            num_tokens=12,
-        )
-        for j, o in enumerate(outcomes)
-    )
-    return Group(problem, attempts, f"{i}+1=?\n")
+group = graded_group
 
 
 BATCH = LearnBatch(round=1, policy_version=0, groups=(group(1, "RWWR"), group(2, "WWWW"), group(3, "RRRR")))

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from scripted_roles import graded_group
 
 from curriculum.config import GRPOSettings, LearnerConfig, LoraConfig
 from curriculum.models import build_char_tokenizer
@@ -26,22 +27,7 @@ def _one_thread(one_thread):
 
 def group(i: int, correct: int, k: int = K) -> Group:
     """Problem i+1=? with `correct` right attempts out of k (right ones first)."""
-    problem = Problem(question=f"{i}+1=?", answer=str(i + 1), solution=f"answer: {i + 1}", source="seed")
-    attempts = tuple(
-        Attempt(
-            problem_id=problem.id,
-            policy_version=0,
-            sample_index=j,
-            round=1,
-            completion=f"answer: {i + 1 if j < correct else i + 2}",
-            extracted_answer=None,
-            correct=j < correct,
-            reward=float(j < correct),
-            num_tokens=len(f"answer: {i + 1}") + 1,
-        )
-        for j in range(k)
-    )
-    return Group(problem, attempts, f"{i}+1=?\n")
+    return graded_group(i, "R" * correct + "W" * (k - correct))
 
 
 def test_filter_drops_exactly_the_uniform_groups_and_refills_from_the_pool():

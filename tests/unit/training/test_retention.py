@@ -6,7 +6,7 @@ import random
 
 import pytest
 import torch
-from test_learners import group
+from scripted_roles import graded_group as group
 
 from curriculum.config import LearnerConfig, LoraConfig, RetentionConfig
 from curriculum.curricula.selection import interleave_levels, select_round_problems
