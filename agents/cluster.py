@@ -66,8 +66,9 @@ def code_runtime_env(code_dir: str | Path) -> dict[str, Any]:
     of its source, curriculum/run/code_version.py) rather than from the working tree.
 
     `working_dir`, not `py_modules`: without a working_dir Ray puts the driver's current folder
-    (usually the checkout) first on every worker's path. Ray starts workers inside their copy of
-    the working_dir; `RoleActor` moves back to the driver's folder, so relative paths mean the same.
+    (usually the checkout) first on every worker's path. Ray uploads it from the driver and starts
+    workers on every node inside their copy; no path sent to an actor is relative (the driver
+    resolves them, curriculum/run/actors.py), so their working folder does not matter.
     """
     return {"working_dir": str(code_dir)}
 
@@ -135,24 +136,38 @@ class Placement:
         if self.names[index] != name:
             raise RuntimeError(f"placement: bundle {index} is for {self.names[index]}, not {name}")
         self._next += 1
-        cpus = resources.num_cpus if resources.num_cpus > 0 else 0.001
-        # A dead actor is rebuilt by Ray from the same factory (max_restarts); RayCall then restores
-        # its state and resends the call, so Ray itself must not resend it first (max_task_retries=0).
-        handle = (
-            role_actor()
-            .options(
-                num_cpus=cpus,
-                num_gpus=resources.num_gpus,
-                name=None,
-                max_restarts=self.max_restarts,
-                max_task_retries=0,
-                scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
-            )
-            .remote(factory, threads_for(resources), os.getcwd())
-        )
-        return RayRole(handle, name, call_retries=self.max_restarts)
+        strategy = PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index)
+        return _spawn(name, resources, factory, strategy, self.max_restarts)
 
     def remove(self) -> None:
         from ray.util.placement_group import remove_placement_group
 
         remove_placement_group(self.group)
+
+
+def spawn_on_driver_node(name: str, resources: RoleResources, factory: Callable[[], Any], max_restarts: int) -> Any:
+    """An actor on this (the driver's) node, outside the placement group, restarted there too: the
+    store, which writes into the run directory (curriculum/rundir.py)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return _spawn(name, resources, factory, here, max_restarts)
+
+
+def _spawn(name: str, resources: RoleResources, factory: Callable[[], Any], strategy: Any, max_restarts: int) -> Any:
+    # A dead actor is rebuilt by Ray from the same factory (max_restarts); RayCall then restores
+    # its state and resends the call, so Ray itself must not resend it first (max_task_retries=0).
+    handle = (
+        role_actor()
+        .options(
+            num_cpus=resources.num_cpus if resources.num_cpus > 0 else 0.001,
+            num_gpus=resources.num_gpus,
+            name=None,
+            max_restarts=max_restarts,
+            max_task_retries=0,
+            scheduling_strategy=strategy,
+        )
+        .remote(factory, threads_for(resources))
+    )
+    return RayRole(handle, name, call_retries=max_restarts)
