@@ -97,6 +97,23 @@ def _check_fits(bundles: list[dict[str, float]], cluster: dict[str, float]) -> N
             )
 
 
+class Shared:
+    """A value put into Ray's object store once by the driver and sent to actors by reference; an
+    actor's factory gets it (`get`) when it runs, also when Ray rebuilds the actor. The driver must
+    keep it (`Placement.keep`): an actor's own arguments of over 100 KB would sit in the object store
+    without the reference that keeps them for a restart (Ray issue #53727)."""
+
+    def __init__(self, value: Any) -> None:
+        import ray
+
+        self.ref = ray.put(value)
+
+    def get(self) -> Any:
+        import ray
+
+        return ray.get(self.ref)
+
+
 class Placement:
     """One placement group holding a bundle per actor, so a role's CPUs/GPUs are reserved
     together (strategy from config) and no device id is written into the code."""
@@ -128,6 +145,11 @@ class Placement:
                 "or add nodes"
             ) from None
         self._next = 0
+        self._kept: list[Any] = []
+
+    def keep(self, value: Any) -> None:
+        """Hold `value` (a `Shared` the actors are built from) as long as the placement group."""
+        self._kept.append(value)
 
     def spawn(self, name: str, resources: RoleResources, factory: Callable[[], Any]) -> Any:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -137,7 +159,8 @@ class Placement:
             raise RuntimeError(f"placement: bundle {index} is for {self.names[index]}, not {name}")
         self._next += 1
         strategy = PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index)
-        return _spawn(name, resources, factory, strategy, self.max_restarts)
+        cpus = resources.num_cpus if resources.num_cpus > 0 else 0.001  # what its bundle holds
+        return _spawn(name, cpus, resources, factory, strategy, self.max_restarts)
 
     def remove(self) -> None:
         from ray.util.placement_group import remove_placement_group
@@ -152,16 +175,18 @@ def spawn_on_driver_node(name: str, resources: RoleResources, factory: Callable[
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return _spawn(name, resources, factory, here, max_restarts)
+    return _spawn(name, resources.num_cpus, resources, factory, here, max_restarts)
 
 
-def _spawn(name: str, resources: RoleResources, factory: Callable[[], Any], strategy: Any, max_restarts: int) -> Any:
+def _spawn(
+    name: str, cpus: float, resources: RoleResources, factory: Callable[[], Any], strategy: Any, max_restarts: int
+) -> Any:
     # A dead actor is rebuilt by Ray from the same factory (max_restarts); RayCall then restores
     # its state and resends the call, so Ray itself must not resend it first (max_task_retries=0).
     handle = (
         role_actor()
         .options(
-            num_cpus=resources.num_cpus if resources.num_cpus > 0 else 0.001,
+            num_cpus=cpus,
             num_gpus=resources.num_gpus,
             name=None,
             max_restarts=max_restarts,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from agents.cluster import Shared
 from agents.serve import ModelServer
 from curriculum.config import Config
 from curriculum.engines import make_engine
@@ -43,18 +44,20 @@ def this_node() -> str:
     return name
 
 
-def model_on_node(base: str | FolderFiles, role: str) -> str:
+def model_on_node(base: str | FolderFiles | Shared, role: str) -> str:
     """The base model's folder on this node: a copy of the files the driver sent (the toy model it
-    built), or `model.path` (a folder that must be on every node running a role, or a hub id)."""
-    if isinstance(base, FolderFiles):
-        return str(base.write(node_scratch(f"{role}-base") / "model"))
+    built, through the object store), or `model.path` (a folder that must be on every node running a
+    role, or a hub id)."""
+    model: str | FolderFiles = base.get() if isinstance(base, Shared) else base
+    if isinstance(model, FolderFiles):
+        return str(model.write(node_scratch(f"{role}-base") / "model"))
     try:
-        check_model_exists(base)
+        check_model_exists(model)
     except ModelError as exc:
         raise ModelError(
             f"{exc} on node {this_node()}, where the {role} runs: every node that runs a role needs model.path"
         ) from None
-    return base
+    return model
 
 
 def make_store(path: str):
@@ -64,7 +67,7 @@ def make_store(path: str):
 
 
 def make_solver(
-    config: Config, base_model: str | FolderFiles, name: str, device: str = "cpu", work_dir: str | None = None
+    config: Config, base_model: str | FolderFiles | Shared, name: str, device: str = "cpu", work_dir: str | None = None
 ):
     """`work_dir`: this Solver's folder on its own node (received policies, vLLM's files)."""
     work_dir = work_dir or str(node_scratch(name))
@@ -142,7 +145,9 @@ def _check_tracking_store(uri: str) -> None:
         )
 
 
-def make_learner(config: Config, base_model: str | FolderFiles, work_dir: str | None = None, device: str = "cpu"):
+def make_learner(
+    config: Config, base_model: str | FolderFiles | Shared, work_dir: str | None = None, device: str = "cpu"
+):
     """`work_dir`: the Learner's folder on its own node (TRL's output_dir, published versions)."""
     work_dir = work_dir or str(node_scratch("learner"))
     return build(config, model_on_node(base_model, "learner"), work_dir, device=device)  # of `learner.algorithm`

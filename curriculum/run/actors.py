@@ -70,14 +70,17 @@ def restore_on_restart(roles: Roles, restore: Callable[[Role[Any]], None]) -> No
 def local_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> Roles:
     """Every role as a plain object in this process (`ray.in_process=true`): the same factories
     as the actors, no Ray. For debugging and for the crash tests, which kill the whole run."""
-    return _build_roles(
-        _role_factories(config, run_dir, base_path, tracing), lambda name, made: LocalRole(made(), name)
-    )
+    base = _absolute(base_path)  # one machine: every role reads the base model where it is
+    return _build_roles(_role_factories(config, run_dir, base, tracing), lambda name, made: LocalRole(made(), name))
 
 
 def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> tuple[Roles, Any]:
     """Place one actor per role (solvers: `ray.solver.count`) in a placement group."""
-    made = _role_factories(config, run_dir, base_path, tracing)
+    # The toy base model was built here: its files go to the other nodes through the object store.
+    base: str | cluster.Shared = (
+        cluster.Shared(FolderFiles.read(base_path)) if config.model.kind == "tiny" else _absolute(base_path)
+    )
+    made = _role_factories(config, run_dir, base, tracing)
     sections = config.ray.roles()
     placement = cluster.Placement(
         config.ray,
@@ -117,13 +120,12 @@ def _build_roles(made: dict[str, Any], make: Callable[[str, Callable[[], Any]], 
     return Roles(**{field: build(field, factory) for field, factory in made.items()})
 
 
-def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> dict[str, Any]:
+def _role_factories(config: Config, run_dir: Path, base: Any, tracing: Any = None) -> dict[str, Any]:
     """Per `Roles` field, the picklable factory that builds it (a list for the Solvers, None for a
     role the recipe leaves out), each told its device from `ray.<role>.num_gpus`. The Teacher role
-    is there for the Teacher, and for LLM synthesis (which writes with the Teacher's model). The
-    toy base model (built here, by the driver) and the run's prompt files go as bytes."""
+    is there for the Teacher, and for LLM synthesis (which writes with the Teacher's model). `base`:
+    the base model (agents.roles.model_on_node); the run's prompt files go as bytes."""
     ray_cfg, layout, device_for = config.ray, RunLayout(run_dir.resolve()), cluster.device_for
-    base: str | FolderFiles = FolderFiles.read(base_path) if config.model.kind == "tiny" else _absolute(base_path)
     prompts = FolderFiles.read(layout.prompts) if layout.prompts.is_dir() else None
     return {
         "store": partial(factories.make_store, str(layout.store)),
