@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,21 +98,36 @@ def _check_fits(bundles: list[dict[str, float]], cluster: dict[str, float]) -> N
             )
 
 
+class _Holder:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self) -> Any:
+        return self.value
+
+
 class Shared:
-    """A value put into Ray's object store once by the driver and sent to actors by reference; an
-    actor's factory gets it (`get`) when it runs, also when Ray rebuilds the actor. The driver must
-    keep it (`Placement.keep`): an actor's own arguments of over 100 KB would sit in the object store
-    without the reference that keeps them for a restart (Ray issue #53727)."""
+    """A value the driver has (the toy base model's files) that actors on any node fetch when they
+    are built, also when Ray rebuilds one: a small named actor on the driver's node holds it for as
+    long as the driver keeps this object (`Placement.keep`). It travels as the holder's name only:
+    an actor whose arguments hold a value of over 100 KB, an object reference or an actor handle
+    might not be rebuilt without it (Ray issue #53727)."""
 
     def __init__(self, value: Any) -> None:
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        self.ref = ray.put(value)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.name = f"curriculum-shared-{uuid.uuid4().hex}"
+        self.holder = ray.remote(_Holder).options(name=self.name, num_cpus=0, scheduling_strategy=here).remote(value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name}  # not the handle: the driver's copy keeps the holder alive
 
     def get(self) -> Any:
         import ray
 
-        return ray.get(self.ref)
+        return ray.get(ray.get_actor(self.name).get.remote())
 
 
 class Placement:
