@@ -47,7 +47,7 @@ class Learner:
         """Write policy `version` into this node's work folder; its checkpoint's files travel with
         the answer (the driver writes them into the run directory, curriculum/rundir.py)."""
         published = self.state.work_dir / "published"
-        for old in sorted(published.glob("policy_v*"))[: -self.KEEP]:  # Solvers here may still read the last
+        for old in sorted(published.glob("policy_v*"))[: 1 - self.KEEP]:  # Solvers here may read the last one
             shutil.rmtree(old, ignore_errors=True)
         return self.state.publish(version, published / policy_dir_name(version))
 

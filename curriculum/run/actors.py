@@ -82,14 +82,9 @@ def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = No
     )
     made = _role_factories(config, run_dir, base, tracing)
     sections = config.ray.roles()
-    placement = cluster.Placement(
-        config.ray,
-        [
-            (SECTIONS[field], sections[SECTIONS[field]])
-            for field, factory in made.items()
-            if factory and field != "store"
-        ],
-    )
+    grouped = [field for field, factory in made.items() if factory and field != "store"]
+    placement = cluster.Placement(config.ray, [(SECTIONS[field], sections[SECTIONS[field]]) for field in grouped])
+    placement.keep(base)  # as long as an actor may be rebuilt from it
 
     def spawn(role: str, factory: Callable[[], Any]) -> Any:  # in the order the bundles were listed
         if role == "store":  # it writes the run directory: on the driver's node, outside the group

@@ -31,12 +31,15 @@ HOOK = Path(__file__).parent / "hidden_disk"
 # Round 2 has run up to its checkpoint pointer: the resumed run sends the Learner policy v2's checkpoint
 # and the Generator its v1 (trained in round 2; round 1 has no examples for it) from the run directory.
 KILL_AT = "checkpoint:before-latest@2"
+# Before that, the Learner's actor (on the second node) dies once it has published v2: Ray rebuilds it
+# there, it fetches the base model from the driver again, is sent v1's checkpoint and learns again.
+KILL_ACTOR = "learner.publish#2:done"
 
 
-def curriculum(args: list[str], kill_at: str | None = None) -> subprocess.CompletedProcess:
+def curriculum(args: list[str], **kills: str) -> subprocess.CompletedProcess:
+    """The CLI; `kills`: fault injection (curriculum/faults.py), e.g. CURRICULUM_KILL_AT="..."."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CURRICULUM_")}
-    if kill_at:
-        env["CURRICULUM_KILL_AT"] = kill_at
+    env.update(kills)
     return subprocess.run(
         [sys.executable, "-m", "curriculum.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
@@ -66,8 +69,13 @@ def two_nodes(tmp_path_factory):
             f"model.cache_dir={disk / 'cache'}",
         ]
         run_dir = disk / "run"
-        killed = curriculum(["run", "configs/tiny.yaml", *overrides, "--run-dir", str(run_dir)], kill_at=KILL_AT)
+        killed = curriculum(
+            ["run", "configs/tiny.yaml", *overrides, "--run-dir", str(run_dir)],
+            CURRICULUM_KILL_AT=KILL_AT,
+            CURRICULUM_KILL_ACTOR=KILL_ACTOR,
+        )
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+        assert "learner actor died before answering publish" in killed.stderr, killed.stderr[-3000:]
         resumed = curriculum(["resume", str(run_dir)])
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         yield cluster, disk, run_dir, log, resumed
