@@ -3,16 +3,18 @@ that knows their layout (`RunLayout`).
 
 The rule that lets a run span several nodes without a shared filesystem: ONLY THE DRIVER'S NODE
 READS OR WRITES THE RUN DIRECTORY. The driver (the `curriculum` process) writes the config, the
-checkpoint pointer, results and MLflow's records; the store actor, which writes store.duckdb and
-the Parquet snapshots, is pinned to the driver's node (agents/cluster.py). The other roles run
-wherever their GPUs are and never see it: a checkpoint travels as bytes through Ray's object store
-(`PolicyRef` / `FolderFiles`): the Learner's `publish` and the Generator's `train` answer with
-their checkpoint's files and the driver writes them here; a restore sends them back. Files a role
-needs for itself (a Solver's copy of an adapter for vLLM, TRL's output_dir, a served Teacher's
-log) go to a folder on its own node (`node_scratch`). Paths the roles read (the model at
-`model.path`, data under `data_root`) must exist on every node that runs them, and each role
-checks that when it is built (agents/roles.py). Why not pin the Learner to the driver's node
-instead: the driver's node is often a CPU head node, and the Learner needs the GPUs.
+checkpoints, their pointer and the results (MLflow's records too, by default next to the run
+directories); the store actor, which writes store.duckdb and the Parquet snapshots, is pinned to
+the driver's node (agents/cluster.py). The other roles run wherever their GPUs are and never see
+it: a checkpoint travels as bytes through Ray's object store (`PolicyRef` / `FolderFiles`): the
+Learner's `publish` and the Generator's `train` answer with their checkpoint's files, the driver
+writes them here, and a restore sends them back. Files a role needs for itself (a Solver's copy
+of an adapter for vLLM, TRL's output_dir, a served Teacher's log) go to a folder on its own node
+(`node_scratch`). The roles read the model at `model.path` (made absolute by the driver), which
+must exist on every node that runs one, and each role checks that when it is built
+(agents/roles.py); the data under `data_root` is read by the driver only. Why not pin the
+Learner to the driver's node instead: the driver's node is often a CPU head node, and the Learner
+needs the GPUs.
 """
 
 from __future__ import annotations
