@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,9 @@ def code_runtime_env(code_dir: str | Path) -> dict[str, Any]:
     of its source, curriculum/run/code_version.py) rather than from the working tree.
 
     `working_dir`, not `py_modules`: without a working_dir Ray puts the driver's current folder
-    (usually the checkout) first on every worker's path. Ray starts workers inside their copy of
-    the working_dir; `RoleActor` moves back to the driver's folder, so relative paths mean the same.
+    (usually the checkout) first on every worker's path. Ray uploads it from the driver and starts
+    workers on every node inside their copy; no path sent to an actor is relative (the driver
+    resolves them, curriculum/run/actors.py), so their working folder does not matter.
     """
     return {"working_dir": str(code_dir)}
 
@@ -97,6 +99,38 @@ def _check_fits(bundles: list[dict[str, float]], cluster: dict[str, float]) -> N
                 f"the roles ask for {needed:g} {key}s in all (ray.<role>.count x num_{key.lower()}s) "
                 f"but the Ray cluster has {cluster.get(key, 0.0):g}; lower them or set ray.num_cpus"
             )
+
+
+class _Holder:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self) -> Any:
+        return self.value
+
+
+class Shared:
+    """A value the driver has (the toy base model's files) that actors on any node fetch when they
+    are built, also when Ray rebuilds one: a small named actor on the driver's node holds it for as
+    long as the driver keeps this object (`Placement.keep`). It travels as the holder's name only:
+    an actor whose arguments hold a value of over 100 KB, an object reference or an actor handle
+    might not be rebuilt without it (Ray issue #53727)."""
+
+    def __init__(self, value: Any) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.name = f"curriculum-shared-{uuid.uuid4().hex}"
+        self.holder = ray.remote(_Holder).options(name=self.name, num_cpus=0, scheduling_strategy=here).remote(value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name}  # not the handle: the driver's copy keeps the holder alive
+
+    def get(self) -> Any:
+        import ray
+
+        return ray.get(ray.get_actor(self.name).get.remote())
 
 
 class Placement:
@@ -130,6 +164,11 @@ class Placement:
                 "or add nodes"
             ) from None
         self._next = 0
+        self._kept: list[Any] = []
+
+    def keep(self, value: Any) -> None:
+        """Hold `value` (a `Shared` the actors are built from) as long as the placement group."""
+        self._kept.append(value)
 
     def spawn(self, name: str, resources: RoleResources, factory: Callable[[], Any]) -> Any:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -138,24 +177,41 @@ class Placement:
         if self.names[index] != name:
             raise RuntimeError(f"placement: bundle {index} is for {self.names[index]}, not {name}")
         self._next += 1
-        cpus = resources.num_cpus if resources.num_cpus > 0 else 0.001
-        # A dead actor is rebuilt by Ray from the same factory (max_restarts); RayCall then restores
-        # its state and resends the call, so Ray itself must not resend it first (max_task_retries=0).
-        handle = (
-            role_actor()
-            .options(
-                num_cpus=cpus,
-                num_gpus=resources.num_gpus,
-                name=None,
-                max_restarts=self.max_restarts,
-                max_task_retries=0,
-                scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
-            )
-            .remote(factory, threads_for(resources), os.getcwd())
-        )
-        return RayRole(handle, name, call_retries=self.max_restarts)
+        strategy = PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index)
+        cpus = resources.num_cpus if resources.num_cpus > 0 else 0.001  # what its bundle holds
+        return _spawn(name, cpus, resources, factory, strategy, self.max_restarts)
 
     def remove(self) -> None:
         from ray.util.placement_group import remove_placement_group
 
         remove_placement_group(self.group)
+
+
+def spawn_on_driver_node(name: str, resources: RoleResources, factory: Callable[[], Any], max_restarts: int) -> Any:
+    """An actor on this (the driver's) node, outside the placement group, restarted there too: the
+    store, which writes into the run directory (curriculum/rundir.py)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return _spawn(name, resources.num_cpus, resources, factory, here, max_restarts)
+
+
+def _spawn(
+    name: str, cpus: float, resources: RoleResources, factory: Callable[[], Any], strategy: Any, max_restarts: int
+) -> Any:
+    # A dead actor is rebuilt by Ray from the same factory (max_restarts); RayCall then restores
+    # its state and resends the call, so Ray itself must not resend it first (max_task_retries=0).
+    handle = (
+        role_actor()
+        .options(
+            num_cpus=cpus,
+            num_gpus=resources.num_gpus,
+            name=None,
+            max_restarts=max_restarts,
+            max_task_retries=0,
+            scheduling_strategy=strategy,
+        )
+        .remote(factory, threads_for(resources))
+    )
+    return RayRole(handle, name, call_retries=max_restarts)

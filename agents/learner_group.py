@@ -2,7 +2,7 @@
 group, seen by the loop as ONE Learner role.
 
 `LearnerGroup.call` sends `learn` and `restore` to every worker (their trainers step together; each
-keeps its own copy of the adapter) and `publish`/`published` to rank 0 only (every copy is the same),
+keeps its own copy of the adapter) and `publish` to rank 0 only (every copy is the same),
 and answers with rank 0's result. The workers (curriculum/roles/learner.py `LearnerWorker`) are built
 without a model; `join` tells them rank 0's address and a free port there, and they join the group and
 load the model (curriculum/training/distributed.py).
@@ -35,7 +35,7 @@ R = TypeVar("R")
 P = ParamSpec("P")
 
 # Methods only rank 0 runs: every worker holds the same adapter, one copy is published.
-RANK_ZERO = frozenset({"publish", "published"})
+RANK_ZERO = frozenset({"publish"})
 # How long the other workers may still run after one failed before they count as stuck in a
 # collective with a lost peer (gloo and NCCL notice a peer's death themselves, usually at once).
 PEER_GRACE_S = 30.0

@@ -89,9 +89,7 @@ class RoleActor:
     """The thin actor (made remote with `ray.remote` where it is placed, agents/cluster.py): builds
     the role object from its factory and runs the calls sent to it."""
 
-    def __init__(self, factory: Callable[[], object], threads: int, cwd: str | None = None) -> None:
-        if cwd is not None and os.path.isdir(cwd):  # the driver's folder: relative paths mean the same here
-            os.chdir(cwd)
+    def __init__(self, factory: Callable[[], object], threads: int) -> None:
         self.incarnation = uuid.uuid4().hex
         # Stages run one after another, so a role may use the cores it was given. Set before the role
         # is built: vLLM's CPU backend fixes torch's thread count when it starts (later calls to
@@ -99,12 +97,19 @@ class RoleActor:
         # CPUs (1 for a fractional share), which torch reads when it is first imported.
         os.environ["OMP_NUM_THREADS"] = str(threads)
         _set_torch_threads(threads)
-        self.target = factory()
+        self.failed: CurriculumError | None = None
+        self.target: Any = None
+        try:
+            self.target = factory()
+        except CurriculumError as exc:  # a user error (a path missing on this node): every call answers it, and
+            self.failed = exc  # Ray does not rebuild the actor again and again as it would after a crash
         _set_torch_threads(threads)
         self.busy: dict[str, float] = {}  # seconds spent inside each role method (for bench/overhead.py)
         self.calls: dict[str, int] = {}  # calls of each role method (round trips, bench/overhead.py)
 
     def call(self, incarnation: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self.failed is not None:
+            raise self.failed
         if incarnation != self.incarnation:
             raise ActorRestarted(f"{method} was sent to incarnation {incarnation}; this is {self.incarnation}")
         start = time.perf_counter()
@@ -115,6 +120,8 @@ class RoleActor:
             self.calls[method] = self.calls.get(method, 0) + 1
 
     def current_incarnation(self) -> str:
+        if self.failed is not None:
+            raise self.failed
         return self.incarnation
 
     def busy_seconds(self) -> dict[str, float]:
@@ -228,11 +235,22 @@ class RayRole(Generic[T]):
     def call(self, method: Callable[Concatenate[T, P], R], /, *args: P.args, **kwargs: P.kwargs) -> RayCall[R]:
         return RayCall(self, method_name(method), args, kwargs)
 
-    def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def ready(self) -> None:
+        """Wait until the actor has built its role; a role that cannot be built on its node (a path
+        missing there) raises its one-line error."""
         import ray
+        from ray.exceptions import RayTaskError
 
-        if self.incarnation is None:
+        try:
             self.incarnation = ray.get(self.handle.current_incarnation.remote())
+        except RayTaskError as exc:
+            if isinstance(exc.cause, CurriculumError):
+                raise exc.cause from None
+            raise
+
+    def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.incarnation is None:
+            self.ready()
         # The pending result of another actor's call goes as its ObjectRef: Ray hands the actor the
         # value, moved through the object store (to another node if need be), not through the driver.
         args = tuple(arg.ref if isinstance(arg, RayCall) else arg for arg in args)

@@ -66,7 +66,7 @@ def split_round(busy: dict[str, list[dict[str, float]]], metrics: dict[str, floa
 
 
 # The calls that carry a new policy from the Learner to the Solvers.
-POLICY_CALLS = {"learner": ("publish", "published"), "solver": ("load_policy",)}
+POLICY_CALLS = {"learner": ("publish",), "solver": ("load_policy",)}
 
 
 def round_trips(calls: dict[str, list[dict[str, int]]]) -> tuple[int, int]:

@@ -91,8 +91,8 @@ def _fsync_tree(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class FolderFiles:
-    """Some files of a folder, held as bytes: a published policy adapter sent with its version
-    announcement (through Ray's object store) to Solvers that may not see the Learner's disk.
+    """Some files of a folder, held as bytes: a checkpoint or a published policy adapter sent through
+    Ray's object store to a process that may not see the disk it was written on (curriculum/rundir.py).
 
     `source` is the folder they were read from; a reader on the same machine finds the same
     bytes there (`found_at`) and loads that folder instead of writing a copy.
@@ -102,12 +102,21 @@ class FolderFiles:
     files: dict[str, bytes]
 
     @classmethod
-    def read(cls, folder: str | Path, names: Sequence[str]) -> FolderFiles:
+    def read(cls, folder: str | Path, names: Sequence[str] | None = None) -> FolderFiles:
+        """`names` of `folder` (relative paths), or every file under it (None)."""
         folder = Path(folder)
+        if names is None:
+            if not folder.is_dir():
+                raise FileNotFoundError(f"'{folder}' is not a folder")
+            names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         missing = [name for name in names if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(f"'{folder}' has no {', '.join(missing)}")
         return cls(str(folder), {name: (folder / name).read_bytes() for name in names})
+
+    def only(self, names: Sequence[str]) -> FolderFiles:
+        """These files and no others (those of `names` it holds)."""
+        return FolderFiles(self.source, {name: data for name, data in self.files.items() if name in names})
 
     def found_at(self, folder: str | Path) -> bool:
         """Whether `folder` holds every one of these files with the same bytes."""
@@ -122,6 +131,7 @@ class FolderFiles:
 
         def write(tmp: Path) -> None:
             for name, data in self.files.items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_bytes(data)
 
         return replace_dir_atomically(folder, write)

@@ -190,7 +190,7 @@ def load_tokenizer(path_or_id: str | Path) -> PreTrainedTokenizerBase:
     folder = Path(path_or_id)
     if (folder / MARKER_FILE).is_file():
         return load_char_tokenizer(folder)
-    _check_exists(str(path_or_id))
+    check_model_exists(str(path_or_id))
     from transformers import AutoTokenizer
 
     try:
@@ -205,7 +205,7 @@ def load_tokenizer(path_or_id: str | Path) -> PreTrainedTokenizerBase:
 
 def context_length(path_or_id: str | Path) -> int | None:
     """The most tokens (prompt + generated) the model at `path_or_id` takes, from its config; None if unsaid."""
-    _check_exists(str(path_or_id))
+    check_model_exists(str(path_or_id))
     from transformers import AutoConfig
 
     try:
@@ -227,7 +227,7 @@ def load_model_and_tokenizer(
     path_or_id: str | Path, dtype: str = "auto", device: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from an HF folder (e.g. the tiny base model) or a hub id."""
-    _check_exists(str(path_or_id))
+    check_model_exists(str(path_or_id))
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(path_or_id)
@@ -247,7 +247,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _check_exists(path_or_id: str) -> None:
+def check_model_exists(path_or_id: str) -> None:
     """A missing local path that cannot be a hub id is a user error, not a download attempt."""
     if Path(path_or_id).exists():
         return
@@ -258,7 +258,7 @@ def _check_exists(path_or_id: str) -> None:
 def check_model_path(path_or_id: str | Path) -> None:
     """Raise ModelError (one line) for a model that cannot be loaded: a missing local path, a folder
     without a tokenizer, or a hub id that cannot be reached. Loads only the tokenizer (small)."""
-    _check_exists(str(path_or_id))
+    check_model_exists(str(path_or_id))
     load_tokenizer(path_or_id)
 
 
@@ -297,7 +297,7 @@ def write_identity_adapter(model_path: str | Path, lora_cfg: LoraConfig, folder:
     from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    _check_exists(str(model_path))
+    check_model_exists(str(model_path))
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model_path)))
     peft_model = attach_lora(model, lora_cfg)

@@ -1,10 +1,28 @@
 """Run directories: `runs/<experiment>/<run>/` holding everything one run produced; the one module
 that knows their layout (`RunLayout`).
+
+The rule that lets a run span several nodes without a shared filesystem: ONLY THE DRIVER'S NODE
+READS OR WRITES THE RUN DIRECTORY. The driver (the `curriculum` process) writes the config, the
+checkpoints, their pointer and the results (MLflow's records too, by default next to the run
+directories); the store actor, which writes store.duckdb and the Parquet snapshots, is pinned to
+the driver's node (agents/cluster.py). The other roles run wherever their GPUs are and never see
+it: a checkpoint travels as bytes through Ray's object store (`PolicyRef` / `FolderFiles`): the
+Learner's `publish` and the Generator's `train` answer with their checkpoint's files, the driver
+writes them here, and a restore sends them back. Files a role needs for itself (a Solver's copy
+of an adapter for vLLM, TRL's output_dir, a served Teacher's log) go to a folder on its own node
+(`node_scratch`). The roles read the model at `model.path` (made absolute by the driver), which
+must exist on every node that runs one, and each role checks that when it is built
+(agents/roles.py); the data under `data_root` is read by the driver only. Why not pin the
+Learner to the driver's node instead: the driver's node is often a CPU head node, and the Learner
+needs the GPUs.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,9 +47,9 @@ class RunLayout:
     code/ code_version.json      the run's copy of its code     mlflow.json    its MLflow run
     checkpoints/policy_vNNNN/    published policies (adapter + optimizer)
     checkpoints/LATEST.json      the last completed round's pointer
-    checkpoints/learner/ checkpoints/generator/vNNNN/   the Learner's scratch, the Generator's checkpoints
-    snapshots/round_NNNN/        Parquet snapshots of the store   solvers/solver-i/  a Solver's own folder
-    prompts/ teacher_server/     the LLM workflows' prompts, the Teacher's vLLM server
+    checkpoints/generator/vNNNN/ the Generator's checkpoints (the newest two)
+    snapshots/round_NNNN/        Parquet snapshots of the store
+    prompts/                     the LLM workflows' prompts (sent to the Teacher as bytes)
     eval/vNNNN/                  `curriculum eval` results        logs/   results.json (the final tables)
     """
 
@@ -74,12 +92,15 @@ class RunLayout:
         return self.checkpoints / "LATEST.json"
 
     @property
-    def learner(self) -> Path:
-        return self.checkpoints / "learner"
-
-    @property
     def generator(self) -> Path:
         return self.checkpoints / "generator"
+
+    def generator_version(self, version: int) -> Path:
+        return self.generator / f"v{version:04d}"
+
+    def generator_versions(self) -> list[Path]:
+        """The Generator's checkpoint folders there are, oldest first."""
+        return sorted(self.generator.glob("v[0-9][0-9][0-9][0-9]"))
 
     def snapshot(self, round: int) -> Path:
         return self.root / "snapshots" / f"round_{round:04d}"
@@ -87,9 +108,6 @@ class RunLayout:
     def snapshots(self) -> list[Path]:
         """The round snapshots there are, oldest first."""
         return sorted((self.root / "snapshots").glob("round_[0-9][0-9][0-9][0-9]"))
-
-    def solver(self, index: int) -> Path:
-        return self.root / "solvers" / f"solver-{index}"
 
     @property
     def code(self) -> Path:
@@ -104,12 +122,16 @@ class RunLayout:
     def prompts(self) -> Path:
         return self.root / "prompts"
 
-    @property
-    def teacher_server(self) -> Path:
-        return self.root / "teacher_server"
-
     def evaluation(self, version: int) -> Path:
         return self.root / "eval" / f"v{version:04d}"
+
+
+def node_scratch(name: str) -> Path:
+    """A fresh folder on this node for a role's own files (never the run directory: see above),
+    removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix=f"curriculum-{name}-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 class RunDirError(CurriculumError):

@@ -16,6 +16,7 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from curriculum.curricula.synthesis import Drafts, Target
 from curriculum.evaluation import EvalResult
+from curriculum.files import FolderFiles
 from curriculum.records import Problem, RejectedDraft
 from curriculum.roles.solver import GradedAttempts
 from curriculum.roles.teacher.base import Failure, TeachingResult
@@ -75,15 +76,14 @@ class LearnerRole(Protocol):
 
     def learn(self, batch: LearnBatch) -> LearnOutcome: ...
 
-    def publish(self, version: int, directory: str) -> PolicyRef:
-        """Write the adapter (and optimizer) as policy `version` into `directory`; what Solvers load."""
+    def publish(self, version: int) -> PolicyRef:
+        """Write the adapter (and optimizer) as policy `version` on the Learner's node; answers with
+        the checkpoint's files (the driver writes them into the run directory)."""
         ...
 
-    def published(self, version: int, directory: str) -> PolicyRef:
-        """The reference of a version published before (a resumed run, a restarted Solver)."""
+    def restore(self, checkpoint: PolicyRef) -> int:
+        """Back to a published version's checkpoint (sent from the run directory by the driver)."""
         ...
-
-    def restore(self, directory: str) -> int: ...
 
 
 class TeacherRole(Protocol):
@@ -101,11 +101,15 @@ class TeacherRole(Protocol):
 class GeneratorRole(Protocol):
     """Learns to write problems the way the Teacher does, and proposes its own (roles/generator.py)."""
 
-    def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> dict[str, float]: ...
+    def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> tuple[dict[str, float], FolderFiles | None]:
+        """Metrics, and the new version's checkpoint files (None: nothing changed); the driver keeps them."""
+        ...
 
     def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]: ...
 
-    def restore(self, version: int) -> int: ...
+    def restore(self, version: int, checkpoint: FolderFiles | None = None) -> int:
+        """Back to `version` from the checkpoint files `train` answered with (none for version 0)."""
+        ...
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 from curriculum.config import Config, GeneratorConfig, LoraConfig, TinyModelConfig
 from curriculum.curricula.selection import gaussian_usefulness
 from curriculum.errors import CurriculumError
-from curriculum.files import replace_dir_atomically
+from curriculum.files import FolderFiles, replace_dir_atomically
 from curriculum.gpu import out_of_memory_names, take_peak_memory_gib
 from curriculum.models import (
     attach_lora,
@@ -302,21 +302,17 @@ class Generator:
 class GeneratorRole:
     """The Generator with its world bound, built from the config (what the Ray actor hosts).
 
-    After every update it checkpoints itself to `work_dir/vNNNN` (its version) and keeps the
-    previous version too, so a run killed between an update and the end of its stage can go
-    back one version (`restore`). A new role starts from the newest checkpoint there.
+    Every update is saved to `work_dir/vNNNN` (its version, on this node) and its files travel
+    back with the metrics: the driver keeps them in the run directory (curriculum/rundir.py) and
+    sends them back to `restore`, so a run killed between an update and the end of its stage can
+    go back one version, and a restarted actor (which starts untrained) comes back to its version.
     """
-
-    KEEP = 2  # checkpoint versions kept: the newest and the one before
 
     def __init__(self, config: Config, work_dir: str | Path, device: str = "cpu") -> None:
         self.config = config
         self.work_dir = Path(work_dir)
         self.device = device
         self.generator = self._fresh()
-        saved = self._saved_versions()
-        if saved:
-            self.generator.load(self._folder(saved[-1]))
         oracle = world_for(config).oracle()
         if oracle is None:  # the config refuses this recipe first (config.py)
             raise CurriculumError("the Generator's questions are answered by the world's oracle; this world has none")
@@ -339,48 +335,42 @@ class GeneratorRole:
     def _folder(self, version: int) -> Path:
         return self.work_dir / f"v{version:04d}"
 
-    def _saved_versions(self) -> list[int]:
-        found = [int(p.name[1:]) for p in self.work_dir.glob("v[0-9][0-9][0-9][0-9]") if Generator.is_checkpoint(p)]
-        return sorted(found)
-
     @property
     def version(self) -> int:
         return self.generator.version
 
-    @property
-    def checkpoint(self) -> Path:
-        """The folder of the current version (absent for version 0, the untrained model)."""
-        return self._folder(self.version)
-
-    def restore(self, version: int) -> int:
-        """Go back (or forward) to a checkpointed version; 0 is the untrained model of the seed."""
+    def restore(self, version: int, checkpoint: FolderFiles | None = None) -> int:
+        """Go back (or forward) to `version` from its `checkpoint` (the files `train` answered with);
+        0 is the untrained model of the seed and needs none."""
         if version == self.version:
             return version
         if version == 0:
             self.generator = self._fresh()
-        elif Generator.is_checkpoint(self._folder(version)):
-            self.generator.load(self._folder(version))
-        else:
-            raise ValueError(
-                f"no Generator checkpoint of version {version} in {self.work_dir} "
-                f"(have {self._saved_versions() or 'none'})"
-            )
+            return 0
+        if checkpoint is None:
+            raise ValueError(f"no Generator checkpoint of version {version} was given")
+        self.generator.load(checkpoint.write(self._folder(version)))
+        if self.version != version:
+            raise ValueError(f"the Generator checkpoint sent as version {version} holds version {self.version}")
         return self.version
 
-    def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> dict[str, float]:
+    def train(self, examples: Sequence[tuple[Problem, Problem, float]]) -> tuple[dict[str, float], FolderFiles | None]:
+        """Weighted SFT (`Generator.train`); the metrics, and the new version's checkpoint files
+        (None: no examples, nothing changed)."""
         take_peak_memory_gib()  # the peak of this round's training only
         with out_of_memory_names(
             "Generator", "generator.micro_batch_size (or set generator.gradient_checkpointing=true)"
         ):
             metrics = self.generator.train(examples)
         metrics["peak_gpu_memory_gib"] = take_peak_memory_gib()
-        if examples:
-            start = time.perf_counter()
-            self.generator.save(self.checkpoint)
-            for old in self._saved_versions()[: -self.KEEP]:
-                shutil.rmtree(self._folder(old), ignore_errors=True)
-            metrics["save_seconds"] = time.perf_counter() - start  # a checkpoint write (bench/overhead.py)
-        return metrics
+        if not examples:
+            return metrics, None
+        start = time.perf_counter()
+        for old in self.work_dir.glob("v[0-9][0-9][0-9][0-9]"):  # the driver keeps the versions
+            shutil.rmtree(old, ignore_errors=True)
+        saved = FolderFiles.read(self.generator.save(self._folder(self.version)))
+        metrics["save_seconds"] = time.perf_counter() - start  # a checkpoint write (bench/overhead.py)
+        return metrics, saved
 
     def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]:
         return self.generator.propose(parents, n, self.oracle, round)

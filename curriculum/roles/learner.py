@@ -10,11 +10,13 @@ on it: it hands every Learner a `LearnBatch` and gets a `LearnOutcome` back.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Protocol
 
 from curriculum.config import Config
 from curriculum.gpu import out_of_memory_names, take_peak_memory_gib
+from curriculum.rundir import policy_dir_name
 from curriculum.training import distributed
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import LearnBatch, LearnOutcome, PolicyRef
@@ -36,6 +38,8 @@ class Algorithm(Protocol):
 class Learner:
     """The adapter state and the algorithm that trains it (what the Learner's actor hosts)."""
 
+    KEEP = 2  # published folders kept in the work folder: Solvers on this node load them from there
+
     def __init__(self, algorithm: Algorithm) -> None:
         self.algorithm = algorithm
         self.state = algorithm.state
@@ -50,14 +54,17 @@ class Learner:
         outcome.metrics.update(step_seconds=self.state.last_step_seconds, peak_gpu_memory_gib=take_peak_memory_gib())
         return outcome
 
-    def publish(self, version: int, directory: str) -> PolicyRef:
-        return self.state.publish(version, directory)
+    def publish(self, version: int) -> PolicyRef:
+        """Write policy `version` into this node's work folder; its checkpoint's files travel with
+        the answer (the driver writes them into the run directory, curriculum/rundir.py)."""
+        published = self.state.work_dir / "published"
+        for old in sorted(published.glob("policy_v*"))[: 1 - self.KEEP]:  # Solvers here may read the last one
+            shutil.rmtree(old, ignore_errors=True)
+        return self.state.publish(version, published / policy_dir_name(version))
 
-    def published(self, version: int, directory: str) -> PolicyRef:
-        return self.state.published(version, directory)
-
-    def restore(self, directory: str) -> int:
-        return self.state.restore(directory)
+    def restore(self, checkpoint: PolicyRef) -> int:
+        """Back to a checkpoint `publish` made (sent by the driver from the run directory)."""
+        return self.state.restore(checkpoint.files.write(self.state.work_dir / "restored"))
 
 
 def make_algorithm(config: Config, state: AdapterState) -> Algorithm:
@@ -134,11 +141,8 @@ class LearnerWorker:
     def learn(self, batch: LearnBatch) -> LearnOutcome:
         return self.joined.learn(batch)
 
-    def publish(self, version: int, directory: str) -> PolicyRef:
-        return self.joined.publish(version, directory)
+    def publish(self, version: int) -> PolicyRef:
+        return self.joined.publish(version)
 
-    def published(self, version: int, directory: str) -> PolicyRef:
-        return self.joined.published(version, directory)
-
-    def restore(self, directory: str) -> int:
-        return self.joined.restore(directory)
+    def restore(self, checkpoint: PolicyRef) -> int:
+        return self.joined.restore(checkpoint)

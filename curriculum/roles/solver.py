@@ -80,7 +80,8 @@ class Solver:
         machine sees it with the same bytes (one machine), else a copy written under `work_dir/policies`."""
         files = policy.files
         policies = self.work_dir / "policies"
-        folder = Path(policy.uri) if files.found_at(policy.uri) else policies / policy_dir_name(policy.version)
+        uri = policy.uri  # None: read from the run directory, which this node need not see
+        folder = Path(uri) if uri is not None and files.found_at(uri) else policies / policy_dir_name(policy.version)
         if not files.found_at(folder):
             files.write(folder)
         for old in policies.glob("policy_v*"):  # copies of earlier versions: the engine holds only this one

@@ -1,5 +1,8 @@
 """Where a run's roles live: built in this process (`ray.in_process`) or placed as Ray actors, each
-from a picklable factory (agents/roles.py); restored after an actor restart; stopped with the run."""
+from a picklable factory (agents/roles.py); restored after an actor restart; stopped with the run.
+
+Only the driver's node sees the run directory (curriculum/rundir.py): the store actor is placed on
+it, and what the other roles are sent holds no path into the run directory and no relative path."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from agents import roles as factories
 from agents.learner_group import LearnerGroup
 from agents.proxy import LocalRole, RayRole
 from curriculum.config import Config
+from curriculum.files import FolderFiles
 from curriculum.roles.api import Role, Roles, SolverRole, TeacherRole
 from curriculum.run import code_version
 from curriculum.rundir import RunLayout
@@ -23,7 +27,7 @@ SECTIONS = {"store": "store", "solvers": "solver", "teacher": "teacher", "learne
 
 def start(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> tuple[Roles, Any]:
     """The run's roles and their placement group (None in this process)."""
-    config = _with_server_gpus(config)
+    config = with_absolute_paths(_with_server_gpus(config))
     if config.ray.in_process:
         import torch
 
@@ -67,35 +71,44 @@ def restore_on_restart(roles: Roles, restore: Callable[[Role[Any]], None]) -> No
 def local_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> Roles:
     """Every role as a plain object in this process (`ray.in_process=true`): the same factories
     as the actors, no Ray. For debugging and for the crash tests, which kill the whole run."""
-    return _build_roles(
-        _role_factories(config, run_dir, base_path, tracing), lambda name, made: LocalRole(made(), name)
-    )
+    base = _absolute(base_path)  # one machine: every role reads the base model where it is
+    return _build_roles(_role_factories(config, run_dir, base, tracing), lambda name, made: LocalRole(made(), name))
 
 
 def start_roles(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> tuple[Roles, Any]:
     """Place one actor per role (solvers: `ray.solver.count`; the Learner: `ray.learner.count`
     data-parallel workers behind one handle, agents/learner_group.py) in a placement group."""
-    made = _role_factories(config, run_dir, base_path, tracing)
-    sections = config.ray.roles()
-    placement = cluster.Placement(
-        config.ray, [(SECTIONS[field], sections[SECTIONS[field]]) for field, factory in made.items() if factory]
+    # The toy base model was built here: its files go to the other nodes through the object store.
+    base: str | cluster.Shared = (
+        cluster.Shared(FolderFiles.read(base_path)) if config.model.kind == "tiny" else _absolute(base_path)
     )
+    made = _role_factories(config, run_dir, base, tracing)
+    sections = config.ray.roles()
+    grouped = [field for field, factory in made.items() if factory and field != "store"]
+    placement = cluster.Placement(config.ray, [(SECTIONS[field], sections[SECTIONS[field]]) for field in grouped])
+    placement.keep(base)  # as long as an actor may be rebuilt from it
 
     learner_worker = partial(  # with ray.learner.count > 1: each of the data-parallel workers
-        factories.make_learner_worker,
-        config,
-        base_path,
-        str(RunLayout(run_dir).learner),
-        cluster.device_for(sections["learner"]),
+        factories.make_learner_worker, config, base, device=cluster.device_for(sections["learner"])
     )
 
     def spawn(role: str, factory: Callable[[], Any]) -> Any:  # in the order the bundles were listed
+        if role == "store":  # it writes the run directory: on the driver's node, outside the group
+            return cluster.spawn_on_driver_node(role, sections[role], factory, config.ray.max_restarts)
         if role == "learner" and sections[role].count > 1:  # data-parallel workers behind one handle
             workers = [placement.spawn(role, sections[role], learner_worker) for _ in range(sections[role].count)]
             return LearnerGroup(workers, role, call_retries=config.ray.max_restarts)
         return placement.spawn(role, sections[role], factory)
 
-    return _build_roles(made, spawn), placement
+    roles = _build_roles(made, spawn)
+    try:
+        for role in roles.all():  # a role that cannot be built on its node fails the run now, in one line
+            if isinstance(role, RayRole):
+                role.ready()
+    except BaseException:
+        placement.remove()
+        raise
+    return roles, placement
 
 
 def _build_roles(made: dict[str, Any], make: Callable[[str, Callable[[], Any]], Any]) -> Roles:
@@ -111,32 +124,45 @@ def _build_roles(made: dict[str, Any], make: Callable[[str, Callable[[], Any]], 
     return Roles(**{field: build(field, factory) for field, factory in made.items()})
 
 
-def _role_factories(config: Config, run_dir: Path, base_path: str, tracing: Any = None) -> dict[str, Any]:
+def _role_factories(config: Config, run_dir: Path, base: Any, tracing: Any = None) -> dict[str, Any]:
     """Per `Roles` field, the picklable factory that builds it (a list for the Solvers, None for a
     role the recipe leaves out), each told its device from `ray.<role>.num_gpus`. The Teacher role
-    is there for the Teacher, and for LLM synthesis (which writes with the Teacher's model)."""
-    ray_cfg, layout, device_for = config.ray, RunLayout(run_dir), cluster.device_for
+    is there for the Teacher, and for LLM synthesis (which writes with the Teacher's model). `base`:
+    the base model (agents.roles.model_on_node); the run's prompt files go as bytes."""
+    ray_cfg, layout, device_for = config.ray, RunLayout(run_dir.resolve()), cluster.device_for
+    prompts = FolderFiles.read(layout.prompts) if layout.prompts.is_dir() else None
     return {
         "store": partial(factories.make_store, str(layout.store)),
         "solvers": [
-            partial(
-                factories.make_solver,
-                config,
-                base_path,
-                f"solver-{i}",
-                device_for(ray_cfg.solver),
-                str(layout.solver(i)),
-            )
+            partial(factories.make_solver, config, base, f"solver-{i}", device_for(ray_cfg.solver))
             for i in range(ray_cfg.solver.count)
         ],
-        "teacher": partial(factories.make_teacher, config, str(run_dir), device_for(ray_cfg.teacher), tracing)
+        "teacher": partial(factories.make_teacher, config, prompts, device_for(ray_cfg.teacher), tracing)
         if config.teacher.enabled or config.uses_llm_teacher
         else None,
-        "learner": partial(factories.make_learner, config, base_path, str(layout.learner), device_for(ray_cfg.learner)),
-        "generator": partial(factories.make_generator, config, str(layout.generator), device_for(ray_cfg.generator))
+        "learner": partial(factories.make_learner, config, base, None, device_for(ray_cfg.learner)),
+        "generator": partial(factories.make_generator, config, None, device_for(ray_cfg.generator))
         if config.generator.enabled
         else None,
     }
+
+
+def _absolute(path: str) -> str:
+    """A relative path that exists here, made absolute (a hub id stays as it is)."""
+    return str(Path(path).resolve()) if not Path(path).is_absolute() and Path(path).exists() else path
+
+
+def with_absolute_paths(config: Config) -> Config:
+    """`config` with the paths the roles read made absolute on the driver: an actor works in its
+    own folder, on its own node (the same absolute path must exist there; the roles check it)."""
+    update: dict[str, Any] = {"data_root": str(Path(config.data_root).resolve())}
+    if config.model.path is not None:
+        update["model"] = config.model.model_copy(update={"path": _absolute(config.model.path)})
+    teacher = config.llm_teacher
+    if teacher is not None and teacher.serve is not None:
+        serve = teacher.serve.model_copy(update={"model": _absolute(teacher.serve.model)})
+        update["teacher"] = teacher.model_copy(update={"serve": serve})
+    return config.model_copy(update=update)
 
 
 def _with_server_gpus(config: Config) -> Config:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,8 +31,10 @@ from curriculum.config import Config
 from curriculum.curricula import admission
 from curriculum.curricula.decontam import build_index
 from curriculum.curricula.selection import in_band, select_round_problems
+from curriculum.errors import CurriculumError
 from curriculum.evaluation import EvalResult
 from curriculum.faults import kill_point
+from curriculum.files import FolderFiles
 from curriculum.records import Attempt, DraftSource, Problem, RejectedDraft, SolveRate, group_by_problem
 from curriculum.roles.api import GeneratorRole, LearnerRole, Role, Roles, SolverRole
 from curriculum.roles.solver import GradedAttempts
@@ -42,7 +45,7 @@ from curriculum.run.transaction import StageTransaction
 from curriculum.rundir import RunLayout
 from curriculum.store import Store
 from curriculum.store.queries import StoreQueries
-from curriculum.training.batch import LearnBatch, PolicyRef
+from curriculum.training.batch import ADAPTER_FILES, LearnBatch, PolicyRef
 from curriculum.worlds import World
 
 __all__ = ["STAGES", "CoEvolution", "RoundReport", "round_seed", "split_evenly"]
@@ -51,6 +54,8 @@ log = logging.getLogger(__name__)
 # A round whose grades time out more often than this says so: past it, accuracy and rewards are
 # measurably understated (a timed-out grade counts as wrong).
 TIMEOUT_WARNING_SHARE = 0.01
+# The Generator's checkpoints kept in the run directory: the newest and the one before.
+GENERATOR_CHECKPOINTS_KEPT = 2
 
 
 @dataclass
@@ -229,8 +234,45 @@ class CoEvolution:
         self.solvers_asleep = True
 
     def adapter_path(self, version: int) -> str | None:
-        """Where policy `version` is published (None: version 0 is the base model)."""
+        """Where policy `version` is kept in the run directory (None: version 0 is the base model)."""
         return str(self.layout.policy(version)) if version else None
+
+    # -- checkpoints: the roles' files travel to and from the driver, the one writer of the run
+    # directory (curriculum/rundir.py)
+
+    def save_policy(self, checkpoint: PolicyRef) -> None:
+        """The Learner's checkpoint of a version it published (adapter, optimizer) into the run directory."""
+        checkpoint.files.write(self.layout.policy(checkpoint.version))
+
+    def policy_checkpoint(self, version: int, everything: bool = False) -> PolicyRef:
+        """Policy `version` read back from the run directory: its adapter (for Solvers), or every
+        file of its checkpoint (`everything`, for the Learner)."""
+        try:
+            return PolicyRef.read(
+                version, self.layout.policy(version), None if everything else ADAPTER_FILES
+            ).detached()
+        except FileNotFoundError as exc:
+            raise CurriculumError(f"cannot restore policy v{version} from the run directory: {exc}") from None
+
+    def save_generator(self, version: int, checkpoint: FolderFiles) -> None:
+        """The Generator's checkpoint of `version` into the run directory, keeping the version before
+        it too (a run killed before its distil stage commits goes back one version)."""
+        checkpoint.write(self.layout.generator_version(version))
+        for old in self.layout.generator_versions()[:-GENERATOR_CHECKPOINTS_KEPT]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def generator_checkpoint(self, version: int) -> FolderFiles | None:
+        """The Generator's checkpoint of `version` from the run directory (None for 0, the untrained one)."""
+        if not version:
+            return None
+        folder = self.layout.generator_version(version)
+        try:
+            return FolderFiles.read(folder)
+        except FileNotFoundError:
+            kept = [p.name for p in self.layout.generator_versions()] or "none"
+            raise CurriculumError(
+                f"no Generator checkpoint of version {version} in {folder.parent} (have {kept})"
+            ) from None
 
     def problems_of(self, reader: StageTransaction, state: RoundState) -> list[Problem]:
         if state.problems is None:  # a resumed round: read the selection back from the store
@@ -324,22 +366,22 @@ class CoEvolution:
         if role in roles.solvers:
             role.call(SolverRole.load_policy, self._current_policy()).result()
         elif role is roles.learner:
-            adapter = self.adapter_path(self.learner_version)
-            if adapter:
-                roles.learner.call(LearnerRole.restore, adapter).result()
+            if self.learner_version:
+                checkpoint = self.policy_checkpoint(self.learner_version, everything=True)
+                roles.learner.call(LearnerRole.restore, checkpoint).result()
             if self.unpublished is not None:
                 roles.learner.call(LearnerRole.learn, self.unpublished).result()
         elif role is roles.generator and roles.generator is not None:
-            roles.generator.call(GeneratorRole.restore, self.generator_version).result()
+            version = self.generator_version
+            roles.generator.call(GeneratorRole.restore, version, self.generator_checkpoint(version)).result()
 
     def _current_policy(self) -> PolicyRef | None:
         """What the Solvers hold: the reference the Learner gave when it published the current version,
-        or (a resumed run) the one it reads back from that version's folder."""
-        adapter = self.adapter_path(self.policy_version)
-        if adapter is None:
+        or (a resumed run) that version's adapter read back from the run directory."""
+        if not self.policy_version:
             return None
         if self.policy is None or self.policy.version != self.policy_version:
-            self.policy = self.roles.learner.call(LearnerRole.published, self.policy_version, adapter).result()
+            self.policy = self.policy_checkpoint(self.policy_version)
         return self.policy
 
     # -- round 0: the seed set

@@ -108,7 +108,8 @@ class Learn:
         version = loop.policy_version + 1
         adapter = loop.adapter_path(version)
         assert adapter is not None  # a version after the base model's
-        policy = learner.call(LearnerRole.publish, version, adapter).result()
+        checkpoint = learner.call(LearnerRole.publish, version).result()
+        loop.save_policy(checkpoint)  # the driver writes the run directory (curriculum/rundir.py)
         loop.learner_version, loop.unpublished = version, None
         tx.append(outcome.pairs)
         tx.append(
@@ -123,7 +124,7 @@ class Learn:
                 )
             ]
         )
-        loop.load_policy(policy)
+        loop.load_policy(checkpoint.adapter())
         loop.policy_version = s.policy_version = version
         s.metrics["pairs"] = len(outcome.pairs)
         s.metrics["pairs_with_reference"] = sum(p.chosen_is_reference for p in outcome.pairs)
@@ -225,8 +226,11 @@ class Distil:
         examples = [
             (parents[c.parent_id], c, rates[c.id].rate) for c in children if c.id in rates and c.parent_id in parents
         ]
-        out = {f"generator/{k}": float(v) for k, v in generator.call(GeneratorRole.train, examples).result().items()}
-        # The Generator now holds (and has checkpointed) this version: a restarted one proposes with it.
+        metrics, checkpoint = generator.call(GeneratorRole.train, examples).result()
+        out = {f"generator/{k}": float(v) for k, v in metrics.items()}
+        if checkpoint is not None:  # kept by the driver; a restarted Generator is sent it back
+            loop.save_generator(int(out["generator/version"]), checkpoint)
+        # The Generator now holds this version: a restarted one proposes with it.
         loop.generator_version = int(out.get("generator/version", loop.generator_version))
         out["generator/mean_usefulness"] = (
             sum(gaussian_usefulness(r, gen_cfg.usefulness_center, gen_cfg.usefulness_width) for *_, r in examples)
@@ -274,7 +278,7 @@ class Snapshot:
 
 class Checkpoint:
     """The round's checkpoint pointer. The adapter and optimizer (`policy_vNNNN`) and the Generator
-    (`generator/vNNNN`) were written atomically when they were made; LATEST goes last."""
+    (`generator/vNNNN`) were written atomically by the driver when they were made; LATEST goes last."""
 
     name = "checkpoint"
 

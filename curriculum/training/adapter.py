@@ -13,7 +13,8 @@ this state; nothing is shared by subclassing. What the state holds:
 
 A published version is a folder with the adapter (PEFT `save_pretrained`) and `optimizer.pt`,
 written to a temporary sibling and renamed into place; `publish` answers with its `PolicyRef`,
-which carries the adapter's files to Solvers that cannot read this folder (another node).
+which carries the folder's files to the driver (the run directory's checkpoint) and the adapter's
+to Solvers that cannot read this folder (another node).
 """
 
 from __future__ import annotations
@@ -203,9 +204,9 @@ class AdapterState:
     # ------------------------------------------------------------------------- publish / restore
 
     def publish(self, version: int, directory: str | Path) -> PolicyRef:
-        """Save the adapter and optimizer state to `directory` atomically; returns the reference
-        Solvers load it by. The folder is complete or absent, never half-written; an existing one is
-        replaced (a resumed run publishing the same version again)."""
+        """Save the adapter and optimizer state to `directory` atomically; returns its reference with
+        every file (the checkpoint the driver keeps). The folder is complete or absent, never
+        half-written; an existing one is replaced (a resumed run publishing the same version again)."""
         import torch
 
         def write(tmp: Path) -> None:
@@ -220,14 +221,7 @@ class AdapterState:
                 tmp / OPTIMIZER_FILE,
             )
 
-        return PolicyRef.read(version, replace_dir_atomically(directory, write))
-
-    def published(self, version: int, directory: str | Path) -> PolicyRef:
-        """The reference of policy `version`, published at `directory` before (a resumed run)."""
-        try:
-            return PolicyRef.read(version, directory)
-        except FileNotFoundError as exc:
-            raise LearnerStateError(f"cannot send the policy published at '{directory}': {exc}") from None
+        return PolicyRef.read(version, replace_dir_atomically(directory, write), names=None)
 
     def restore(self, directory: str | Path) -> int:
         """Load adapter weights and optimizer state published by `publish`; returns the version."""

@@ -4,7 +4,8 @@ outcome (`LearnOutcome`) and, once published, the new policy (`PolicyRef`)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from curriculum.files import FolderFiles
@@ -36,20 +37,37 @@ class LearnOutcome:
 @dataclass(frozen=True)
 class PolicyRef:
     """A published policy version, as a Solver loads it in one call: the version, a digest of its
-    adapter files, where the Learner published them (`uri`, a folder on the Learner's machine) and
-    the files themselves, which travel with the reference through Ray's object store, so a Solver
-    on another machine needs no shared filesystem (a LoRA adapter is a few MB)."""
+    adapter files, where the Learner published them (`uri`, a folder on the Learner's node; None
+    for a version read back from the run directory, which only the driver's node sees) and the
+    files themselves, which travel with the reference through Ray's object store, so a Solver
+    on another machine needs no shared filesystem (a LoRA adapter is a few MB).
+
+    The Learner's `publish` answers with every file of the published folder (adapter and
+    optimizer state: its checkpoint), which the driver writes into the run directory and sends
+    back to a restored Learner (curriculum/rundir.py); Solvers are sent `adapter()` only."""
 
     version: int
     digest: str
-    uri: str
+    uri: str | None
     files: FolderFiles
 
     @classmethod
-    def read(cls, version: int, folder: str | Path) -> PolicyRef:
-        """The reference of the adapter published in `folder` (FileNotFoundError: it is not there)."""
-        files = FolderFiles.read(folder, ADAPTER_FILES)
+    def read(cls, version: int, folder: str | Path, names: Sequence[str] | None = ADAPTER_FILES) -> PolicyRef:
+        """The reference of the policy published in `folder`: `names` of its files (None: all of
+        them, a checkpoint); FileNotFoundError when it is not there."""
+        files = FolderFiles.read(folder, names)
+        missing = [name for name in ADAPTER_FILES if name not in files.files]
+        if missing:
+            raise FileNotFoundError(f"'{folder}' has no {', '.join(missing)}")
         digest = hashlib.sha256()
-        for name, data in sorted(files.files.items()):
-            digest.update(name.encode() + b"\0" + data)
+        for name in ADAPTER_FILES:
+            digest.update(name.encode() + b"\0" + files.files[name])
         return cls(version, digest.hexdigest()[:16], str(folder), files)
+
+    def adapter(self) -> PolicyRef:
+        """What a Solver needs of it: the adapter's files only."""
+        return replace(self, files=self.files.only(ADAPTER_FILES))
+
+    def detached(self) -> PolicyRef:
+        """The same files, with no folder to look for them in (read from the driver's run directory)."""
+        return replace(self, uri=None)

@@ -30,7 +30,7 @@ from agents import roles as factories
 from curriculum import faults
 from curriculum.config import from_dict
 from curriculum.evaluation import Cell, EvalResult
-from curriculum.files import FolderFiles, atomic_write_text
+from curriculum.files import FolderFiles
 from curriculum.records import Attempt, Problem
 from curriculum.roles.api import Roles
 from curriculum.roles.solver import GradedAttempts
@@ -76,16 +76,13 @@ METHODS = {
 }
 
 
-def policy_ref(version, path):
-    return PolicyRef(version, f"v{version}", str(path), FolderFiles(str(path), {}))
+def policy_ref(version, weights):
+    files = {"adapter_config.json": b"{}", "adapter_model.safetensors": weights.encode()}
+    return PolicyRef(version, f"v{version}", None, FolderFiles("", files))
 
 
 def digest(*parts) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
-
-
-def weights_file(path: str) -> Path:
-    return Path(path) / "weights.txt"
 
 
 class ScriptedSolver:
@@ -98,7 +95,7 @@ class ScriptedSolver:
 
     def load_policy(self, policy):
         self.policy_version = 0 if policy is None else policy.version
-        self.weights = weights_file(policy.uri).read_text() if policy is not None else "base"
+        self.weights = policy.files.files["adapter_model.safetensors"].decode() if policy is not None else "base"
 
     def attempt(self, problems, round, seed, progress=False):
         out = []
@@ -127,8 +124,8 @@ class ScriptedSolver:
 
 
 class ScriptedLearner:
-    """Its weights are a hash chain of the batches it learnt from; publish writes them to disk,
-    restore reads them back (a fresh Learner holds the base weights)."""
+    """Its weights are a hash chain of the batches it learnt from; publish answers them as the
+    checkpoint's files, restore is sent them back (a fresh Learner holds the base weights)."""
 
     def __init__(self):
         self.weights = "base"
@@ -138,36 +135,29 @@ class ScriptedLearner:
         self.weights = digest(self.weights, attempts)
         return LearnOutcome(metrics={"groups": float(len(batch.groups))})
 
-    def publish(self, version, path):
-        atomic_write_text(weights_file(path), self.weights)
-        return policy_ref(version, path)
+    def publish(self, version):
+        return policy_ref(version, self.weights)
 
-    def published(self, version, path):
-        return policy_ref(version, path)
-
-    def restore(self, path):
-        self.weights = weights_file(path).read_text()
-        return 0
+    def restore(self, checkpoint):
+        self.weights = checkpoint.files.files["adapter_model.safetensors"].decode()
+        return checkpoint.version
 
 
 class ScriptedGenerator:
-    """Checkpoints every version it trains to and starts from the newest checkpoint, like
+    """Answers every version it trains to as its checkpoint's files and is restored from them, like
     roles/generator.py; its proposals depend on its version."""
 
-    def __init__(self, work_dir):
-        self.work_dir = Path(work_dir)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        saved = sorted(int(p.stem[1:]) for p in self.work_dir.glob("v*.txt"))
-        self.version = saved[-1] if saved else 0
+    def __init__(self):
+        self.version = 0
         self.world = ArithmeticWorld(CONFIG.world, seed=0)
 
     def train(self, examples):
         self.version += 1
-        atomic_write_text(self.work_dir / f"v{self.version:04d}.txt", str(len(examples)))
-        return {"examples": float(len(examples)), "version": float(self.version)}
+        checkpoint = FolderFiles("", {"version.txt": str(self.version).encode()})
+        return {"examples": float(len(examples)), "version": float(self.version)}, checkpoint
 
-    def restore(self, version):
-        if version and not (self.work_dir / f"v{version:04d}.txt").is_file():
+    def restore(self, version, checkpoint=None):
+        if version and (checkpoint is None or checkpoint.files["version.txt"] != str(version).encode()):
             raise ValueError(f"no checkpoint of version {version}")
         self.version = version
         return version
@@ -210,9 +200,7 @@ def run(run_dir: Path, kills: Sequence[str] = ()) -> tuple[list, dict[str, int]]
             solvers=[placement.spawn("solver", ray_cfg.solver, ScriptedSolver)],
             teacher=placement.spawn("teacher", ray_cfg.teacher, partial(factories.make_teacher, CONFIG)),
             learner=placement.spawn("learner", ray_cfg.learner, ScriptedLearner),
-            generator=placement.spawn(
-                "generator", ray_cfg.generator, partial(ScriptedGenerator, str(run_dir / "generator"))
-            ),
+            generator=placement.spawn("generator", ray_cfg.generator, ScriptedGenerator),
         )
         loop = CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), run_dir, prompt=lambda q: q + "\n")
         restore_on_restart(roles, loop.restore)
@@ -242,8 +230,8 @@ def assert_same_run(killed: Path, reports: list, reference: Path, reference_repo
     assert comparison.compared > 50
     # Each version holds the weights of the update that made it, not the weights before it.
     for version in (1, 2):
-        name = f"checkpoints/policy_v{version:04d}/weights.txt"
+        name = f"checkpoints/policy_v{version:04d}/adapter_model.safetensors"
         assert (killed / name).read_text() == (reference / name).read_text()
-    assert (killed / "checkpoints/policy_v0001/weights.txt").read_text() != (
-        killed / "checkpoints/policy_v0002/weights.txt"
+    assert (killed / "checkpoints/policy_v0001/adapter_model.safetensors").read_text() != (
+        killed / "checkpoints/policy_v0002/adapter_model.safetensors"
     ).read_text()

@@ -118,17 +118,17 @@ def test_two_gloo_workers_run_grpo_as_one_worker_does_with_each_group_split_betw
     tokenizer = build_char_tokenizer()
     save_model(build_tiny_model(config.model.tiny, tokenizer), tokenizer, tmp_path / "base")
     single = make_learner(config, tmp_path / "base", tmp_path / "single-work")
-    single.publish(0, str(tmp_path / "start"))
+    single.publish(0).files.write(tmp_path / "start")
     expected = single.learn(grpo_batch())
-    single.publish(1, str(tmp_path / "single"))
+    single.publish(1).files.write(tmp_path / "single")
 
     cluster.start_ray(config.ray)
     try:
         placement = cluster.Placement(config.ray, [("learner", config.ray.learner)])
-        worker = partial(factories.make_learner_worker, config, str(tmp_path / "base"), str(tmp_path / "w"), "cpu")
+        worker = partial(factories.make_learner_worker, config, str(tmp_path / "base"), device="cpu")
         group = LearnerGroup([placement.spawn("learner", config.ray.learner, worker) for _ in range(2)])
         outcome = group.call(LearnerRole.learn, grpo_batch()).result()
-        group.call(LearnerRole.publish, 1, str(tmp_path / "group-v1")).result()
+        group.call(LearnerRole.publish, 1).result().files.write(tmp_path / "group-v1")
     finally:
         cluster.stop_ray()
     assert outcome.metrics["steps"] == expected.metrics["steps"] == 2
@@ -150,19 +150,20 @@ def run(tmp_path_factory):
     save_model(build_tiny_model(CONFIG.model.tiny, tokenizer), tokenizer, base)
 
     single = make_learner(CONFIG, base, tmp / "single")  # one worker, the whole batch per step
-    single.publish(0, str(tmp / "start"))  # (the fresh adapter, for the size of the update)
+    single.publish(0).files.write(tmp / "start")  # (the fresh adapter, for the size of the update)
     expected = single.learn(batch())
-    single.publish(1, str(tmp / "single"))
+    single.publish(1).files.write(tmp / "single")
     single.learn(batch(round=2))  # (another round's trainer on the same adapter and optimizer)
-    single.publish(2, str(tmp / "single-2"))
+    single.publish(2).files.write(tmp / "single-2")
 
     cluster.start_ray(CONFIG.ray)
     try:
         placement = cluster.Placement(CONFIG.ray, [("learner", CONFIG.ray.learner)])
-        worker = partial(factories.make_learner_worker, CONFIG, str(base), str(tmp / "workers"), "cpu")
+        worker = partial(factories.make_learner_worker, CONFIG, str(base), device="cpu")
         group = LearnerGroup([placement.spawn("learner", CONFIG.ray.learner, worker) for _ in range(2)])
-        group.call(LearnerRole.publish, 0, str(tmp / "group-v0")).result()
-        yield SimpleNamespace(tmp=tmp, group=group, expected=expected)
+        start = group.call(LearnerRole.publish, 0).result()
+        start.files.write(tmp / "group-v0")
+        yield SimpleNamespace(tmp=tmp, group=group, expected=expected, start=start)
     finally:
         cluster.stop_ray()
 
@@ -187,7 +188,8 @@ def test_two_gloo_workers_train_the_adapter_as_one_worker_does_on_the_same_batch
     group, tmp = run.group, run.tmp
     assert [w.call(LearnerWorker.group).result() for w in group.workers] == [(0, 2), (1, 2)]
     outcome = group.call(LearnerRole.learn, batch()).result()
-    policy = group.call(LearnerRole.publish, 1, str(tmp / "group-v1")).result()
+    policy = group.call(LearnerRole.publish, 1).result()
+    policy.files.write(tmp / "group-v1")
 
     assert outcome.metrics["steps"] == run.expected.metrics["steps"] == 2
     assert len(outcome.pairs) == PAIRS  # every worker is handed the whole batch; TRL's sampler shards it
@@ -195,9 +197,9 @@ def test_two_gloo_workers_train_the_adapter_as_one_worker_does_on_the_same_batch
     assert policy.version == 1
     assert_same_update(tmp, "group-v1")
     group.call(LearnerRole.learn, batch(round=2)).result()  # round 2: new trainers on the same processes
-    group.call(LearnerRole.publish, 2, str(tmp / "group-v2")).result()
+    group.call(LearnerRole.publish, 2).result().files.write(tmp / "group-v2")
     # rank 1's own copy, published beside it: the all-reduced steps kept the two copies equal
-    group.workers[1].call(LearnerWorker.publish, 2, str(tmp / "rank1-v2")).result()
+    group.workers[1].call(LearnerWorker.publish, 2).result().files.write(tmp / "rank1-v2")
     assert_same_update(tmp, "group-v2", "single-2")
     rank0, rank1 = adapter_weights(tmp / "group-v2"), adapter_weights(tmp / "rank1-v2")
     for name in rank0:
@@ -209,14 +211,14 @@ def test_a_worker_lost_during_learn_restarts_the_group_which_is_restored_and_lea
     restores = []
 
     def restore(role):  # what the loop does (run/loop.py `restore`): the published version back
-        restores.append(role.call(LearnerRole.restore, str(tmp / "group-v0")).result())
+        restores.append(role.call(LearnerRole.restore, run.start).result())
 
     group.on_restart = restore
     monkeypatch.setenv(ACTOR_KILL_ENV, "learner.learn:sent")  # rank 1 is killed as learn is sent
     pids = [w.handle.pid.remote() for w in group.workers]
     before = ray_get(pids)
     group.call(LearnerRole.learn, batch()).result()
-    group.call(LearnerRole.publish, 3, str(tmp / "group-again-v1")).result()
+    group.call(LearnerRole.publish, 3).result().files.write(tmp / "group-again-v1")
 
     assert group.restarts == 1 and restores == [0]
     assert set(ray_get([w.handle.pid.remote() for w in group.workers])).isdisjoint(before)  # all new processes

@@ -86,8 +86,8 @@ def test_solvers_without_the_learners_disk_load_the_policy_sent_to_them(tmp_path
             for i in range(2)
         ]
         learner.call(LearnerRole.learn, batch).result()
-        published = learner_disk / "checkpoints" / "policy_v0001"
-        policy = learner.call(LearnerRole.publish, 1, str(published))
+        published = learner_disk / "learner" / "published" / "policy_v0001"  # on the Learner's node
+        policy = learner.call(LearnerRole.publish, 1)
         policy.result()
         reference = shutil.copytree(published, tmp_path / "reference")
         shutil.rmtree(learner_disk)  # what the Solvers' machines see of the Learner's disk: nothing

@@ -4,12 +4,13 @@ from curriculum.evaluation import EvalResult
 from curriculum.files import FolderFiles
 from curriculum.records import Attempt, Problem
 from curriculum.roles.solver import GradedAttempts
-from curriculum.training.batch import Group, LearnOutcome, PolicyRef
+from curriculum.training.batch import ADAPTER_FILES, Group, LearnOutcome, PolicyRef
 
 
-def policy_ref(version, path):
-    """A published version without adapter files (what scripted Solvers are sent)."""
-    return PolicyRef(version, f"v{version}", str(path), FolderFiles(str(path), {}))
+def policy_ref(version, files=None):
+    """A published version with placeholder adapter files (what scripted Solvers are sent), and `files`."""
+    placeholder = {name: f"{name} of v{version}".encode() for name in ADAPTER_FILES}
+    return PolicyRef(version, f"v{version}", None, FolderFiles("", {**placeholder, **(files or {})}))
 
 
 def graded_group(i: int, outcomes: str) -> Group:
@@ -64,13 +65,13 @@ class WrongSolver:
 
 
 class NoOpLearner:
-    """Learns nothing; publishing a version keeps the path, which is what the Solvers are sent."""
+    """Learns nothing; publishes placeholder files."""
 
     def learn(self, batch):
         return LearnOutcome({"loss": 0.0})
 
-    def publish(self, version, path):
-        return policy_ref(version, path)
+    def publish(self, version):
+        return policy_ref(version)
 
-    def published(self, version, path):
-        return policy_ref(version, path)
+    def restore(self, checkpoint):
+        return checkpoint.version

@@ -112,7 +112,7 @@ class HostileGenerator:
         self.stored = stored
 
     def train(self, examples):
-        return {"examples": float(len(examples)), "version": 1.0}
+        return {"examples": float(len(examples)), "version": 1.0}, None
 
     def propose(self, parents, n, round):
         drafts = [

@@ -217,16 +217,17 @@ def test_save_and_load_round_trip(trained, world, parent, tmp_path):
         restored.load(tmp_path / "missing")
 
 
-def test_the_role_checkpoints_after_training_and_resumes(tmp_path, parent, child):
+def test_the_role_answers_its_checkpoint_and_resumes_from_it(tmp_path, parent, child):
     config = Config.model_validate(
         {"model": {"tiny": SMALL.model_dump()}, "generator": {"epochs": 1, "batch_size": 2, "max_new_tokens": 8}}
     )
-    role = GeneratorRole(config, tmp_path)
-    assert role.train([])["examples"] == 0 and not Generator.is_checkpoint(role.checkpoint)
-    role.train([(parent, child, 0.5)] * 2)
-    assert role.version == 1 and Generator.is_checkpoint(role.checkpoint)
-    resumed = GeneratorRole(config, tmp_path)
-    assert resumed.version == 1
+    role = GeneratorRole(config, tmp_path / "node-a")
+    metrics, checkpoint = role.train([])
+    assert metrics["examples"] == 0 and checkpoint is None
+    _, checkpoint = role.train([(parent, child, 0.5)] * 2)
+    assert role.version == 1 and checkpoint is not None and "generator.json" in checkpoint.files
+    resumed = GeneratorRole(config, tmp_path / "node-b")  # another node: only the files it is sent
+    assert resumed.restore(1, checkpoint) == 1
     problems, rejected = resumed.propose([parent], 2, round=7)
     assert len(problems) + len(rejected) == 2
     assert all(p.model_version == 1 for p in problems) and all(d.round == 7 for d in rejected)

@@ -49,7 +49,7 @@ class ScriptedTeacher:
 
 class ScriptedGenerator:
     def train(self, examples):
-        return {"examples": float(len(examples))}
+        return {"examples": float(len(examples))}, None
 
     def propose(self, parents, n, round):
         copy = Problem(

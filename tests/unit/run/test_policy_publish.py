@@ -1,9 +1,12 @@
 """The loop announces each published policy version to the Solvers with the adapter's files (read
-on the Learner's side), so a Solver needs no access to the Learner's checkpoint folder."""
+on the Learner's side), so a Solver needs no access to the Learner's checkpoint folder; the
+Learner's checkpoint comes back to the driver, which alone writes it into the run directory and
+sends it back to restore a Learner (curriculum/rundir.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 from agents.proxy import LocalRole
@@ -63,34 +66,39 @@ class RecordingSolver:
 
 
 class FileLearner:
-    """Publishes adapter-shaped files whose bytes name the version, answering as AdapterState does."""
+    """Publishes adapter-shaped files and an optimizer state whose bytes name the version into its
+    own folder (its node's disk), answering as AdapterState does."""
+
+    def __init__(self, disk: Path):
+        self.disk = disk
+        self.restored: list[PolicyRef] = []
 
     def learn(self, batch):
         return LearnOutcome(metrics={})
 
-    def publish(self, version, path):
-        Path(path).mkdir(parents=True, exist_ok=True)
-        for name in ADAPTER_FILES:
-            (Path(path) / name).write_bytes(f"{name} of v{version}".encode())
-        return PolicyRef.read(version, path)
+    def publish(self, version):
+        path = self.disk / f"policy_v{version:04d}"
+        path.mkdir(parents=True, exist_ok=True)
+        for name in (*ADAPTER_FILES, "optimizer.pt"):
+            (path / name).write_bytes(f"{name} of v{version}".encode())
+        return PolicyRef.read(version, path, names=None)
 
-    def published(self, version, path):
-        return PolicyRef.read(version, path)
-
-    def restore(self, path):
-        return 0
+    def restore(self, checkpoint):
+        self.restored.append(checkpoint)
+        return checkpoint.version
 
 
 def test_each_version_reaches_the_solvers_as_the_learners_files(tmp_path):
     solvers = [RecordingSolver(), RecordingSolver()]
+    learner_disk, run_dir = tmp_path / "learner-node", tmp_path / "run"
     with Store(tmp_path / "store.duckdb") as store:
         roles = Roles(
             store=LocalRole(store),
             solvers=[LocalRole(s) for s in solvers],
             teacher=None,
-            learner=LocalRole(FileLearner()),
+            learner=LocalRole(FileLearner(learner_disk)),
         )
-        loop = CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), tmp_path, prompt=lambda q: q + "\n")
+        loop = CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), run_dir, prompt=lambda q: q + "\n")
         loop.prepare_seeds()
         loop.run_round(1)
         loop.run_round(2)
@@ -99,6 +107,34 @@ def test_each_version_reaches_the_solvers_as_the_learners_files(tmp_path):
         assert [policy.version for policy in solver.policies[:2]] == [1, 2]
         for version, sent in enumerate(solver.policies[:2], 1):
             assert isinstance(sent.files, FolderFiles)
-            assert sent.uri == str(tmp_path / "checkpoints" / f"policy_v{version:04d}")
+            assert sent.uri == str(learner_disk / f"policy_v{version:04d}")  # the Learner's folder, not the run's
+            assert sorted(sent.files.files) == sorted(ADAPTER_FILES)  # no optimizer state for a Solver
             assert sent.files.files["adapter_model.safetensors"] == f"adapter_model.safetensors of v{version}".encode()
     assert solvers[0].policies[-1] is solvers[0].policies[1]
+    for version in (1, 2):  # the driver wrote the whole checkpoint into the run directory
+        kept = run_dir / "checkpoints" / f"policy_v{version:04d}"
+        assert (kept / "optimizer.pt").read_bytes() == f"optimizer.pt of v{version}".encode()
+
+
+def test_a_resumed_run_sends_the_checkpoint_from_the_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    with Store(tmp_path / "store.duckdb") as store:
+        roles = Roles(
+            store=LocalRole(store),
+            solvers=[LocalRole(RecordingSolver())],
+            teacher=None,
+            learner=LocalRole(FileLearner(tmp_path / "learner-node")),
+        )
+        loop = CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), run_dir, prompt=lambda q: q + "\n")
+        loop.prepare_seeds()
+        loop.run_round(1)
+    shutil.rmtree(tmp_path / "learner-node")  # a new Learner, on another node: only the run directory has v1
+    learner, solver = FileLearner(tmp_path / "new-learner-node"), RecordingSolver()
+    with Store(tmp_path / "store.duckdb") as store:
+        roles = Roles(store=LocalRole(store), solvers=[LocalRole(solver)], teacher=None, learner=LocalRole(learner))
+        CoEvolution(CONFIG, roles, ArithmeticWorld(CONFIG.world, seed=0), run_dir, prompt=lambda q: q + "\n").resume()
+    (checkpoint,) = learner.restored
+    assert checkpoint.version == 1 and checkpoint.files.files["optimizer.pt"] == b"optimizer.pt of v1"
+    (policy,) = solver.policies
+    assert policy.version == 1 and policy.uri is None  # no folder to look in: the driver's disk is not the Solver's
+    assert sorted(policy.files.files) == sorted(ADAPTER_FILES) and policy.digest == checkpoint.digest

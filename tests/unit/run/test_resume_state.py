@@ -100,16 +100,11 @@ class CountingLearner:
             raise Crash("killed during the learner update")
         return LearnOutcome(metrics={"updates": float(self.updates)})
 
-    def publish(self, version, path):
-        Path(path).mkdir(parents=True, exist_ok=True)
-        (Path(path) / "state.json").write_text(json.dumps({"updates": self.updates}))
-        return policy_ref(version, path)
+    def publish(self, version):
+        return policy_ref(version, {"state.json": json.dumps({"updates": self.updates}).encode()})
 
-    def published(self, version, path):
-        return policy_ref(version, path)
-
-    def restore(self, path):
-        self.updates = json.loads((Path(path) / "state.json").read_text())["updates"]
+    def restore(self, checkpoint):
+        self.updates = json.loads(checkpoint.files.files["state.json"])["updates"]
         return self.updates
 
 
@@ -207,7 +202,7 @@ def test_rng_states_are_captured_and_restored():
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
 
 
-def test_generator_role_keeps_two_versions_and_goes_back(tmp_path, monkeypatch):
+def test_generator_checkpoints_travel_to_the_driver_and_back(tmp_path, monkeypatch):
     from curriculum.config import GeneratorConfig, TinyModelConfig
     from curriculum.roles.generator import Generator
 
@@ -233,20 +228,24 @@ def test_generator_role_keeps_two_versions_and_goes_back(tmp_path, monkeypatch):
     world = ArithmeticWorld(config.world, seed=0)
     parent = world.problem_from_question("7+8=?", source="seed")
     child = world.problem_from_question("17+28=?", source="teacher", parent_id=parent.id)
-    role = GeneratorRole(config, tmp_path)
+    role = GeneratorRole(config, tmp_path / "node-a")
     untrained = {k: v.clone() for k, v in role.generator.model.state_dict().items()}
-    weights = []
+    weights, checkpoints = [], []
     for _ in range(3):
-        role.train([(parent, child, 0.5)] * 2)
+        _, checkpoint = role.train([(parent, child, 0.5)] * 2)
+        checkpoints.append(checkpoint)
         weights.append({k: v.clone() for k, v in role.generator.model.state_dict().items()})
-    assert sorted(p.name for p in tmp_path.glob("v*")) == ["v0002", "v0003"]
-    assert role.restore(2) == 2
-    assert all(torch.equal(v, weights[1][k]) for k, v in role.generator.model.state_dict().items())
-    assert role.restore(0) == 0
-    assert all(torch.equal(v, untrained[k]) for k, v in role.generator.model.state_dict().items())
+    assert [p.name for p in (tmp_path / "node-a").glob("v*")] == ["v0003"]  # the driver keeps the versions
+    other = GeneratorRole(config, tmp_path / "node-b")  # a restarted role, on another node: untrained
+    assert other.version == 0
+    assert other.restore(2, checkpoints[1]) == 2
+    assert all(torch.equal(v, weights[1][k]) for k, v in other.generator.model.state_dict().items())
+    assert other.restore(0) == 0
+    assert all(torch.equal(v, untrained[k]) for k, v in other.generator.model.state_dict().items())
     with pytest.raises(ValueError, match="no Generator checkpoint of version 1"):
-        role.restore(1)
-    assert GeneratorRole(config, tmp_path).version == 3  # a new role starts from the newest
+        other.restore(1)
+    with pytest.raises(ValueError, match="sent as version 1 holds version 3"):
+        other.restore(1, checkpoints[2])
 
 
 @pytest.mark.parametrize(

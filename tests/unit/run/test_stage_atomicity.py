@@ -63,7 +63,7 @@ class ModelLabellingGenerator:
     (after the stage stored it) counts it only if the stage reads its own held writes."""
 
     def train(self, examples):
-        return {"examples": float(len(examples)), "version": 1.0}
+        return {"examples": float(len(examples)), "version": 1.0}, None
 
     def propose(self, parents, n, round):
         return [
