@@ -159,6 +159,11 @@ def _volatile(table: str, column: str) -> bool:
     return column in _VOLATILE_COLUMNS or (table == "policies" and column == "metrics")
 
 
+def _measured(metric: str) -> bool:
+    """A metric of the machine, not of the run: wall-clock timings, rates over them, memory peaks."""
+    return metric.endswith(("seconds", "per_second", "peak_gpu_memory_gib"))
+
+
 def compare_stores(reference: str | Path, other: str | Path) -> RunComparison:
     """Compare every record of two stores by key, ignoring wall-clock fields (timings)."""
     import duckdb
@@ -174,8 +179,8 @@ def compare_stores(reference: str | Path, other: str | Path) -> RunComparison:
                 data = con.execute(f"SELECT {', '.join(kept)} FROM {table}").fetchall()
                 rows.append([dict(zip(kept, _plain(row))) for row in data])
                 for row in rows[-1]:
-                    if table == "rounds":  # metrics minus timings
-                        row["metrics"] = {k: v for k, v in row["metrics"].items() if not k.endswith("seconds")}
+                    if table == "rounds":  # metrics minus timings and memory peaks
+                        row["metrics"] = {k: v for k, v in row["metrics"].items() if not _measured(k)}
                     if table == "policies":  # the folder name, not where the run directory is
                         row["adapter_path"] = Path(row["adapter_path"]).name
             ref = {row[key]: row for row in rows[0]}

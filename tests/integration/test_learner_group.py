@@ -11,6 +11,7 @@ import pytest
 from agents import cluster
 from agents import roles as factories
 from agents.learner_group import LearnerGroup
+from curriculum import faults
 from curriculum.config import from_dict
 from curriculum.faults import ACTOR_KILL_ENV
 from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
@@ -214,6 +215,7 @@ def test_a_worker_lost_during_learn_restarts_the_group_which_is_restored_and_lea
         restores.append(role.call(LearnerRole.restore, run.start).result())
 
     group.on_restart = restore
+    faults.reset_actor_kills()  # calls counted by earlier tests in this process would shift "the first learn"
     monkeypatch.setenv(ACTOR_KILL_ENV, "learner.learn:sent")  # rank 1 is killed as learn is sent
     pids = [w.handle.pid.remote() for w in group.workers]
     before = ray_get(pids)
