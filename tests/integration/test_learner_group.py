@@ -15,10 +15,10 @@ from curriculum import faults
 from curriculum.config import from_dict
 from curriculum.faults import ACTOR_KILL_ENV
 from curriculum.models import build_char_tokenizer, build_tiny_model, save_model
-from curriculum.records import Attempt, Problem
 from curriculum.roles.api import LearnerRole
 from curriculum.roles.learner import LearnerWorker, make_learner
-from curriculum.training.batch import Group, LearnBatch
+from curriculum.testing.groups import graded_group
+from curriculum.training.batch import LearnBatch
 
 pytestmark = pytest.mark.integration
 
@@ -46,25 +46,7 @@ CONFIG = from_dict(
 
 def batch(round: int = 1) -> LearnBatch:
     """PAIRS problems, each with one right and one wrong attempt: one preference pair each."""
-    groups = []
-    for i in range(PAIRS):
-        problem = Problem(question=f"{i}+{i}=?", answer=str(2 * i), source="seed")
-        attempts = tuple(
-            Attempt(
-                problem_id=problem.id,
-                policy_version=0,
-                sample_index=j,
-                round=1,
-                completion=f"answer: {2 * i + j}",
-                extracted_answer=str(2 * i + j),
-                correct=j == 0,
-                reward=float(j == 0),
-                num_tokens=10,
-            )
-            for j in range(2)
-        )
-        groups.append(Group(problem=problem, prompt=f"{i}+{i}=?\n", attempts=attempts))
-    return LearnBatch(round=round, policy_version=round - 1, groups=tuple(groups))
+    return LearnBatch(round=round, policy_version=round - 1, groups=tuple(graded_group(i, "RW") for i in range(PAIRS)))
 
 
 def adapter_weights(folder):
@@ -76,25 +58,7 @@ def adapter_weights(folder):
 
 def grpo_batch() -> LearnBatch:
     """One problem: a group of 4 attempts, 2 right (first) and 2 wrong."""
-    groups = []
-    for i, right in enumerate((2,)):
-        problem = Problem(question=f"{i}+1=?", answer=str(i + 1), source="seed")
-        attempts = tuple(
-            Attempt(
-                problem_id=problem.id,
-                policy_version=0,
-                sample_index=j,
-                round=1,
-                completion=f"answer: {i + 1 if j < right else i + 2}",
-                extracted_answer=None,
-                correct=j < right,
-                reward=float(j < right),
-                num_tokens=len(f"answer: {i + 1}") + 1,
-            )
-            for j in range(4)
-        )
-        groups.append(Group(problem=problem, prompt=f"{i}+1=?\n", attempts=attempts))
-    return LearnBatch(round=1, policy_version=0, groups=tuple(groups))
+    return LearnBatch(round=1, policy_version=0, groups=(graded_group(0, "RRWW"),))
 
 
 def test_two_gloo_workers_run_grpo_as_one_worker_does_with_each_group_split_between_them(tmp_path):

@@ -2,39 +2,15 @@
 
 from curriculum.evaluation import EvalResult
 from curriculum.files import FolderFiles
-from curriculum.records import Attempt, Problem
+from curriculum.records import Attempt
 from curriculum.roles.solver import GradedAttempts
-from curriculum.training.batch import ADAPTER_FILES, Group, LearnOutcome, PolicyRef
+from curriculum.training.batch import ADAPTER_FILES, LearnOutcome, PolicyRef
 
 
 def policy_ref(version, files=None):
     """A published version with placeholder adapter files (what scripted Solvers are sent), and `files`."""
     placeholder = {name: f"{name} of v{version}".encode() for name in ADAPTER_FILES}
     return PolicyRef(version, f"v{version}", None, FolderFiles("", {**placeholder, **(files or {})}))
-
-
-def graded_group(i: int, outcomes: str) -> Group:
-    """Problem i+1=? graded: outcomes like "RWWR", attempt j right (R) or wrong (W, each wrong
-    answer different)."""
-    problem = Problem(
-        question=f"{i}+1=?", answer=str(i + 1), solution=f"{i}+1+0={i + 1}\nanswer: {i + 1}", source="seed"
-    )
-    completions = [f"answer: {i + 1 if o == 'R' else i + 2 + j}" for j, o in enumerate(outcomes)]
-    attempts = tuple(
-        Attempt(
-            problem_id=problem.id,
-            policy_version=0,
-            sample_index=j,
-            round=1,
-            completion=completion,
-            extracted_answer=None,
-            correct=o == "R",
-            reward=float(o == "R"),
-            num_tokens=len(completion) + 1,
-        )
-        for j, (o, completion) in enumerate(zip(outcomes, completions, strict=True))
-    )
-    return Group(problem, attempts, f"{i}+1=?\n")
 
 
 class WrongSolver:

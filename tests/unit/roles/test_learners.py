@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from scripted_roles import graded_group
 
 from curriculum.config import Config, LearnerConfig, LoraConfig
 from curriculum.roles.learner import make_learner
+from curriculum.testing.groups import graded_group
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import Group, LearnBatch
 from curriculum.training.dpo import DPO

@@ -2,11 +2,11 @@ import math
 
 import pytest
 import torch
-from scripted_roles import graded_group
 
 from curriculum.config import GRPOSettings, LearnerConfig, LoraConfig
 from curriculum.models import build_char_tokenizer
 from curriculum.records import Attempt, Problem
+from curriculum.testing.groups import graded_group
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import Group, LearnBatch
 from curriculum.training.grpo import (

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from toy_models import SMALL
 
 from curriculum.config import Config, GeneratorConfig, GRPOSettings, LearnerConfig, LoraConfig
-from curriculum.records import Attempt, PreferencePair, Problem
+from curriculum.records import PreferencePair, Problem
 from curriculum.roles.generator import Generator
+from curriculum.testing.groups import graded_group
 from curriculum.training import weighted_sft
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import Group, LearnBatch
@@ -133,22 +134,7 @@ def test_dpo_and_sft_trainers_get_the_knobs(base_path, tmp_path):
 
 def group(i: int, outcomes: str = "RRWW") -> Group:
     """Problem i+1=?; outcomes like "RWWR": attempt j right (R) or wrong (W)."""
-    problem = Problem(question=f"{i}+1=?", answer=str(i + 1), solution=f"answer: {i + 1}", source="seed")
-    attempts = tuple(
-        Attempt(
-            problem_id=problem.id,
-            policy_version=0,
-            sample_index=j,
-            round=1,
-            completion=f"answer: {i + 1 if o == 'R' else i + 2 + j}",
-            extracted_answer=None,
-            correct=o == "R",
-            reward=float(o == "R"),
-            num_tokens=len(f"answer: {i + 1}") + 1,
-        )
-        for j, o in enumerate(outcomes)
-    )
-    return Group(problem, attempts, f"{i}+1=?\n")
+    return graded_group(i, outcomes)
 
 
 def test_grpo_trainer_gets_the_knobs(base_path, tmp_path):

@@ -6,12 +6,12 @@ import random
 
 import pytest
 import torch
-from scripted_roles import graded_group as group
 
 from curriculum.config import LearnerConfig, LoraConfig, RetentionConfig
 from curriculum.curricula.selection import interleave_levels, select_round_problems
 from curriculum.records import Problem, SolveRate
 from curriculum.roles.learner import Learner
+from curriculum.testing.groups import graded_group as group
 from curriculum.training.adapter import AdapterState
 from curriculum.training.batch import LearnBatch
 from curriculum.training.dpo import DPO
