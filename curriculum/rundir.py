@@ -20,12 +20,14 @@ needs the GPUs.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from curriculum.config import Config, load_config, to_yaml
 from curriculum.errors import CurriculumError
@@ -126,12 +128,36 @@ class RunLayout:
         return self.root / "eval" / f"v{version:04d}"
 
 
+SCRATCH_OWNER = ".owner.lock"  # locked by the process a scratch folder belongs to, for its whole life
+_held_locks: list[IO[str]] = []
+
+
 def node_scratch(name: str) -> Path:
     """A fresh folder on this node for a role's own files (never the run directory: see above),
-    removed when the process exits."""
+    removed when the process exits, or, when it dies without exiting (Ray kills the actors when a
+    run ends), by the next `node_scratch` on the node (`remove_abandoned_scratch`)."""
+    remove_abandoned_scratch()
     folder = Path(tempfile.mkdtemp(prefix=f"curriculum-{name}-"))
+    lock = open(folder / SCRATCH_OWNER, "w")  # noqa: SIM115 - held open until the process ends
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _held_locks.append(lock)
     atexit.register(shutil.rmtree, folder, True)
     return folder
+
+
+def remove_abandoned_scratch() -> list[Path]:
+    """Remove the scratch folders on this node whose process is gone: the kernel releases a dead
+    process's lock, whatever its PID namespace, so a lock this call can take means no owner."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob("curriculum-*"):
+        try:
+            with open(folder / SCRATCH_OWNER) as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # no lock file (not a scratch folder, or one being made) or a live owner
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 class RunDirError(CurriculumError):
