@@ -115,7 +115,10 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
 
     labels = summary.get("label_quality") or {}
     if labels.get("rounds") and (calls or any(r["model_labelled"] for r in labels["rounds"])):
-        table = Table(title="label quality: model-voted answers against the world's oracle", title_justify="left")
+        table = Table(
+            title="label quality: model-voted answers against the world's oracle or a dataset's answers",
+            title_justify="left",
+        )
         by_reference = any(r.get("reference_checked") for r in labels["rounds"])
         names = ["round", "model-labelled", "checked", "agreement %", "mean vote share"]
         for name in names + (["reference votes", "agree with reference %"] if by_reference else []):
