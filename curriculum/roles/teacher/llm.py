@@ -18,7 +18,8 @@
 Each step retries transport and parse errors and then gives up with a reason (workflow.py), so
 the round completes; an endpoint that answers no call at all fails the stage in one line (and
 `curriculum resume` retries it). Every call is audited (`TeachingResult.calls` -> the calls table).
-`synthesize` is SwS with this model (llm_synthesis.py).
+`synthesize` is SwS with this model (llm_synthesis.py); `label` votes the answers of the Generator's
+drafts on a world without an oracle with the same labeller (llm_labels.py).
 
 Why one module of ~500 lines: the graph's three nodes close over one Teacher's state (its
 connection, call log and known ids) and are read together as one workflow; the shared machinery is
@@ -288,7 +289,7 @@ class LLMTeacher(Teacher):
         if not drafts and not references:
             return TeachingResult()
         connection = self._connected()
-        with self._traced("label", round):
+        with self._traced("distil", round):  # the loop stage that asks for the labels
             return label_drafts(
                 self._labelling(connection, self.prompts.label),
                 connection.labeller.config,
