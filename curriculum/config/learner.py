@@ -145,6 +145,14 @@ class GeneratorConfig(Section):
     )
     temperature: float = Field(default=1.0, gt=0)
     max_new_tokens: int = Field(default=128, ge=1)
+    label_checks: int = Field(
+        default=2,
+        ge=0,
+        description="on a world without an oracle (a dataset): per round, this many of the Generator's "
+        "parents that carry the dataset's reference answer are voted on by the same labeller as its drafts, "
+        "and the vote compared with the reference (labels/reference_agreement): how far to trust the "
+        "labels; each costs teacher.labels.samples calls; 0: none",
+    )
 
     @model_validator(mode="after")
     def _micro_batch_divides_the_batch(self) -> GeneratorConfig:

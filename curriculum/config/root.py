@@ -74,8 +74,8 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _world_can_host_the_recipe(self) -> Config:
-        """The symbolic Teacher, SwS synthesis and the Generator need a world with mutation operators
-        and an oracle (arithmetic); real problem sets have neither."""
+        """The symbolic Teacher and symbolic SwS synthesis need a world with mutation operators and an
+        oracle (arithmetic); real problem sets have neither. The Generator there needs the LLM Teacher."""
         world = self.world
         if not isinstance(world, DatasetWorldConfig):
             return self
@@ -93,10 +93,14 @@ class Config(Section):
                 f"synthesis.kind=symbolic {needs}; on world.name=dataset set synthesis.kind=llm or "
                 "synthesis.enabled=false"
             )
-        if self.generator.enabled:
+        teacher = self.llm_teacher
+        if self.generator.enabled and (
+            teacher is None or not teacher.enabled or (teacher.serve is None and not teacher.endpoint.base_url)
+        ):  # no oracle answers its questions: the LLM Teacher's labeller votes, and it learns from the Teacher
             raise ValueError(
-                "generator.enabled=true needs the world's oracle to answer the Generator's questions "
-                "(world.name=arithmetic); on world.name=dataset set generator.enabled=false"
+                "generator.enabled=true on world.name=dataset learns from the LLM Teacher and has its labeller "
+                "vote the answers: set teacher.enabled=true, teacher.kind=llm and teacher.endpoint.base_url or "
+                "teacher.serve.model (or generator.enabled=false)"
             )
         if self.model.kind == "tiny":
             raise ValueError(

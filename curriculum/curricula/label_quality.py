@@ -4,7 +4,9 @@ An LLM Teacher labels its problems by majority vote (SwS: at least 4 of 8 sample
 such problems carry `answer_source="model"`. Where the world has an oracle (the
 arithmetic world solves its own templates exactly), comparing the two measures how many
 wrong labels the curriculum trains on. Problems the oracle cannot solve are counted as
-unchecked, never as agreeing.
+unchecked, never as agreeing. A world without an oracle (a dataset) has reference answers for
+its own problems only: the labeller votes on some of those too, and its agreement with the
+reference (`reference_agreement`) estimates how often its labels of new problems are right.
 """
 
 from __future__ import annotations
@@ -74,3 +76,23 @@ def label_agreement(
         else:
             quality.disagreements.append(problem.id)
     return quality
+
+
+@dataclass
+class ReferenceAgreement:
+    """The labeller's votes on problems with a reference answer, against that answer."""
+
+    checked: int = 0
+    agreed: int = 0  # a vote without a consensus counts as checked and not agreeing
+
+    def metrics(self, prefix: str = "labels") -> dict[str, float]:
+        out = {f"{prefix}/reference_checked": float(self.checked)}
+        if self.checked:
+            out[f"{prefix}/reference_agreement"] = self.agreed / self.checked
+        return out
+
+
+def reference_agreement(agreed: Iterable[bool]) -> ReferenceAgreement:
+    """Count the checks (one bool per voted reference problem: did the vote give its answer)."""
+    flags = list(agreed)
+    return ReferenceAgreement(checked=len(flags), agreed=sum(flags))

@@ -61,10 +61,11 @@ class Node:
 @dataclass
 class Provenance:
     """How a model-written problem came about (the calls table): the call that wrote it, the
-    rationale it gave, the diagnosis it was aimed at and the vote that labelled it."""
+    rationale it gave, the diagnosis it was aimed at and the vote that labelled it. A Generator's
+    problem on a world without an oracle was written by a local model (no call) and labelled by vote."""
 
-    call_id: str
-    node: str  # write (LLM Teacher) or question (LLM synthesis)
+    call_id: str | None  # None: written by the Generator, not by a call (`endpoint` names it)
+    node: str  # write (LLM Teacher), question (LLM synthesis) or generator
     template: str
     endpoint: str
     latency_s: float
@@ -182,6 +183,17 @@ def provenance(con: Any, node: Node) -> Provenance | None:
            ORDER BY round, attempt LIMIT 1""",
         [node.id],
     ).fetchone()
+    labels, label_errors = con.execute(
+        "SELECT count(*), count_if(error <> '') FROM calls WHERE node = 'label' AND list_contains(drafts, ?)", [node.id]
+    ).fetchone()
+    source, share, version = con.execute(
+        "SELECT answer_source, vote_share, model_version FROM problems WHERE id = ?", [node.id]
+    ).fetchone()
+    if row is None and node.source == "generator" and labels:  # its drafts were labelled by the Teacher's vote
+        writer = f"{node.created_by} v{version}" if version is not None else node.created_by
+        return Provenance(
+            None, "generator", "", writer, 0.0, (None, None), 0, "", None, labels, label_errors, source, share
+        )
     if row is None:
         return None
     call_id, step, template, endpoint, latency, prompt_tokens, completion_tokens, attempt, parsed, round_, parent = row
@@ -190,10 +202,6 @@ def provenance(con: Any, node: Node) -> Provenance | None:
            ORDER BY attempt DESC LIMIT 1""",
         [parent, round_],
     ).fetchone()
-    labels, label_errors = con.execute(
-        "SELECT count(*), count_if(error <> '') FROM calls WHERE node = 'label' AND list_contains(drafts, ?)", [node.id]
-    ).fetchone()
-    source, share = con.execute("SELECT answer_source, vote_share FROM problems WHERE id = ?", [node.id]).fetchone()
     return Provenance(
         call_id,
         step,

@@ -176,7 +176,8 @@ def model_calls(con: Any) -> list[dict[str, Any]]:
 
 def label_quality(con: Any, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Model-voted reference answers: per round the count, how many the world's oracle could check,
-    the agreement with it and the mean vote share (from the round metrics `labels/...`); overall the
+    the agreement with it, the mean vote share and (a world without an oracle) the labeller's
+    agreement with dataset reference answers (from the round metrics `labels/...`); overall the
     vote shares of the stored model-labelled problems."""
     per_round = []
     for r in rounds:
@@ -189,6 +190,9 @@ def label_quality(con: Any, rounds: list[dict[str, Any]]) -> dict[str, Any]:
                     "checked": int(m.get("labels/checked", 0)),
                     "agreement": m.get("labels/agreement"),
                     "vote_share_mean": m.get("labels/vote_share_mean"),
+                    # without an oracle: the labeller's votes on dataset problems against their answers
+                    "reference_checked": int(m.get("labels/reference_checked", 0)),
+                    "reference_agreement": m.get("labels/reference_agreement"),
                 }
             )
     shares = (

@@ -115,18 +115,27 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
 
     labels = summary.get("label_quality") or {}
     if labels.get("rounds") and (calls or any(r["model_labelled"] for r in labels["rounds"])):
-        table = Table(title="label quality: model-voted answers against the world's oracle", title_justify="left")
-        for name in ["round", "model-labelled", "checked", "agreement %", "mean vote share"]:
+        table = Table(
+            title="label quality: model-voted answers against the world's oracle or a dataset's answers",
+            title_justify="left",
+        )
+        by_reference = any(r.get("reference_checked") for r in labels["rounds"])
+        names = ["round", "model-labelled", "checked", "agreement %", "mean vote share"]
+        for name in names + (["reference votes", "agree with reference %"] if by_reference else []):
             table.add_column(name, justify="right")
         for r in labels["rounds"]:
             share = r["vote_share_mean"]
-            table.add_row(
+            cells = [
                 str(r["round"]),
                 str(r["model_labelled"]),
                 str(r["checked"]),
                 _pct(r["agreement"]) if r["checked"] else "no oracle",
                 "" if share is None else f"{share:.2f}",
-            )
+            ]
+            if by_reference:  # a world without an oracle: the labeller against dataset answers
+                checked = r.get("reference_checked", 0)
+                cells += [str(checked), _pct(r["reference_agreement"]) if checked else ""]
+            table.add_row(*cells)
         views.append(table)
     views.append("store: " + ", ".join(f"{k} {v}" for k, v in summary["store"].items()))
     return views
@@ -152,13 +161,16 @@ def lineage_tree(lineage: Any) -> Any:
 
     grow(branch, lineage.problem)
     made = lineage.provenance
-    if made is not None:  # how an LLM workflow wrote it
+    if made is not None and made.call_id is None:  # the Generator wrote it, the Teacher's labeller voted
+        note = tree.add(f"[dim]written by {escape(made.endpoint)} (the Generator's model)[/dim]")
+    elif made is not None:  # how an LLM workflow wrote it
         prompt_tokens, completion_tokens = made.tokens
         tokens = f", {prompt_tokens}+{completion_tokens} tokens" if prompt_tokens is not None else ""
         note = tree.add(
             f"[dim]written by call {made.call_id} ({made.node}, {escape(made.template)}, "
             f"{made.latency_s:.2f} s{tokens}, try {made.attempt}) at {escape(made.endpoint)}[/dim]"
         )
+    if made is not None:
         if made.diagnosis:
             note.add(
                 escape(f"diagnosis: {made.diagnosis.get('error', '')} (concept: {made.diagnosis.get('concept', '')})")

@@ -95,6 +95,13 @@ class TeacherRole(Protocol):
         """SwS drafts written and labelled by the Teacher's model (synthesis.kind=llm)."""
         ...
 
+    def label(
+        self, drafts: Sequence[Problem], known_ids: Iterable[str], round: int, references: Sequence[Problem] = ()
+    ) -> TeachingResult:
+        """The Generator's drafts labelled by the LLM Teacher's vote (world without an oracle), and the
+        vote on each reference problem against its answer (roles/teacher/llm_labels.py)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -105,7 +112,9 @@ class GeneratorRole(Protocol):
         """Metrics, and the new version's checkpoint files (None: nothing changed); the driver keeps them."""
         ...
 
-    def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]: ...
+    def propose(self, parents: Sequence[Problem], n: int, round: int) -> tuple[list[Problem], list[RejectedDraft]]:
+        """Drafts conditioned on `parents`: answered by the world's oracle, or unlabelled without one."""
+        ...
 
     def restore(self, version: int, checkpoint: FolderFiles | None = None) -> int:
         """Back to `version` from the checkpoint files `train` answered with (none for version 0)."""

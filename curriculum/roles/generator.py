@@ -3,8 +3,11 @@
 Socratic-Zero's "student-teacher": it is fine-tuned by value-weighted SFT on the
 Teacher's (failed problem -> new problem) pairs, each weighted by a Gaussian of the
 Solver's solve rate on the new problem (highest when the problem sits in the learning
-band), and after warm-up it proposes problems of its own. It writes only questions; the
-world's oracle computes answers and traces, and rejects what it cannot solve.
+band), and after warm-up it proposes problems of its own. It writes only questions. On a world
+with an oracle (arithmetic) the oracle computes answers and traces and rejects what it cannot
+solve; on a world without one (a dataset) the drafts go back unlabelled and the loop has the LLM
+Teacher's labeller vote their answers (roles/teacher/llm_labels.py) before the admission gate.
+On a real model (`model.kind: hf`) it is the student's base model with a LoRA adapter of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from typing import Any
 
 from curriculum.config import Config, GeneratorConfig, LoraConfig, TinyModelConfig
 from curriculum.curricula.selection import gaussian_usefulness
-from curriculum.errors import CurriculumError
 from curriculum.files import FolderFiles, replace_dir_atomically
 from curriculum.gpu import out_of_memory_names, take_peak_memory_gib
 from curriculum.models import (
@@ -177,12 +179,14 @@ class Generator:
     # ------------------------------------------------------------------ proposing
 
     def propose(
-        self, parents: Sequence[Problem], n: int, oracle: Oracle, round: int
+        self, parents: Sequence[Problem], n: int, oracle: Oracle | None, round: int
     ) -> tuple[list[Problem], list[RejectedDraft]]:
         """Sample `n` questions, each conditioned on a parent (cycling through `parents`), and
         keep those the world's oracle can solve; the rest come back as rejected drafts with
         reason empty, too_long (no end within max_new_tokens), duplicate (of its parent or of
-        an earlier draft in this batch) or unparseable (the oracle's reason in `detail`)."""
+        an earlier draft in this batch) or unparseable (the oracle's reason in `detail`).
+        Without an oracle a kept draft has no answer yet (`answer=""`, `answer_source="model"`):
+        its parent's family, level and concepts, and a label to come from the labeller's vote."""
         from curriculum.engines.hf import HFEngine
 
         if n < 0:
@@ -231,6 +235,23 @@ class Generator:
                 reject(parent, text, "duplicate", "same question as its parent")
             elif key in seen:
                 reject(parent, text, "duplicate", "proposed earlier in this batch")
+            elif oracle is None:
+                seen.add(key)
+                problems.append(
+                    Problem(
+                        question=text,
+                        answer="",
+                        source="generator",
+                        parent_id=parent.id,
+                        family=parent.family,
+                        level=parent.level,
+                        concepts=list(parent.concepts),
+                        round_created=round,
+                        created_by=self.name,
+                        model_version=self.version,
+                        answer_source="model",
+                    )
+                )
             else:
                 seen.add(key)
                 problem = oracle.problem_from_question(
@@ -300,7 +321,8 @@ class Generator:
 
 
 class GeneratorRole:
-    """The Generator with its world bound, built from the config (what the Ray actor hosts).
+    """The Generator with its world bound, built from the config (what the Ray actor hosts). On a
+    world without an oracle its drafts come back unlabelled (`Generator.propose`).
 
     Every update is saved to `work_dir/vNNNN` (its version, on this node) and its files travel
     back with the metrics: the driver keeps them in the run directory (curriculum/rundir.py) and
@@ -313,10 +335,7 @@ class GeneratorRole:
         self.work_dir = Path(work_dir)
         self.device = device
         self.generator = self._fresh()
-        oracle = world_for(config).oracle()
-        if oracle is None:  # the config refuses this recipe first (config.py)
-            raise CurriculumError("the Generator's questions are answered by the world's oracle; this world has none")
-        self.oracle = oracle
+        self.oracle = world_for(config).oracle()
 
     def _fresh(self) -> Generator:
         config = self.config

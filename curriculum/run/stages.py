@@ -11,13 +11,13 @@ import random
 from typing import TYPE_CHECKING, Protocol
 
 from curriculum.curricula import synthesis, weakness
-from curriculum.curricula.label_quality import label_agreement
+from curriculum.curricula.label_quality import label_agreement, reference_agreement
 from curriculum.curricula.selection import gaussian_usefulness, select_round_problems, trusted
 from curriculum.errors import CurriculumError
 from curriculum.evaluation import drops_from_base
 from curriculum.faults import kill_point
 from curriculum.files import atomic_write_json
-from curriculum.records import PolicyVersion, RoundStats
+from curriculum.records import PolicyVersion, Problem, RejectedDraft, RoundStats
 from curriculum.roles.api import GeneratorRole, LearnerRole, TeacherRole
 from curriculum.roles.teacher.base import Failure, call_metrics
 from curriculum.run.resume import RoundState, round_seed
@@ -198,8 +198,10 @@ class Synthesize:
 
 class Distil:
     """The Generator learns from (failed problem -> Teacher problem) pairs weighted by how useful
-    each Teacher problem proved, then (after warm-up) proposes problems of its own; and the
-    agreement of the round's model-labelled answers with the world's oracle."""
+    each Teacher problem proved, then (after warm-up) proposes problems of its own: answered by the
+    world's oracle, or (a world without one) labelled by the LLM Teacher's vote; and the agreement of
+    the round's model-labelled answers with the world's oracle, or without one, of the labeller's
+    vote on dataset problems with the dataset's reference answer."""
 
     name = "distil"
 
@@ -242,8 +244,30 @@ class Distil:
             proposed, rejected = generator.call(
                 GeneratorRole.propose, [f.problem for f in failures], gen_cfg.proposals_per_round, round
             ).result()
+            if loop.world.oracle() is None:  # unlabelled drafts: the LLM Teacher's labeller votes
+                proposed, more, labels = Distil._label(loop, tx, proposed, known, round)
+                rejected = [*rejected, *more]
+                out.update(labels)
             out.update(loop.admit(tx, proposed, rejected, "generator", round, known - loop.heldout_ids))
         return out
+
+    @staticmethod
+    def _label(
+        loop: CoEvolution, tx: StageTransaction, drafts: list[Problem], known: set[str], round: int
+    ) -> tuple[list[Problem], list[RejectedDraft], dict[str, float]]:
+        """(labelled drafts, rejected ones, metrics): the vote on each draft, and on up to
+        `generator.label_checks` of their parents that carry a dataset's reference answer."""
+        teacher = loop.roles.teacher
+        if teacher is None:  # the config refuses this recipe first (config.py)
+            raise CurriculumError("the Generator's drafts on a world without an oracle need teacher.kind=llm's labels")
+        parent_ids = list(dict.fromkeys(d.parent_id for d in drafts if d.parent_id))
+        parents = tx.read(StoreQueries.get_problems, parent_ids)
+        references = [p for p in parents if p.answer_source == "dataset"][: loop.config.generator.label_checks]
+        labelled = teacher.call(TeacherRole.label, drafts, known, round, references).result()
+        tx.append(labelled.calls)  # label calls link to their draft (`curriculum lineage` shows the votes)
+        metrics = call_metrics(labelled.calls, "generator")
+        metrics.update(reference_agreement([check.agreed for check in labelled.checks]).metrics("labels"))
+        return labelled.problems, labelled.rejected, metrics
 
 
 class Evaluate:

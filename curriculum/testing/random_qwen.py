@@ -124,6 +124,36 @@ def build(
     return replace_dir_atomically(out, write)
 
 
+def with_short_replies(model: str | Path, out: str | Path, every: int = 10) -> Path:
+    """A copy of the model folder whose generation config also ends a reply at one in `every` of the
+    vocabulary's printable tokens (every `every`-th id), as it ends one at its end-of-turn token.
+
+    The random model samples near-uniformly, so its end-of-turn token comes about once in 2,000
+    tokens and its samples run to max_new_tokens: a Generator on it never finishes a draft and nothing
+    reaches its labeller. Engines stop at the model's end tokens (engines/base.py `stop_token_ids`),
+    so on this copy drafts of ~`every` tokens finish, and the path after them is what a test sees."""
+    import shutil
+
+    from transformers import GenerationConfig, PreTrainedTokenizerFast
+
+    model, out = Path(model), Path(out)
+
+    def write(tmp: Path) -> None:
+        shutil.copytree(model, tmp, dirs_exist_ok=True)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(tmp)
+        special = set(tokenizer.all_special_ids)
+        ends = [
+            i
+            for i in range(0, len(tokenizer), every)
+            if i not in special and (text := tokenizer.decode([i])).strip() and text.isprintable()
+        ]
+        config = GenerationConfig.from_pretrained(tmp)
+        config.eos_token_id = [*config.eos_token_id, *ends]
+        config.save_pretrained(tmp)
+
+    return replace_dir_atomically(out, write)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="the model folder to write")

@@ -45,8 +45,13 @@ def servers_of(model: Path) -> list[int]:
 
 
 def test_a_round_with_a_served_llm_teacher(random_qwen, tmp_path, capsys):
+    """Also the recipe's Generator, proposing at once (no warm-up): its drafts are labelled by the
+    served model's votes. The Solver's and Generator's model is the fixture with short replies, so the
+    Generator's drafts end (curriculum/testing/random_qwen.py `with_short_replies`)."""
+    from curriculum.testing.random_qwen import with_short_replies
+
     overrides = [
-        f"model.path={random_qwen}",
+        f"model.path={with_short_replies(random_qwen, tmp_path / 'short-replies')}",
         f"teacher.serve.model={random_qwen}",
         "teacher.serve.enforce_eager=true",
         "loop.rounds=1",
@@ -68,6 +73,11 @@ def test_a_round_with_a_served_llm_teacher(random_qwen, tmp_path, capsys):
         f"experiment.runs_dir={tmp_path / 'runs'}",
         "experiment.run_name=vllm",
         "decontamination.eval_sets=[gsm8k]",
+        "generator.warmup_rounds=0",
+        "generator.proposals_per_round=4",
+        "generator.max_new_tokens=32",
+        "generator.batch_size=4",
+        "generator.label_checks=1",
     ]
     load_config(ROOT / "configs/socratic_zero_gsm8k.yaml", overrides)  # the recipe takes these sizes
     assert main(["run", str(ROOT / "configs/socratic_zero_gsm8k.yaml"), *overrides]) == 0
@@ -85,7 +95,16 @@ def test_a_round_with_a_served_llm_teacher(random_qwen, tmp_path, capsys):
             ).fetchall()
         )
         calls = con.execute("SELECT count(*), count(DISTINCT node) FROM calls WHERE round = 1").fetchone()
-        assert calls[0] == metrics["teacher/calls"] > 0  # every call of the round is in the store
+        # every call of the round is in the store: the Teacher's and the labelling of the Generator's drafts
+        assert calls[0] == metrics["teacher/calls"] + metrics["generator/calls"] and metrics["teacher/calls"] > 0
+        generator_calls = con.execute(
+            "SELECT DISTINCT node FROM calls WHERE source = 'generator' AND endpoint LIKE 'teacher @ http://127.0.0.1:%'"
+        ).fetchall()
+        assert generator_calls == [("label",)] and metrics["labels/reference_checked"] <= 1
+        generator = con.execute("SELECT reason FROM rejected WHERE source = 'generator'").fetchall()
+        admitted = con.execute("SELECT count(*) FROM problems WHERE source = 'generator'").fetchone()[0]
+        assert {reason for (reason,) in generator} <= KNOWN_REASONS
+        assert len(generator) + admitted == 4  # every proposal is stored, admitted or rejected with a reason
         nodes = {row[0] for row in con.execute("SELECT DISTINCT node FROM calls").fetchall()}
         assert "diagnose" in nodes and nodes <= {"diagnose", "write", "label"}
         assert (

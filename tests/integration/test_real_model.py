@@ -180,19 +180,35 @@ def words(path: Path) -> Path:
     return path
 
 
+# The recipe's Generator at minimal sizes: it trains in round 2 (after its warm-up round) and proposes.
+GENERATOR = [
+    "generator.proposals_per_round=8",
+    "generator.max_new_tokens=32",
+    "generator.batch_size=4",
+    "generator.micro_batch_size=4",
+    "generator.label_checks=2",
+]
+
+
 @pytest.fixture(scope="module")
 def socratic_run(random_qwen, tmp_path_factory) -> tuple[Path, dict[str, int]]:
-    """configs/socratic_zero_gsm8k.yaml: the LLM Teacher (scripted endpoint) and DPO, two rounds in
-    process; a second seed set with word answers is read with world.skip_invalid=true."""
+    """configs/socratic_zero_gsm8k.yaml: the LLM Teacher (scripted endpoint), DPO and the Generator,
+    two rounds in process; a second seed set with word answers is read with world.skip_invalid=true.
+    The model is the fixture with short replies (`with_short_replies`): otherwise the random model's
+    drafts never end and none would reach the labeller."""
+    from curriculum.testing.random_qwen import with_short_replies
+
     tmp = tmp_path_factory.mktemp("socratic")
     run_dir = tmp / "run"
+    model = with_short_replies(random_qwen, tmp / "short-replies")
     with ScriptedEndpoint() as endpoint:
         done = curriculum(
             [
                 "run",
                 "configs/socratic_zero_gsm8k.yaml",
-                *overrides(random_qwen, tmp),
+                *overrides(model, tmp),
                 *teacher_endpoint(endpoint),
+                *GENERATOR,
                 "teacher.max_failures=2",
                 "selection.fresh_fraction=0.25",
                 "selection.failed_fraction=0.75",
@@ -245,6 +261,66 @@ def test_socratic_zero_teacher_wrote_labelled_problems_and_dpo_moved_the_adapter
     lora_b = [k for k in v2 if "lora_B" in k]
     assert lora_b and all(v2[k].abs().sum() > 0 for k in lora_b)  # B starts at zero
     assert any(not (v1[k] == v2[k]).all() for k in v2)
+
+
+def test_socratic_zero_generator_learned_from_the_teacher_and_its_drafts_were_voted_and_admitted(socratic_run):
+    """The acceptance line of the Generator on a dataset world: it trained on the Teacher's pairs, its
+    drafts were labelled by the labeller's vote (the scripted labeller answers them all \\boxed{0})
+    and passed the admission gate, and the labeller was checked against GSM8K's own answers."""
+    run_dir, _ = socratic_run
+    metrics = round_metrics(run_dir)
+    assert "generator/accepted" not in metrics[1]  # warm-up: round 1 trains only
+    second = metrics[2]
+    assert second["generator/examples"] >= 1 and second["generator/version"] == 1
+    assert second["generator/accepted"] + second["generator/rejected"] == 8  # every proposal accounted for
+    assert second["generator/accepted"] >= 1
+    # 8 votes per labelled draft and per reference problem; the labeller never gives GSM8K's answer
+    labelled = second["generator/calls"] / 8
+    assert labelled == int(labelled) and labelled >= second["generator/accepted"] + 2
+    assert second["labels/reference_checked"] == 2 and second["labels/reference_agreement"] == 0.0
+    with Store(run_dir / "store.duckdb", read_only=True) as store:
+        made = store.problems(source="generator")
+        stored = {p.id for p in store.problems()}
+        votes = dict(
+            store.con.execute(
+                """SELECT d, count(*) FROM (SELECT unnest(drafts) AS d FROM calls
+                   WHERE source = 'generator' AND node = 'label') GROUP BY d"""
+            ).fetchall()
+        )
+        rejected = store.con.execute("SELECT reason FROM rejected WHERE source = 'generator'").fetchall()
+    assert len(made) == second["generator/accepted"] and len(rejected) == second["generator/rejected"]
+    for problem in made:
+        assert (problem.answer, problem.answer_source, problem.vote_share) == ("0", "model", 1.0)
+        assert problem.model_version == 1 and problem.round_created == 2 and problem.parent_id in stored
+        assert votes[problem.id] == 8 and "\\boxed{0}" in problem.solution
+
+
+def test_socratic_zero_inspect_and_lineage_show_the_generator_problems_with_their_votes(socratic_run, capsys):
+    from curriculum.cli import main
+    from curriculum.report.lineage import load_lineage
+    from curriculum.report.summary import summarize
+
+    run_dir, _ = socratic_run
+    summary = summarize(run_dir)
+    accepted = summary["acceptance"]["generator"]["accepted"]
+    assert accepted >= 1
+    assert {c["node"] for c in summary["calls"] if c["source"] == "generator"} == {"label"}
+    second = next(r for r in summary["label_quality"]["rounds"] if r["round"] == 2)
+    assert second["reference_checked"] == 2 and second["reference_agreement"] == 0.0
+    assert main(["inspect", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"│ generator\s+│\s+{accepted} │", out)  # the acceptance table's row
+    assert "reference" in out  # the label-quality table's columns for a world without an oracle
+    with Store(run_dir / "store.duckdb", read_only=True) as store:
+        problem = store.problems(source="generator")[0]
+    lineage, _ = load_lineage(run_dir, problem.id)
+    made = lineage.provenance
+    assert made.call_id is None and made.node == "generator" and made.endpoint == "generator v1"
+    assert (made.label_calls, made.vote_share, made.answer_source) == (8, 1.0, "model")
+    assert lineage.ancestors[0].id == problem.parent_id
+    assert main(["lineage", str(run_dir), problem.id]) == 0
+    out = capsys.readouterr().out
+    assert "written by generator v1" in out and "answer: model, vote share 1.00 from 8 label call(s)" in out
 
 
 def test_records_without_an_answer_were_skipped_and_counted(socratic_run):

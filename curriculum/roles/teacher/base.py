@@ -21,11 +21,23 @@ from curriculum.records import GradedGroup, ModelCall, Problem, RejectedDraft
 Failure = GradedGroup
 
 
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """The labeller's vote on a problem that has a reference answer (a dataset's): how far its
+    labels can be trusted on a world without an oracle (label_quality.py)."""
+
+    problem_id: str
+    reference: str
+    voted: str | None  # the majority's answer (None: no consensus)
+    agreed: bool
+
+
 @dataclass
 class TeachingResult:
     problems: list[Problem] = field(default_factory=list)
     rejected: list[RejectedDraft] = field(default_factory=list)
     calls: list[ModelCall] = field(default_factory=list)  # an LLM Teacher's audited model calls
+    checks: list[ReferenceCheck] = field(default_factory=list)  # `label`'s votes on reference problems
 
 
 def mutations_for(failure: Failure, config: TeacherConfig) -> list[str]:
@@ -46,6 +58,13 @@ class Teacher(ABC):
     def synthesize(self, targets: Sequence[Target], known_ids: Iterable[str], round: int, seed: int) -> Drafts:
         """SwS drafts written by the Teacher's model (synthesis.kind=llm): an LLM Teacher's."""
         raise CurriculumError("synthesis.kind=llm writes with the Teacher's model: set teacher.kind=llm")
+
+    def label(
+        self, drafts: Sequence[Problem], known_ids: Iterable[str], round: int, references: Sequence[Problem] = ()
+    ) -> TeachingResult:
+        """Reference answers by majority vote for the Generator's drafts (on a world without an oracle),
+        and the vote on each of `references` against its reference answer: an LLM Teacher's."""
+        raise CurriculumError("labelling drafts by vote needs the LLM Teacher's labeller: set teacher.kind=llm")
 
     def close(self) -> None:  # noqa: B027 - optional: the symbolic Teacher holds nothing
         """Release what the Teacher holds (a server, a verifier); called when the run ends."""

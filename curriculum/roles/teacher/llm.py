@@ -18,7 +18,8 @@
 Each step retries transport and parse errors and then gives up with a reason (workflow.py), so
 the round completes; an endpoint that answers no call at all fails the stage in one line (and
 `curriculum resume` retries it). Every call is audited (`TeachingResult.calls` -> the calls table).
-`synthesize` is SwS with this model (llm_synthesis.py).
+`synthesize` is SwS with this model (llm_synthesis.py); `label` votes the answers of the Generator's
+drafts on a world without an oracle with the same labeller (llm_labels.py).
 
 Why one module of ~500 lines: the graph's three nodes close over one Teacher's state (its
 connection, call log and known ids) and are read together as one workflow; the shared machinery is
@@ -39,7 +40,7 @@ from langgraph.types import Send
 from pydantic import BaseModel, Field
 
 from curriculum.config import Config, ConfigError, LLMTeacherConfig
-from curriculum.curricula.admission import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, malformed
+from curriculum.curricula.admission import MAX_QUESTION_CHARS, malformed
 from curriculum.curricula.synthesis import Drafts, Target
 from curriculum.records import Problem, RejectedDraft, problem_id
 from curriculum.roles.teacher import prompts as prompt_files
@@ -57,6 +58,7 @@ from curriculum.roles.teacher.workflow import (
     describe,
     give_up_or_retry,
     label,
+    no_consensus,
     reason_of,
     retry_policy,
 )
@@ -277,6 +279,28 @@ class LLMTeacher(Teacher):
                 seed,
             )
 
+    def label(
+        self, drafts: Sequence[Problem], known_ids: Iterable[str], round: int, references: Sequence[Problem] = ()
+    ) -> TeachingResult:
+        """The Generator's drafts labelled by this Teacher's labeller and vote (llm_labels.py), and the
+        vote on each of `references` against its reference answer."""
+        from curriculum.roles.teacher.llm_labels import label_drafts
+
+        if not drafts and not references:
+            return TeachingResult()
+        connection = self._connected()
+        with self._traced("distil", round):  # the loop stage that asks for the labels
+            return label_drafts(
+                self._labelling(connection, self.prompts.label),
+                connection.labeller.config,
+                drafts,
+                frozenset(known_ids),
+                references,
+                "generator",
+                round,
+                self.config.experiment.seed,
+            )
+
     def close(self) -> None:
         if self.close_hook is not None:
             self.close_hook()
@@ -404,19 +428,10 @@ class LLMTeacher(Teacher):
                         )
                     ]
                 }
-            vote = result.vote
-            if not vote.agrees(labelling.min_agreement) or len(vote.answer or "") > MAX_ANSWER_CHARS:
-                why = "tied" if vote.tied else f"needs {labelling.min_agreement}"
-                return {
-                    "rejected": [
-                        reject(
-                            failure.problem,
-                            draft.question,
-                            "no_consensus",
-                            f"{draft.kind} variant; votes {vote.describe()} ({why})",
-                        )
-                    ]
-                }
+            why = no_consensus(result.vote, labelling.min_agreement)
+            if why is not None:
+                detail = f"{draft.kind} variant; {why}"
+                return {"rejected": [reject(failure.problem, draft.question, "no_consensus", detail)]}
             return {"labelled": [(draft, result)]}
 
         def after_diagnose(state: TeachState) -> str:

@@ -30,7 +30,7 @@ from langgraph.types import Command, Send
 from pydantic import BaseModel, Field
 
 from curriculum.config import Config
-from curriculum.curricula.admission import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, malformed
+from curriculum.curricula.admission import MAX_QUESTION_CHARS, malformed
 from curriculum.curricula.synthesis import Drafts, Target
 from curriculum.records import Problem, RejectedDraft, problem_id
 from curriculum.roles.teacher import prompts as prompt_files
@@ -47,6 +47,7 @@ from curriculum.roles.teacher.workflow import (
     describe,
     give_up_or_retry,
     label,
+    no_consensus,
     reason_of,
     retry_policy,
 )
@@ -300,12 +301,9 @@ def _graph(
                     )
                 ]
             }
-        vote = result.vote
-        if not vote.agrees(labelling.min_agreement) or len(vote.answer or "") > MAX_ANSWER_CHARS:
-            why = "tied" if vote.tied else f"needs {labelling.min_agreement}"
-            return {
-                "rejected": [_reject(slot.parent, text, "no_consensus", f"votes {vote.describe()} ({why})", log.round)]
-            }
+        why = no_consensus(result.vote, labelling.min_agreement)
+        if why is not None:
+            return {"rejected": [_reject(slot.parent, text, "no_consensus", why, log.round)]}
         return {"labelled": [(slot, text, result)]}
 
     builder = StateGraph(SynthState)

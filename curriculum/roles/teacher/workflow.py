@@ -28,6 +28,7 @@ from langgraph.types import RetryPolicy
 from pydantic import BaseModel, ValidationError
 
 from curriculum.config import EndpointConfig, Extraction
+from curriculum.curricula.admission import MAX_ANSWER_CHARS
 from curriculum.curricula.votes import Vote, majority_vote
 from curriculum.records import DraftSource, ModelCall, content_id
 from curriculum.roles.teacher.endpoint import Endpoint, Reply, TruncatedOutput
@@ -287,6 +288,14 @@ def label(
         winners = labelling.equivalent([(a, vote.answer) if a is not None else ("", vote.answer) for a in answers])
         solution = next((text for text, ok in zip(texts, winners) if ok), "")
     return Label(vote, solution)
+
+
+def no_consensus(vote: Vote, min_agreement: int) -> str | None:
+    """Why a draft's vote does not give it a label (the `no_consensus` detail), or None when it does:
+    at least `min_agreement` votes, no tie, and an answer the verifier can take."""
+    if vote.agrees(min_agreement) and len(vote.answer or "") <= MAX_ANSWER_CHARS:
+        return None
+    return f"votes {vote.describe()} ({'tied' if vote.tied else f'needs {min_agreement}'})"
 
 
 def verifier_equivalence(verifier: Any) -> Callable[[list[tuple[str, str]]], list[bool]]:

@@ -154,8 +154,10 @@ def test_a_dataset_world_hosts_the_llm_teacher_and_llm_synthesis_but_not_the_sym
         load_config(symbolic, ["teacher.enabled=true", "teacher.kind=symbolic"])
     with pytest.raises(ConfigError, match="synthesis.kind=symbolic needs a world"):
         load_config(recipe, ["synthesis.enabled=true", "synthesis.budget=8"])
-    with pytest.raises(ConfigError, match="generator.enabled=true needs the world's oracle"):
-        load_config(recipe, ["generator.enabled=true"])
+    assert load_config(recipe).generator.enabled  # the LLM Teacher's labeller votes the Generator's answers
+    for missing in (["teacher.enabled=false"], ["teacher.serve=null"]):
+        with pytest.raises(ConfigError, match="generator.enabled=true on world.name=dataset learns from the LLM"):
+            load_config(recipe, missing)
     api = load_config(
         recipe,
         [

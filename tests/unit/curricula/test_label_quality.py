@@ -68,3 +68,13 @@ def test_answer_source_is_stored_and_old_stores_migrate_to_oracle(tmp_path):
         assert old.answer_source == "oracle"
         store.append([model_made])
         assert store.get_problems([model_made.id]) == [model_made]
+
+
+def test_reference_agreement_counts_every_vote_and_the_share_that_gave_the_reference():
+    from curriculum.curricula.label_quality import reference_agreement
+
+    assert reference_agreement([True, False, False, True]).metrics("labels") == {
+        "labels/reference_checked": 4.0,
+        "labels/reference_agreement": 0.5,
+    }
+    assert reference_agreement([]).metrics("labels") == {"labels/reference_checked": 0.0}  # no score without a check

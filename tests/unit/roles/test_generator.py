@@ -178,6 +178,19 @@ def test_propose_keeps_oracle_valid_problems_and_rejects_repeats(trained, world,
     assert any(d.reason == "duplicate" for d in rejected)
 
 
+def test_without_an_oracle_drafts_come_back_unlabelled_with_their_parents_place(trained, parent):
+    """A world without an oracle (a dataset): the drafts await the labeller's vote (llm_labels.py)."""
+    generator, _ = trained
+    seed = parent.model_copy(update={"family": "gsm8k_train", "level": 2, "concepts": ["addition"]})
+    problems, rejected = generator.propose([seed], 6, None, round=3)
+    assert TARGET in [p.question for p in problems] and len(problems) + len(rejected) == 6
+    for problem in problems:
+        assert (problem.answer, problem.answer_source, problem.vote_share) == ("", "model", None)
+        assert (problem.family, problem.level, problem.concepts) == ("gsm8k_train", 2, ["addition"])
+        assert (problem.parent_id, problem.model_version, problem.round_created) == (seed.id, 1, 3)
+    assert {d.reason for d in rejected} <= REASONS - {"unparseable"}  # nothing is parsed without an oracle
+
+
 def test_a_proposal_equal_to_its_parent_is_a_duplicate(trained, world):
     generator, _ = trained
     same = world.problem_from_question(TARGET, source="seed")

@@ -101,7 +101,12 @@ def test_a_question_can_be_composed_of_several_fields(tmp_path):
             "(world.name=arithmetic); on world.name=dataset set teacher.kind=llm or teacher.enabled=false",
         ),
         ("synthesis.enabled=true", "synthesis.kind=symbolic needs a world with mutation operators and an oracle"),
-        ("generator.enabled=true", "generator.enabled=true needs the world's oracle"),
+        (
+            "generator.enabled=true",  # this recipe has no LLM Teacher to label the Generator's drafts
+            "generator.enabled=true on world.name=dataset learns from the LLM Teacher and has its labeller vote "
+            "the answers: set teacher.enabled=true, teacher.kind=llm and teacher.endpoint.base_url or "
+            "teacher.serve.model (or generator.enabled=false)",
+        ),
         ("world.seed_sets=[gsm8k_tran]", "world: 'gsm8k_tran' is not a dataset in `datasets`"),
         ("world.heldout_sets=[]", "world.name=dataset needs world.heldout_sets"),
         ("world.heldout_size.gsm8k=-1", "world.heldout_size.gsm8k=-1 must be >= 0"),
