@@ -276,7 +276,7 @@ def overlap_check(
 
     spec = importlib.util.spec_from_file_location("bench_async", ROOT / "bench/async.py")  # `async` is a keyword
     assert spec is not None and spec.loader is not None
-    bench_async = importlib.util.module_from_spec(spec)
+    bench_async = sys.modules["bench_async"] = importlib.util.module_from_spec(spec)  # its dataclass looks it up
     spec.loader.exec_module(bench_async)
     solver = config.solver
     learner_cfg = config.learner.model_copy(update={"algorithm": "grpo", "steps_per_round": steps})
