@@ -15,7 +15,9 @@ one after another in this process, sync then async for each seed of --seeds:
 Per run it prints the wall seconds end to end (the run as `curriculum run` makes it: Ray start,
 seed screening, every round, the final table) and of the rounds alone (from the end of round 0's
 seed stage to round R's checkpoint, by the store's stage commit times), the final held-out
-accuracy and the groups the Learner dropped as stale. Each part ends with (mean ± std over the
+accuracy, the groups the Learner dropped as stale, and the seconds of the attempt, learn and
+evaluate stages (in async mode the learn stage holds the next round's sampling, the attempt stage
+only collects it). Each part ends with (mean ± std over the
 seeds; speedup = sync_s / async_s of the means; rounds_speedup the same for the rounds alone)
 
     RESULT part=toy sync_s=... async_s=... speedup=... rounds_speedup=... final_accuracy_sync=...
@@ -63,6 +65,9 @@ VLLM = [
     "world.heldout_size.math500=6",
     "evaluation.max_new_tokens=32",
     "ray.num_cpus=2",
+    # The recipe's Solver and Learner share one GPU and so sleep in turn, which async mode refuses:
+    # both stay awake in both modes (the same configuration; on a GPU the engine and the Learner must fit).
+    "solver.sleep_while_learning=false",
 ]
 
 
@@ -74,6 +79,7 @@ class Run:
     rounds_s: float
     accuracy: float
     stale_dropped: float
+    stage_s: dict[str, float]  # seconds per stage, summed over the rounds
 
 
 def run_once(config_file: Path, overrides: list[str], mode: str, seed: int, tmp: Path) -> Run:
@@ -102,14 +108,15 @@ def run_once(config_file: Path, overrides: list[str], mode: str, seed: int, tmp:
     with Store(run_dir / "store.duckdb", read_only=True) as store:
         (seeded,) = store.con.execute("SELECT max(created_at) FROM stages WHERE round = 0").fetchone()
         (ended,) = store.con.execute("SELECT max(created_at) FROM stages").fetchone()
-        rounds = store.con.execute("SELECT metrics FROM rounds WHERE round > 0").fetchall()
+        rounds = store.con.execute("SELECT metrics, seconds FROM rounds WHERE round > 0").fetchall()
     return Run(
         mode,
         seed,
         wall,
         (ended - seeded).total_seconds(),
         EvalResult.from_dict(results["final_eval"]).accuracy,
-        sum(m.get("learner/stale_groups_dropped", 0.0) for (m,) in rounds),
+        sum(m.get("learner/stale_groups_dropped", 0.0) for m, _ in rounds),
+        {stage: sum(s.get(stage, 0.0) for _, s in rounds) for stage in ("attempt", "learn", "evaluate")},
     )
 
 
@@ -134,7 +141,8 @@ def compare(
                 runs.append(run)
                 print(
                     f"{part} seed {seed} {mode}: {run.wall_s:.1f} s end to end, rounds {run.rounds_s:.1f} s, "
-                    f"final accuracy {run.accuracy:.4f}, stale groups dropped {run.stale_dropped:g}",
+                    f"final accuracy {run.accuracy:.4f}, stale groups dropped {run.stale_dropped:g}; stages "
+                    + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in run.stage_s.items()),
                     flush=True,
                 )
     of = {mode: [r for r in runs if r.mode == mode] for mode in MODES}

@@ -332,7 +332,7 @@ class CoEvolution:
             state.attempts = [
                 a
                 for a in reader.read(StoreQueries.round_attempts, state.round, state.problem_ids)
-                if a.policy_version == state.start_version
+                if a.policy_version >= state.start_version
             ]
         return group_by_problem(state.attempts)
 

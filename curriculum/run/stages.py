@@ -80,8 +80,9 @@ class Attempt:
     def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
         ahead, loop.ahead = loop.ahead_of(s.round), None
         if ahead is not None and [p.id for p in ahead.problems] == s.problem_ids:
-            s.start_version = ahead.version  # what the round's attempts were sampled with
             s.attempts = loop.collect_attempts(ahead.pending, s)
+            # What they were sampled with (a Solver restarted meanwhile samples with the policy then current).
+            s.start_version = min((a.policy_version for a in s.attempts), default=ahead.version)
         else:
             s.attempts = loop.attempt(loop.problems_of(tx, s), s.round, s)
         tx.append(s.attempts)
