@@ -3,12 +3,13 @@
 It runs the project's own classes (the HF engine of `solver.engine: hf`, the Learner that
 `learner.algorithm` picks) on a random-weight Qwen2 of Qwen2.5-0.5B-Instruct's shape, its
 151,936-token vocabulary included (the LM head and the logits dominate a 0.5B model's memory), at
-gsm8k_qwen.yaml's sequence lengths and batch sizes, in three phases that each print a RESULT line
+gsm8k_qwen.yaml's sequence lengths and batch sizes, in four phases that each print a RESULT line
 as soon as they end (a later phase that fails or runs out of memory leaves the earlier lines):
 
     RESULT phase=rollout hf_tokens_per_s=... sequences=... new_tokens=... seconds=...
     RESULT phase=grpo peak_gpu_mib=... step_s=... steps=... sequences_per_step=...
     RESULT phase=dpo peak_gpu_mib=... step_s=... steps=... pairs_per_step=...
+    RESULT phase=async sequential_s=... overlapped_s=... speedup=... steps=...
 
 - rollout: one `generate` call of `solver.batch_size` sequences (`solver.attempts` per problem,
   `solver.max_new_tokens` new tokens each) by the HF engine. vLLM cannot travel to such a machine
@@ -20,6 +21,9 @@ as soon as they end (a later phase that fails or runs out of memory leaves the e
   round's batch for the old log-probs.
 - dpo: the same with the DPO Learner (`learner.batch_size` pairs per step, a rewarded attempt against
   an unrewarded one of the same problem).
+- async: loop.mode=async's overlap on this one device: the rollout and --steps GRPO steps one after
+  the other, then side by side in two threads (bench/async.py `overlap`; the whole-run comparison,
+  bench/async.py itself, needs Ray and vLLM, which are not here).
 peak_gpu_mib is the process's peak allocation during the phase; the Solver's engine stays loaded
 beside the Learner, as on the recipe's one GPU. Prompts are synthetic word problems of about
 --prompt-tokens tokens with the world's instruction and a ChatML template (the real tokenizer is
@@ -252,6 +256,52 @@ def learn(
         del learner
 
 
+def overlap_check(
+    config: Any,
+    engine: Any,
+    asked: list[tuple[str, str]],
+    model_dir: Path,
+    work: Path,
+    device: str,
+    steps: int,
+    groups: list[Any],
+) -> dict[str, Any]:
+    """loop.mode=async on one device, as far as this machine allows (no Ray or vLLM): the rollout and
+    `steps` GRPO steps one after the other, then side by side (bench/async.py `overlap`), after one
+    warm-up update. Unverified on a GPU until a device machine runs it."""
+    import importlib.util
+
+    from curriculum.roles.learner import make_learner
+    from curriculum.training.batch import LearnBatch
+
+    spec = importlib.util.spec_from_file_location("bench_async", ROOT / "bench/async.py")  # `async` is a keyword
+    assert spec is not None and spec.loader is not None
+    bench_async = sys.modules["bench_async"] = importlib.util.module_from_spec(spec)  # its dataclass looks it up
+    spec.loader.exec_module(bench_async)
+    solver = config.solver
+    learner_cfg = config.learner.model_copy(update={"algorithm": "grpo", "steps_per_round": steps})
+    learner = make_learner(config.model_copy(update={"learner": learner_cfg}), model_dir, work / "async", device=device)
+    batch = LearnBatch(round=1, policy_version=0, groups=tuple(groups))
+    learner.learn(batch)  # warm-up: the first update builds what the later ones reuse
+
+    def rollout() -> None:
+        engine.generate(
+            [p for _, p in asked],
+            n=solver.attempts,
+            temperature=solver.temperature,
+            top_p=solver.top_p,
+            max_new_tokens=solver.max_new_tokens,
+            seed=1,
+            batch_size=solver.batch_size,
+        )
+        if device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
+    return {**bench_async.overlap(rollout, lambda: learner.learn(batch)), "steps": steps}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="run on CPU (default: the GPU, which must be there)")
@@ -349,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
                     loss=float(metrics.get("loss", math.nan)),
                     **{key: value},
                 )
+        with Phase("async", device, started, args.budget_s) as phase:
+            if not phase.skipped:
+                if not groups:
+                    raise RuntimeError("no rollout to overlap with (the rollout phase failed or was skipped)")
+                phase.result(**overlap_check(config, engine, asked, model_dir, work, device, args.steps, groups))
         engine.close()
     print(f"RESULT phase=total seconds={time.perf_counter() - started:.1f}", flush=True)
     return 1 if Phase.failed else 0

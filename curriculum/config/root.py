@@ -203,6 +203,30 @@ class Config(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _async_can_overlap(self) -> Config:
+        """loop.mode=async trains on attempts sampled one version back while the Solvers sample the
+        next round: the learner must correct for that, and sampling must be able to run meanwhile."""
+        if self.loop.mode != "async":
+            return self
+        if self.learner.algorithm == "sft":
+            raise ValueError(
+                "loop.mode=async trains on attempts one policy version old, and learner.algorithm=sft imitates "
+                "them with no correction; use learner.algorithm=grpo (importance-sampled) or dpo, or loop.mode=sync"
+            )
+        if self.learner.algorithm == "grpo" and self.learner.grpo.importance_sampling == "off":
+            raise ValueError(
+                "loop.mode=async needs learner.grpo.importance_sampling on (the attempts' recorded sampling "
+                "log-probs correct for the older policy that drew them); set it to sequence_mask or use loop.mode=sync"
+            )
+        if self.solvers_sleep_while_learning:
+            raise ValueError(
+                "loop.mode=async samples while the Learner trains, but the Solvers sleep then "
+                "(solver.sleep_while_learning resolves to true: they share the Learner's GPU); give the Solvers "
+                "GPUs of their own (ray.solver.num_gpus=1) and set solver.sleep_while_learning=false, or loop.mode=sync"
+            )
+        return self
+
 
 def _check_band(prefix: str, low: tuple[str, float | None], high: tuple[str, float | None], attempts: int) -> None:
     """A band's edges (key, value; None: the default) are ordered and multiples of 1/attempts."""

@@ -1,8 +1,9 @@
-"""selection: which problems a round trains on; loop: rounds and the attempts budget per round."""
+"""selection: which problems a round trains on; loop: rounds, the attempts budget per round, and
+whether sampling overlaps training (sync | async)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
@@ -66,6 +67,37 @@ class LoopConfig(Section):
         description="problems attempted per round (solver.attempts each); with synthesis on, "
         "synthesis.budget of them are the screened drafts, the rest are selected",
     )
+    mode: Literal["sync", "async"] = Field(
+        default="sync",
+        description="sync: a round samples with the policy its previous round published; async: the "
+        "Solvers select and sample round r+1 with policy v while the Learner trains on round r "
+        "(one-step-off pipelining), so a round trains on attempts one version old (run/loop.py)",
+    )
+    max_staleness: int = Field(
+        default=1,
+        description="async only: the Learner drops (and counts, learner/stale_groups_dropped) a group "
+        "sampled more than this many versions before the policy it updates (one-step-off sampling is 1 behind)",
+    )
+
+    @property
+    def staleness_bound(self) -> int | None:
+        """How many versions behind the Learner's policy a group may have been sampled; None in sync
+        mode, where every group is sampled with the policy the Learner updates."""
+        return self.max_staleness if self.mode == "async" else None
+
+    @model_validator(mode="after")
+    def _staleness_fits_the_mode(self) -> LoopConfig:
+        if self.max_staleness < 1:
+            raise ValueError(
+                f"loop.max_staleness={self.max_staleness} must be at least 1: in async mode a round's attempts are "
+                "sampled one version before the policy the Learner updates, and a lower bound would drop them all"
+            )
+        if self.mode == "sync" and self.max_staleness != 1:
+            raise ValueError(
+                f"loop.max_staleness={self.max_staleness} applies to loop.mode=async only (in sync mode every "
+                "attempt is sampled with the policy the Learner updates); set loop.mode=async or remove it"
+            )
+        return self
 
     def selected_per_round(self, synthesis: SynthesisConfig) -> int:
         """Problems the curriculum selects for training: the round's attempts budget minus the drafts

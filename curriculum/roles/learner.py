@@ -40,18 +40,30 @@ class Learner:
 
     KEEP = 2  # published folders kept in the work folder: Solvers on this node load them from there
 
-    def __init__(self, algorithm: Algorithm) -> None:
+    def __init__(self, algorithm: Algorithm, max_staleness: int | None = None) -> None:
         self.algorithm = algorithm
         self.state = algorithm.state
+        self.max_staleness = max_staleness  # loop.max_staleness in async mode; None (no bound) in sync mode
 
     def learn(self, batch: LearnBatch) -> LearnOutcome:
-        """The algorithm's round, plus what it cost: seconds per optimizer step and the peak GPU
-        memory (GiB, 0 on CPU). Out of GPU memory, the run ends with the setting to lower."""
+        """The algorithm's round on the batch's groups sampled at most `max_staleness` versions back
+        (the others are dropped and counted: stale_groups_dropped), plus what it cost: seconds per
+        optimizer step and the peak GPU memory (GiB, 0 on CPU). Out of GPU memory, the run ends with
+        the setting to lower."""
         take_peak_memory_gib()  # the peak of this round only
         self.state.last_step_seconds = 0.0  # a round without data takes no step
+        staleness = max((batch.staleness(g) for g in batch.groups), default=0)
+        dropped = 0
+        if self.max_staleness is not None:
+            batch, dropped = batch.drop_stale(self.max_staleness)
         with out_of_memory_names("Learner", OOM_SETTING):
             outcome = self.algorithm.learn(batch)
-        outcome.metrics.update(step_seconds=self.state.last_step_seconds, peak_gpu_memory_gib=take_peak_memory_gib())
+        outcome.metrics.update(
+            step_seconds=self.state.last_step_seconds,
+            peak_gpu_memory_gib=take_peak_memory_gib(),
+            stale_groups_dropped=float(dropped),
+            max_staleness_seen=float(staleness),
+        )
         return outcome
 
     def publish(self, version: int) -> PolicyRef:
@@ -100,7 +112,7 @@ def make_learner(
         rounds=config.loop.rounds,
         world_size=world_size,
     )
-    return Learner(make_algorithm(config, state))
+    return Learner(make_algorithm(config, state), config.loop.staleness_bound)
 
 
 class LearnerWorker:

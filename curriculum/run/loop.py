@@ -10,6 +10,17 @@ runs (a `StageTransaction`; its own reads see them uncommitted) and committed on
 a record of the state, when it ends: the store holds all of a stage or none of it, and a killed
 run resumes after the last completed stage (`resume`, see run/resume.py).
 
+`loop.mode=async` overlaps sampling with training (one-step-off, as verl's and AReaL's pipelines):
+while the Learner trains on round r (the learn stage), round r+1's problems are selected and the
+Solvers sample them with the policy round r started with (`sample_ahead`); round r+1's select and
+attempt stages take them instead of selecting and sampling. So a round trains on attempts one
+version old: each attempt records its version, the Learner drops groups older than
+`loop.max_staleness` and GRPO corrects with the recorded sampling log-probs. Round r+1 is selected
+before round r's Teacher adds problems (they are selectable from round r+2). Resume in async mode
+loses and duplicates no record and reads completed stages back, but is not exact: attempts sampled
+ahead are kept only in memory until round r+1's attempt stage commits them, so a run killed before
+that samples them again on resume, with the policy then current (sync mode resumes exactly).
+
 The loop talks to each role through a typed handle (`roles.api.Role`): `LocalRole` runs the call
 in-process (tests, `ray.in_process`), `RayRole` sends it to an actor (agents/proxy.py). So the
 schedule below is the same code with or without Ray, and all of it is testable without Ray.
@@ -36,11 +47,11 @@ from curriculum.evaluation import EvalResult
 from curriculum.faults import kill_point
 from curriculum.files import FolderFiles
 from curriculum.records import Attempt, DraftSource, Problem, RejectedDraft, SolveRate, group_by_problem
-from curriculum.roles.api import GeneratorRole, LearnerRole, Role, Roles, SolverRole
+from curriculum.roles.api import GeneratorRole, LearnerRole, Pending, Role, Roles, SolverRole
 from curriculum.roles.solver import GradedAttempts
 from curriculum.roles.teacher import Failure
 from curriculum.run.resume import RoundState, capture_rng, last_state, restore_rng, round_seed
-from curriculum.run.stages import STAGES, Stage, stages
+from curriculum.run.stages import STAGES, Stage, select_problems, stages
 from curriculum.run.transaction import StageTransaction
 from curriculum.rundir import RunLayout
 from curriculum.store import Store
@@ -66,6 +77,17 @@ class RoundReport:
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     problems_by_source: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SampledAhead:
+    """Async mode: a round's problems, selected while the round before it trained, and the Solvers'
+    attempts at them, sampled with policy `version` (`CoEvolution.sample_ahead`)."""
+
+    round: int
+    version: int
+    problems: list[Problem]
+    pending: list[Pending[GradedAttempts]]
 
 
 def split_evenly(items: Sequence[Any], parts: int) -> list[list[Any]]:
@@ -109,6 +131,7 @@ class CoEvolution:
         self.round = 0
         self.on_stage = on_stage or (lambda stage: None)
         self.base_evaluation: EvalResult | None = None  # set by the runner: rounds report their drop from it
+        self.ahead: SampledAhead | None = None  # async mode: the next round's attempts, being sampled
 
     # -- stages
 
@@ -156,17 +179,42 @@ class CoEvolution:
     ) -> list[Attempt]:
         """All attempts of a round, split across the Solver actors, run in parallel; their grades
         (and those that timed out) are counted in `state`'s metrics."""
+        return self.collect_attempts(self.start_attempts(problems, round, purpose), state)
+
+    def start_attempts(
+        self, problems: Sequence[Problem], round: int, purpose: str = "attempt"
+    ) -> list[Pending[GradedAttempts]]:
+        """Send the attempts at `problems` to the Solvers (one even share each); `collect_attempts` waits."""
         seed = round_seed(self.config.experiment.seed, round, purpose)
         chunks = split_evenly(problems, len(self.roles.solvers))
-        pending = [
+        return [
             solver.call(SolverRole.attempt, chunk, round, seed + i)
             for i, (solver, chunk) in enumerate(zip(self.roles.solvers, chunks))
             if chunk
         ]
+
+    def collect_attempts(self, pending: Sequence[Pending[GradedAttempts]], state: RoundState) -> list[Attempt]:
         results = [p.result() for p in pending]
         self.count_grades(state, sum(map(len, results)), sum(r.timeouts for r in results))
         self.count_rollout(state, results)
         return [attempt for result in results for attempt in result]
+
+    # -- async mode (loop.mode=async): one-step-off sampling
+
+    def sample_ahead(self, reader: StageTransaction, round: int) -> None:
+        """In async mode, select round `round`'s problems now and start the Solvers' attempts at them
+        with the current policy; the Learner trains meanwhile, and that round's select and attempt
+        stages take them (`ahead_of`). A Solver runs its calls in order, so the new policy it is sent
+        next is loaded after these attempts are sampled. Nothing is stored before those stages commit:
+        a run killed in between samples that round again on resume, with the policy then current."""
+        if self.config.loop.mode != "async" or round > self.config.loop.rounds:
+            return
+        problems = select_problems(self, reader, round)
+        self.ahead = SampledAhead(round, self.policy_version, problems, self.start_attempts(problems, round))
+
+    def ahead_of(self, round: int) -> SampledAhead | None:
+        """What `sample_ahead` started for `round` (None: nothing, e.g. the first round or a resumed one)."""
+        return self.ahead if self.ahead is not None and self.ahead.round == round else None
 
     @staticmethod
     def count_rollout(s: RoundState, results: Sequence[GradedAttempts]) -> None:
@@ -284,7 +332,7 @@ class CoEvolution:
             state.attempts = [
                 a
                 for a in reader.read(StoreQueries.round_attempts, state.round, state.problem_ids)
-                if a.policy_version == state.start_version
+                if a.policy_version >= state.start_version
             ]
         return group_by_problem(state.attempts)
 
@@ -350,6 +398,7 @@ class CoEvolution:
             state.generator_version,
         )
         self.learner_version, self.unpublished, self.policy = state.policy_version, None, None
+        self.ahead = None  # async mode: attempts sampled ahead died with the run; that round samples them again
         for role in self.roles.all():
             self.restore(role)
         restore_rng(state.rng)

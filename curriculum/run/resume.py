@@ -47,7 +47,7 @@ class RoundState:
     """
 
     round: int
-    start_version: int  # policy version the round's attempts are sampled with
+    start_version: int  # policy version the round's attempts are sampled with (async: one before, if sampled ahead)
     policy_version: int  # current policy version (start_version + 1 once `learn` is done)
     generator_version: int = 0
     done: list[str] = field(default_factory=list)  # completed stages, in order

@@ -36,45 +36,60 @@ class Stage(Protocol):
 
 
 class Select:
-    """The round's problems, from the store's pools by solve rate (selection.py)."""
+    """The round's problems, from the store's pools by solve rate (selection.py); in async mode,
+    those the round before selected for it while it trained (`CoEvolution.sample_ahead`)."""
 
     name = "select"
 
     def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
-        config = loop.config
-        sel = config.selection
-        candidates = trusted(tx.read(StoreQueries.problems), sel.min_vote_share)
-        rates = dict(tx.read(StoreQueries.solve_rates))
-        rates.update(tx.read(StoreQueries.solve_rates, last_n_rounds=sel.last_n_rounds))
-        rng = random.Random(_seed(loop, s.round, "select"))
-        n = config.loop.selected_per_round(config.synthesis)  # synthesis screening shares the budget
-        s.problems = select_round_problems(
-            candidates,
-            rates,
-            n,
-            sel.band_low,
-            sel.band_high,
-            rng,
-            sel.fresh_fraction,
-            sel.failed_fraction,
-            sel.solved_fraction,
-            solved_by_level=sel.solved_by_level,
-        )
+        ahead = loop.ahead_of(s.round)
+        s.problems = ahead.problems if ahead is not None else select_problems(loop, tx, s.round)
         s.problem_ids = [p.id for p in s.problems]
         s.metrics["selected"] = len(s.problems)
 
 
+def select_problems(loop: CoEvolution, reader: StageTransaction, round: int) -> list[Problem]:
+    """Round `round`'s problems from what the store holds now."""
+    config = loop.config
+    sel = config.selection
+    candidates = trusted(reader.read(StoreQueries.problems), sel.min_vote_share)
+    rates = dict(reader.read(StoreQueries.solve_rates))
+    rates.update(reader.read(StoreQueries.solve_rates, last_n_rounds=sel.last_n_rounds))
+    rng = random.Random(_seed(loop, round, "select"))
+    n = config.loop.selected_per_round(config.synthesis)  # synthesis screening shares the budget
+    return select_round_problems(
+        candidates,
+        rates,
+        n,
+        sel.band_low,
+        sel.band_high,
+        rng,
+        sel.fresh_fraction,
+        sel.failed_fraction,
+        sel.solved_fraction,
+        solved_by_level=sel.solved_by_level,
+    )
+
+
 class Attempt:
-    """k graded attempts per selected problem, with the policy the round started with."""
+    """k graded attempts per selected problem, with the policy the round started with; in async
+    mode, with the policy before it, sampled while the round before trained (`sample_ahead`)."""
 
     name = "attempt"
 
     def run(self, loop: CoEvolution, tx: StageTransaction, s: RoundState) -> None:
-        s.attempts = loop.attempt(loop.problems_of(tx, s), s.round, s)
+        ahead, loop.ahead = loop.ahead_of(s.round), None
+        if ahead is not None and [p.id for p in ahead.problems] == s.problem_ids:
+            s.attempts = loop.collect_attempts(ahead.pending, s)
+            # What they were sampled with (a Solver restarted meanwhile samples with the policy then current).
+            s.start_version = min((a.policy_version for a in s.attempts), default=ahead.version)
+        else:
+            s.attempts = loop.attempt(loop.problems_of(tx, s), s.round, s)
         tx.append(s.attempts)
         attempts, metrics = s.attempts, s.metrics
         rates = [sum(a.correct for a in atts) / len(atts) for atts in loop.attempts_by_problem(tx, s).values()]
         metrics["attempts"] = len(attempts)
+        metrics["attempt/policy_lag"] = s.policy_version - s.start_version  # async: 1 when sampled ahead
         metrics["tokens_per_attempt"] = sum(a.num_tokens for a in attempts) / max(len(attempts), 1)
         metrics["selected_solve_rate_mean"] = sum(rates) / max(len(rates), 1)
         for low in range(0, 100, 25):  # histogram of the selected problems' solve rates
@@ -102,7 +117,9 @@ class Learn:
             ),
         )
         loop.sleep_solvers()  # when they share a GPU with the Learner; `load_policy` below wakes them
-        outcome = learner.call(LearnerRole.learn, batch).result()
+        learning = learner.call(LearnerRole.learn, batch)
+        loop.sample_ahead(tx, round + 1)  # async mode: the next round is sampled while the Learner trains
+        outcome = learning.result()
         loop.unpublished = batch  # until published, a restarted Learner redoes it (`restore`)
         kill_point("learn:after-update", round)
         version = loop.policy_version + 1

@@ -24,8 +24,18 @@ class LearnBatch:
     """What a round gives the Learner: groups in the order the curriculum selected them."""
 
     round: int
-    policy_version: int  # the version that sampled the attempts
+    policy_version: int  # the version the Learner holds and updates (sync mode: the one that sampled them)
     groups: tuple[Group, ...]
+
+    def staleness(self, group: Group) -> int:
+        """How many versions before `policy_version` the group's oldest attempt was sampled."""
+        return self.policy_version - min((a.policy_version for a in group.attempts), default=self.policy_version)
+
+    def drop_stale(self, max_staleness: int) -> tuple[LearnBatch, int]:
+        """This batch without the groups sampled more than `max_staleness` versions back (async mode,
+        loop.max_staleness), and how many it dropped."""
+        fresh = tuple(g for g in self.groups if self.staleness(g) <= max_staleness)
+        return replace(self, groups=fresh), len(self.groups) - len(fresh)
 
 
 @dataclass

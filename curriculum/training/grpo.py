@@ -11,11 +11,14 @@ groups: the round's problems are an oversampled pool (`loop.problems_per_round` 
 
 The attempts are not generated again. TRL 1.16's GRPOTrainer takes a `rollout_func`
 (experimental) that replaces its generation step; ours serves each prompt's stored completions,
-so TRL's loss, clipping, KL and logging run unchanged on the Solver's samples. The Solver
-sampled them with the current policy version (the one this Learner holds), so they are on
-policy; all of a round's groups are served as one generation batch, and TRL keeps their
-log-probs from before the first step, so later steps of the round are importance-weighted and
-clipped like PPO epochs. (The loss scores tokens at the Solver's temperature without its top_p
+so TRL's loss, clipping, KL and logging run unchanged on the Solver's samples. In sync mode the
+Solver sampled them with the current policy version (the one this Learner holds), so they are on
+policy; in async mode (loop.mode) with the version before it, and the correction below weighs
+them by the ratio of the current policy to the one that sampled them (AReaL's decoupled loss:
+TRL's "old" log-probs are the current policy's, the behaviour policy's are the recorded ones).
+All of a round's groups are served as one generation batch, and TRL keeps their log-probs from
+before the first step, so later steps of the round are importance-weighted and clipped like PPO
+epochs. (The loss scores tokens at the Solver's temperature without its top_p
 truncation: with solver.top_p < 1 the ratio is taken against the untruncated distribution.)
 
 The served completions are the Solver's sampled token ids (`Attempt.token_ids`), with the

@@ -1,4 +1,4 @@
-"""bench/gpu_check.py runs its three phases at toy sizes on CPU, in a process where Ray, DuckDB,
+"""bench/gpu_check.py runs its four phases at toy sizes on CPU, in a process where Ray, DuckDB,
 MLflow, vLLM, LangGraph and math-verify cannot be imported (the GPU machine has none of them)."""
 
 import re
@@ -22,9 +22,10 @@ def test_gpu_check_prints_a_result_line_per_phase_on_cpu_without_the_cluster_lib
         m.group(1): dict(kv.split("=", 1) for kv in m.group(2).split())
         for m in re.finditer(r"^RESULT phase=(\w+) (.*)$", done.stdout, re.MULTILINE)
     }
-    assert list(results) == ["rollout", "grpo", "dpo", "total"]
+    assert list(results) == ["rollout", "grpo", "dpo", "async", "total"]
     assert float(results["rollout"]["hf_tokens_per_s"]) > 0 and int(results["rollout"]["new_tokens"]) > 0
     for phase in ("grpo", "dpo"):
         assert int(results[phase]["steps"]) == 2 and float(results[phase]["step_s"]) > 0
         assert results[phase]["device"] == "cpu" and "peak_gpu_mib" in results[phase]
     assert "engine: HF (vLLM does not travel here)" in done.stdout
+    assert float(results["async"]["sequential_s"]) > 0 and float(results["async"]["overlapped_s"]) > 0

@@ -193,3 +193,32 @@ def test_learner_workers_and_their_gpus_are_checked_in_one_line(overrides, expec
         load_config(ROOT / "configs/tiny.yaml", ["ray.learner.count=2", "ray.learner.num_gpus=1"]).ray.learner.count
         == 2
     )
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            ["loop.mode=async", "learner.algorithm=sft"],
+            r"loop.mode=async trains on attempts one policy version old, and ",
+        ),
+        (["loop.mode=async", "loop.max_staleness=0"], r"loop.max_staleness=0 must be at least 1"),
+        (["loop.max_staleness=2"], r"loop.max_staleness=2 applies to loop.mode=async only"),
+        (
+            ["loop.mode=async", "learner.algorithm=grpo", "learner.grpo.importance_sampling='off'"],
+            r"loop.mode=async needs learner.grpo.importance_sampling",
+        ),
+        (
+            ["loop.mode=async", "ray.solver.num_gpus=0.5", "ray.learner.num_gpus=0.5"],
+            r"loop.mode=async samples while the Learner trains, but the Solvers sleep then "
+            r"\(solver.sleep_while_learning resolves to true",
+        ),
+        (["loop.mode=async", "solver.sleep_while_learning=true"], r"the Solvers sleep then"),
+    ],
+)
+def test_async_mode_is_checked_in_one_line(overrides, expected):
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_config(ROOT / "configs/tiny.yaml", overrides)
+    assert "\n" not in str(caught.value)
+    config = load_config(ROOT / "configs/tiny.yaml", ["loop.mode=async", "loop.max_staleness=2"])
+    assert (config.loop.staleness_bound, load_config(ROOT / "configs/tiny.yaml").loop.staleness_bound) == (2, None)

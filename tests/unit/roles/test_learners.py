@@ -66,3 +66,42 @@ def test_sft_learner_trains_a_fixed_number_of_steps(base_path, tmp_path):
     assert learner.state.optimizer_steps == 3
     trainable = {n for n, p in learner.state.model.named_parameters() if p.requires_grad}
     assert {n for n, p in learner.state.model.named_parameters() if not torch.equal(p, start[n])} == trainable
+
+
+def test_a_batch_drops_groups_sampled_more_than_the_bound_before_its_policy():
+    old, older = (
+        Group(g.problem, tuple(a.model_copy(update={"policy_version": v}) for a in g.attempts), g.prompt)
+        for g, v in ((group(1, "RWWR"), 2), (group(2, "RWWW"), 1))
+    )
+    batch = LearnBatch(round=3, policy_version=3, groups=(old, older))
+    assert [batch.staleness(g) for g in batch.groups] == [1, 2]
+    assert batch.drop_stale(1) == (LearnBatch(round=3, policy_version=3, groups=(old,)), 1)
+    assert batch.drop_stale(2) == (batch, 0)
+
+
+def test_async_learner_drops_and_counts_stale_groups_and_grpo_corrects_with_the_recorded_logprobs(base_path, tmp_path):
+    """loop.mode=async: the Learner of v2 gets groups sampled by v1 (kept) and by v0 (two versions
+    back: dropped and counted). The kept ones reach TRL with their recorded sampling log-probs, here
+    0.5 nats per token below what the policy that sampled them gives: TRL's correction sees exactly
+    that difference, so it weighs the update by the recorded log-probs, not by the trainer's own."""
+    from tests.unit.training.test_grpo import K, sampled_groups
+
+    config = Config.model_validate(
+        {
+            "loop": {"mode": "async", "max_staleness": 1},
+            "learner": {"algorithm": "grpo", "steps_per_round": 1, "grpo": {"groups_per_step": 2}},
+            "solver": {"attempts": K, "temperature": 1.0, "max_new_tokens": 8},
+            "model": {"lora": {"r": 2, "alpha": 4}},
+        }
+    )
+    learner = make_learner(config, base_path, tmp_path)
+    assert learner.max_staleness == 1
+    groups = [
+        Group(g.problem, tuple(a.model_copy(update={"policy_version": version}) for a in g.attempts), g.prompt)
+        for g, version in zip(sampled_groups(base_path, shift=-0.5), (1, 0, 1, 0))
+    ]
+    metrics = learner.learn(LearnBatch(round=3, policy_version=2, groups=tuple(groups))).metrics
+    assert metrics["stale_groups_dropped"] == 2 and metrics["max_staleness_seen"] == 2
+    assert metrics["groups_pool"] == 2 and metrics["steps"] == 1
+    assert metrics["sampling/sampling_logp_difference/mean"] == pytest.approx(0.5, abs=1e-3)
+    assert metrics["importance_sampling_off"] == 0.0
