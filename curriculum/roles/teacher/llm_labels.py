@@ -33,6 +33,7 @@ from curriculum.roles.teacher.endpoint import EndpointError
 from curriculum.roles.teacher.workflow import (
     HANDLED,
     CallLog,
+    Label,
     Labelling,
     attempt_of,
     call_seed,
@@ -120,18 +121,22 @@ def _graph(labelling: Labelling, config: EndpointConfig, log: CallLog, source: D
         sends += [Send("check", {"reference": r}) for r in state["references"]]
         return sends or END
 
+    def vote(question: str, parent_id: str | None, draft_id: str, kind: str, attempt: int) -> Label:
+        """One labelling (the labeller's sampled solutions and their majority vote), audited in `log`."""
+        return label(
+            labelling,
+            question,
+            log,
+            parent_id=parent_id,
+            draft_id=draft_id,
+            attempt=attempt,
+            seed=call_seed(seed, log.round, kind, attempt),
+        )
+
     def label_draft(state: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
         draft, attempt = state["draft"], attempt_of(runtime)
         try:
-            result = label(
-                labelling,
-                draft.question,
-                log,
-                parent_id=draft.parent_id,
-                draft_id=draft.id,
-                attempt=attempt,
-                seed=call_seed(seed, log.round, "label", attempt),
-            )
+            result = vote(draft.question, draft.parent_id, draft.id, "label", attempt)
         except HANDLED as exc:
             give_up_or_retry(exc, attempt, max_tries)
             detail = f"label gave up after {attempt} tries: {describe(exc)}"
@@ -152,15 +157,7 @@ def _graph(labelling: Labelling, config: EndpointConfig, log: CallLog, source: D
     def check(state: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
         problem, attempt = state["reference"], attempt_of(runtime)
         try:
-            result = label(
-                labelling,
-                problem.question,
-                log,
-                parent_id=problem.id,
-                draft_id=problem.id,
-                attempt=attempt,
-                seed=call_seed(seed, log.round, "check", attempt),
-            )
+            result = vote(problem.question, problem.id, problem.id, "check", attempt)
         except HANDLED as exc:  # an unanswered check is no check: nothing is counted
             give_up_or_retry(exc, attempt, max_tries)
             return {}
