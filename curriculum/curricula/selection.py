@@ -6,8 +6,8 @@ testable without a store, a model or Ray.
 
 from __future__ import annotations
 
+import hashlib
 import math
-import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +20,13 @@ def trusted(problems: Sequence[Problem], min_vote_share: float) -> list[Problem]
     return [p for p in problems if p.vote_share is None or p.vote_share >= min_vote_share - 1e-9]
 
 
+def tie_key(salt: int, problem_id: str) -> str:
+    """Where a problem falls among equals: a hash of (salt, id), so a round's pick does not depend on
+    the order candidates arrive in (a store query returns them in any order). The same text is
+    `sha256(salt || ':' || id)` in SQL."""
+    return hashlib.sha256(f"{salt}:{problem_id}".encode()).hexdigest()
+
+
 def in_band(rate: SolveRate, low: float, high: float, min_attempts: int = 1) -> bool:
     return rate.attempts >= min_attempts and rate_within(rate.rate, low, high)
 
@@ -30,7 +37,7 @@ def select_round_problems(
     n: int,
     low: float,
     high: float,
-    rng: random.Random,
+    salt: int,
     fresh_fraction: float = 0.5,
     failed_fraction: float = 0.0,
     solved_fraction: float = 0.0,
@@ -52,7 +59,7 @@ def select_round_problems(
     pool cannot fill go to the band, then to fresh problems, then to solved ones; never to more
     failed ones: training on failures far beyond the frontier (reference solutions of problems two
     levels up) costs a small student what it knows. So a round can come out smaller than ``n``.
-    Ties are broken at random (``rng``).
+    Ties are broken by `tie_key` (``salt``: one per run, round and purpose).
     """
     pools: dict[str, list[Problem]] = {"fresh": [], "failed": [], "solved": [], "band": []}
     for problem in candidates:
@@ -65,10 +72,10 @@ def select_round_problems(
             pools["failed" if rate.rate < low else "solved"].append(problem)
     level = lambda p: p.level if p.level is not None else math.inf  # noqa: E731
     keys: dict[str, Callable[[Problem], Any]] = {
-        "fresh": lambda p: (-p.round_created, rng.random()),
-        "failed": lambda p: (low - rates[p.id].rate, level(p), rng.random()),
-        "solved": lambda p: rng.random(),  # a random sample of everything mastered, every level
-        "band": lambda p: (abs(rates[p.id].rate - 0.5), rng.random()),
+        "fresh": lambda p: (-p.round_created, tie_key(salt, p.id)),
+        "failed": lambda p: (low - rates[p.id].rate, level(p), tie_key(salt, p.id)),
+        "solved": lambda p: tie_key(salt, p.id),  # a random sample of everything mastered, every level
+        "band": lambda p: (abs(rates[p.id].rate - 0.5), tie_key(salt, p.id)),
     }
     for name, pool in pools.items():
         pool.sort(key=keys[name])

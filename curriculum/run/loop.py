@@ -468,7 +468,7 @@ class CoEvolution:
                     size,
                     sel.seed_band_low,
                     sel.seed_band_high,
-                    rng,
+                    round_seed(self.config.experiment.seed, 0, "seed-select"),
                     fresh_fraction=0,
                     failed_fraction=sel.failed_fraction,
                     solved_fraction=sel.solved_fraction,

@@ -55,7 +55,6 @@ def select_problems(loop: CoEvolution, reader: StageTransaction, round: int) -> 
     candidates = trusted(reader.read(StoreQueries.problems), sel.min_vote_share)
     rates = dict(reader.read(StoreQueries.solve_rates))
     rates.update(reader.read(StoreQueries.solve_rates, last_n_rounds=sel.last_n_rounds))
-    rng = random.Random(_seed(loop, round, "select"))
     n = config.loop.selected_per_round(config.synthesis)  # synthesis screening shares the budget
     return select_round_problems(
         candidates,
@@ -63,7 +62,7 @@ def select_problems(loop: CoEvolution, reader: StageTransaction, round: int) -> 
         n,
         sel.band_low,
         sel.band_high,
-        rng,
+        _seed(loop, round, "select"),
         sel.fresh_fraction,
         sel.failed_fraction,
         sel.solved_fraction,

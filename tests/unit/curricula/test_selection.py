@@ -29,7 +29,7 @@ def test_selection_keeps_band_prefers_informative_and_fresh():
         problems[4].id: SolveRate(8, 5, 0.625),
         problems[5].id: SolveRate(1, 1 // 2, 0.0),
     }
-    chosen = select_round_problems(problems, rates, n=4, low=0.25, high=0.75, fresh_fraction=0.5, rng=random.Random(0))
+    chosen = select_round_problems(problems, rates, n=4, low=0.25, high=0.75, fresh_fraction=0.5, salt=0)
     ids = [p.id for p in chosen]
     assert ids[:2] == [problems[6].id, problems[7].id]  # fresh, newest first
     assert ids[2:] == [problems[2].id, problems[4].id]  # closest to 1/2 first
@@ -45,7 +45,7 @@ def test_out_of_band_problems_fill_only_what_the_band_leaves():
         problems[3].id: SolveRate(8, 4, 0.5),
     }
     chosen = select_round_problems(
-        problems, rates, n=2, low=0.25, high=0.75, fresh_fraction=0.5, failed_fraction=0.5, rng=random.Random(0)
+        problems, rates, n=2, low=0.25, high=0.75, fresh_fraction=0.5, failed_fraction=0.5, salt=0
     )
     assert [p.id for p in chosen] == [problems[3].id, problems[1].id]  # 0.125 is nearer the band than 0
 
@@ -53,12 +53,26 @@ def test_out_of_band_problems_fill_only_what_the_band_leaves():
 def test_empty_slots_of_one_kind_go_to_the_other():
     problems = [problem(i) for i in range(4)]
     rates = {p.id: SolveRate(8, 4, 0.5) for p in problems[:3]}
-    chosen = select_round_problems(problems, rates, n=4, low=0.25, high=0.75, fresh_fraction=0.9, rng=random.Random(0))
+    chosen = select_round_problems(problems, rates, n=4, low=0.25, high=0.75, fresh_fraction=0.9, salt=0)
     assert len(chosen) == 4
-    only_fresh = select_round_problems(
-        problems[3:], {}, n=3, low=0.25, high=0.75, fresh_fraction=0.0, rng=random.Random(0)
-    )
+    only_fresh = select_round_problems(problems[3:], {}, n=3, low=0.25, high=0.75, fresh_fraction=0.0, salt=0)
     assert [p.id for p in only_fresh] == [problems[3].id]
+
+
+def test_ties_do_not_depend_on_candidate_order_but_on_the_salt():
+    problems = [leveled(i, 1 + i % 3) for i in range(40)]
+    rates = {p.id: SolveRate(8, 8 * (i % 3) // 2, (i % 3) / 2) for i, p in enumerate(problems)}  # all tied by pool
+
+    def pick(candidates: list[Problem], salt: int) -> list[str]:
+        chosen = select_round_problems(
+            candidates, rates, 12, 0.25, 0.75, salt, fresh_fraction=0, failed_fraction=0.25, solved_fraction=0.25
+        )
+        return [p.id for p in chosen]
+
+    shuffled = list(problems)
+    random.Random(1).shuffle(shuffled)
+    assert pick(shuffled, salt=7) == pick(problems, salt=7) == pick(list(reversed(problems)), salt=7)
+    assert pick(problems, salt=8) != pick(problems, salt=7)  # another round (or run) draws others
 
 
 def test_gaussian_usefulness_peaks_at_center():
@@ -86,7 +100,7 @@ def test_failed_and_solved_pools_get_their_shares_lowest_failed_level_first():
         n=8,
         low=0.25,
         high=0.75,
-        rng=random.Random(0),
+        salt=0,
         fresh_fraction=0.0,
         failed_fraction=0.25,
         solved_fraction=0.25,
@@ -106,7 +120,7 @@ def test_slots_a_pool_cannot_fill_go_to_the_band_fresh_and_solved_never_to_more_
         n=6,
         low=0.25,
         high=0.75,
-        rng=random.Random(0),
+        salt=0,
         fresh_fraction=0.0,
         failed_fraction=0.5,
         solved_fraction=0.0,

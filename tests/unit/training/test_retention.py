@@ -2,8 +2,6 @@
 GRPO nothing, so its correct attempt is replayed as an NLL anchor in every step of any learner;
 a KL term to the base on those tokens; a run-long schedule; solved replay split by level."""
 
-import random
-
 import pytest
 import torch
 
@@ -116,10 +114,8 @@ def test_solved_replay_by_level_takes_each_level_in_turn():
     assert [p.level for p in interleave_levels(solved)] == [1, 2, 3, 1, 2, 1, 1, 1, 1]
     rates = {p.id: SolveRate(8, 8, 1.0) for p in solved}
     picked = select_round_problems(
-        solved, rates, 4, 0.25, 0.75, random.Random(0), fresh_fraction=0, solved_fraction=1.0, solved_by_level=True
+        solved, rates, 4, 0.25, 0.75, 0, fresh_fraction=0, solved_fraction=1.0, solved_by_level=True
     )
     assert sorted(p.level for p in picked) == [1, 1, 2, 3]
-    at_random = select_round_problems(
-        solved, rates, 4, 0.25, 0.75, random.Random(0), fresh_fraction=0, solved_fraction=1.0
-    )
+    at_random = select_round_problems(solved, rates, 4, 0.25, 0.75, 0, fresh_fraction=0, solved_fraction=1.0)
     assert len(at_random) == 4
