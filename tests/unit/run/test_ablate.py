@@ -99,7 +99,7 @@ def test_the_make_run_recipes_are_tiny_yaml_and_differ_only_in_their_own_setting
         assert {k for k in flat if flat[k] != tiny.get(k)} == own[recipe.name] | {"experiment.name"}, recipe.name
     # tiny.yaml's compute: 640 problems x 8 attempts, 48 steps of 32 DPO pairs = 64 SFT examples
     assert check_equal_compute(recipes) == {
-        "rounds": 5,
+        "rounds": 4,
         "attempts_per_round": 5120,
         "learner_steps_per_round": 48,
         "sequences_per_learner_step": 64,
