@@ -7,10 +7,11 @@ Shared steps (attempting, admitting drafts, evaluating) are the loop's methods.
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import TYPE_CHECKING, Protocol
 
-from curriculum.curricula import synthesis, weakness
+from curriculum.curricula import health, synthesis, weakness
 from curriculum.curricula.label_quality import label_agreement, reference_agreement
 from curriculum.curricula.selection import gaussian_usefulness, select_round_problems, trusted
 from curriculum.errors import CurriculumError
@@ -27,6 +28,8 @@ from curriculum.training.batch import Group, LearnBatch
 
 if TYPE_CHECKING:
     from curriculum.run.loop import CoEvolution
+
+log = logging.getLogger(__name__)
 
 
 class Stage(Protocol):
@@ -298,6 +301,11 @@ class Evaluate:
             s.metrics.update(drops_from_base(loop.base_evaluation, s.evaluation_result, loop.world.report_by))
         s.by_source = tx.read(StoreQueries.problem_counts_by_source, s.round)
         s.metrics.update({f"problems_added/{source}": n for source, n in s.by_source.items()})
+        if loop.config.health.enabled:
+            metrics, warning = health.observe_round(tx, s.round, loop.near_duplicates, loop.config.health)
+            s.metrics.update(metrics)
+            if warning:
+                log.warning(warning)
 
 
 class Snapshot:

@@ -187,6 +187,28 @@ class StoreQueries:
         ).fetchall()
         return _records("problems", rows)
 
+    def questions(self, from_round: int, before_round: int) -> list[tuple[str, str]]:
+        """(id, question) of the problems created in rounds [from_round, before_round), by round,
+        then id: what the health metrics' near-duplicate index is rebuilt from (curricula/health.py)."""
+        return [
+            (str(pid), str(question))
+            for pid, question in self.con.execute(
+                """SELECT id, question FROM problems WHERE round_created >= ? AND round_created < ?
+                   ORDER BY round_created, id""",
+                [from_round, before_round],
+            ).fetchall()
+        ]
+
+    def round_metric(self, name: str, before_round: int, limit: int) -> list[float]:
+        """The values of metric ``name`` in the last ``limit`` rounds before ``before_round`` that
+        recorded it, newest first."""
+        rows = self.con.execute(
+            """SELECT metrics[?] FROM rounds WHERE round < ? AND map_contains(metrics, ?)
+               ORDER BY round DESC LIMIT ?""",
+            [name, before_round, name, limit],
+        ).fetchall()
+        return [float(value) for (value,) in rows]
+
     def problem_ids(self) -> list[str]:
         return [row[0] for row in self.con.execute("SELECT id FROM problems ORDER BY id").fetchall()]
 
