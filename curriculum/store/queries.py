@@ -171,8 +171,11 @@ class StoreQueries:
         by_id = {problem.id: problem for problem in _records("problems", rows)}
         return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
-    def problems(self, source: str | None = None, round: int | None = None) -> list[Problem]:
-        """Problems, optionally of one source and/or created in one round; by round, then id."""
+    def problems(
+        self, source: str | None = None, round: int | None = None, since_round: int | None = None
+    ) -> list[Problem]:
+        """Problems, optionally of one source and/or created in one round and/or in a round from
+        ``since_round`` on; by round, then id."""
         conditions: list[str] = []
         params: list[Any] = []
         if source is not None:
@@ -181,6 +184,9 @@ class StoreQueries:
         if round is not None:
             conditions.append("round_created = ?")
             params.append(round)
+        if since_round is not None:
+            conditions.append("round_created >= ?")
+            params.append(since_round)
         where = "WHERE " + " AND ".join(conditions) if conditions else ""
         rows = self.con.execute(
             f"SELECT {_select('problems')} FROM problems {where} ORDER BY round_created, id", params
