@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from curriculum.curricula.decontam import ngrams, normalized_tokens
@@ -61,56 +62,97 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-class NearDuplicates:
-    """An LSH index of every problem of the run so far, by MinHash of its word shingles.
+# A problem's place in the run: its round, then its position in the round's problems (by id).
+_ROUND_SHIFT = 32
+_CHUNK = 20_000  # problems hashed at a time when rebuilding: bounds the signatures held at once
 
-    Problems go in with `observe` in the run's order; a problem counts as a near-duplicate when the
-    LSH finds a problem that went in before it. Observing a problem again (a round run a second
-    time after a crash) neither adds it twice nor counts it against itself or later ones.
+
+class NearDuplicates:
+    """Banded MinHash LSH over every problem of the run so far (their word shingles' MinHash, `datasketch`).
+
+    Two problems are candidates when all rows of one of the `bands` bands of their signatures agree
+    (`datasketch.MinHashLSH`'s bands and rows for `similarity`, weighted towards finding a near-copy:
+    a miss hides a collapse; at 0.8 and 64 permutations a pair at 0.9 is found 97% of the time, one at
+    0.5 1%). Only what the question needs is kept: per band, a sorted array of the band's hashes with
+    the place of the first problem that had each (16 bytes a band a problem, ~0.1 KB a problem;
+    `MinHashLSH` keeps a set per bucket and the keys, ~5 KB a problem). A problem counts as a
+    near-duplicate when one of its bands was seen at an earlier place, so observing a round again
+    (a stage run a second time after a crash) neither adds anything nor counts a problem against
+    itself or later ones.
     """
 
     def __init__(self, similarity: float = 0.8, num_perm: int = 64, shingle: int = 3):
         self.num_perm = num_perm
         self.shingle = shingle
-        # Bands weighted towards finding a near-copy (a miss hides a collapse) over a false alarm:
-        # at similarity 0.8 and 64 permutations, a pair at 0.9 is found 97% of the time, one at 0.5 1%.
-        self._lsh = MinHashLSH(threshold=similarity, num_perm=num_perm, weights=(0.3, 0.7))
-        self._order: dict[str, int] = {}  # problem id -> when it went in (the LSH's key)
-        self.through_round: int | None = None  # problems of every round up to this one are in
+        lsh = MinHashLSH(threshold=similarity, num_perm=num_perm, weights=(0.3, 0.7))
+        self.bands, self.rows = int(lsh.b), int(lsh.r)
+        self._hashes: list[np.ndarray] = [np.empty(0, np.uint64) for _ in range(self.bands)]  # sorted
+        self._first: list[np.ndarray] = [np.empty(0, np.int64) for _ in range(self.bands)]  # earliest place per hash
+        self._sizes: dict[int, int] = {}  # problems indexed per round
+        self.through_round: int | None = None  # the problems of every round up to this one are in
 
     def __len__(self) -> int:
-        return len(self._order)
+        return sum(self._sizes.values())
 
-    def __contains__(self, problem_id: object) -> bool:
-        return problem_id in self._order
-
-    def _minhashes(self, questions: Sequence[str]) -> list[MinHash]:
+    def _band_hashes(self, questions: Sequence[str]) -> np.ndarray:
+        """(len(questions), bands) uint64: each band's rows folded into one 64-bit hash."""
         shingles = [[gram.encode() for gram in sorted(ngrams(normalized_tokens(q), self.shingle))] for q in questions]
-        return MinHash.bulk(shingles, num_perm=self.num_perm)
+        signatures = np.array([m.hashvalues for m in MinHash.generator(shingles, num_perm=self.num_perm)], np.uint64)
+        rows = signatures.reshape(len(questions), self.num_perm)[:, : self.bands * self.rows]
+        rows = rows.reshape(len(questions), self.bands, self.rows)
+        folded: np.ndarray = np.zeros((len(questions), self.bands), np.uint64)
+        for row in range(self.rows):  # FNV-style fold; uint64 arithmetic wraps
+            folded = folded * np.uint64(1099511628211) + rows[:, :, row] + np.uint64(1)
+        return folded
 
-    def add(self, problems: Iterable[tuple[str, str]]) -> None:
-        """Index (id, question) pairs without counting anything (rebuilding on resume)."""
-        self.observe(list(problems), count=False)
+    def _index(self, hashes: np.ndarray, places: np.ndarray) -> None:
+        for band in range(self.bands):
+            order = np.lexsort((places, hashes[:, band]))
+            new, first = hashes[order, band], places[order]
+            keep: np.ndarray = np.ones(len(new), bool)
+            keep[1:] = new[1:] != new[:-1]  # the earliest place per hash among the new ones
+            new, first = new[keep], first[keep]
+            known, earliest = self._hashes[band], self._first[band]
+            at: np.ndarray = np.asarray(np.searchsorted(known, new))
+            seen: np.ndarray = at < len(known)
+            seen[seen] = known[at[seen]] == new[seen]
+            earliest[at[seen]] = np.minimum(earliest[at[seen]], first[seen])
+            self._hashes[band] = np.insert(known, at[~seen], new[~seen])
+            self._first[band] = np.insert(earliest, at[~seen], first[~seen])
 
-    def observe(self, problems: Sequence[tuple[str, str]], count: bool = True) -> int:
-        """Index the (id, question) pairs in order; how many near-duplicate a problem before them."""
-        minhashes = self._minhashes([question for _, question in problems])
-        with self._lsh.insertion_session() as session:
-            for (problem_id, _), minhash in zip(problems, minhashes):
-                if problem_id not in self._order:
-                    self._order[problem_id] = len(self._order)
-                    session.insert(self._order[problem_id], minhash)
-        if not count:
+    def add(self, problems: Sequence[tuple[int, str]]) -> None:
+        """Index (round, question) pairs, by round then id as the store orders them, without counting
+        (rebuilding on resume)."""
+        places: np.ndarray = np.empty(len(problems), np.int64)
+        for i, (round, _) in enumerate(problems):
+            position = self._sizes.get(round, 0)
+            self._sizes[round] = position + 1
+            places[i] = (round << _ROUND_SHIFT) + position
+        for start in range(0, len(problems), _CHUNK):
+            chunk = problems[start : start + _CHUNK]
+            self._index(self._band_hashes([q for _, q in chunk]), places[start : start + _CHUNK])
+
+    def observe(self, round: int, questions: Sequence[str]) -> int:
+        """Index one round's questions (in the store's order); how many near-duplicate a problem of
+        an earlier round or one before them in this round."""
+        if not questions:
             return 0
-        return sum(
-            any(key < self._order[problem_id] for key in self._lsh.query(minhash))
-            for (problem_id, _), minhash in zip(problems, minhashes)
-        )
+        hashes = self._band_hashes(questions)
+        places = (np.int64(round) << np.int64(_ROUND_SHIFT)) + np.arange(len(questions), dtype=np.int64)
+        self._index(hashes, places)
+        self._sizes[round] = len(questions)
+        earlier: np.ndarray = np.zeros(len(questions), bool)
+        for band in range(self.bands):
+            at = np.searchsorted(self._hashes[band], hashes[:, band])  # every hash is in by now
+            earlier |= self._first[band][at] < places
+        return int(earlier.sum())
 
 
-def round_health(problems: Sequence[Problem], index: NearDuplicates, weak_vote_share: float) -> dict[str, float]:
+def round_health(
+    round: int, problems: Sequence[Problem], index: NearDuplicates, weak_vote_share: float
+) -> dict[str, float]:
     """`health/...` metrics of a round's new problems (in the store's order), which go into `index`."""
-    duplicates = index.observe([(p.id, p.question) for p in problems])
+    duplicates = index.observe(round, [p.question for p in problems])
     metrics: dict[str, float] = {"new_problems": len(problems)}
     if problems:
         questions = [p.question for p in problems]
@@ -163,7 +205,7 @@ def observe_round(
     if start < round:  # a new or resumed driver: the run's earlier problems go in first, once
         index.add(reader.read(StoreQueries.questions, start, round))
     new = [p for p in reader.read(StoreQueries.problems, round=round) if p.source != "seed"]
-    metrics = round_health(new, index, cfg.weak_vote_share)
+    metrics = round_health(round, new, index, cfg.weak_vote_share)
     index.through_round = max(round, index.through_round or 0)
     low = is_low_diversity(metrics, cfg)
     if low is None:  # nothing new: the streak neither grows nor breaks

@@ -193,13 +193,13 @@ class StoreQueries:
         ).fetchall()
         return _records("problems", rows)
 
-    def questions(self, from_round: int, before_round: int) -> list[tuple[str, str]]:
-        """(id, question) of the problems created in rounds [from_round, before_round), by round,
+    def questions(self, from_round: int, before_round: int) -> list[tuple[int, str]]:
+        """(round, question) of the problems created in rounds [from_round, before_round), by round,
         then id: what the health metrics' near-duplicate index is rebuilt from (curricula/health.py)."""
         return [
-            (str(pid), str(question))
-            for pid, question in self.con.execute(
-                """SELECT id, question FROM problems WHERE round_created >= ? AND round_created < ?
+            (int(round_), str(question))
+            for round_, question in self.con.execute(
+                """SELECT round_created, question FROM problems WHERE round_created >= ? AND round_created < ?
                    ORDER BY round_created, id""",
                 [from_round, before_round],
             ).fetchall()

@@ -83,16 +83,31 @@ def test_near_duplicates_finds_a_near_copy_of_an_earlier_problem_only():
         "a farmer has twelve apples in a basket and sells five of them at the market on monday then buys "
         "three more from a neighbour who grows them in an orchard near the river how many apples are left"
     )
-    index.add([("p0", base)])
-    found = index.observe([("p1", base.replace("monday", "tuesday")), ("p2", "what is the sum of 3 and 4")])
-    assert found == 1  # the copy with one word changed (Jaccard 33/39); not the unrelated question
-    assert len(index) == 3 and "p1" in index
-    # Observed again (a round run twice): nothing added, and p0 does not count against itself.
-    assert index.observe([("p0", base), ("p2", "what is the sum of 3 and 4")]) == 0
+    index.add([(0, base)])
+    copy, other = base.replace("monday", "tuesday"), "what is the sum of 3 and 4"
+    assert index.observe(1, [copy, other]) == 1  # the copy with one word changed (Jaccard 33/39); not the other
+    assert len(index) == 3
+    # A round observed again (a stage rerun after a crash): nothing added, the same count.
+    assert index.observe(1, [copy, other]) == 1
+    assert index.observe(0, [base]) == 0  # not a copy of itself
     assert len(index) == 3
     # Two copies within one round: the second near-duplicates the first.
-    other = "a train leaves the station at nine and travels sixty miles an hour until noon how far did it go"
-    assert index.observe([("q1", other), ("q2", other + " then")]) == 1
+    train = "a train leaves the station at nine and travels sixty miles an hour until noon how far did it go"
+    assert index.observe(2, [train, train + " then"]) == 1
+    assert index.observe(3, []) == 0
+
+
+def test_near_duplicates_rebuilt_in_one_go_counts_as_the_rounds_observed_one_by_one():
+    rng = random.Random(1)
+    rounds = {r: [" ".join(rng.choice(WORDS) for _ in range(8)) for _ in range(30)] for r in range(4)}
+    rounds[4] = [rounds[1][0] + " again", rounds[3][5], " ".join(rng.choice(WORDS) for _ in range(8))]
+    one_by_one = NearDuplicates()
+    for r in range(4):
+        one_by_one.observe(r, rounds[r])
+    rebuilt = NearDuplicates()
+    rebuilt.add([(r, q) for r in range(4) for q in rounds[r]])
+    assert len(rebuilt) == len(one_by_one) == 120
+    assert rebuilt.observe(4, rounds[4]) == one_by_one.observe(4, rounds[4]) == 2
 
 
 def test_round_health_reports_coverage_length_and_vote_shares():
@@ -103,7 +118,7 @@ def test_round_health_reports_coverage_length_and_vote_shares():
         problem("Compute 9-7 please", 1, concepts=["sub.no_borrow"], level=1, vote_share=0.875),
         problem("Compute 91-17 please", 1, concepts=["sub.borrow"], level=None),  # oracle answer: no share
     ]
-    metrics = round_health(problems, index, weak_vote_share=0.75)
+    metrics = round_health(1, problems, index, weak_vote_share=0.75)
     assert metrics["health/new_problems"] == 4
     assert metrics["health/concepts"] == 4
     assert metrics["health/levels"] == 2
@@ -113,7 +128,7 @@ def test_round_health_reports_coverage_length_and_vote_shares():
     assert metrics["health/vote_share_p10"] == pytest.approx(0.5 + 0.2 * 0.375)
     assert metrics["health/vote_share_weak"] == pytest.approx(1 / 3)
     assert len(index) == 4
-    assert round_health([], index, 0.75) == {"health/new_problems": 0.0}
+    assert round_health(2, [], index, 0.75) == {"health/new_problems": 0.0}
 
 
 def test_low_diversity_by_floor_or_near_duplicates_and_the_streak():
