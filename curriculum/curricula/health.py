@@ -8,8 +8,9 @@ Generator added (`round_health`):
   the decontamination's tokens (decontam.py), so formatting does not count as diversity;
 - near-duplicate rate: the share of them that an LSH over MinHashes of word shingles (`datasketch`)
   finds as similar as `health.near_duplicate_similarity` to an earlier problem of the run (any
-  round before, or earlier in this round's order); the index is updated with each round's problems,
-  so a round's cost does not grow with the run, and rebuilt from the store when a run resumes;
+  round before, or earlier in this round's order); the index is updated with each round's problems
+  (a round costs the MinHashes of its own problems and one copy of the index, ~0.1 KB a stored
+  problem), and rebuilt from the store in one pass when a driver starts (resume);
 - the concepts and levels covered, the mean question length in tokens, and the vote shares of
   model-labelled answers (mean, 10th percentile, share below `health.weak_vote_share`).
 
