@@ -9,6 +9,7 @@ bad config in milliseconds.
 from curriculum.config.base import BOXED_INSTRUCTION, ConfigError, Extraction, Mutation, Section, band_edge_error
 from curriculum.config.data import DatasetSpec, DecontaminationConfig
 from curriculum.config.experiment import ExperimentConfig, TrackingConfig
+from curriculum.config.health import HealthConfig
 from curriculum.config.learner import GeneratorConfig, GRPOSettings, LearnerConfig, RetentionConfig
 from curriculum.config.loading import RETIRED_KEYS, flatten, from_dict, load_config, to_yaml
 from curriculum.config.model import LoraConfig, ModelConfig, PretrainConfig, TinyModelConfig
@@ -54,6 +55,7 @@ __all__ = [
     "GRPOSettings",
     "GeneratorConfig",
     "HFSolverConfig",
+    "HealthConfig",
     "LLMTeacherConfig",
     "LabelConfig",
     "LearnerConfig",

@@ -128,6 +128,13 @@ class GeneratorConfig(Section):
     enabled: bool = True
     warmup_rounds: int = Field(default=2, ge=0, description="rounds of training before it proposes")
     proposals_per_round: int = Field(default=16, ge=0)
+    window_rounds: int | None = Field(
+        default=10,
+        ge=1,
+        description="the Generator trains on the Teacher's (failed problem -> new problem) pairs of this many "
+        "last rounds, so a round's distillation does not grow with the run; null: of every round so far "
+        "(the default changes nothing in a run of up to 10 rounds)",
+    )
     usefulness_center: float = Field(default=0.5, ge=0, le=1)
     usefulness_width: float = Field(default=0.25, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)

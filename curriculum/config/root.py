@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from curriculum.config.base import Section, band_edge_error
 from curriculum.config.data import DatasetSpec, DecontaminationConfig
 from curriculum.config.experiment import ExperimentConfig, TrackingConfig
+from curriculum.config.health import HealthConfig
 from curriculum.config.learner import GeneratorConfig, LearnerConfig
 from curriculum.config.model import ModelConfig, PretrainConfig
 from curriculum.config.ray import RayConfig
@@ -50,6 +51,7 @@ class Config(Section):
     data_root: str = Field(default="../shared/data/benchmarks", description="relative dataset paths start here")
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     decontamination: DecontaminationConfig = DecontaminationConfig()
+    health: HealthConfig = HealthConfig()
 
     @model_validator(mode="before")
     @classmethod

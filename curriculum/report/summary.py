@@ -125,6 +125,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         accept = acceptance(con)
         calls = model_calls(con) if has_table(con, "calls") else []
         labels = label_quality(con, rounds)
+        health = health_by_round(rounds)
     finally:
         con.close()
     return {
@@ -137,7 +138,21 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         "acceptance": accept,
         "calls": calls,
         "label_quality": labels,
+        "health": health,
     }
+
+
+def health_by_round(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per round that recorded them: the `health/...` metrics of its new problems (curricula/health.py),
+    without the prefix."""
+    return [
+        {
+            "round": r["round"],
+            **{k.removeprefix("health/"): v for k, v in r["metrics"].items() if k.startswith("health/")},
+        }
+        for r in rounds
+        if any(k.startswith("health/") for k in r["metrics"])
+    ]
 
 
 def has_table(con: Any, name: str) -> bool:

@@ -137,8 +137,56 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
                 cells += [str(checked), _pct(r["reference_agreement"]) if checked else ""]
             table.add_row(*cells)
         views.append(table)
+    health = summary.get("health")
+    if health:
+        views.extend(health_tables(health))
     views.append("store: " + ", ".join(f"{k} {v}" for k, v in summary["store"].items()))
     return views
+
+
+def health_tables(health: list[dict[str, Any]]) -> list[Any]:
+    """The diversity of each round's new problems (curricula/health.py): distinct word n-grams,
+    near-duplicates of earlier problems, coverage, length, and the low-diversity streak (LOW: long
+    enough to warn); then, where answers were voted, their vote shares."""
+    from rich.table import Table
+
+    def number(h: dict[str, Any], key: str, fmt: str = "{:.0f}") -> str:
+        return "" if h.get(key) is None else fmt.format(h[key])
+
+    table = Table(
+        title="health of each round's new problems (%: distinct word n-grams, near-duplicates of earlier ones)",
+        title_justify="left",
+    )
+    for name in ["round", "new", "dist-2", "dist-3", "dup", "concepts", "levels", "tokens", "low rounds"]:
+        table.add_column(name, justify="right")
+    for h in health:
+        streak = number(h, "low_diversity_rounds")
+        table.add_row(
+            str(h["round"]),
+            number(h, "new_problems"),
+            _pct(h.get("distinct_2")),
+            _pct(h.get("distinct_3")),
+            _pct(h.get("near_duplicate_rate")),
+            number(h, "concepts"),
+            number(h, "levels"),
+            number(h, "mean_tokens", "{:.1f}"),
+            f"{streak} LOW" if h.get("low_diversity") else streak,
+        )
+    tables = [table]
+    voted = [h for h in health if "vote_share_mean" in h]
+    if voted:
+        table = Table(title="vote shares of the new problems' model-labelled answers", title_justify="left")
+        for name in ["round", "mean", "p10", "weak %"]:
+            table.add_column(name, justify="right")
+        for h in voted:
+            table.add_row(
+                str(h["round"]),
+                number(h, "vote_share_mean", "{:.2f}"),
+                number(h, "vote_share_p10", "{:.2f}"),
+                _pct(h.get("vote_share_weak")),
+            )
+        tables.append(table)
+    return tables
 
 
 def lineage_tree(lineage: Any) -> Any:

@@ -41,6 +41,7 @@ from typing import Any
 from curriculum.config import Config
 from curriculum.curricula import admission
 from curriculum.curricula.decontam import build_index
+from curriculum.curricula.health import NearDuplicates
 from curriculum.curricula.selection import in_band, select_round_problems
 from curriculum.errors import CurriculumError
 from curriculum.evaluation import EvalResult
@@ -122,6 +123,8 @@ class CoEvolution:
         self.heldout_ids = {p.id for p in self.heldout}
         # Teacher and Generator problems that overlap an evaluation set are rejected (decontam.py).
         self.contamination = build_index(config, self.heldout)
+        health = config.health  # the run's problems so far, for the near-duplicate rate (filled on first use)
+        self.near_duplicates = NearDuplicates(health.near_duplicate_similarity, health.num_perm, health.shingle)
         self.policy_version = 0
         self.generator_version = 0  # the version the Generator holds (a stage that trains it moves it)
         self.learner_version = 0  # the published version the Learner holds, i.e. could restore from

@@ -7,10 +7,11 @@ Shared steps (attempting, admitting drafts, evaluating) are the loop's methods.
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import TYPE_CHECKING, Protocol
 
-from curriculum.curricula import synthesis, weakness
+from curriculum.curricula import health, synthesis, weakness
 from curriculum.curricula.label_quality import label_agreement, reference_agreement
 from curriculum.curricula.selection import gaussian_usefulness, select_round_problems, trusted
 from curriculum.errors import CurriculumError
@@ -22,11 +23,13 @@ from curriculum.roles.api import GeneratorRole, LearnerRole, TeacherRole
 from curriculum.roles.teacher.base import Failure, call_metrics
 from curriculum.run.resume import RoundState, round_seed
 from curriculum.run.transaction import StageTransaction
-from curriculum.store.queries import StoreQueries
+from curriculum.store.queries import StoreQueries, StoreReader
 from curriculum.training.batch import Group, LearnBatch
 
 if TYPE_CHECKING:
     from curriculum.run.loop import CoEvolution
+
+log = logging.getLogger(__name__)
 
 
 class Stage(Protocol):
@@ -237,13 +240,7 @@ class Distil:
         gen_cfg, generator, round = loop.config.generator, loop.roles.generator, s.round
         if generator is None or not gen_cfg.enabled:
             return {}
-        children = [p for p in tx.read(StoreQueries.problems, source="teacher") if p.parent_id]
-        rates = tx.read(StoreQueries.solve_rates, problem_ids=[p.id for p in children])
-        parent_ids = list({c.parent_id for c in children if c.parent_id})
-        parents = {p.id: p for p in tx.read(StoreQueries.get_problems, parent_ids)}
-        examples = [
-            (parents[c.parent_id], c, rates[c.id].rate) for c in children if c.id in rates and c.parent_id in parents
-        ]
+        examples = distil_examples(tx, round, gen_cfg.window_rounds)
         metrics, checkpoint = generator.call(GeneratorRole.train, examples).result()
         out = {f"generator/{k}": float(v) for k, v in metrics.items()}
         if checkpoint is not None:  # kept by the driver; a restarted Generator is sent it back
@@ -286,6 +283,18 @@ class Distil:
         return labelled.problems, labelled.rejected, metrics
 
 
+def distil_examples(reader: StoreReader, round: int, window_rounds: int | None) -> list[tuple[Problem, Problem, float]]:
+    """The Generator's training examples in round `round`: (failed problem, the Teacher's problem made
+    from it, its solve rate) for the Teacher's problems of the last `window_rounds` rounds (None: all),
+    the window applied by the store's query, so the read does not grow with the run."""
+    since = None if window_rounds is None else round - window_rounds + 1
+    children = [p for p in reader.read(StoreQueries.problems, source="teacher", since_round=since) if p.parent_id]
+    rates = reader.read(StoreQueries.solve_rates, problem_ids=[p.id for p in children])
+    parent_ids = list({c.parent_id for c in children if c.parent_id})
+    parents = {p.id: p for p in reader.read(StoreQueries.get_problems, parent_ids)}
+    return [(parents[c.parent_id], c, rates[c.id].rate) for c in children if c.id in rates and c.parent_id in parents]
+
+
 class Evaluate:
     """Greedy held-out evaluation of the new policy, its drop from the base, and the round's additions."""
 
@@ -298,6 +307,11 @@ class Evaluate:
             s.metrics.update(drops_from_base(loop.base_evaluation, s.evaluation_result, loop.world.report_by))
         s.by_source = tx.read(StoreQueries.problem_counts_by_source, s.round)
         s.metrics.update({f"problems_added/{source}": n for source, n in s.by_source.items()})
+        if loop.config.health.enabled:
+            metrics, warning = health.observe_round(tx, s.round, loop.near_duplicates, loop.config.health)
+            s.metrics.update(metrics)
+            if warning:
+                log.warning(warning)
 
 
 class Snapshot:

@@ -171,8 +171,11 @@ class StoreQueries:
         by_id = {problem.id: problem for problem in _records("problems", rows)}
         return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
-    def problems(self, source: str | None = None, round: int | None = None) -> list[Problem]:
-        """Problems, optionally of one source and/or created in one round; by round, then id."""
+    def problems(
+        self, source: str | None = None, round: int | None = None, since_round: int | None = None
+    ) -> list[Problem]:
+        """Problems, optionally of one source and/or created in one round and/or in a round from
+        ``since_round`` on; by round, then id."""
         conditions: list[str] = []
         params: list[Any] = []
         if source is not None:
@@ -181,11 +184,36 @@ class StoreQueries:
         if round is not None:
             conditions.append("round_created = ?")
             params.append(round)
+        if since_round is not None:
+            conditions.append("round_created >= ?")
+            params.append(since_round)
         where = "WHERE " + " AND ".join(conditions) if conditions else ""
         rows = self.con.execute(
             f"SELECT {_select('problems')} FROM problems {where} ORDER BY round_created, id", params
         ).fetchall()
         return _records("problems", rows)
+
+    def questions(self, from_round: int, before_round: int) -> list[tuple[int, str]]:
+        """(round, question) of the problems created in rounds [from_round, before_round), by round,
+        then id: what the health metrics' near-duplicate index is rebuilt from (curricula/health.py)."""
+        return [
+            (int(round_), str(question))
+            for round_, question in self.con.execute(
+                """SELECT round_created, question FROM problems WHERE round_created >= ? AND round_created < ?
+                   ORDER BY round_created, id""",
+                [from_round, before_round],
+            ).fetchall()
+        ]
+
+    def round_metric(self, name: str, before_round: int, limit: int) -> list[float]:
+        """The values of metric ``name`` in the last ``limit`` rounds before ``before_round`` that
+        recorded it, newest first."""
+        rows = self.con.execute(
+            """SELECT metrics[?] FROM rounds WHERE round < ? AND map_contains(metrics, ?)
+               ORDER BY round DESC LIMIT ?""",
+            [name, before_round, name, limit],
+        ).fetchall()
+        return [float(value) for (value,) in rows]
 
     def problem_ids(self) -> list[str]:
         return [row[0] for row in self.con.execute("SELECT id FROM problems ORDER BY id").fetchall()]
