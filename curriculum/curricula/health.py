@@ -21,7 +21,6 @@ in a row, and the loop warns once the streak reaches `health.warn_after_rounds`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -53,14 +52,6 @@ def distinct_n(questions: Iterable[str], n: int) -> float | None:
         total += len(grams)
         seen.update(grams)
     return len(seen) / total if total else None
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation between the closest ranks."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 # A problem's place in the run: its round, then its position in the round's problems (by id).
@@ -169,7 +160,7 @@ def round_health(
     shares = [p.vote_share for p in problems if p.vote_share is not None]
     if shares:
         metrics["vote_share_mean"] = sum(shares) / len(shares)
-        metrics["vote_share_p10"] = percentile(shares, 10)
+        metrics["vote_share_p10"] = float(np.percentile(shares, 10))
         metrics["vote_share_weak"] = sum(s < weak_vote_share - 1e-12 for s in shares) / len(shares)
     return {PREFIX + k: float(v) for k, v in metrics.items()}
 

@@ -13,7 +13,6 @@ from curriculum.curricula.health import (
     is_low_diversity,
     low_diversity_streak,
     observe_round,
-    percentile,
     round_health,
 )
 from curriculum.records import Problem, RoundStats
@@ -69,12 +68,6 @@ def test_distinct_n_counts_distinct_word_ngrams_over_all_questions():
     assert distinct_n([], 2) is None
     with pytest.raises(ValueError, match="n must be >= 1"):
         distinct_n(["a"], 0)
-
-
-def test_percentile_interpolates_between_ranks():
-    assert percentile([0.5, 1.0], 10) == pytest.approx(0.55)
-    assert percentile([0.9, 0.1, 0.5], 50) == pytest.approx(0.5)
-    assert percentile([0.7], 10) == pytest.approx(0.7)
 
 
 def test_near_duplicates_finds_a_near_copy_of_an_earlier_problem_only():
