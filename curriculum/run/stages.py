@@ -313,7 +313,7 @@ class Snapshot:
             seconds=dict(s.seconds),
         )
         tx.append([stats])
-        tx.export_parquet(str(loop.layout.snapshot(s.round)))
+        tx.export_snapshot(str(loop.layout.snapshots), s.round, loop.config.store.snapshot_compact_every)
 
 
 class Checkpoint:

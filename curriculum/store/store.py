@@ -3,7 +3,7 @@
 One file holds the whole run. Only ONE process may open it read-write: the store
 actor during a run. DuckDB enforces this with a file lock, and it also refuses
 read-only openers while a writer holds the file, so notebooks read the Parquet
-snapshots written by :meth:`Store.export_parquet` (or the file after the run ends).
+snapshots written by :meth:`Store.export_snapshot` (or the file after the run ends).
 A ``Store`` object is not thread-safe: use it from one thread (a Ray actor's
 default).
 
@@ -43,7 +43,7 @@ import pyarrow as pa
 from curriculum.records import (
     Record,
 )
-from curriculum.store import schema
+from curriculum.store import schema, snapshots
 from curriculum.store.queries import READS, R, Read, StoreQueries
 from curriculum.store.rows import StoreError, _first_of_each, _group_by_table, _KeyFilter, _to_arrow, first_line
 
@@ -220,7 +220,7 @@ class Store(StoreQueries):
         rolled back after the read. A stage reads its own writes this way and commits them once,
         with its stage record (run/stages.py), so a stage killed before its commit leaves none of
         itself behind."""
-        if read.query not in READS and read.query is not Store.export_parquet:
+        if read.query not in READS and read.query not in (Store.export_parquet, Store.export_snapshot):
             raise StoreError(f"read_with: {read.query.__qualname__} is not a read of the store")
         if not held:
             return read(self)
@@ -319,6 +319,21 @@ class Store(StoreQueries):
                 raise StoreError(f"{self.path}: Parquet export to {target} failed: {first_line(exc)}") from exc
             raise
         return target
+
+    def export_snapshot(self, root: str | Path, round: int, compact_every: int) -> Path:
+        """Round `round`'s new rows of every table into the incremental snapshots under `root`
+        (store/snapshots.py: one file per table per round, merged every `compact_every` rounds),
+        read in one transaction so the tables agree with each other."""
+        try:
+            if self._in_transaction:  # inside `read_with`: the held records are part of the snapshot
+                return snapshots.export_round(self.con, Path(root), round, compact_every)
+            self.con.begin()
+            try:
+                return snapshots.export_round(self.con, Path(root), round, compact_every)
+            finally:
+                self.con.rollback()  # read-only work: nothing to commit
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: snapshot of round {round} to {root} failed: {first_line(exc)}") from exc
 
     def _copy_tables(self, staging: Path) -> None:
         for table in schema.TABLES:

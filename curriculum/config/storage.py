@@ -1,0 +1,36 @@
+"""What a run keeps on disk as it grows: the store's snapshots and token arrays (`store`), and the
+policy checkpoints (`checkpoint`). None of it changes what is trained."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from curriculum.config.base import Section
+
+
+class StoreConfig(Section):
+    snapshot_compact_every: int = Field(
+        default=50,
+        ge=1,
+        description="every this many rounds the per-round Parquet snapshot files (snapshots/<table>/from_round=NNNN/) "
+        "are merged into one file per table, so a 1,000-round run keeps about rounds/this + this files a table",
+    )
+    keep_token_arrays: bool = Field(
+        default=False,
+        description="keep every attempt's token_ids and token_logprobs; false: they are emptied once no "
+        "Learner can read them (after the learn stage, all but the last loop.max_staleness + 1 rounds)",
+    )
+
+
+class CheckpointConfig(Section):
+    keep_last: int = Field(
+        default=2,
+        ge=2,
+        description="the newest published policy versions kept in checkpoints/ (at least 2: a run resumed "
+        "mid-round needs the version the round started from); only the newest keeps its optimizer state",
+    )
+    keep_every: int = Field(
+        default=0,
+        ge=0,
+        description="also keep (adapter only) every policy version that is a multiple of this; 0: none",
+    )
