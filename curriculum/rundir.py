@@ -47,7 +47,8 @@ class RunLayout:
 
     config.yaml                  the resolved config            store.duckdb   the store (one writer)
     code/ code_version.json      the run's copy of its code     mlflow.json    its MLflow run
-    checkpoints/policy_vNNNN/    published policies (adapter + optimizer)
+    checkpoints/policy_vNNNN/    published policies: adapters (checkpoint.keep_last, keep_every), the
+                                 newest with its optimizer state
     checkpoints/LATEST.json      the last completed round's pointer
     checkpoints/generator/vNNNN/ the Generator's checkpoints (the newest two)
     snapshots/<table>/from_round=NNNN/  each round's new rows of the store, in Parquet (manifest.json)

@@ -25,12 +25,14 @@ class StoreConfig(Section):
 class CheckpointConfig(Section):
     keep_last: int = Field(
         default=2,
-        ge=2,
-        description="the newest published policy versions kept in checkpoints/ (at least 2: a run resumed "
-        "mid-round needs the version the round started from); only the newest keeps its optimizer state",
+        ge=1,
+        description="the newest published policy versions (checkpoints/policy_vNNNN/) kept; older ones are "
+        "deleted at the end of each round unless checkpoint.keep_every keeps them. Only the newest keeps its "
+        "optimizer state (what a resumed Learner restores); the others keep their adapter",
     )
     keep_every: int = Field(
-        default=0,
+        default=50,
         ge=0,
-        description="also keep (adapter only) every policy version that is a multiple of this; 0: none",
+        description="also keep the adapter of every policy version that is a multiple of this (for later "
+        "evaluation); 0: none",
     )

@@ -43,6 +43,8 @@ from curriculum.store.rows import StoreError
 MANIFEST = "manifest.json"
 PARTITION = "from_round"  # the Hive partition key: the round whose snapshot wrote the file
 FORMAT = 2  # 1: snapshots/round_NNNN/<table>.parquet, every row of every table each round
+# Per-token columns, written empty unless asked for: at 256 tokens ~3 KB an attempt, most of its bytes.
+TOKEN_ARRAYS = {"attempts": {"token_ids": "INTEGER[]", "token_logprobs": "DOUBLE[]"}}
 _OLD_SNAPSHOT = re.compile(r"^round_(\d{4,})$")
 
 
@@ -73,11 +75,14 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def export_round(con: duckdb.DuckDBPyConnection, root: Path, round: int, compact_every: int) -> Path:
+def export_round(
+    con: duckdb.DuckDBPyConnection, root: Path, round: int, compact_every: int, token_arrays: bool = False
+) -> Path:
     """Write round `round`'s new rows of every table under `root` (see the module docstring), merge
     per-round files every `compact_every` rounds, then write the manifest. `con` must see the store
     as of the end of the round (the caller holds a read transaction). Running it again for the same
-    round (a resumed run) writes that round again."""
+    round (a resumed run) writes that round again. Attempts' token ids and log-probs (what a Learner
+    reads, not a report) are written empty unless `token_arrays` (store.keep_token_arrays)."""
     root.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(root)
     if manifest is None:
@@ -93,10 +98,13 @@ def export_round(con: duckdb.DuckDBPyConnection, root: Path, round: int, compact
     for table in schema.TABLES:
         column = round_column(table)
         entries = listed.get(table.name, [])
+        columns = "*"
+        if table.name in TOKEN_ARRAYS and not token_arrays:
+            columns = f"* REPLACE ({', '.join(f'[]::{t} AS {c}' for c, t in TOKEN_ARRAYS[table.name].items())})"
         if column is None:
-            query, entries = f"SELECT * FROM {table.name}", []
+            query, entries = f"SELECT {columns} FROM {table.name}", []
         else:
-            query = f"SELECT * FROM {table.name} WHERE {column} <= {round}"
+            query = f"SELECT {columns} FROM {table.name} WHERE {column} <= {round}"
             if previous is not None:
                 # rows of the previous round that its snapshot lacks: found by key in its file
                 before = [e for e in entries if e["from"] == previous == e["to"]] or entries

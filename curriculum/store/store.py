@@ -282,6 +282,22 @@ class Store(StoreQueries):
             self.con.unregister("_candidates")
         return {row[0] for row in rows}
 
+    def forget_token_arrays(self, round: int) -> int:
+        """Empty the token ids and log-probs of round `round`'s attempts (once no Learner reads them:
+        run/stages.py's Checkpoint); returns how many attempts had some. The only write besides
+        `append`: it changes no key and no value a report reads, and doing it twice changes nothing."""
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; only the store actor writes")
+        try:
+            count = self.con.execute(
+                "UPDATE attempts SET token_ids = [], token_logprobs = [] "
+                "WHERE round = ? AND (len(token_ids) > 0 OR len(token_logprobs) > 0)",
+                [round],
+            ).fetchone()
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: emptying round {round}'s token arrays failed: {first_line(exc)}") from exc
+        return int(count[0]) if count else 0
+
     # -- snapshots
 
     def export_parquet(self, directory: str | Path) -> Path:
@@ -320,16 +336,17 @@ class Store(StoreQueries):
             raise
         return target
 
-    def export_snapshot(self, root: str | Path, round: int, compact_every: int) -> Path:
+    def export_snapshot(self, root: str | Path, round: int, compact_every: int, token_arrays: bool = False) -> Path:
         """Round `round`'s new rows of every table into the incremental snapshots under `root`
-        (store/snapshots.py: one file per table per round, merged every `compact_every` rounds),
-        read in one transaction so the tables agree with each other."""
+        (store/snapshots.py: one file per table per round, merged every `compact_every` rounds; the
+        attempts' token arrays only with `token_arrays`), read in one transaction so the tables
+        agree with each other."""
         try:
             if self._in_transaction:  # inside `read_with`: the held records are part of the snapshot
-                return snapshots.export_round(self.con, Path(root), round, compact_every)
+                return snapshots.export_round(self.con, Path(root), round, compact_every, token_arrays)
             self.con.begin()
             try:
-                return snapshots.export_round(self.con, Path(root), round, compact_every)
+                return snapshots.export_round(self.con, Path(root), round, compact_every, token_arrays)
             finally:
                 self.con.rollback()  # read-only work: nothing to commit
         except duckdb.Error as exc:
