@@ -64,11 +64,12 @@ def run_config(run_dir: str | Path) -> Any:
         return Config()
 
 
-def summarize(run_dir: str | Path) -> dict[str, Any]:
+def summarize(run_dir: str | Path, as_of: int | None = None) -> dict[str, Any]:
     """Per-round evaluation, problems by source and stage seconds, plus store counts, the
-    current learning band, the weakest concepts and the Teacher/Generator acceptance."""
+    current learning band, the weakest concepts and the Teacher/Generator acceptance; of the run
+    as of round `as_of` (default: its newest snapshot)."""
     config = run_config(run_dir)
-    con, snapshot = open_snapshot(run_dir)
+    con, snapshot = open_snapshot(run_dir, as_of)
     try:
         counts = {
             name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
