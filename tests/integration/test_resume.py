@@ -131,6 +131,8 @@ def test_mlflow_run_continues_with_each_step_logged_once(runs):
         want = sorted((m.step, m.value) for m in client.get_metric_history(ref_id, key))
         assert got == want, key
     assert [m.step for m in client.get_metric_history(run_id, "policy_version")] == [0, 1, 2]
+    logged = {a.path for a in client.list_artifacts(run_id, "snapshots")}
+    assert {"snapshots/manifest.json", "snapshots/attempts"} <= logged  # what open_snapshot reads
 
 
 def test_run_refuses_an_existing_run_directory_and_points_to_resume(runs, tmp_path):
