@@ -68,7 +68,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from curriculum.report.summary import summarize
 
-    summary = summarize(args.run_dir)
+    summary = summarize(args.run_dir, args.round)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="show a run's rounds and store counts (works while it runs)")
     inspect.add_argument("run_dir", help="runs/<experiment>/<run>")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--round", type=int, help="the run as of the end of this round (default: the newest)")
     inspect.set_defaults(handler=cmd_inspect)
 
     lineage = commands.add_parser(

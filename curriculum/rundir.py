@@ -47,10 +47,11 @@ class RunLayout:
 
     config.yaml                  the resolved config            store.duckdb   the store (one writer)
     code/ code_version.json      the run's copy of its code     mlflow.json    its MLflow run
-    checkpoints/policy_vNNNN/    published policies (adapter + optimizer)
+    checkpoints/policy_vNNNN/    published policies: adapters (checkpoint.keep_last, keep_every), the
+                                 newest with its optimizer state
     checkpoints/LATEST.json      the last completed round's pointer
     checkpoints/generator/vNNNN/ the Generator's checkpoints (the newest two)
-    snapshots/round_NNNN/        Parquet snapshots of the store
+    snapshots/<table>/from_round=NNNN/  each round's new rows of the store, in Parquet (manifest.json)
     prompts/                     the LLM workflows' prompts (sent to the Teacher as bytes)
     eval/vNNNN/                  `curriculum eval` results        logs/   results.json (the final tables)
     """
@@ -104,12 +105,10 @@ class RunLayout:
         """The Generator's checkpoint folders there are, oldest first."""
         return sorted(self.generator.glob("v[0-9][0-9][0-9][0-9]"))
 
-    def snapshot(self, round: int) -> Path:
-        return self.root / "snapshots" / f"round_{round:04d}"
-
-    def snapshots(self) -> list[Path]:
-        """The round snapshots there are, oldest first."""
-        return sorted((self.root / "snapshots").glob("round_[0-9][0-9][0-9][0-9]"))
+    @property
+    def snapshots(self) -> Path:
+        """The store's Parquet snapshots, one file per table per round (store/snapshots.py)."""
+        return self.root / "snapshots"
 
     @property
     def code(self) -> Path:

@@ -143,7 +143,7 @@ def synthetic_run(tmp_path):
                 ),
             ]
         )
-        store.export_parquet(run_dir / "snapshots" / "round_0001")
+        store.export_snapshot(run_dir / "snapshots", 1, compact_every=50)
         store.append([grandchild, sibling])  # round 2
         store.append(_graded(other, 2, 1, 0) + _graded(child, 2, 1, 1))
         store.append(
@@ -159,7 +159,7 @@ def synthetic_run(tmp_path):
                 ),
             ]
         )
-        store.export_parquet(run_dir / "snapshots" / "round_0002")
+        store.export_snapshot(run_dir / "snapshots", 2, compact_every=50)
     problems = {"seed": seed, "other": other, "child": child, "grandchild": grandchild, "sibling": sibling}
     return run_dir, problems
 

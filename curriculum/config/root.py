@@ -15,6 +15,7 @@ from curriculum.config.model import ModelConfig, PretrainConfig
 from curriculum.config.ray import RayConfig
 from curriculum.config.selection import LoopConfig, SelectionConfig
 from curriculum.config.solver import EvaluationConfig, HFSolverConfig, SolverConfig, VerifierConfig
+from curriculum.config.storage import CheckpointConfig, StoreConfig
 from curriculum.config.synthesis import SynthesisConfig, WeaknessConfig
 from curriculum.config.teacher import LLMTeacherConfig, SymbolicTeacherConfig, TeacherConfig
 from curriculum.config.world import ArithmeticWorldConfig, DatasetWorldConfig, WorldConfig
@@ -48,6 +49,8 @@ class Config(Section):
     loop: LoopConfig = LoopConfig()
     ray: RayConfig = RayConfig()
     tracking: TrackingConfig = TrackingConfig()
+    store: StoreConfig = StoreConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
     data_root: str = Field(default="../shared/data/benchmarks", description="relative dataset paths start here")
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     decontamination: DecontaminationConfig = DecontaminationConfig()

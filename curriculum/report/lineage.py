@@ -238,7 +238,7 @@ def load_lineage(run_dir: str | Path, problem_id: str) -> tuple[Lineage, str]:
     """(lineage, snapshot name) from the run's latest snapshot."""
     con, snapshot = open_snapshot(run_dir)
     try:
-        return lineage(con, problem_id), snapshot.name
+        return lineage(con, problem_id), snapshot
     finally:
         con.close()
 

@@ -1,8 +1,8 @@
 """Reading a run from its Parquet snapshots, so it works while the run is live.
 
-DuckDB refuses to open a store file another process writes, so readers use the
-latest `snapshots/round_NNNN/` folder, which the store exports atomically each round.
-`open_snapshot` gives an in-memory DuckDB connection with one view per table of it.
+DuckDB refuses to open a store file another process writes, so readers use the Parquet
+snapshots under `snapshots/`, to which the store adds each round's rows (store/snapshots.py).
+`open_snapshot` gives an in-memory DuckDB connection with one view per table, as of a round.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 from curriculum.config import Config, ConfigError, load_config
 from curriculum.errors import CurriculumError
 from curriculum.rundir import RunLayout
+from curriculum.store import snapshots
+from curriculum.store.rows import StoreError
 
 TABLES = ("problems", "attempts", "pairs", "policies", "rejected", "rounds")
 _LEVEL_METRIC = re.compile(r"^eval/level_(\d+)/accuracy$")
@@ -28,34 +30,29 @@ class InspectError(CurriculumError):
     pass
 
 
-def latest_snapshot(run_dir: str | Path) -> Path:
+def open_snapshot(run_dir: str | Path, as_of: int | None = None) -> tuple[Any, str]:
+    """(an in-memory DuckDB connection with a view per table of the run as of round `as_of`, default
+    the newest snapshot's round; a name for it, "round_NNNN").
+
+    The views read the Parquet files when queried (store/snapshots.py); a view opened before the
+    run's next compaction (every store.snapshot_compact_every rounds) must be opened again after it.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InspectError(f"run directory not found: {run_dir}")
-    snapshots = RunLayout(run_dir).snapshots()
-    if not snapshots:
+    root = RunLayout(run_dir).snapshots
+    if snapshots.snapshot_round(root) is None:
         raise InspectError(f"{run_dir} has no snapshots yet (one is written at the end of each round)")
-    return snapshots[-1]
-
-
-def open_snapshot(run_dir: str | Path) -> tuple[Any, Path]:
-    """(an in-memory DuckDB connection with a view per table of the latest snapshot, its folder).
-
-    The views read the Parquet files when queried; the snapshot of a finished round is
-    never rewritten while the run goes on, so the views stay valid.
-    """
-    import duckdb
-
-    snapshot = latest_snapshot(run_dir)
-    con = duckdb.connect()
-    for file in sorted(snapshot.glob("*.parquet")):
-        path = str(file).replace("'", "''")
-        con.execute(f"CREATE VIEW {file.stem} AS SELECT * FROM read_parquet('{path}')")
-    missing = [name for name in TABLES if not (snapshot / f"{name}.parquet").is_file()]
+    try:
+        con, round = snapshots.open_snapshots(root, as_of)
+    except StoreError as exc:
+        raise InspectError(str(exc)) from None
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    missing = [name for name in TABLES if name not in tables]
     if missing:
         con.close()
-        raise InspectError(f"{snapshot} lacks {', '.join(missing)}.parquet: not a complete store snapshot")
-    return con, snapshot
+        raise InspectError(f"{root} lacks {', '.join(missing)}: not a complete store snapshot")
+    return con, f"round_{round:04d}"
 
 
 def run_config(run_dir: str | Path) -> Any:
@@ -67,11 +64,12 @@ def run_config(run_dir: str | Path) -> Any:
         return Config()
 
 
-def summarize(run_dir: str | Path) -> dict[str, Any]:
+def summarize(run_dir: str | Path, as_of: int | None = None) -> dict[str, Any]:
     """Per-round evaluation, problems by source and stage seconds, plus store counts, the
-    current learning band, the weakest concepts and the Teacher/Generator acceptance."""
+    current learning band, the weakest concepts and the Teacher/Generator acceptance; of the run
+    as of round `as_of` (default: its newest snapshot)."""
     config = run_config(run_dir)
-    con, snapshot = open_snapshot(run_dir)
+    con, snapshot = open_snapshot(run_dir, as_of)
     try:
         counts = {
             name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
@@ -130,7 +128,7 @@ def summarize(run_dir: str | Path) -> dict[str, Any]:
         con.close()
     return {
         "run_dir": str(run_dir),
-        "snapshot": snapshot.name,
+        "snapshot": snapshot,
         "rounds": rounds,
         "store": counts,
         "band": band,

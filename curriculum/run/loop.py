@@ -312,6 +312,29 @@ class CoEvolution:
         for old in self.layout.generator_versions()[:-GENERATOR_CHECKPOINTS_KEPT]:
             shutil.rmtree(old, ignore_errors=True)
 
+    def forget(self, round: int) -> None:
+        """Once round `round` is complete, drop what no one reads again (Checkpoint stage, idempotent):
+        the token arrays of the attempts loop.max_staleness + 1 rounds back (a Learner trains on its
+        round's attempts, sampled up to max_staleness versions before; GRPO reads their log-probs),
+        unless store.keep_token_arrays; and the policy checkpoints past checkpoint.keep_last and
+        checkpoint.keep_every, and every optimizer state but the newest version's (a resumed
+        Learner restores the last committed version, `restore`; the Solvers load it too)."""
+        stale = round - (self.config.loop.max_staleness + 1)
+        if stale >= 0 and not self.config.store.keep_token_arrays:
+            self.roles.store.call(Store.forget_token_arrays, stale).result()
+        keep = self.config.checkpoint
+        newest = self.policy_version
+        for folder in self.layout.policies():
+            version = int(folder.name.removeprefix("policy_v"))
+            if version >= newest:  # the current one (a later one is a publish not yet committed)
+                continue
+            if version > newest - keep.keep_last or (keep.keep_every and version % keep.keep_every == 0):
+                for file in folder.iterdir():
+                    if file.name not in ADAPTER_FILES:  # the optimizer state: only a Learner restores it
+                        shutil.rmtree(file) if file.is_dir() else file.unlink()
+            else:
+                shutil.rmtree(folder)
+
     def generator_checkpoint(self, version: int) -> FolderFiles | None:
         """The Generator's checkpoint of `version` from the run directory (None for 0, the untrained one)."""
         if not version:

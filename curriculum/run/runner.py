@@ -308,7 +308,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         )
         if last_round:
             tracker.log_artifacts(RunLayout(run_dir).policy(loop.policy_version), "adapter")
-            tracker.log_artifacts(RunLayout(run_dir).snapshot(last_round), "snapshot")
+            tracker.log_artifacts(RunLayout(run_dir).snapshots, "snapshots")  # store/snapshots.py opens it
         roles.store.call(Store.close).result()
         status = "FINISHED"
     except KeyboardInterrupt:

@@ -327,12 +327,15 @@ class Snapshot:
             seconds=dict(s.seconds),
         )
         tx.append([stats])
-        tx.export_parquet(str(loop.layout.snapshot(s.round)))
+        store = loop.config.store
+        tx.export_snapshot(str(loop.layout.snapshots), s.round, store.snapshot_compact_every, store.keep_token_arrays)
 
 
 class Checkpoint:
     """The round's checkpoint pointer. The adapter and optimizer (`policy_vNNNN`) and the Generator
-    (`generator/vNNNN`) were written atomically by the driver when they were made; LATEST goes last."""
+    (`generator/vNNNN`) were written atomically by the driver when they were made; LATEST goes last.
+    Then what no one reads again goes (`CoEvolution.forget`): a stage killed in between runs again
+    on resume and forgets the same things."""
 
     name = "checkpoint"
 
@@ -347,6 +350,7 @@ class Checkpoint:
                 "generator_version": s.generator_version,
             },
         )
+        loop.forget(s.round)  # after LATEST: the version it names is kept
 
 
 def stages() -> list[Stage]:

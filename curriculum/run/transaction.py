@@ -38,9 +38,10 @@ class StageTransaction:
             return self.store.call(query, *args, **kwargs).result()
         return self.store.call(Store.read_with, self.held, Read.of(query, *args, **kwargs)).result()
 
-    def export_parquet(self, directory: str) -> None:
-        """A snapshot of the store with what the stage holds."""
-        self.store.call(Store.read_with, self.held, Read(Store.export_parquet, (directory,))).result()
+    def export_snapshot(self, root: str, round: int, compact_every: int, token_arrays: bool) -> None:
+        """Round `round`'s rows of the store with what the stage holds into the run's snapshots."""
+        read = Read(Store.export_snapshot, (root, round, compact_every, token_arrays))
+        self.store.call(Store.read_with, self.held, read).result()
 
     def commit(self, record: StageRecord) -> None:
         """Append everything held and the stage's record in one transaction."""

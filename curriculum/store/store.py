@@ -3,7 +3,7 @@
 One file holds the whole run. Only ONE process may open it read-write: the store
 actor during a run. DuckDB enforces this with a file lock, and it also refuses
 read-only openers while a writer holds the file, so notebooks read the Parquet
-snapshots written by :meth:`Store.export_parquet` (or the file after the run ends).
+snapshots written by :meth:`Store.export_snapshot` (or the file after the run ends).
 A ``Store`` object is not thread-safe: use it from one thread (a Ray actor's
 default).
 
@@ -43,7 +43,7 @@ import pyarrow as pa
 from curriculum.records import (
     Record,
 )
-from curriculum.store import schema
+from curriculum.store import schema, snapshots
 from curriculum.store.queries import READS, R, Read, StoreQueries
 from curriculum.store.rows import StoreError, _first_of_each, _group_by_table, _KeyFilter, _to_arrow, first_line
 
@@ -220,7 +220,7 @@ class Store(StoreQueries):
         rolled back after the read. A stage reads its own writes this way and commits them once,
         with its stage record (run/stages.py), so a stage killed before its commit leaves none of
         itself behind."""
-        if read.query not in READS and read.query is not Store.export_parquet:
+        if read.query not in READS and read.query not in (Store.export_parquet, Store.export_snapshot):
             raise StoreError(f"read_with: {read.query.__qualname__} is not a read of the store")
         if not held:
             return read(self)
@@ -282,6 +282,22 @@ class Store(StoreQueries):
             self.con.unregister("_candidates")
         return {row[0] for row in rows}
 
+    def forget_token_arrays(self, round: int) -> int:
+        """Empty the token ids and log-probs of round `round`'s attempts (once no Learner reads them:
+        run/stages.py's Checkpoint); returns how many attempts had some. The only write besides
+        `append`: it changes no key and no value a report reads, and doing it twice changes nothing."""
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; only the store actor writes")
+        try:
+            count = self.con.execute(
+                "UPDATE attempts SET token_ids = [], token_logprobs = [] "
+                "WHERE round = ? AND (len(token_ids) > 0 OR len(token_logprobs) > 0)",
+                [round],
+            ).fetchone()
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: emptying round {round}'s token arrays failed: {first_line(exc)}") from exc
+        return int(count[0]) if count else 0
+
     # -- snapshots
 
     def export_parquet(self, directory: str | Path) -> Path:
@@ -319,6 +335,22 @@ class Store(StoreQueries):
                 raise StoreError(f"{self.path}: Parquet export to {target} failed: {first_line(exc)}") from exc
             raise
         return target
+
+    def export_snapshot(self, root: str | Path, round: int, compact_every: int, token_arrays: bool = False) -> Path:
+        """Round `round`'s new rows of every table into the incremental snapshots under `root`
+        (store/snapshots.py: one file per table per round, merged every `compact_every` rounds; the
+        attempts' token arrays only with `token_arrays`), read in one transaction so the tables
+        agree with each other."""
+        try:
+            if self._in_transaction:  # inside `read_with`: the held records are part of the snapshot
+                return snapshots.export_round(self.con, Path(root), round, compact_every, token_arrays)
+            self.con.begin()
+            try:
+                return snapshots.export_round(self.con, Path(root), round, compact_every, token_arrays)
+            finally:
+                self.con.rollback()  # read-only work: nothing to commit
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: snapshot of round {round} to {root} failed: {first_line(exc)}") from exc
 
     def _copy_tables(self, staging: Path) -> None:
         for table in schema.TABLES:

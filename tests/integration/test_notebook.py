@@ -19,7 +19,7 @@ def test_notebook_is_stored_without_outputs():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(cell.outputs == [] and cell.execution_count is None for cell in code)
-    assert code[0].source.startswith("RUN_DIR = ")  # the one setting, at the top
+    assert code[0].source.startswith("RUN_DIR = ") and "AS_OF = None" in code[0].source  # the settings, at the top
 
 
 def test_notebook_executes_against_a_run(tiny_run_dir):
@@ -27,7 +27,7 @@ def test_notebook_executes_against_a_run(tiny_run_dir):
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     first = next(cell for cell in notebook.cells if cell.cell_type == "code")
-    first.source = f"RUN_DIR = {str(tiny_run_dir)!r}"
+    first.source = f"RUN_DIR = {str(tiny_run_dir)!r}\nAS_OF = 1"  # the run as of its first round
     # Any cell error raises CellExecutionError and fails the test.
     NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}

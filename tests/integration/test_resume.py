@@ -53,6 +53,7 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
     overrides = TINY_RUN_OVERRIDES + [
         "ray.in_process=true",
+        "checkpoint.keep_last=1",  # resumes restore from the one version kept (after round 2: v2 only)
         f"experiment.runs_dir={tmp / 'runs'}",
         f"model.cache_dir={tmp / 'cache'}",
     ]
@@ -85,13 +86,35 @@ def test_store_has_no_lost_duplicated_or_changed_record(runs):
 
 def test_adapters_and_evaluation_are_identical(runs):
     reference, killed, _, _ = runs
-    for version in (1, 2):
-        name = f"checkpoints/policy_v{version:04d}/adapter_model.safetensors"
-        assert (reference / name).read_bytes() == (killed / name).read_bytes(), name
+    for run in (reference, killed):  # checkpoint.keep_last=1: v1 went at the end of round 2
+        assert sorted(p.name for p in (run / "checkpoints").glob("policy_v*")) == ["policy_v0002"]
+        assert (run / "checkpoints/policy_v0002/optimizer.pt").is_file()
+    name = "checkpoints/policy_v0002/adapter_model.safetensors"
+    assert (reference / name).read_bytes() == (killed / name).read_bytes(), name
     ref, got = (json.loads((d / "results.json").read_text()) for d in (reference, killed))
     assert got["final_eval"] == ref["final_eval"] and got["policy_version"] == ref["policy_version"] == 2
     latest = json.loads((killed / "checkpoints/LATEST.json").read_text())
     assert latest["round"] == 2 and latest["policy_version"] == 2
+
+
+def test_snapshots_hold_every_row_once_after_the_resumes(runs):
+    """The snapshot stage killed before its commit writes its round again on resume: no row twice."""
+    from curriculum.report.summary import open_snapshot
+    from curriculum.store import schema
+
+    counts = []
+    for run in runs[:2]:
+        con, name = open_snapshot(run)
+        assert name == "round_0002"
+        counts.append(
+            {
+                t.name: con.execute(f"SELECT count(*), count(DISTINCT {t.key}) FROM {t.name}").fetchone()
+                for t in schema.TABLES
+            }
+        )
+        con.close()
+    assert counts[0] == counts[1] and all(n == distinct for n, distinct in counts[1].values())
+    assert counts[1]["attempts"][0] > 0
 
 
 def test_mlflow_run_continues_with_each_step_logged_once(runs):
@@ -108,6 +131,8 @@ def test_mlflow_run_continues_with_each_step_logged_once(runs):
         want = sorted((m.step, m.value) for m in client.get_metric_history(ref_id, key))
         assert got == want, key
     assert [m.step for m in client.get_metric_history(run_id, "policy_version")] == [0, 1, 2]
+    logged = {a.path for a in client.list_artifacts(run_id, "snapshots")}
+    assert {"snapshots/manifest.json", "snapshots/attempts"} <= logged  # what open_snapshot reads
 
 
 def test_run_refuses_an_existing_run_directory_and_points_to_resume(runs, tmp_path):

@@ -96,3 +96,13 @@ def test_inspect_cli_shows_every_table(synthetic_run, capsys):
     assert "contaminated 1" in out and "unparseable 2" in out
     assert main(["inspect", str(run_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["band"]["counts"]["in_band"] == 2
+
+
+def test_inspect_reads_the_run_as_of_an_earlier_round(synthetic_run, capsys):
+    run_dir, _ = synthetic_run
+    assert main(["inspect", str(run_dir), "--round", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["snapshot"] == "round_0001" and [r["round"] for r in summary["rounds"]] == [1]
+    assert summary["store"] == {"problems": 3, "attempts": 12, "pairs": 0, "rejected": 1, "calls": 0}
+    assert main(["inspect", str(run_dir), "--round", "3"]) == 2  # EXIT_USAGE, one line
+    assert "snapshots reach round 2, not 3" in capsys.readouterr().err

@@ -59,7 +59,7 @@ def llm_round(tmp_path):
 
 @pytest.fixture
 def run_dir(llm_round, tmp_path):
-    return tmp_path / "run"  # the round's snapshot is in run/snapshots/round_0001
+    return tmp_path / "run"  # the round's snapshot is in run/snapshots/ (store/snapshots.py)
 
 
 def test_agreement_with_the_oracle_is_exactly_what_the_labeller_got_right(llm_round):
