@@ -82,7 +82,8 @@ class StoreQueries:
         where, params = self._attempt_scope(policy_version, last_n_rounds, None)
         rows = self.con.execute(
             f"""WITH counted AS (
-                    SELECT problem_id, {_counts(policy_version)} FROM {_counted(policy_version)} {where} GROUP BY problem_id),
+                    SELECT problem_id, {_counts(policy_version)} FROM {_counted(policy_version)} {where}
+                    GROUP BY problem_id),
                 rates AS (SELECT problem_id, n, c / n AS rate FROM counted)
                 SELECT {_select("problems", "p")} FROM problems p JOIN rates r ON r.problem_id = p.id
                 WHERE r.n >= ? AND r.rate BETWEEN ? AND ? ORDER BY p.id""",

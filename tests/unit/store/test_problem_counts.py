@@ -99,4 +99,3 @@ def test_an_older_store_is_backfilled_from_its_attempts(tmp_path: Path, problems
         assert assert_counts_match(store) == sorted([(a.id, 1, 3, 1), (a.id, 2, 2, 2), (b.id, 2, 1, 0)])
         store.append(tries(b, 2, 1, 1, first=1))
         assert_counts_match(store)
-
