@@ -9,6 +9,7 @@ The rates are those the loop used before this query: all-time, overlaid with tho
 
 from __future__ import annotations
 
+from curriculum.config.selection import SelectionConfig
 from curriculum.curricula.selection import quotas
 from curriculum.records import Problem
 from curriculum.store.queries import StoreQueries, StoreReader, problem_json
@@ -100,3 +101,21 @@ def select_round_sql(
     for pool, count in quotas(n, fresh_fraction, failed_fraction, solved_fraction).items():
         params[f"{pool}_quota"] = count
     return reader.read(StoreQueries.problems_by_query, SELECT_ROUND, params)
+
+
+def select_configured(reader: StoreReader, selection: SelectionConfig, n: int, salt: int) -> list[Problem]:
+    """The loop's selection of a round's `n` problems (run/stages.py) with `selection.*`; what
+    bench/scale.py times through the store actor (a `StageTransaction` on it) or a `LocalReader`."""
+    return select_round_sql(
+        reader,
+        n,
+        selection.band_low,
+        selection.band_high,
+        salt,
+        selection.fresh_fraction,
+        selection.failed_fraction,
+        selection.solved_fraction,
+        solved_by_level=selection.solved_by_level,
+        last_n_rounds=selection.last_n_rounds,
+        min_vote_share=selection.min_vote_share,
+    )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from curriculum.curricula.selection import select_round_problems, trusted
-from curriculum.curricula.selection_sql import select_round_sql
+from curriculum.config.selection import SelectionConfig
+from curriculum.curricula.selection_sql import select_configured, select_round_sql
 from curriculum.records import Attempt, Problem, SolveRate
 from curriculum.store import Store
 from curriculum.store.queries import LocalReader
@@ -146,3 +147,22 @@ def test_the_recorded_store_covers_every_pool(recorded):
     assert rates != reference_rates(attempts, None)  # the overlay changes some rates
     assert {p.level for p in problems} == {1, 2, 3, 4, None}
     assert {p.vote_share for p in problems} == {None, 0.4, 0.6, 1.0}
+
+
+def test_the_loops_call_passes_every_selection_key(recorded):
+    path, problems, attempts = recorded
+    sel = SelectionConfig(
+        band_low=0.375,
+        band_high=0.75,
+        fresh_fraction=0.3,
+        failed_fraction=0.25,
+        solved_fraction=0.3,
+        solved_by_level=True,
+        last_n_rounds=1,
+        min_vote_share=0.5,
+    )
+    expected = select_round_problems(
+        trusted(problems, 0.5), reference_rates(attempts, 1), 40, 0.375, 0.75, 99, 0.3, 0.25, 0.3, solved_by_level=True
+    )
+    with Store(path, read_only=True) as store:
+        assert select_configured(LocalReader(store), sel, 40, 99) == expected
