@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.curricula.selection import select_round_problems, trusted
 from curriculum.config.selection import SelectionConfig
+from curriculum.curricula.selection import select_round_problems, trusted
 from curriculum.curricula.selection_sql import select_configured, select_round_sql
 from curriculum.records import Attempt, Problem, SolveRate
 from curriculum.store import Store
