@@ -43,6 +43,7 @@ EVERY_ACTOR_METHOD = [
     "store.stage_records#1:done",
     "store.problems#1:idle",
     "store.solve_rates#2:done",
+    "store.problems_by_query#1:sent",
     "store.get_problems#1:sent",
     "store.problem_ids#2:done",
     "store.append#4:sent",

@@ -81,16 +81,22 @@ def select_round_problems(
         pool.sort(key=keys[name])
     if solved_by_level:
         pools["solved"] = interleave_levels(pools["solved"])
+    quota = quotas(n, fresh_fraction, failed_fraction, solved_fraction)
+    taken = {name: min(quota[name], len(pool)) for name, pool in pools.items()}
+    for name in ("band", "fresh", "solved"):  # leftover slots (none where rounded quotas overshoot n)
+        taken[name] += min(max(0, n - sum(taken.values())), len(pools[name]) - taken[name])
+    return [p for name in ("fresh", "band", "failed", "solved") for p in pools[name][: taken[name]]]
+
+
+def quotas(n: int, fresh_fraction: float, failed_fraction: float, solved_fraction: float) -> dict[str, int]:
+    """Each pool's share of ``n`` slots (`select_round_problems`): the band gets what the others leave."""
     quota = {
         "fresh": round(n * fresh_fraction),
         "failed": round(n * failed_fraction),
         "solved": round(n * solved_fraction),
     }
     quota["band"] = max(0, n - sum(quota.values()))
-    taken = {name: min(quota[name], len(pool)) for name, pool in pools.items()}
-    for name in ("band", "fresh", "solved"):  # leftover slots
-        taken[name] += min(n - sum(taken.values()), len(pools[name]) - taken[name])
-    return [p for name in ("fresh", "band", "failed", "solved") for p in pools[name][: taken[name]]]
+    return quota
 
 
 def interleave_levels(problems: Sequence[Problem]) -> list[Problem]:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from curriculum.curricula import health, synthesis, weakness
 from curriculum.curricula.label_quality import label_agreement, reference_agreement
-from curriculum.curricula.selection import gaussian_usefulness, select_round_problems, trusted
+from curriculum.curricula.selection import gaussian_usefulness
+from curriculum.curricula.selection_sql import select_configured
 from curriculum.errors import CurriculumError
 from curriculum.evaluation import drops_from_base
 from curriculum.faults import kill_point
@@ -54,23 +55,10 @@ class Select:
 def select_problems(loop: CoEvolution, reader: StageTransaction, round: int) -> list[Problem]:
     """Round `round`'s problems from what the store holds now."""
     config = loop.config
-    sel = config.selection
-    candidates = trusted(reader.read(StoreQueries.problems), sel.min_vote_share)
-    rates = dict(reader.read(StoreQueries.solve_rates))
-    rates.update(reader.read(StoreQueries.solve_rates, last_n_rounds=sel.last_n_rounds))
     n = config.loop.selected_per_round(config.synthesis)  # synthesis screening shares the budget
-    return select_round_problems(
-        candidates,
-        rates,
-        n,
-        sel.band_low,
-        sel.band_high,
-        _seed(loop, round, "select"),
-        sel.fresh_fraction,
-        sel.failed_fraction,
-        sel.solved_fraction,
-        solved_by_level=sel.solved_by_level,
-    )
+    # One query on the store's side, over its per-problem counts: only the chosen problems travel
+    # (selection_sql.py; the same picks as selection.select_round_problems, tested).
+    return select_configured(reader, config.selection, n, _seed(loop, round, "select"))
 
 
 class Attempt:

@@ -7,7 +7,7 @@ by pydantic in Rust. A curriculum's own SQL runs through `select_ids` (curricula
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
@@ -56,11 +56,12 @@ class StoreQueries:
 
         Over all attempts, or only those of one ``policy_version``, or only those
         of the last ``last_n_rounds`` rounds (rounds ``> max(attempts.round) - n``);
-        filters combine. Problems with no attempt in scope are absent.
+        filters combine. Problems with no attempt in scope are absent. Without a
+        policy version, from the counts per problem and round, not every attempt.
         """
         where, params = self._attempt_scope(policy_version, last_n_rounds, problem_ids)
         rows = self.con.execute(
-            f"""SELECT problem_id, count(*), count_if(correct) FROM attempts {where}
+            f"""SELECT problem_id, {_counts(policy_version)} FROM {_counted(policy_version)} {where}
                 GROUP BY problem_id ORDER BY problem_id""",
             params,
         ).fetchall()
@@ -80,9 +81,10 @@ class StoreQueries:
             raise ValueError(f"problems_in_band: need 0 <= low <= high <= 1, got low={low}, high={high}")
         where, params = self._attempt_scope(policy_version, last_n_rounds, None)
         rows = self.con.execute(
-            f"""WITH rates AS (
-                    SELECT problem_id, count(*) AS n, count_if(correct) / count(*) AS rate
-                    FROM attempts {where} GROUP BY problem_id)
+            f"""WITH counted AS (
+                    SELECT problem_id, {_counts(policy_version)} FROM {_counted(policy_version)} {where}
+                    GROUP BY problem_id),
+                rates AS (SELECT problem_id, n, c / n AS rate FROM counted)
                 SELECT {_select("problems", "p")} FROM problems p JOIN rates r ON r.problem_id = p.id
                 WHERE r.n >= ? AND r.rate BETWEEN ? AND ? ORDER BY p.id""",
             [*params, min_attempts, low - _RATE_TOLERANCE, high + _RATE_TOLERANCE],
@@ -100,7 +102,7 @@ class StoreQueries:
         if last_n_rounds is not None:
             if last_n_rounds < 1:
                 raise ValueError(f"last_n_rounds must be >= 1, got {last_n_rounds}")
-            conditions.append("round > (SELECT max(round) FROM attempts) - ?")
+            conditions.append(f"round > (SELECT max(round) FROM {_counted(policy_version)}) - ?")
             params.append(last_n_rounds)
         if problem_ids is not None:
             conditions.append("problem_id IN (SELECT unnest(?::VARCHAR[]))")
@@ -161,6 +163,20 @@ class StoreQueries:
         finally:
             if not in_transaction:
                 self.con.rollback()
+
+    def problems_by_query(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> list[Problem]:
+        """The problems a curriculum's read-only query picks, in its order: its first column is each
+        row as `problem_json` writes it (e.g. a round's selection, curricula/selection_sql.py); run
+        inside a transaction that is rolled back."""
+        in_transaction = self._in_transaction
+        if not in_transaction:
+            self.con.begin()
+        try:
+            rows = self.con.execute(sql, params if isinstance(params, Mapping) else list(params)).fetchall()
+        finally:
+            if not in_transaction:
+                self.con.rollback()
+        return _records("problems", rows)
 
     def get_problems(self, ids: Iterable[str]) -> list[Problem]:
         """The stored problems among ``ids``, in the order asked; unknown ids are skipped."""
@@ -249,6 +265,19 @@ class StoreQueries:
         return _records("stages", rows)
 
 
+def _counted(policy_version: int | None) -> str:
+    """Where attempts are counted: per problem and round (`problem_counts`, kept by `Store.append`),
+    unless a policy version is asked for, which only the attempts themselves record."""
+    return "problem_counts" if policy_version is None else "attempts"
+
+
+def _counts(policy_version: int | None) -> str:
+    """A problem's attempts (n) and correct ones (c), aggregated over `_counted`'s rows."""
+    if policy_version is None:
+        return "sum(attempts)::BIGINT AS n, sum(correct)::BIGINT AS c"
+    return "count(*) AS n, count_if(correct) AS c"
+
+
 def _select(table_name: str, alias: str | None = None) -> str:
     """SQL for one column holding each row as a JSON object of the record's fields.
 
@@ -258,6 +287,11 @@ def _select(table_name: str, alias: str | None = None) -> str:
     prefix = f"{alias}." if alias else ""
     fields = ", ".join(f"{column} := {prefix}{column}" for column in schema.TABLE_BY_NAME[table_name].columns)
     return f"to_json(struct_pack({fields}))"
+
+
+def problem_json(alias: str) -> str:
+    """SQL for one column holding the problem row ``alias`` as the JSON `problems_by_query` reads."""
+    return _select("problems", alias)
 
 
 def _records(table_name: str, rows: Iterable[Sequence[Any]]) -> list[Any]:

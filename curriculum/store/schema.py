@@ -183,6 +183,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         ),
     ),
+    # Kept by `Store.append` in the transaction that appends the attempts, so a solve rate (and a
+    # round's selection, curricula/selection_sql.py) reads a row per problem and round, not every
+    # attempt; an older store is backfilled from its attempts here.
+    Migration(
+        7,
+        "problem_counts: attempts and correct ones per problem and round",
+        (
+            """CREATE TABLE problem_counts (
+            problem_id VARCHAR NOT NULL,
+            round INTEGER NOT NULL,
+            attempts BIGINT NOT NULL,
+            correct BIGINT NOT NULL,
+            PRIMARY KEY (problem_id, round)
+        )""",
+            """INSERT INTO problem_counts
+            SELECT problem_id, round, count(*), count_if(correct) FROM attempts GROUP BY problem_id, round""",
+        ),
+    ),
 )
 
 

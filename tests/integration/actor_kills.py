@@ -60,8 +60,9 @@ ROLES = ("store", "solver", "teacher", "learner", "generator")
 METHODS = {
     "store": {
         "stage_records": 1,
-        "problems": 4,
-        "solve_rates": 6,
+        "problems": 2,
+        "solve_rates": 2,
+        "problems_by_query": 2,
         "get_problems": 2,
         "problem_ids": 4,
         "read_with": 4,
