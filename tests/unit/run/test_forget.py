@@ -130,3 +130,19 @@ def test_a_run_resumed_after_pruning_continues_like_an_uninterrupted_one(tmp_pat
     assert checkpoints(run_dir) == checkpoints(tmp_path / "reference") == {"policy_v0004": FULL}
     comparison = compare_stores(tmp_path / "reference/store.duckdb", run_dir / "store.duckdb")
     assert comparison.equal, comparison.details[:5]
+
+
+def test_a_store_copied_before_pruning_compares_equal_to_the_pruned_one(tmp_path):
+    import shutil
+
+    run(tmp_path / "run", config(), rounds=2)
+    early = tmp_path / "early.duckdb"
+    shutil.copy(tmp_path / "run/store.duckdb", early)  # round 1's arrays still kept
+    with Store(tmp_path / "run/store.duckdb") as store:
+        make_loop(tmp_path / "run", store, config()).run_round(3)  # prunes round 1's
+    assert arrays_by_round(early)[1][0] > 0 == arrays_by_round(tmp_path / "run/store.duckdb")[1][0]
+    comparison = compare_stores(early, tmp_path / "run/store.duckdb")
+    assert comparison.lost == comparison.differing == 0, comparison.details[:5]
+    with duckdb.connect(str(tmp_path / "run/store.duckdb")) as con:  # a real change is still one
+        con.execute("UPDATE attempts SET completion = 'changed' WHERE round = 1 AND sample_index = 0")
+    assert compare_stores(early, tmp_path / "run/store.duckdb").differing > 0
