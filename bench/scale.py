@@ -56,6 +56,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -162,14 +163,18 @@ def round_records(shape: Shape, round: int, rng_state: dict) -> list:
     return records
 
 
-def fill(path: str, shape: Shape, first: int, last: int, snapshots: str, compact_every: int, snapshot: str) -> None:
+def fill(
+    path: str, shape: Shape, first: int, last: int, snapshots: str, compact_every: int, snapshot: str, out: Any
+) -> None:
     """Rounds `first`..`last` into the store at `path` (in a child process): problems created in them
     (round 0's seeds with round 1), their attempts, counts and records; `snapshot` "each": round by
     round, each followed by what the loop's Snapshot and Checkpoint stages do; "last": all at once,
-    then one snapshot of `last` (a catch-up); "none": all at once, the snapshot left to `measure`."""
+    then one snapshot of `last` (a catch-up); "none": all at once, the snapshot left to `measure`.
+    Puts {round: ms its snapshot took} into the queue `out`."""
     from curriculum.run.resume import capture_rng
 
     rng_state = capture_rng()  # numpy is imported (by pyarrow): its state is saved too, as the loop's
+    snapshot_ms: dict[int, float] = {}
     with Store(path) as store:
         con = store.con
         each = snapshot == "each"
@@ -183,20 +188,28 @@ def fill(path: str, shape: Shape, first: int, last: int, snapshots: str, compact
             con.execute(_ATTEMPTS, params | attempts | {"per_round": shape.per_round, "arrays_from": round - 1})
             con.execute(_COUNTS, [lo, round])
             con.commit()
-            store.append([r for rr in range(lo, round + 1) for r in round_records(shape, rr, rng_state)])
+            for chunk in range(lo, round + 1, 50):  # a catch-up's records a few rounds at a time
+                rounds = range(chunk, min(chunk + 50, round + 1))
+                store.append([r for rr in rounds for r in round_records(shape, rr, rng_state)])
             if snapshot != "none":
+                start = time.perf_counter()
                 store.export_snapshot(snapshots, round, compact_every)  # what the Snapshot stage writes
+                snapshot_ms[round] = (time.perf_counter() - start) * 1000
                 store.forget_token_arrays(round - 2)  # what the Checkpoint stage empties (max_staleness 1)
             store.checkpoint()
+    out.put(snapshot_ms)
 
 
-def in_child(*args) -> None:
-    """`fill` in a fresh process: the driver's memory stays the loop's."""
-    child = multiprocessing.get_context("spawn").Process(target=fill, args=args)
+def in_child(*args) -> dict[int, float]:
+    """`fill` in a fresh process (the driver's memory stays the loop's); {round: its snapshot's ms}."""
+    context = multiprocessing.get_context("spawn")
+    out = context.SimpleQueue()
+    child = context.Process(target=fill, args=(*args, out))
     child.start()
     child.join()
     if child.exitcode != 0:
         raise SystemExit(f"the fill failed (exit code {child.exitcode}); its error is printed above")
+    return out.get()
 
 
 def disk_bytes(layout: RunLayout) -> int:
@@ -352,9 +365,9 @@ def main() -> None:
         disk: dict[int, int] = {}
         try:
             start = time.perf_counter()
-            in_child(store, shape, 1, 2, snaps, compact_every, "each")
+            per_round = in_child(store, shape, 1, 2, snaps, compact_every, "each")
             disk[2] = disk_bytes(layout)
-            in_child(store, shape, 3, EARLY - 1, snaps, compact_every, "each")
+            per_round |= in_child(store, shape, 3, EARLY - 1, snaps, compact_every, "each")
             in_child(store, shape, EARLY, EARLY, snaps, compact_every, "none")  # its rows, not its snapshot
             print(f"filled to round {EARLY} in {time.perf_counter() - start:.1f} s; at round {EARLY}:")
             results |= {f"{k}_round_{EARLY}": v for k, v in measure(config, layout, shape, EARLY, args.repeats).items()}
@@ -367,7 +380,7 @@ def main() -> None:
                 in_child(store, shape, EARLY + 1, late, snaps, compact_every, "last")  # one catch-up snapshot
             disk[late] = disk_bytes(layout)
             if args.rounds - 1 > late:
-                in_child(store, shape, late + 1, args.rounds - 1, snaps, compact_every, "each")
+                per_round |= in_child(store, shape, late + 1, args.rounds - 1, snaps, compact_every, "each")
             in_child(store, shape, args.rounds, args.rounds, snaps, compact_every, "none")
             print(f"filled to round {args.rounds} in {time.perf_counter() - start:.1f} s; at round {args.rounds}:")
             measured = measure(config, layout, shape, args.rounds, args.repeats)
@@ -380,6 +393,23 @@ def main() -> None:
         print(f"store: {layout.store.stat().st_size / 2**20:,.0f} MiB, {counts}")
         print(f"disk (store + snapshots) at rounds {sorted(disk)}: {[f'{b / 2**20:.0f} MiB' for b in disk.values()]}")
 
+    # The snapshots the fill wrote round by round (a Store in the fill's process, not the actor),
+    # those that merged files apart: what a round costs between merges, early and late.
+    def plain(rounds: range) -> list[float]:
+        return [per_round[n] for n in rounds if n in per_round and n % compact_every]
+
+    for label, rounds in (("early", range(3, EARLY)), ("late", range(late + 1, args.rounds))):
+        if plain(rounds):
+            print(
+                f"snapshot of one round, no merge, {label} (rounds {rounds.start}-{rounds.stop - 1}, in-process): "
+                f"median {statistics.median(plain(rounds)):.0f} ms"
+            )
+    merges = {n: ms for n, ms in per_round.items() if n % compact_every == 0 and n > EARLY}
+    if merges:
+        print(
+            f"snapshots that merged {compact_every - 1} rounds' files: "
+            + ", ".join(f"round {n} {ms:.0f} ms" for n, ms in merges.items())
+        )
     early_mb = (disk[EARLY] - disk[2]) / (EARLY - 2) / 1e6
     late_mb = (disk[args.rounds] - disk[late]) / (args.rounds - late) / 1e6
     rss_late = rss_mib()
@@ -406,7 +436,7 @@ def main() -> None:
     }
     ratios = {k: line[f"{k}_ms_round_{r}"] / max(line[f"{k}_ms_round_{e}"], 1e-9) for k in ("select", "snapshot")}
     ratios |= {"resume": line[f"resume_ms_round_{r}"] / max(line[f"resume_ms_round_{e}"], 1e-9)}
-    print("ratios round %d / round %d: %s" % (r, e, ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items())))
+    print(f"ratios round {r} / round {e}: " + ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items()))
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     print("RESULT " + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()))
     print("GOALS " + " ".join(f"{k}={'met' if ok else 'MISSED'}" for k, ok in goals.items()))
