@@ -292,14 +292,15 @@ def measure(config: Config, layout: RunLayout, shape: Shape, round: int, repeats
         )
         print(f"  band query: {len(band)} problems, first {first:.0f} ms")  # type: ignore[arg-type]
 
-        def resume() -> int:  # loop.resume, then the runner's finished rounds
+        def resume() -> tuple[int, int]:  # loop.resume, then the runner's finished rounds
             state = last_state(store.call(Store.stage_records).result())
-            records = [RoundState.from_json(r.state) for r in store.call(Store.stage_records).result()]
+            records = store.call(Store.stage_records).result()
+            states = [RoundState.from_json(r.state) for r in records]
             assert state is not None and state.round == round
-            return len(records)
+            return len(states), sum(len(r.state) for r in records)
 
-        first, out["resume_ms"], count = timed(resume, repeats)
-        print(f"  resume: {count} stage records read back, first {first:.0f} ms")
+        first, out["resume_ms"], (count, size) = timed(resume, repeats)  # type: ignore[misc]
+        print(f"  resume: {count} stage records ({size / 1e6:.1f} MB of states) read back, first {first:.0f} ms")
 
         def inspect() -> int:
             summary = summarize(layout.root)

@@ -31,7 +31,7 @@ def test_scale_prints_every_timing_at_round_10_and_the_last_round(tmp_path):
     assert set(goals.values()) <= {"met", "MISSED"}
     # What the timed calls read: the whole selection, and the stage records of every round.
     assert re.search(r"select: 208 problems \(of 208\)", done.stdout)
-    assert "resume: 108 stage records read back" in done.stdout
+    assert re.search(r"resume: 108 stage records \([0-9.]+ MB of states\) read back", done.stdout)
     assert not list(tmp_path.iterdir())  # the run directory is removed
 
 
