@@ -376,9 +376,14 @@ def main() -> None:
             rss_early = rss_mib()
 
             start = time.perf_counter()
-            late = max(EARLY, args.rounds - compact_every)  # the last rounds are written one by one
+            # The last compact_every rounds are written one by one, as the loop does: the last one merges
+            # that many rounds' files, as in a run. Before them, one catch-up snapshot, which the first
+            # of them (`late`) merges into a block.
+            late = max(EARLY, args.rounds - compact_every)
+            if late - 1 > EARLY:
+                in_child(store, shape, EARLY + 1, late - 1, snaps, compact_every, "last")
             if late > EARLY:
-                in_child(store, shape, EARLY + 1, late, snaps, compact_every, "last")  # one catch-up snapshot
+                in_child(store, shape, late, late, snaps, compact_every, "each")
             disk[late] = disk_bytes(layout)
             if args.rounds - 1 > late:
                 per_round |= in_child(store, shape, late + 1, args.rounds - 1, snaps, compact_every, "each")
@@ -405,7 +410,7 @@ def main() -> None:
                 f"snapshot of one round, no merge, {label} (rounds {rounds.start}-{rounds.stop - 1}, in-process): "
                 f"median {statistics.median(plain(rounds)):.0f} ms"
             )
-    merges = {n: ms for n, ms in per_round.items() if n % compact_every == 0 and n > EARLY}
+    merges = {n: ms for n, ms in per_round.items() if n % compact_every == 0 and n > late}
     if merges:
         print(
             f"snapshots that merged {compact_every - 1} rounds' files: "
