@@ -177,6 +177,7 @@ def fill(
     snapshot_ms: dict[int, float] = {}
     with Store(path) as store:
         con = store.con
+        con.execute("SET enable_progress_bar = false")  # the long inserts would print bars into the output
         each = snapshot == "each"
         for round in range(first, last + 1) if each else [last]:
             lo = round if each else first  # rounds filled by this pass
