@@ -26,23 +26,18 @@ rates AS (  -- the last rounds' estimate where there is one, else the all-time o
     SELECT problem_id, coalesce(n_last, n_all) AS n,
            coalesce(c_last, c_all)::DOUBLE / coalesce(n_last, n_all)::DOUBLE AS rate
     FROM counted),
-candidates AS (  -- selection.trusted, then each problem's pool
-    SELECT p.id, p.level, p.round_created, r.rate, sha256($salt || ':' || p.id) AS tie,  -- selection.tie_key
-           CASE WHEN r.rate IS NULL THEN 'fresh'
-                WHEN r.n >= $min_attempts AND r.rate BETWEEN $low_edge AND $high_edge THEN 'band'
-                WHEN r.rate < $low THEN 'failed'
-                ELSE 'solved' END AS pool
-    FROM problems p LEFT JOIN rates r ON r.problem_id = p.id
-    WHERE p.vote_share IS NULL OR p.vote_share >= $min_vote_share),
-ranked AS (  -- each pool's order; solved by level: the n-th of each level (lowest first), n = 1, 2...
-    SELECT id, pool, row_number() OVER (PARTITION BY pool ORDER BY
-               CASE pool WHEN 'fresh' THEN -round_created
-                         WHEN 'failed' THEN $low - rate
-                         WHEN 'band' THEN abs(rate - 0.5)
-                         ELSE CASE WHEN $solved_by_level THEN level_turn ELSE 0 END END,
-               CASE WHEN pool = 'failed' OR (pool = 'solved' AND $solved_by_level) THEN level END NULLS LAST,
-               tie) AS rank
-    FROM (SELECT *, row_number() OVER (PARTITION BY pool, level ORDER BY tie) AS level_turn FROM candidates)),
+candidates AS (  -- selection.trusted, then each problem's pool and the first key of its pool's order
+    SELECT *, CASE pool WHEN 'fresh' THEN -round_created
+                        WHEN 'failed' THEN $low - rate
+                        WHEN 'band' THEN abs(rate - 0.5)
+                        ELSE 0 END AS first_key  -- solved by level: its turn, below
+    FROM (SELECT p.id, p.level, p.round_created, r.rate,
+                 CASE WHEN r.rate IS NULL THEN 'fresh'
+                      WHEN r.n >= $min_attempts AND r.rate BETWEEN $low_edge AND $high_edge THEN 'band'
+                      WHEN r.rate < $low THEN 'failed'
+                      ELSE 'solved' END AS pool
+          FROM problems p LEFT JOIN rates r ON r.problem_id = p.id
+          WHERE p.vote_share IS NULL OR p.vote_share >= $min_vote_share)),
 sizes AS (
     SELECT count(*) FILTER (WHERE pool = 'fresh') AS fresh_size, count(*) FILTER (WHERE pool = 'failed') AS failed_size,
            count(*) FILTER (WHERE pool = 'solved') AS solved_size, count(*) FILTER (WHERE pool = 'band') AS band_size
@@ -60,6 +55,20 @@ fresh_more AS (
 taken AS (
     SELECT * REPLACE (solved + least(greatest(0, $n - fresh - failed - solved - band), solved_size - solved) AS solved)
     FROM fresh_more),
+cutoffs AS (  -- the first key of each pool's last taken problem (NULL: none taken)
+    SELECT s.pool, s.smallest[CASE s.pool WHEN 'fresh' THEN t.fresh WHEN 'failed' THEN t.failed
+                                          WHEN 'solved' THEN t.solved ELSE t.band END] AS cutoff
+    FROM (SELECT pool, min(first_key, $n) AS smallest FROM candidates GROUP BY pool) s, taken t),
+contenders AS (  -- only problems up to the cutoff can be taken: the tie key and the order are theirs alone
+    SELECT c.*, sha256($salt || ':' || c.id) AS tie  -- selection.tie_key
+    FROM candidates c JOIN cutoffs k ON k.pool = c.pool
+    WHERE c.first_key <= k.cutoff OR (c.pool = 'solved' AND $solved_by_level AND k.cutoff IS NOT NULL)),
+ranked AS (  -- each pool's order; solved by level: the n-th of each level (lowest first), n = 1, 2...
+    SELECT id, pool, row_number() OVER (PARTITION BY pool ORDER BY
+               CASE WHEN pool = 'solved' AND $solved_by_level THEN level_turn ELSE first_key END,
+               CASE WHEN pool = 'failed' OR (pool = 'solved' AND $solved_by_level) THEN level END NULLS LAST,
+               tie) AS rank
+    FROM (SELECT *, row_number() OVER (PARTITION BY pool, level ORDER BY tie) AS level_turn FROM contenders)),
 chosen AS (
     SELECT r.id, r.pool, r.rank FROM ranked r, taken t
     WHERE r.rank <= CASE r.pool WHEN 'fresh' THEN t.fresh WHEN 'failed' THEN t.failed
