@@ -415,7 +415,7 @@ class CoEvolution:
         """Bring the roles back to the last completed stage recorded in the store and return its
         state (None for a fresh store): the Learner's adapter and optimizer and the Solvers'
         policy from the published version, the Generator from its checkpoint, the driver's RNGs."""
-        state = last_state(self.roles.store.call(Store.stage_records).result())
+        state = last_state(self.roles.store.call(Store.stage_records, last_round=True).result())
         if state is None:
             return None
         self.round, self.policy_version, self.generator_version = (

@@ -214,7 +214,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         )
         actors.restore_on_restart(roles, loop.restore)
         state = loop.resume()
-        records = [RoundState.from_json(r.state) for r in roles.store.call(Store.stage_records).result()]
+        ends = roles.store.call(Store.stage_records, stages=("seed", "checkpoint")).result()  # one per round
+        records = [RoundState.from_json(r.state) for r in ends]
         finished = {s.round: s for s in records if s.done and s.done[-1] in ("seed", "checkpoint")}
         if state is not None:
             where = "seeds" if state.round == 0 else f"round {state.round}"

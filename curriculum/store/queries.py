@@ -259,9 +259,20 @@ class StoreQueries:
         ).fetchall()
         return _records("attempts", rows)
 
-    def stage_records(self) -> list[StageRecord]:
-        """Completed stages of every round (see `loop.RoundState`), in the order they completed."""
-        rows = self.con.execute(f"SELECT {_select('stages')} FROM stages ORDER BY round, created_at, id").fetchall()
+    def stage_records(self, stages: Sequence[str] | None = None, last_round: bool = False) -> list[StageRecord]:
+        """Completed stages (see `loop.RoundState`), in the order they completed: every round's, or only
+        those named in `stages`, or only the newest round's (`last_round`: what a resume continues
+        from). A long run holds thousands, each with its round's selected ids: read what is needed."""
+        where, params = [], []
+        if stages is not None:
+            where.append("list_contains(?, stage)")
+            params.append(list(stages))
+        if last_round:
+            where.append("round = (SELECT max(round) FROM stages)")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.con.execute(
+            f"SELECT {_select('stages')} FROM stages {clause} ORDER BY round, created_at, id", params
+        ).fetchall()
         return _records("stages", rows)
 
 

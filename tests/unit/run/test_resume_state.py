@@ -137,6 +137,12 @@ def test_a_round_crashed_in_learn_resumes_after_attempt_and_matches(tmp_path):
             loop.run_round(2)
         done = [(r.round, r.stage) for r in store.stage_records()]
         assert done[-2:] == [(2, "select"), (2, "attempt")]  # learn never committed
+        # what resume and the runner read: the newest round's records, and each round's last
+        assert [(r.round, r.stage) for r in store.stage_records(last_round=True)] == done[-2:]
+        assert [(r.round, r.stage) for r in store.stage_records(stages=("seed", "checkpoint"))] == [
+            (0, "seed"),
+            (1, "checkpoint"),
+        ]
         assert store.counts()["policies"] == 1  # nor its PolicyVersion record
 
         fresh = make_loop(run_dir, store)  # a new process: roles rebuilt from scratch
