@@ -60,6 +60,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.store import timed_ms as timed  # noqa: E402
 from curriculum.config import Config, to_yaml  # noqa: E402
 from curriculum.records import PolicyVersion, RoundStats  # noqa: E402
 from curriculum.rundir import RunLayout  # noqa: E402
@@ -231,19 +232,6 @@ def check_disk(where: Path, shape: Shape) -> int:
 
 
 # --------------------------------------------------------------------------- timings
-
-
-def timed(function, repeats: int) -> tuple[float, float, object]:
-    """(first call ms, median of the next `repeats` calls ms, result)."""
-    start = time.perf_counter()
-    result = function()
-    first = (time.perf_counter() - start) * 1000
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
-    return first, statistics.median(times) if times else first, result
 
 
 def measure(config: Config, layout: RunLayout, shape: Shape, round: int, repeats: int) -> dict[str, float]:

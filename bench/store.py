@@ -104,7 +104,7 @@ def attempt_stream(problems, difficulty, rows, batch_size, rng, tokens: bool = T
 
 
 def timed_ms(function, repeats: int) -> tuple[float, float, object]:
-    """(first call ms, median of the following ``repeats`` calls ms, result)."""
+    """(first call ms, median of the following ``repeats`` calls ms (the first's without any), result)."""
     start = time.perf_counter()
     result = function()
     first = (time.perf_counter() - start) * 1000
@@ -113,7 +113,7 @@ def timed_ms(function, repeats: int) -> tuple[float, float, object]:
         start = time.perf_counter()
         function()
         times.append((time.perf_counter() - start) * 1000)
-    return first, statistics.median(times), result
+    return first, statistics.median(times) if times else first, result
 
 
 def main() -> None:
