@@ -111,9 +111,11 @@ def test_each_version_reaches_the_solvers_as_the_learners_files(tmp_path):
             assert sorted(sent.files.files) == sorted(ADAPTER_FILES)  # no optimizer state for a Solver
             assert sent.files.files["adapter_model.safetensors"] == f"adapter_model.safetensors of v{version}".encode()
     assert solvers[0].policies[-1] is solvers[0].policies[1]
-    for version in (1, 2):  # the driver wrote the whole checkpoint into the run directory
+    for version in (1, 2):  # the driver wrote the adapters into the run directory, the newest whole
         kept = run_dir / "checkpoints" / f"policy_v{version:04d}"
-        assert (kept / "optimizer.pt").read_bytes() == f"optimizer.pt of v{version}".encode()
+        assert (kept / "adapter_model.safetensors").read_bytes() == f"adapter_model.safetensors of v{version}".encode()
+    assert (kept / "optimizer.pt").read_bytes() == b"optimizer.pt of v2"
+    assert not (run_dir / "checkpoints/policy_v0001/optimizer.pt").exists()  # checkpoint pruning: newest only
 
 
 def test_a_resumed_run_sends_the_checkpoint_from_the_run_directory(tmp_path):
