@@ -8,8 +8,9 @@ problems (the same number created each round, seeds in round 0; levels 1-5; a la
 that puts them in the failed, band or solved pool once attempted, many never attempted, i.e. fresh;
 a vote share on one in twenty), `--attempts` attempts spread evenly over the rounds (k =
 solver.attempts per problem, so a round attempts attempts/(rounds*k) problems and selects as many),
-`problem_counts` filled from them as migration 7 does, and a round's policies, rounds and stage
-records (its `RoundState` with the selected ids and the RNG states, as the loop writes them). The
+`problem_counts` and `problem_totals` filled from them as migrations 7 and 8 do, and a round's
+policies, rounds and stage records (its `RoundState` with the selected ids and the RNG states, as
+the loop writes them). The
 newest two rounds' attempts carry 256 token ids and log-probs each; the Checkpoint stage's
 `Store.forget_token_arrays` empties older rounds' as the loop does. The fill runs in a child
 process, so the driver's peak RSS is what the loop's reads cost it. The run directory is laid out
@@ -23,8 +24,8 @@ the runner starts it (a local Ray cluster, `spawn_on_driver_node`, reads through
 - snapshot: the round's Snapshot stage, `StageTransaction.export_snapshot` holding its RoundStats
   (round 1,000 is a multiple of store.snapshot_compact_every: its snapshot also merges the files);
 - inspect: `curriculum inspect`'s summary (`summarize`) and its tables, from the snapshots;
-- resume: what a resumed run reads back: the stage records through the actor, the last state
-  (`loop.resume`) and every record parsed (the runner's finished rounds);
+- resume: what a resumed run reads back through the actor: the newest round's stage records
+  (`loop.resume`'s last state) and each finished round's last one, brief (the runner's);
 - band query: `problems_in_band` over the last selection.last_n_rounds rounds, through the actor;
 
 and the disk (store file after a checkpoint plus snapshots/) at each round end, as MB per round
@@ -132,7 +133,10 @@ FROM (SELECT *, hash(j, 'correct') % 1000 < CASE hash(problem, 'difficulty') % 1
 
 _COUNTS = """INSERT INTO problem_counts
 SELECT problem_id, round, count(*), count_if(correct) FROM attempts
-WHERE round BETWEEN ? AND ? GROUP BY problem_id, round"""
+WHERE round BETWEEN $lo AND $hi GROUP BY problem_id, round"""
+_TOTALS = """INSERT INTO problem_totals
+SELECT problem_id, sum(attempts), sum(correct) FROM problem_counts WHERE round BETWEEN $lo AND $hi GROUP BY problem_id
+ON CONFLICT (problem_id) DO UPDATE SET attempts = attempts + excluded.attempts, correct = correct + excluded.correct"""
 
 
 def round_records(shape: Shape, round: int, rng_state: dict) -> list:
@@ -188,7 +192,8 @@ def fill(
             con.execute(_PROBLEMS, params | problems | {"first_of_round_1": max(1, shape.first_problem(1))})
             attempts = {"lo": (lo - 1) * shape.per_round, "hi": round * shape.per_round, "k": shape.k}
             con.execute(_ATTEMPTS, params | attempts | {"per_round": shape.per_round, "arrays_from": round - 1})
-            con.execute(_COUNTS, [lo, round])
+            for counts in (_COUNTS, _TOTALS):
+                con.execute(counts, {"lo": lo, "hi": round})
             con.commit()
             for chunk in range(lo, round + 1, 50):  # a catch-up's records a few rounds at a time
                 rounds = range(chunk, min(chunk + 50, round + 1))
@@ -243,7 +248,7 @@ def measure(config: Config, layout: RunLayout, shape: Shape, round: int, repeats
     from curriculum.curricula.selection_sql import select_configured
     from curriculum.report.summary import summarize
     from curriculum.report.views import inspect_views
-    from curriculum.run.resume import RoundState, last_state, round_seed
+    from curriculum.run.resume import ROUND_ENDS, finished_rounds, last_state, round_seed
     from curriculum.run.transaction import StageTransaction
     from curriculum.store.queries import StoreQueries
 
@@ -281,15 +286,15 @@ def measure(config: Config, layout: RunLayout, shape: Shape, round: int, repeats
         )
         print(f"  band query: {len(band)} problems, first {first:.0f} ms")  # type: ignore[arg-type]
 
-        def resume() -> tuple[int, int]:  # loop.resume, then the runner's finished rounds
-            state = last_state(store.call(Store.stage_records).result())
-            records = store.call(Store.stage_records).result()
-            states = [RoundState.from_json(r.state) for r in records]
-            assert state is not None and state.round == round
-            return len(states), sum(len(r.state) for r in records)
+        def resume() -> tuple[int, int]:  # loop.resume's read, then the runner's finished rounds
+            state = last_state(store.call(Store.stage_records, last_round=True).result())
+            records = store.call(Store.stage_records, stages=ROUND_ENDS, brief=True).result()
+            finished = finished_rounds(records)
+            assert state is not None and state.round == round and max(finished) == round
+            return len(finished), sum(len(r.state) for r in records)
 
         first, out["resume_ms"], (count, size) = timed(resume, repeats)  # type: ignore[misc]
-        print(f"  resume: {count} stage records ({size / 1e6:.1f} MB of states) read back, first {first:.0f} ms")
+        print(f"  resume: {count} finished rounds ({size / 1e6:.1f} MB of brief states), first {first:.0f} ms")
 
         def inspect() -> int:
             summary = summarize(layout.root)

@@ -1,5 +1,5 @@
 """A round's selection as one query the store answers: `select_round_problems`'s pools, orderings and
-shares in SQL, over the per-problem counts (`problem_counts`), returning only the chosen problems.
+shares in SQL, over the per-problem counts (`problem_totals`, `problem_counts`), returning only the chosen problems.
 
 selection.py stays the reference (and selects the seed set, whose candidates are not stored yet);
 tests/unit/curricula/test_selection_sql.py checks that both pick the same problems in the same order.
@@ -17,11 +17,12 @@ from curriculum.store.queries import StoreQueries, StoreReader, problem_json
 # Every float bound is computed in Python ($low_edge = low - 1e-9, ...) exactly as selection.py
 # computes it, so the comparisons agree to the last bit; c / n is IEEE division in both.
 SELECT_ROUND = f"""
-WITH counted AS (
-    SELECT problem_id, sum(attempts) AS n_all, sum(correct) AS c_all,
-           sum(attempts) FILTER (WHERE round > (SELECT max(round) FROM problem_counts) - $last_n_rounds) AS n_last,
-           sum(correct) FILTER (WHERE round > (SELECT max(round) FROM problem_counts) - $last_n_rounds) AS c_last
-    FROM problem_counts GROUP BY problem_id),
+WITH recent AS (  -- the last rounds' counts: a few rounds' rows of problem_counts
+    SELECT problem_id, sum(attempts) AS n_last, sum(correct) AS c_last FROM problem_counts
+    WHERE round > (SELECT max(round) FROM problem_counts) - $last_n_rounds GROUP BY problem_id),
+counted AS (  -- all-time counts: one row a problem (problem_totals), not a sum over every round
+    SELECT t.problem_id, t.attempts AS n_all, t.correct AS c_all, r.n_last, r.c_last
+    FROM problem_totals t LEFT JOIN recent r ON r.problem_id = t.problem_id),
 rates AS (  -- the last rounds' estimate where there is one, else the all-time one
     SELECT problem_id, coalesce(n_last, n_all) AS n,
            coalesce(c_last, c_all)::DOUBLE / coalesce(n_last, n_all)::DOUBLE AS rate

@@ -86,6 +86,17 @@ def last_state(records: list[StageRecord]) -> RoundState | None:
     return max(states, key=lambda s: (s.round, len(s.done)))
 
 
+# A round is finished when its last stage is stored: the seed set's (round 0), else the checkpoint.
+ROUND_ENDS = ("seed", "checkpoint")
+
+
+def finished_rounds(records: list[StageRecord]) -> dict[int, RoundState]:
+    """The finished rounds' states, by round, from the records of `ROUND_ENDS` (read `brief`: the
+    runner reads each finished round's metrics and evaluation, not its selection)."""
+    states = [RoundState.from_json(r.state) for r in records]
+    return {s.round: s for s in states if s.done and s.done[-1] in ROUND_ENDS}
+
+
 # ----------------------------------------------------------------------------- RNG states
 
 

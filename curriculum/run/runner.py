@@ -23,7 +23,7 @@ from curriculum.report.tables import accuracy_table, comparison_table, round_tab
 from curriculum.report.tracking import Tracker, default_tracking_uri
 from curriculum.roles.teacher import prompts
 from curriculum.run import actors, code_version
-from curriculum.run.resume import RoundState
+from curriculum.run.resume import ROUND_ENDS, finished_rounds
 from curriculum.rundir import (
     RunDirError,
     RunLayout,
@@ -214,9 +214,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         )
         actors.restore_on_restart(roles, loop.restore)
         state = loop.resume()
-        ends = roles.store.call(Store.stage_records, stages=("seed", "checkpoint")).result()  # one per round
-        records = [RoundState.from_json(r.state) for r in ends]
-        finished = {s.round: s for s in records if s.done and s.done[-1] in ("seed", "checkpoint")}
+        finished = finished_rounds(roles.store.call(Store.stage_records, stages=ROUND_ENDS, brief=True).result())
         if state is not None:
             where = "seeds" if state.round == 0 else f"round {state.round}"
             console.print(f"resuming after {where}: {state.done[-1]} (policy v{state.policy_version})")

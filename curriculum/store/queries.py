@@ -259,10 +259,13 @@ class StoreQueries:
         ).fetchall()
         return _records("attempts", rows)
 
-    def stage_records(self, stages: Sequence[str] | None = None, last_round: bool = False) -> list[StageRecord]:
+    def stage_records(
+        self, stages: Sequence[str] | None = None, last_round: bool = False, brief: bool = False
+    ) -> list[StageRecord]:
         """Completed stages (see `loop.RoundState`), in the order they completed: every round's, or only
         those named in `stages`, or only the newest round's (`last_round`: what a resume continues
-        from). A long run holds thousands, each with its round's selected ids: read what is needed."""
+        from). A long run holds thousands, each with its round's selected ids and RNG states: read
+        what is needed, and with `brief` their states without those two (the bulk of a state)."""
         where, params = [], []
         if stages is not None:
             where.append("list_contains(?, stage)")
@@ -270,9 +273,11 @@ class StoreQueries:
         if last_round:
             where.append("round = (SELECT max(round) FROM stages)")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.con.execute(
-            f"SELECT {_select('stages')} FROM stages {clause} ORDER BY round, created_at, id", params
-        ).fetchall()
+        # A JSON merge patch: null removes a key, so RoundState reads its defaults.
+        brief_state = """json_merge_patch(state, '{"problem_ids": null, "rng": null}')::VARCHAR"""
+        columns = _select("stages", computed={"state": brief_state} if brief else None)
+        order = "ORDER BY round, created_at, id"
+        rows = self.con.execute(f"SELECT {columns} FROM stages {clause} {order}", params).fetchall()
         return _records("stages", rows)
 
 
@@ -289,14 +294,18 @@ def _counts(policy_version: int | None) -> str:
     return "count(*) AS n, count_if(correct) AS c"
 
 
-def _select(table_name: str, alias: str | None = None) -> str:
+def _select(table_name: str, alias: str | None = None, computed: dict[str, str] | None = None) -> str:
     """SQL for one column holding each row as a JSON object of the record's fields.
 
     ``model_validate_json`` parses it in Rust: half the time of building a dict
-    per row in Python and validating that (measured on the band query).
+    per row in Python and validating that (measured on the band query). `computed`: an SQL
+    expression in place of a column's value.
     """
     prefix = f"{alias}." if alias else ""
-    fields = ", ".join(f"{column} := {prefix}{column}" for column in schema.TABLE_BY_NAME[table_name].columns)
+    computed = computed or {}
+    fields = ", ".join(
+        f"{column} := {computed.get(column, prefix + column)}" for column in schema.TABLE_BY_NAME[table_name].columns
+    )
     return f"to_json(struct_pack({fields}))"
 
 

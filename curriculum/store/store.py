@@ -10,8 +10,9 @@ default).
 Writes go through :meth:`Store.append`, which is idempotent (record ids derive
 from content, and a key already present is skipped, so a retried batch inserts
 nothing twice) and atomic (one transaction per call). The same transaction adds
-new attempts to ``problem_counts`` (attempts and correct ones per problem and round),
-so solve rates and a round's selection read that table, not every attempt.
+new attempts to ``problem_counts`` (attempts and correct ones per problem and round)
+and ``problem_totals`` (per problem, all rounds), so solve rates and a round's
+selection read those tables, not every attempt.
 
 Keys: ``id`` for problems, attempts, pairs and rejected drafts; ``version`` for
 policies; ``round`` for rounds. A key already stored is skipped, found through a
@@ -50,12 +51,18 @@ from curriculum.store.queries import READS, R, Read, StoreQueries
 from curriculum.store.rows import StoreError, _first_of_each, _group_by_table, _KeyFilter, _to_arrow, first_line
 
 CHECKPOINT_THRESHOLD = "256MB"
-# New attempts added to `problem_counts` (schema migration 7), which solve rates read instead of
-# every attempt.
-_COUNT_ATTEMPTS = """INSERT INTO problem_counts
+# New attempts added to `problem_counts` and `problem_totals` (schema migrations 7 and 8), which
+# solve rates and the selection read instead of every attempt.
+_COUNT_ATTEMPTS = (
+    """INSERT INTO problem_counts
     SELECT problem_id, round, count(*), count_if(correct) FROM _incoming GROUP BY problem_id, round
     ON CONFLICT (problem_id, round) DO UPDATE
-    SET attempts = attempts + excluded.attempts, correct = correct + excluded.correct"""
+    SET attempts = attempts + excluded.attempts, correct = correct + excluded.correct""",
+    """INSERT INTO problem_totals
+    SELECT problem_id, count(*), count_if(correct) FROM _incoming GROUP BY problem_id
+    ON CONFLICT (problem_id) DO UPDATE
+    SET attempts = attempts + excluded.attempts, correct = correct + excluded.correct""",
+)
 
 
 # --------------------------------------------------------------------------- store
@@ -270,7 +277,8 @@ class Store(StoreQueries):
             if batch.num_rows:
                 self.con.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM _incoming")
                 if table.name == "attempts":  # in the same transaction: the counts never disagree
-                    self.con.execute(_COUNT_ATTEMPTS)
+                    for count in _COUNT_ATTEMPTS:
+                        self.con.execute(count)
         finally:
             self.con.unregister("_incoming")
         return batch.num_rows, ordered

@@ -29,9 +29,9 @@ def test_scale_prints_every_timing_at_round_10_and_the_last_round(tmp_path):
     goals = dict(kv.split("=") for kv in re.search(r"^GOALS (.*)$", done.stdout, re.MULTILINE).group(1).split())
     assert set(goals) >= {"select_12_within_2x", "band_query_le_100ms", "disk_per_round_constant"}
     assert set(goals.values()) <= {"met", "MISSED"}
-    # What the timed calls read: the whole selection, and the stage records of every round.
+    # What the timed calls read: the whole selection, and each finished round's last stage record.
     assert re.search(r"select: 208 problems \(of 208\)", done.stdout)
-    assert re.search(r"resume: 108 stage records \([0-9.]+ MB of states\) read back", done.stdout)
+    assert re.search(r"resume: 12 finished rounds \([0-9.]+ MB of brief states\)", done.stdout)
     assert not list(tmp_path.iterdir())  # the run directory is removed
 
 

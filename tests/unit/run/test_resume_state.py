@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,11 @@ from curriculum.roles.solver import GradedAttempts
 from curriculum.roles.teacher import SymbolicTeacher
 from curriculum.run.loop import STAGES, CoEvolution
 from curriculum.run.resume import (
+    ROUND_ENDS,
     RoundState,
     capture_rng,
     compare_stores,
+    finished_rounds,
     last_state,
     restore_rng,
 )
@@ -143,6 +146,11 @@ def test_a_round_crashed_in_learn_resumes_after_attempt_and_matches(tmp_path):
             (0, "seed"),
             (1, "checkpoint"),
         ]
+        whole = finished_rounds(store.stage_records(stages=ROUND_ENDS))
+        brief = finished_rounds(store.stage_records(stages=ROUND_ENDS, brief=True))
+        assert sorted(brief) == [0, 1] and whole[1].problem_ids and whole[1].rng
+        assert (brief[1].problem_ids, brief[1].rng) == ([], None)  # the bulk of a state, left out
+        assert replace(brief[1], problem_ids=whole[1].problem_ids, rng=whole[1].rng) == whole[1]
         assert store.counts()["policies"] == 1  # nor its PolicyVersion record
 
         fresh = make_loop(run_dir, store)  # a new process: roles rebuilt from scratch

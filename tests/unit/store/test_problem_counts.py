@@ -1,4 +1,4 @@
-"""`problem_counts` always equals a count of the attempts: after appends (new, repeated, failed),
+"""`problem_counts` and `problem_totals` always equal a count of the attempts: after appends (new, repeated, failed),
 inside `read_with`, after a reopen, and when an older store is migrated (backfilled)."""
 
 from __future__ import annotations
@@ -35,9 +35,14 @@ def tries(p: Problem, round: int, correct: int, total: int, first: int = 0) -> l
     ]
 
 
+TOTALS = "SELECT problem_id, attempts, correct FROM problem_totals ORDER BY problem_id"
+GROUPED_TOTALS = "SELECT problem_id, count(*), count_if(correct) FROM attempts GROUP BY problem_id ORDER BY problem_id"
+
+
 def assert_counts_match(store: Store) -> list[tuple]:
     counted = store.con.execute(COUNTED).fetchall()
     assert counted == store.con.execute(GROUPED).fetchall()
+    assert store.con.execute(TOTALS).fetchall() == store.con.execute(GROUPED_TOTALS).fetchall()
     return counted
 
 
@@ -91,7 +96,7 @@ def test_an_older_store_is_backfilled_from_its_attempts(tmp_path: Path, problems
             store.con.register("old", pa.Table.from_pylist([r.model_dump() for r in rows]))
             store.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM old")
             store.con.unregister("old")
-        assert "problem_counts" not in {r[0] for r in store.con.execute("SHOW TABLES").fetchall()}
+        assert not {"problem_counts", "problem_totals"} & {r[0] for r in store.con.execute("SHOW TABLES").fetchall()}
     monkeypatch.undo()
 
     with Store(path) as store:
