@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -212,6 +212,9 @@ def accuracy_groups(evaluation: EvalResult, report_by: str) -> dict[str, float]:
     return {f"L{'?' if level is None else level}": evaluation.by_level[level] for level in levels}
 
 
+WORST_DROP = "retention/worst_drop"
+
+
 def drops_from_base(base: EvalResult, current: EvalResult, report_by: str) -> dict[str, float]:
     """Accuracy points each level (or benchmark) has lost since the base model (negative: gained),
     as `retention/drop/<group>`, and the largest as `retention/worst_drop`."""
@@ -219,11 +222,11 @@ def drops_from_base(base: EvalResult, current: EvalResult, report_by: str) -> di
     drops = {name: 100 * (accuracy - now.get(name, 0.0)) for name, accuracy in before.items()}
     return {
         **{f"retention/drop/{name}": drop for name, drop in drops.items()},
-        "retention/worst_drop": max(drops.values(), default=0.0),
+        WORST_DROP: max(drops.values(), default=0.0),
     }
 
 
-def worst_drop_so_far(round_metrics: Sequence[dict[str, float]]) -> dict[str, float]:
-    """The largest `retention/worst_drop` of the rounds so far (empty when none reported one)."""
-    drops = [m["retention/worst_drop"] for m in round_metrics if "retention/worst_drop" in m]
+def worst_drop_so_far(worst_drops: Iterable[float]) -> dict[str, float]:
+    """The largest of the rounds' `retention/worst_drop` so far (empty when none reported one)."""
+    drops = list(worst_drops)
     return {"retention/worst_drop_so_far": max(drops)} if drops else {}

@@ -20,10 +20,15 @@ import random
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curriculum.errors import CurriculumError
+from curriculum.evaluation import WORST_DROP
 from curriculum.records import StageRecord, content_id
+from curriculum.roles.api import Role
+
+if TYPE_CHECKING:
+    from curriculum.store import Store
 
 STATE_FORMAT = 1
 
@@ -90,11 +95,28 @@ def last_state(records: list[StageRecord]) -> RoundState | None:
 ROUND_ENDS = ("seed", "checkpoint")
 
 
-def finished_rounds(records: list[StageRecord]) -> dict[int, RoundState]:
-    """The finished rounds' states, by round, from the records of `ROUND_ENDS` (read `brief`: the
-    runner reads each finished round's metrics and evaluation, not its selection)."""
-    states = [RoundState.from_json(r.state) for r in records]
-    return {s.round: s for s in states if s.done and s.done[-1] in ROUND_ENDS}
+@dataclass
+class FinishedRounds:
+    """What the runner reads back of the rounds a run has finished (`read_finished`)."""
+
+    rounds: set[int]
+    states: dict[int, RoundState]  # brief (no selected ids, no RNG states), of some rounds only
+    worst_drops: dict[int, float]  # each round's `retention/worst_drop`, where it has one
+
+
+def read_finished(store: Role[Store], logged: set[int]) -> FinishedRounds:
+    """The finished rounds: their numbers and worst drops, and the states the runner uses: round 0's
+    (seed set, base evaluation), the newest (its evaluation is the final one if no round is left) and
+    those MLflow has not logged. A long run has finished thousands of rounds, each state tens of
+    kilobytes: reading them all took ~1 s at round 1,000 (bench/scale.py), this a few milliseconds."""
+    from curriculum.store import Store
+
+    rounds = set(store.call(Store.stage_rounds, ROUND_ENDS).result())
+    newest = max(rounds, default=0)
+    wanted = sorted(r for r in rounds if r in (0, newest) or r not in logged)
+    records = store.call(Store.stage_records, stages=ROUND_ENDS, rounds=wanted, brief=True).result()
+    states = {state.round: state for state in map(RoundState.from_json, (r.state for r in records))}
+    return FinishedRounds(rounds, states, store.call(Store.metric_by_round, WORST_DROP).result())
 
 
 # ----------------------------------------------------------------------------- RNG states

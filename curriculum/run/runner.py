@@ -15,7 +15,7 @@ from typing import Any
 
 from curriculum.config import Config, flatten
 from curriculum.environment import describe
-from curriculum.evaluation import EvalResult, worst_drop_so_far
+from curriculum.evaluation import WORST_DROP, EvalResult, worst_drop_so_far
 from curriculum.faults import kill_point
 from curriculum.files import atomic_write_json
 from curriculum.models import check_model_path, context_length, load_tokenizer, prompt_for
@@ -23,7 +23,7 @@ from curriculum.report.tables import accuracy_table, comparison_table, round_tab
 from curriculum.report.tracking import Tracker, default_tracking_uri
 from curriculum.roles.teacher import prompts
 from curriculum.run import actors, code_version
-from curriculum.run.resume import ROUND_ENDS, finished_rounds
+from curriculum.run.resume import read_finished
 from curriculum.rundir import (
     RunDirError,
     RunLayout,
@@ -214,23 +214,23 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
         )
         actors.restore_on_restart(roles, loop.restore)
         state = loop.resume()
-        finished = finished_rounds(roles.store.call(Store.stage_records, stages=ROUND_ENDS, brief=True).result())
+        finished = read_finished(roles.store, logged)
         if state is not None:
             where = "seeds" if state.round == 0 else f"round {state.round}"
             console.print(f"resuming after {where}: {state.done[-1]} (policy v{state.policy_version})")
 
-        if 0 not in finished:
+        if 0 not in finished.rounds:
             what = "evaluating the base model and screening" if base_eval is None else "screening"
             with console.status(f"round 0: {what} seed problems with the base model"):
-                finished[0] = loop.prepare_seeds(evaluate_base=base_eval is None)
-            seeds = finished[0].metrics
+                finished.states[0] = loop.prepare_seeds(evaluate_base=base_eval is None)
+            seeds = finished.states[0].metrics
             console.print(
                 f"seed set: {seeds['seeds']} problems ({seeds['seeds_in_band']} inside the seed band, "
                 f"{seeds['seed_candidates']} screened)"
             )
         if base_eval is None:  # a real model: evaluated by the Solver in round 0
-            assert finished[0].evaluation is not None  # round 0 evaluated it
-            base_eval = EvalResult.from_dict(finished[0].evaluation)
+            assert finished.states[0].evaluation is not None  # round 0 evaluated it
+            base_eval = EvalResult.from_dict(finished.states[0].evaluation)
             console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
         loop.base_evaluation = base_eval  # each round reports what it lost since the base (retention/...)
         left_out = world.left_out()
@@ -260,29 +260,32 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             tracker.log_metrics(
                 {
                     (k if k.startswith("verify/") else f"seeds/{k}"): v  # verify/*: every round's
-                    for k, v in finished[0].metrics.items()
+                    for k, v in finished.states[0].metrics.items()
                     if not k.startswith("eval/") and k != "policy_version"
                 },
                 step=0,
             )
-        history = [done.metrics for round_, done in sorted(finished.items()) if round_ > 0]
-        for round_, done in sorted(finished.items()):  # rounds whose metrics a crash kept from MLflow
+        drops = finished.worst_drops  # {round: retention/worst_drop}, the rounds so far
+        for round_, done in sorted(finished.states.items()):  # rounds whose metrics a crash kept from MLflow
             if round_ > 0 and round_ not in logged:
-                tracker.log_metrics({**done.metrics, **worst_drop_so_far(history[:round_])}, step=round_)
+                so_far = worst_drop_so_far(drop for r, drop in drops.items() if r <= round_)
+                tracker.log_metrics({**done.metrics, **so_far}, step=round_)
 
         reports = []
         for round_ in range(1, config.loop.rounds + 1):
-            if round_ in finished:
+            if round_ in finished.rounds:
                 continue
             with progress:
                 progress.reset(bar, total=len(STAGES))
                 report = loop.run_round(round_, state if state is not None and state.round == round_ else None)
             reports.append(report)
             kill_point("round:before-log", round_)
-            history.append(report.metrics)
-            tracker.log_metrics({**report.metrics, **worst_drop_so_far(history)}, step=round_)
+            if WORST_DROP in report.metrics:
+                drops[round_] = report.metrics[WORST_DROP]
+            so_far = worst_drop_so_far(drops.values())
+            tracker.log_metrics({**report.metrics, **so_far}, step=round_)
             console.print(round_table(report, world.report_by))
-        final = _final_evaluation(base_eval, reports, finished)
+        final = _final_evaluation(base_eval, reports, finished.states)
         console.print(comparison_table(base_eval, final, world.report_by))
         environment = describe()
         if base_fingerprint:
@@ -290,7 +293,7 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
                 f"base model fingerprint {base_fingerprint}, lock {environment['lock']}, "
                 f"{environment['cpu']} ({environment['threads']} threads)"
             )
-        last_round = max([r.round for r in reports] + [r for r in finished if r > 0], default=0)
+        last_round = max([r.round for r in reports] + [r for r in finished.rounds if r > 0], default=0)
         atomic_write_json(
             RunLayout(run_dir).results,
             {

@@ -221,6 +221,18 @@ class StoreQueries:
             ).fetchall()
         ]
 
+    def stage_rounds(self, stages: Sequence[str]) -> list[int]:
+        """The rounds with a completed stage named in `stages`, ascending (their states are not read)."""
+        query = "SELECT DISTINCT round FROM stages WHERE list_contains(?, stage) ORDER BY round"
+        return [int(round_) for (round_,) in self.con.execute(query, [list(stages)]).fetchall()]
+
+    def metric_by_round(self, name: str) -> dict[int, float]:
+        """Metric ``name`` of every round that recorded it (the rounds table), by round."""
+        rows = self.con.execute(
+            "SELECT round, metrics[?] FROM rounds WHERE map_contains(metrics, ?) ORDER BY round", [name, name]
+        ).fetchall()
+        return {int(round_): float(value) for round_, value in rows}
+
     def round_metric(self, name: str, before_round: int, limit: int) -> list[float]:
         """The values of metric ``name`` in the last ``limit`` rounds before ``before_round`` that
         recorded it, newest first."""
@@ -260,16 +272,24 @@ class StoreQueries:
         return _records("attempts", rows)
 
     def stage_records(
-        self, stages: Sequence[str] | None = None, last_round: bool = False, brief: bool = False
+        self,
+        stages: Sequence[str] | None = None,
+        last_round: bool = False,
+        brief: bool = False,
+        rounds: Sequence[int] | None = None,
     ) -> list[StageRecord]:
         """Completed stages (see `loop.RoundState`), in the order they completed: every round's, or only
-        those named in `stages`, or only the newest round's (`last_round`: what a resume continues
-        from). A long run holds thousands, each with its round's selected ids and RNG states: read
-        what is needed, and with `brief` their states without those two (the bulk of a state)."""
-        where, params = [], []
+        those named in `stages`, of `rounds`, or only the newest round's (`last_round`: what a resume
+        continues from). A long run holds thousands, each with its round's selected ids and RNG states:
+        read what is needed, and with `brief` their states without those two (the bulk of a state)."""
+        where: list[str] = []
+        params: list[Any] = []
         if stages is not None:
             where.append("list_contains(?, stage)")
             params.append(list(stages))
+        if rounds is not None:
+            where.append("list_contains(?, round)")
+            params.append(list(rounds))
         if last_round:
             where.append("round = (SELECT max(round) FROM stages)")
         clause = f"WHERE {' AND '.join(where)}" if where else ""

@@ -132,7 +132,7 @@ def test_drops_from_base_name_each_level_and_the_worst_so_far():
     )
     by_family = drops_from_base(base, now, "family")
     assert by_family["retention/drop/add"] == pytest.approx(100 * (15 / 30 - 17 / 30))
-    assert worst_drop_so_far([drops, {"retention/worst_drop": 5.0}]) == {
+    assert worst_drop_so_far([drops["retention/worst_drop"], 5.0]) == {
         "retention/worst_drop_so_far": drops["retention/worst_drop"]
     }
-    assert worst_drop_so_far([{}]) == {}
+    assert worst_drop_so_far([]) == {}

@@ -28,12 +28,11 @@ from curriculum.roles.solver import GradedAttempts
 from curriculum.roles.teacher import SymbolicTeacher
 from curriculum.run.loop import STAGES, CoEvolution
 from curriculum.run.resume import (
-    ROUND_ENDS,
     RoundState,
     capture_rng,
     compare_stores,
-    finished_rounds,
     last_state,
+    read_finished,
     restore_rng,
 )
 from curriculum.store import Store
@@ -146,11 +145,13 @@ def test_a_round_crashed_in_learn_resumes_after_attempt_and_matches(tmp_path):
             (0, "seed"),
             (1, "checkpoint"),
         ]
-        whole = finished_rounds(store.stage_records(stages=ROUND_ENDS))
-        brief = finished_rounds(store.stage_records(stages=ROUND_ENDS, brief=True))
-        assert sorted(brief) == [0, 1] and whole[1].problem_ids and whole[1].rng
-        assert (brief[1].problem_ids, brief[1].rng) == ([], None)  # the bulk of a state, left out
-        assert replace(brief[1], problem_ids=whole[1].problem_ids, rng=whole[1].rng) == whole[1]
+        [whole] = [RoundState.from_json(r.state) for r in store.stage_records(stages=("checkpoint",))]
+        finished = read_finished(LocalRole(store), logged={0, 1})
+        assert finished.rounds == {0, 1} and sorted(finished.states) == [0, 1]  # the seeds' and the newest
+        brief = finished.states[1]
+        assert (brief.problem_ids, brief.rng) == ([], None) and whole.problem_ids and whole.rng  # the bulk, left out
+        assert replace(brief, problem_ids=whole.problem_ids, rng=whole.rng) == whole
+        assert finished.worst_drops == {}  # this loop has no base evaluation: no drops
         assert store.counts()["policies"] == 1  # nor its PolicyVersion record
 
         fresh = make_loop(run_dir, store)  # a new process: roles rebuilt from scratch
