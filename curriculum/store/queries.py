@@ -282,16 +282,20 @@ class StoreQueries:
         those named in `stages`, of `rounds`, or only the newest round's (`last_round`: what a resume
         continues from). A long run holds thousands, each with its round's selected ids and RNG states:
         read what is needed, and with `brief` their states without those two (the bulk of a state)."""
-        where: list[str] = []
+        # DuckDB pushes `round = <value>` into the scan (the large state column is read only where it
+        # holds), not a filter on a list parameter, which read every row's state (~0.5 s at round 1,000,
+        # bench/scale.py): those select ids first, and the scan joins on them.
+        where = ["round = (SELECT max(round) FROM stages)"] if last_round else []
+        listed: list[str] = []
         params: list[Any] = []
         if stages is not None:
-            where.append("list_contains(?, stage)")
+            listed.append("list_contains(?, stage)")
             params.append(list(stages))
         if rounds is not None:
-            where.append("list_contains(?, round)")
+            listed.append("list_contains(?, round)")
             params.append(list(rounds))
-        if last_round:
-            where.append("round = (SELECT max(round) FROM stages)")
+        if listed:
+            where.append(f"id IN (SELECT id FROM stages WHERE {' AND '.join(listed)})")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         # A JSON merge patch: null removes a key, so RoundState reads its defaults.
         brief_state = """json_merge_patch(state, '{"problem_ids": null, "rng": null}')::VARCHAR"""
