@@ -10,9 +10,8 @@ a vote share on one in twenty), `--attempts` attempts spread evenly over the rou
 solver.attempts per problem, so a round attempts attempts/(rounds*k) problems and selects as many),
 `problem_counts` and `problem_totals` filled from them as migrations 7 and 8 do, and a round's
 policies, rounds and stage records (its `RoundState` with the selected ids and the RNG states, as
-the loop writes them). The
-newest two rounds' attempts carry 256 token ids and log-probs each; the Checkpoint stage's
-`Store.forget_token_arrays` empties older rounds' as the loop does. The fill runs in a child
+the loop writes them). The newest two rounds' attempts carry 256 token ids and log-probs each; the
+Checkpoint stage's `Store.forget_token_arrays` empties older rounds' as the loop does. The fill runs in a child
 process, so the driver's peak RSS is what the loop's reads cost it. The run directory is laid out
 as the loop lays it out (config.yaml, store.duckdb, snapshots/).
 
@@ -311,8 +310,8 @@ def measure(config: Config, layout: RunLayout, shape: Shape, round: int, repeats
             assert state is not None and state.round == round and max(finished.rounds) == round
             return len(finished.rounds), len(finished.states)
 
-        first, out["resume_ms"], (count, size) = timed(resume, repeats)  # type: ignore[misc]
-        print(f"  resume: {count} finished rounds, {size} states read back, first {first:.0f} ms")
+        first, out["resume_ms"], (count, states) = timed(resume, repeats)  # type: ignore[misc]
+        print(f"  resume: {count} finished rounds, {states} states read back, first {first:.0f} ms")
 
         first, out["inspect_ms"], count, out["inspect_peak_rss_mib"] = in_child(
             run_inspect, str(layout.root), max(1, repeats // 2)
