@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 from curriculum.errors import CurriculumError
 from curriculum.evaluation import WORST_DROP
 from curriculum.records import StageRecord, content_id
-from curriculum.roles.api import Role
 
 if TYPE_CHECKING:
+    from curriculum.roles.api import Role
     from curriculum.store import Store
 
 STATE_FORMAT = 1
