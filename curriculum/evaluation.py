@@ -215,14 +215,16 @@ def accuracy_groups(evaluation: EvalResult, report_by: str) -> dict[str, float]:
 WORST_DROP = "retention/worst_drop"
 
 
-def drops_from_base(base: EvalResult, current: EvalResult, report_by: str) -> dict[str, float]:
+def drops_from_base(
+    base: EvalResult, current: EvalResult, report_by: str, prefix: str = "retention"
+) -> dict[str, float]:
     """Accuracy points each level (or benchmark) has lost since the base model (negative: gained),
-    as `retention/drop/<group>`, and the largest as `retention/worst_drop`."""
+    as `<prefix>/drop/<group>`, and the largest as `<prefix>/worst_drop`."""
     before, now = accuracy_groups(base, report_by), accuracy_groups(current, report_by)
     drops = {name: 100 * (accuracy - now.get(name, 0.0)) for name, accuracy in before.items()}
     return {
-        **{f"retention/drop/{name}": drop for name, drop in drops.items()},
-        WORST_DROP: max(drops.values(), default=0.0),
+        **{f"{prefix}/drop/{name}": drop for name, drop in drops.items()},
+        f"{prefix}/worst_drop": max(drops.values(), default=0.0),
     }
 
 

@@ -157,7 +157,16 @@ def synthetic_run(tmp_path):
                     round=2,
                     policy_version=2,
                     seconds={"select": 0.2},
-                    metrics={"eval/accuracy": 0.75, "eval/level_1/accuracy": 1.0, "eval/level_2/accuracy": 0.5},
+                    metrics={
+                        "eval/accuracy": 0.75,
+                        "eval/level_1/accuracy": 1.0,
+                        "eval/level_2/accuracy": 0.5,
+                        # a validation set (world.validation_per_level), from round 2 on
+                        "validation/accuracy": 0.6,
+                        "validation/level_2/accuracy": 0.4,
+                        "validation/level_1/accuracy": 0.8,
+                        "validation/worst_drop": 20.0,
+                    },
                 ),
             ]
         )

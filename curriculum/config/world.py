@@ -67,6 +67,13 @@ class ArithmeticWorldConfig(WorldSettings):
         "level ({1: 25, 2: 250, ...})",
     )
 
+    validation_per_level: int | dict[int, int] = Field(
+        default=0,
+        description="validation problems per family and level (one count, or a count per level; a level "
+        "left out has none), drawn apart from the held-out ones and kept out of training like them: "
+        "choose settings by their accuracy (validation/*), report the held-out set's (0: no validation set)",
+    )
+
     @model_validator(mode="after")
     def _heldout_counts(self) -> ArithmeticWorldConfig:
         counts = self.heldout_per_level
@@ -76,16 +83,33 @@ class ArithmeticWorldConfig(WorldSettings):
                 raise ValueError(
                     f"world.heldout_per_level has no count for level {missing[0]} (levels 1..{self.max_level} need one)"
                 )
-        for level, count in counts.items() if isinstance(counts, dict) else [(None, counts)]:
+        for level, count in _per_level(counts):
             if count < 1:
-                where = "" if level is None else f"[{level}]"
-                raise ValueError(f"world.heldout_per_level{where}={count} must be >= 1")
+                raise ValueError(f"world.heldout_per_level{_where(level)}={count} must be >= 1")
+        for level, count in _per_level(self.validation_per_level):
+            if count < 0:
+                raise ValueError(f"world.validation_per_level{_where(level)}={count} must be >= 0")
+            if level is not None and not 1 <= level <= self.max_level:
+                raise ValueError(f"world.validation_per_level{_where(level)}: level is outside 1..{self.max_level}")
         return self
 
     def heldout_count(self, level: int) -> int:
         """Held-out problems per family at `level`."""
         counts = self.heldout_per_level
         return counts[level] if isinstance(counts, dict) else counts
+
+    def validation_count(self, level: int) -> int:
+        """Validation problems per family at `level`."""
+        counts = self.validation_per_level
+        return counts.get(level, 0) if isinstance(counts, dict) else counts
+
+
+def _per_level(counts: int | dict[int, int]) -> list[tuple[int | None, int]]:
+    return list(counts.items()) if isinstance(counts, dict) else [(None, counts)]
+
+
+def _where(level: int | None) -> str:
+    return "" if level is None else f"[{level}]"
 
 
 class DatasetWorldConfig(WorldSettings):
@@ -104,6 +128,12 @@ class DatasetWorldConfig(WorldSettings):
     heldout_size: dict[str, int] = Field(
         default_factory=dict,
         description="problems drawn from a held-out benchmark by experiment.seed (missing or 0: all of it)",
+    )
+    validation_size: int = Field(
+        default=0,
+        ge=0,
+        description="problems drawn from the seed sets by experiment.seed and kept out of training, evaluated "
+        "each round apart from the held-out benchmarks (validation/*): choose settings by them (0: none)",
     )
     skip_oversized: bool = Field(
         default=False,

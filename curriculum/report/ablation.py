@@ -36,6 +36,14 @@ class RunResult:
     # from the stage records: what each role cost. A stage killed midway is not counted.
     stage_seconds: dict[str, float] = field(default_factory=dict)
     base_model: str = ""  # the base model's folder (the recipes of one seed should share it)
+    # Points lost since the base by the level (or benchmark) that lost most: in any round, and after
+    # the last; `validation_*` the same on the validation set, and its accuracies (empty without one).
+    worst_drop: float = math.nan
+    end_drop: float = math.nan
+    validation_worst_drop: float = math.nan
+    validation_end_drop: float = math.nan
+    validation_base: dict[str, float] = field(default_factory=dict)
+    validation_final: dict[str, float] = field(default_factory=dict)
 
 
 def _accuracies(evaluation: Any) -> dict[str, float]:
@@ -60,6 +68,17 @@ def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunRe
         values = [sum(m.get(k, 0.0) for k in (key, *more)) for m in metrics if key in m]
         return sum(values) / len(values) if values else math.nan
 
+    def worst_and_end(key: str) -> tuple[float, float]:
+        values = [m[key] for m in metrics if key in m]
+        return (max(values), values[-1]) if values else (math.nan, math.nan)
+
+    def validation(m: dict[str, float]) -> dict[str, float]:
+        found = {"overall": m["validation/accuracy"]} if "validation/accuracy" in m else {}
+        for key, value in m.items():
+            if key.startswith("validation/level_") and key.endswith("/accuracy"):
+                found["L" + key.removeprefix("validation/level_").removesuffix("/accuracy")] = value
+        return found
+
     return RunResult(
         recipe=recipe,
         seed=seed,
@@ -75,6 +94,10 @@ def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunRe
         extra={"loop_seconds": sum(sum(dict(seconds).values()) for _, seconds in rows)},
         stage_seconds=stage_seconds(stage_records),
         base_model=str(saved.get("base_model", "")),
+        **dict(zip(("worst_drop", "end_drop"), worst_and_end("retention/worst_drop"))),
+        **dict(zip(("validation_worst_drop", "validation_end_drop"), worst_and_end("validation/worst_drop"))),
+        validation_base=validation(metrics[0]) if metrics else {},
+        validation_final=validation(metrics[-1]) if metrics else {},
     )
 
 
@@ -189,6 +212,37 @@ def _per_seed_table(by_recipe: dict[str, list[RunResult]], seeds: Sequence[int])
     return lines
 
 
+def _retention_table(by_recipe: dict[str, list[RunResult]], levels: Sequence[int]) -> list[str]:
+    """Per recipe, the points lost since the base (the level that lost most, in any round and after
+    the last) and, where the runs have a validation set, the same and its final accuracy."""
+    runs = [r for rs in by_recipe.values() for r in rs]
+    if not any(not math.isnan(r.worst_drop) for r in runs):
+        return []
+    validated = any(r.validation_final for r in runs)
+    columns = ["held-out worst drop", "held-out drop at end"]
+    if validated:
+        columns += ["validation worst drop", "validation drop at end", *[f"validation L{lv}" for lv in levels]]
+        columns.append("validation overall")
+    lines = ["", "## Retention (points lost since the base by the level that lost most; mean ± std over seeds)", ""]
+    if validated:
+        lines += ["Choose settings by the validation columns; the held-out set is the report.", ""]
+    lines += [
+        "| recipe | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for name, recipe_runs in by_recipe.items():
+        if not recipe_runs:
+            continue
+        cells = [_pm([r.worst_drop for r in recipe_runs], 1), _pm([r.end_drop for r in recipe_runs], 1)]
+        if validated:
+            cells += [_pm([r.validation_worst_drop for r in recipe_runs], 1)]
+            cells += [_pm([r.validation_end_drop for r in recipe_runs], 1)]
+            keys = [f"L{lv}" for lv in levels] + ["overall"]
+            cells += [_pm([r.validation_final.get(k, math.nan) for r in recipe_runs]) for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _seconds_table(by_recipe: dict[str, list[RunResult]]) -> list[str]:
     """Wall seconds per stage group (mean ± std over seeds), with the Teacher + Generator share."""
     runs = [r for rs in by_recipe.values() for r in rs]
@@ -279,6 +333,7 @@ def results_markdown(
             cells = [_pm([r.accuracy_by_round[i] for r in runs if i < len(r.accuracy_by_round)]) for i in range(rounds)]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += _per_seed_table(by_recipe, seeds)
+    lines += _retention_table(by_recipe, levels)
     lines += _seconds_table(by_recipe)
     lines += [
         "",

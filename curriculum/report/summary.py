@@ -20,6 +20,7 @@ from curriculum.store.rows import StoreError
 
 TABLES = ("problems", "attempts", "pairs", "policies", "rejected", "rounds")
 _LEVEL_METRIC = re.compile(r"^eval/level_(\d+)/accuracy$")
+_VALIDATION_LEVEL_METRIC = re.compile(r"^validation/level_(\d+)/accuracy$")
 _DROP_PREFIX = "retention/drop/"
 WEAK_CONCEPTS = 10  # concepts listed by summarize()
 DRAFT_SOURCES = ("teacher", "generator")  # always listed in the acceptance table, even with no drafts
@@ -64,6 +65,11 @@ def run_config(run_dir: str | Path) -> Any:
         return Config()
 
 
+def _by_level(metrics: dict[str, float], pattern: re.Pattern[str]) -> dict[str, float]:
+    found = {m.group(1): value for key, value in metrics.items() if (m := pattern.match(key))}
+    return dict(sorted(found.items(), key=lambda kv: int(kv[0])))
+
+
 def summarize(run_dir: str | Path, as_of: int | None = None) -> dict[str, Any]:
     """Per-round evaluation, problems by source and stage seconds, plus store counts, the
     current learning band, the weakest concepts and the Teacher/Generator acceptance; of the run
@@ -92,17 +98,22 @@ def summarize(run_dir: str | Path, as_of: int | None = None) -> dict[str, Any]:
         for round_, version, metrics, seconds in con.execute(
             "SELECT round, policy_version, metrics, seconds FROM rounds ORDER BY round"
         ).fetchall():
-            by_level = {m.group(1): value for key, value in metrics.items() if (m := _LEVEL_METRIC.match(key))}
+            by_level = _by_level(metrics, _LEVEL_METRIC)
             if "retention/worst_drop" in metrics:
                 worst_so_far = max(metrics["retention/worst_drop"], worst_so_far or -math.inf)
             rounds.append(
                 {
                     "round": round_,
                     "policy_version": version,
-                    "eval": {
-                        "overall": metrics.get("eval/accuracy"),
-                        "by_level": dict(sorted(by_level.items(), key=lambda kv: int(kv[0]))),
-                    },
+                    "eval": {"overall": metrics.get("eval/accuracy"), "by_level": by_level},
+                    # the validation set's, where the world has one (None: it has not)
+                    "validation": {
+                        "overall": metrics["validation/accuracy"],
+                        "by_level": _by_level(metrics, _VALIDATION_LEVEL_METRIC),
+                        "worst_drop": metrics.get("validation/worst_drop"),
+                    }
+                    if "validation/accuracy" in metrics
+                    else None,
                     "problems_by_source": by_source.get(round_, {}),
                     "attempted_by_level": attempted.get(round_, {}),
                     "mean_level_attempted": _mean_level(attempted.get(round_, {})),

@@ -34,6 +34,26 @@ def inspect_views(summary: dict[str, Any]) -> list[Any]:
         )
     views.append(table)
 
+    validated = [r for r in rounds if r.get("validation")]
+    if validated:
+        levels = sorted({lv for r in validated for lv in r["validation"]["by_level"]}, key=int)
+        table = Table(
+            title="validation accuracy % by level (choose settings by these; report the held-out ones)",
+            title_justify="left",
+        )
+        for name in ["round", *[f"L{lv}" for lv in levels], "all", "worst drop"]:
+            table.add_column(name, justify="right")
+        for r in validated:
+            v = r["validation"]
+            worst = v["worst_drop"]
+            table.add_row(
+                str(r["round"]),
+                *[_pct(v["by_level"].get(lv)) for lv in levels],
+                _pct(v["overall"]),
+                "" if worst is None else _points(worst),
+            )
+        views.append(table)
+
     drops = [r for r in rounds if r.get("drop_from_base")]
     if drops:
         groups = list(dict.fromkeys(g for r in drops for g in r["drop_from_base"]))

@@ -120,9 +120,11 @@ class CoEvolution:
         self.world = world
         self.layout = RunLayout(Path(run_dir))
         self.heldout = world.heldout()
-        self.heldout_ids = {p.id for p in self.heldout}
-        # Teacher and Generator problems that overlap an evaluation set are rejected (decontam.py).
-        self.contamination = build_index(config, self.heldout)
+        self.validation = world.validation()  # evaluated beside the held-out set, to choose settings by
+        # No problem of either evaluation set is trained on, and Teacher and Generator problems that
+        # overlap one are rejected (decontam.py).
+        self.kept_out_ids = {p.id for p in self.heldout + self.validation}
+        self.contamination = build_index(config, self.heldout + self.validation)
         health = config.health  # the run's problems so far, for the near-duplicate rate (filled on first use)
         self.near_duplicates = NearDuplicates(health.near_duplicate_similarity, health.num_perm, health.shingle)
         self.policy_version = 0
@@ -134,6 +136,7 @@ class CoEvolution:
         self.round = 0
         self.on_stage = on_stage or (lambda stage: None)
         self.base_evaluation: EvalResult | None = None  # set by the runner: rounds report their drop from it
+        self.base_validation: EvalResult | None = None  # the same on the validation set
         self.ahead: SampledAhead | None = None  # async mode: the next round's attempts, being sampled
 
     # -- stages
@@ -254,18 +257,25 @@ class CoEvolution:
                 self.config.verifier.timeout_s,
             )
 
-    def evaluate_policy(self, s: RoundState) -> None:
-        """Greedy held-out evaluation of the Solvers' current policy into the round's state."""
-        cfg = self.config
-        evaluation = (
-            self.roles.solvers[0]
-            .call(SolverRole.evaluate, self.heldout, cfg.evaluation.max_new_tokens, cfg.evaluation.batch_size)
-            .result()
-        )
-        s.evaluation, s.evaluation_result = evaluation.to_dict(), evaluation
-        self.count_grades(s, evaluation.n, evaluation.timeouts)
-        s.metrics.update(evaluation.metrics("eval"))
+    def evaluate_policy(self, s: RoundState, heldout: bool = True) -> None:
+        """Greedy evaluation of the Solvers' current policy on the held-out set (unless not
+        `heldout`) and the validation set, into the round's state."""
+        if heldout:
+            evaluation = self._evaluate(s, self.heldout)
+            s.evaluation, s.evaluation_result = evaluation.to_dict(), evaluation
+            s.metrics.update(evaluation.metrics("eval"))
+        if self.validation:
+            validation = self._evaluate(s, self.validation)
+            s.validation, s.validation_result = validation.to_dict(), validation
+            s.metrics.update(validation.metrics("validation"))
         s.metrics["policy_version"] = s.policy_version
+
+    def _evaluate(self, s: RoundState, problems: list[Problem]) -> EvalResult:
+        cfg = self.config.evaluation
+        solver = self.roles.solvers[0]
+        evaluation: EvalResult = solver.call(SolverRole.evaluate, problems, cfg.max_new_tokens, cfg.batch_size).result()
+        self.count_grades(s, evaluation.n, evaluation.timeouts)
+        return evaluation
 
     def load_policy(self, policy: PolicyRef | None) -> None:
         """Every Solver switches to `policy` (they load it in parallel), waking first if asleep."""
@@ -371,8 +381,8 @@ class CoEvolution:
         ]
 
     def known_ids(self, reader: StageTransaction) -> set[str]:
-        """Ids a new problem must not have: every stored problem and every held-out one."""
-        return set(reader.read(StoreQueries.problem_ids)) | self.heldout_ids
+        """Ids a new problem must not have: every stored problem and every held-out or validation one."""
+        return set(reader.read(StoreQueries.problem_ids)) | self.kept_out_ids
 
     def admit(
         self,
@@ -388,7 +398,7 @@ class CoEvolution:
         rejected draft with its reason; returns `<source>/...` counts."""
         drafts, malformed = admission.screen_form(drafts, source, round)
         drafts, contaminated = self.decontaminate(drafts, source, round)
-        drafts, screened = admission.screen(drafts, stored, self.heldout_ids, self.world.oracle(), source, round)
+        drafts, screened = admission.screen(drafts, stored, self.kept_out_ids, self.world.oracle(), source, round)
         rejected = admission.sanitize([*rejected, *malformed, *contaminated, *screened])
         tx.append(drafts)
         tx.append(rejected)
@@ -468,18 +478,19 @@ class CoEvolution:
         round's problems are (`select_round_problems` with the seed band): the in-band ones closest
         to 1/2 first; if too few are in band, failed and solved ones fill up to
         `world.seed_set_size` (reported). With `evaluate_base` the base model (policy v0) is first
-        evaluated on the held-out set (a real model; the toy one was evaluated when it was built).
+        evaluated on the held-out set (a real model; the toy one was evaluated when it was built), and
+        on the validation set where the world has one.
         Round 0 has this one stage, "seed"; its state carries the metrics and that evaluation.
         """
         sel, size = self.config.selection, self.config.world.seed_set_size
         state = RoundState(round=0, start_version=0, policy_version=0, generator_version=self.generator_version)
         with self._stage("seed", state) as tx:
-            if evaluate_base:
-                self.evaluate_policy(state)
+            if evaluate_base or self.validation:  # the toy base's held-out table comes with the model
+                self.evaluate_policy(state, heldout=evaluate_base)
             rng = random.Random(round_seed(self.config.experiment.seed, 0, "seed-candidates"))
             candidates: dict[str, Problem] = {}
             for problem in self.world.seed_candidates(sel.seed_candidates, rng):
-                if problem.id not in self.heldout_ids:
+                if problem.id not in self.kept_out_ids:
                     candidates[problem.id] = problem
             attempts = self.attempt(list(candidates.values()), 0, state)
             self.warn_on_timeouts(state)

@@ -61,11 +61,13 @@ class RoundState:
     seconds: dict[str, float] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)  # problems added this round, per source
     evaluation: dict[str, Any] | None = None  # EvalResult.to_dict() once `evaluate` is done
+    validation: dict[str, Any] | None = None  # the same on the validation set, where the world has one
     rng: dict[str, Any] | None = None  # the driver's RNG states at the end of the last stage
     # In-memory only (read back from the store on resume):
     problems: list[Any] | None = field(default=None, repr=False, compare=False, metadata={"transient": True})
     attempts: list[Any] | None = field(default=None, repr=False, compare=False, metadata={"transient": True})
     evaluation_result: Any = field(default=None, repr=False, compare=False, metadata={"transient": True})
+    validation_result: Any = field(default=None, repr=False, compare=False, metadata={"transient": True})
 
     def to_json(self) -> str:
         saved = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("transient")}

@@ -233,6 +233,8 @@ def _drive(config: Config, make_run_dir, console=None, resumed: bool = False, pi
             base_eval = EvalResult.from_dict(finished.states[0].evaluation)
             console.print(accuracy_table(base_eval, world.report_by, "held-out accuracy % of the base model (v0)"))
         loop.base_evaluation = base_eval  # each round reports what it lost since the base (retention/...)
+        if finished.states[0].validation is not None:  # and on the validation set (validation/...)
+            loop.base_validation = EvalResult.from_dict(finished.states[0].validation)
         left_out = world.left_out()
         skipped = left_out.oversized  # problems left out whose prompt does not fit the model
         if skipped:

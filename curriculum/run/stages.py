@@ -148,7 +148,7 @@ class Teach:
         if not loop.config.teacher.enabled or teacher is None:  # recipes without the Socratic Teacher
             return
         stored = set(tx.read(StoreQueries.problem_ids))
-        taught = teacher.call(TeacherRole.teach, loop.failures(tx, s), stored | loop.heldout_ids, s.round).result()
+        taught = teacher.call(TeacherRole.teach, loop.failures(tx, s), stored | loop.kept_out_ids, s.round).result()
         tx.append(taught.calls)  # an LLM Teacher's audited model calls
         s.metrics.update(loop.admit(tx, taught.problems, taught.rejected, "teacher", s.round, stored))
         s.metrics.update(call_metrics(taught.calls, "teacher"))
@@ -249,7 +249,7 @@ class Distil:
                 proposed, more, labels = Distil._label(loop, tx, proposed, known, round)
                 rejected = [*rejected, *more]
                 out.update(labels)
-            out.update(loop.admit(tx, proposed, rejected, "generator", round, known - loop.heldout_ids))
+            out.update(loop.admit(tx, proposed, rejected, "generator", round, known - loop.kept_out_ids))
         return out
 
     @staticmethod
@@ -284,7 +284,8 @@ def distil_examples(reader: StoreReader, round: int, window_rounds: int | None) 
 
 
 class Evaluate:
-    """Greedy held-out evaluation of the new policy, its drop from the base, and the round's additions."""
+    """Greedy held-out (and validation) evaluation of the new policy, its drop from the base, and the
+    round's additions."""
 
     name = "evaluate"
 
@@ -293,6 +294,10 @@ class Evaluate:
         loop.warn_on_timeouts(s)  # the round's last grades are in
         if loop.base_evaluation is not None and s.evaluation_result is not None:
             s.metrics.update(drops_from_base(loop.base_evaluation, s.evaluation_result, loop.world.report_by))
+        if loop.base_validation is not None and s.validation_result is not None:
+            s.metrics.update(
+                drops_from_base(loop.base_validation, s.validation_result, loop.world.report_by, "validation")
+            )
         s.by_source = tx.read(StoreQueries.problem_counts_by_source, s.round)
         s.metrics.update({f"problems_added/{source}": n for source, n in s.by_source.items()})
         if loop.config.health.enabled:

@@ -136,8 +136,9 @@ def pretrain(config: Config, progress: bool = True) -> PretrainResult:
     start = time.perf_counter()
     seed = config.experiment.seed
     set_seed(seed)
-    heldout = list(world_for(config).heldout())
-    problems = _training_problems(world_pretraining(config), config, heldout)
+    world = world_for(config)
+    heldout = list(world.heldout())
+    problems = _training_problems(world_pretraining(config), config, heldout + world.validation())
     tokenizer = build_char_tokenizer()
     model = build_tiny_model(config.model.tiny, tokenizer)
     print(
@@ -209,11 +210,11 @@ def evaluate_base(model: Any, tokenizer: Any, heldout: Sequence[Problem], config
         )
 
 
-def _training_problems(pretraining: Pretraining, config: Config, heldout: Sequence[Problem]) -> list[Problem]:
-    """Training problems on the pretraining levels, none of them a held-out question."""
+def _training_problems(pretraining: Pretraining, config: Config, kept_out: Sequence[Problem]) -> list[Problem]:
+    """Training problems on the pretraining levels, none of them a held-out or validation question."""
     rng = random.Random(config.experiment.seed)
     problems = pretraining.training_problems(
         list(config.pretrain.levels), config.pretrain.examples, rng, config.pretrain.level_weights
     )
-    heldout_ids = {p.id for p in heldout}
-    return [p for p in problems if p.id not in heldout_ids]
+    kept_out_ids = {p.id for p in kept_out}
+    return [p for p in problems if p.id not in kept_out_ids]

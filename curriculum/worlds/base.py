@@ -87,6 +87,12 @@ class World(Protocol):
         """The fixed held-out evaluation problems."""
         ...
 
+    def validation(self) -> list[Problem]:
+        """Evaluation problems apart from the held-out ones, kept out of training like them: settings
+        are chosen by their accuracy so that the held-out accuracy stays an unbiased report (none by
+        default)."""
+        return []
+
     def seed_candidates(self, n: int, rng: random.Random) -> list[Problem]:
         """`n` candidate seed problems (source "seed") for round 0's screening, drawn with `rng`."""
         ...

@@ -5,6 +5,8 @@
 - Held out: from each benchmark in `world.heldout_sets`, `world.heldout_size[name]` problems
   (missing or 0: all), drawn by `experiment.seed`; a problem's family is its benchmark, so tables
   show one row per benchmark.
+- Validation: `world.validation_size` problems of the seed sets, drawn by `experiment.seed` and
+  kept out of the seed pool, evaluated each round beside the held-out benchmarks.
 - Levels: the data's level field where its `datasets` entry names one (MATH's "Level 3"); else
   the base model's solve rate at screening decides (`world.level_edges`: 1 + the number of
   edges above the rate, so 1.0 -> 1 and 0 -> 5 with the default edges).
@@ -86,12 +88,32 @@ class DatasetWorld(World):
             problems += pool
         return problems
 
-    @cached_property
+    def validation(self) -> list[Problem]:
+        return list(self._split[1])
+
+    @property
     def seed_pool(self) -> list[Problem]:
-        """Every seed-set problem whose question is not held out, once each, in file order."""
+        """Every seed-set problem whose question is neither held out nor in the validation set, once
+        each, in file order."""
+        return self._split[0]
+
+    @cached_property
+    def _split(self) -> tuple[list[Problem], list[Problem]]:
+        """The seed sets' problems not held out, split into the seed pool and `world.validation_size`
+        problems drawn by the seed."""
         held = {p.id for p in self._heldout}
-        pool = [p for name in self.settings.seed_sets for p in self._load(name)]
-        return [p.model_copy(update={"source": "seed"}) for p in _distinct(pool) if p.id not in held]
+        loaded = _distinct([p for name in self.settings.seed_sets for p in self._load(name)])
+        pool = [p for p in loaded if p.id not in held]
+        size = self.settings.validation_size
+        if size and size >= len(pool):
+            raise ConfigError(
+                f"world.validation_size={size} leaves no seed problem: the seed sets hold {len(pool)} problems "
+                "that are not held out"
+            )
+        chosen = set(random.Random(f"dataset:{self.seed}:validation").sample(range(len(pool)), size))
+        validation = [p for i, p in enumerate(pool) if i in chosen]
+        seeds = [p.model_copy(update={"source": "seed"}) for i, p in enumerate(pool) if i not in chosen]
+        return seeds, validation
 
     def seed_candidates(self, n: int, rng: random.Random) -> list[Problem]:
         pool = self.seed_pool

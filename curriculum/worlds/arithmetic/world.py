@@ -57,7 +57,7 @@ class ArithmeticWorld(World):
         self.families: tuple[str, ...] = tuple(dict.fromkeys(config.families))
         self.levels: tuple[int, ...] = tuple(range(1, config.max_level + 1))
         self._heldout: list[Problem] | None = None
-        self._heldout_keys: set[tuple[str, str]] = set()
+        self._validation: list[Problem] | None = None
 
     # -- capabilities
 
@@ -88,22 +88,27 @@ class ArithmeticWorld(World):
         """`heldout_per_level` distinct problems per family and level, fixed by the seed (a larger count
         keeps the smaller one's problems and adds to them)."""
         if self._heldout is None:
-            problems: list[Problem] = []
-            for family in self.families:
-                for level in self.levels:
-                    rng = random.Random(f"arithmetic:{self.seed}:heldout:{family}:{level}")
-                    problems += self._distinct(
-                        family,
-                        level,
-                        self.config.heldout_count(level),
-                        rng,
-                        set(),
-                        "dataset",
-                        "world.heldout_per_level",
-                    )
-            self._heldout = problems
-            self._heldout_keys = {key_of(parse_question(p.question)[0]) for p in problems}
+            self._heldout = self._evaluation_set("heldout", self.config.heldout_count, set())
         return list(self._heldout)
+
+    def validation(self) -> list[Problem]:
+        """`validation_per_level` distinct problems per family and level, none of them held out, fixed
+        by the seed; the held-out set does not depend on it."""
+        if self._validation is None:
+            held = {_key(p) for p in self.heldout()}
+            self._validation = self._evaluation_set("validation", self.config.validation_count, held)
+        return list(self._validation)
+
+    def _evaluation_set(self, name: str, count: Any, exclude: set[tuple[str, str]]) -> list[Problem]:
+        problems: list[Problem] = []
+        for family in self.families:
+            for level in self.levels:
+                if count(level):
+                    rng = random.Random(f"arithmetic:{self.seed}:{name}:{family}:{level}")
+                    problems += self._distinct(
+                        family, level, count(level), rng, exclude, "dataset", f"world.{name}_per_level"
+                    )
+        return problems
 
     def seed_problems(self) -> list[Problem]:
         """`seed_set_size` problems spread evenly over families x levels, none held out (a fixed seed
@@ -129,10 +134,11 @@ class ArithmeticWorld(World):
         rng = random.Random(0)
         samples = [self.sample(family, level, rng) for family in self.families for level in (1, self.config.max_level)]
         text = "\n\n".join(f"{p.question}\n{p.solution}" for p in samples)
+        shaping = {"name", "families", "max_level", "heldout_per_level", "seed_set_size"}
+        if self.config.validation_per_level:  # a key of its own only when set: older bases keep theirs
+            shaping.add("validation_per_level")
         return {
-            "world": self.config.model_dump(
-                mode="json", include={"name", "families", "max_level", "heldout_per_level", "seed_set_size"}
-            ),
+            "world": self.config.model_dump(mode="json", include=shaping),
             "traces": hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
             "code": source_digest(SOURCE),
         }
@@ -198,8 +204,8 @@ class ArithmeticWorld(World):
         return problems
 
     def _held_keys(self) -> set[tuple[str, str]]:
-        self.heldout()
-        return self._heldout_keys
+        """The held-out and validation questions, which no training or seed problem may match."""
+        return {_key(p) for p in self.heldout() + self.validation()}
 
     def _check_cell(self, family: str, level: int) -> None:
         if family not in FAMILIES:
@@ -332,3 +338,7 @@ def key_of(task: Task | None) -> tuple[str, str]:
     """What makes two questions the same problem: family and arithmetic (a word problem
     with the same numbers but another name is the same problem)."""
     return ("", "") if task is None else (task.family, expression_of(task))
+
+
+def _key(problem: Problem) -> tuple[str, str]:
+    return key_of(parse_question(problem.question)[0])

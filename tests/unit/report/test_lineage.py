@@ -61,6 +61,8 @@ def test_summary_reports_band_weak_concepts_and_acceptance(synthetic_run):
     assert summary["snapshot"] == "round_0002"
     assert [r["round"] for r in summary["rounds"]] == [1, 2]
     assert summary["rounds"][1]["eval"] == {"overall": 0.75, "by_level": {"1": 1.0, "2": 0.5}}
+    assert summary["rounds"][0]["validation"] is None  # a round without a validation set
+    assert summary["rounds"][1]["validation"] == {"overall": 0.6, "by_level": {"1": 0.8, "2": 0.4}, "worst_drop": 20.0}
     assert summary["rounds"][1]["problems_by_source"] == {"generator": 1, "teacher": 1}
     # round 1 attempted the level-1 seed and the level-3 one; round 2 the level-2 child and the level-3 seed
     assert summary["rounds"][0]["attempted_by_level"] == {"1": 1, "3": 1}
@@ -86,6 +88,7 @@ def test_inspect_cli_shows_every_table(synthetic_run, capsys):
     out = capsys.readouterr().out
     for title in (
         "held-out accuracy % by level",
+        "validation accuracy % by level",
         "problems added by source and round",
         "learning band now",
         "weakest concepts",

@@ -258,3 +258,20 @@ def test_mean_std_is_the_sample_std_and_skips_nan():
     assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
     assert mean_std([2.0, math.nan]) == (2.0, 0.0)
     assert all(math.isnan(v) for v in mean_std([]))
+
+
+def test_retention_table_reports_drops_and_validation_when_the_runs_have_it():
+    budget = {"rounds": 2, "attempts_per_round": 512, "learner_steps_per_round": 8}
+    plain = [result("sws", seed, 0.6, [0.5, 0.6, 0.6]) for seed in (0, 1)]
+    assert "## Retention" not in results_markdown(plain, ["sws"], "x", budget, [0, 1])  # no drops measured
+    for run, (worst, end) in zip(plain, [(6.0, 2.0), (8.0, 4.0)]):
+        run.worst_drop, run.end_drop = worst, end
+    text = results_markdown(plain, ["sws"], "x", budget, [0, 1])
+    assert "| recipe | held-out worst drop | held-out drop at end |" in text
+    assert "| sws | 7.0 ± 1.4 | 3.0 ± 1.4 |" in text and "validation" not in text
+    for run, final in zip(plain, [0.9, 0.7]):
+        run.validation_worst_drop, run.validation_end_drop = 5.0, 1.0
+        run.validation_final = {"overall": final, "L1": 1.0, "L2": final}
+    text = results_markdown(plain, ["sws"], "x", budget, [0, 1])
+    assert "Choose settings by the validation columns; the held-out set is the report." in text
+    assert "| sws | 7.0 ± 1.4 | 3.0 ± 1.4 | 5.0 ± 0.0 | 1.0 ± 0.0 | 100.0 ± 0.0 | 80.0 ± 14.1 | 80.0 ± 14.1 |" in text

@@ -4,7 +4,10 @@ the toy model. Nothing outside the world asks which world it is."""
 
 import random
 
+import pytest
+
 from curriculum.config import Config
+from curriculum.evaluation import EvalResult
 from curriculum.records import Problem
 from curriculum.run.actors import local_roles, stop
 from curriculum.run.loop import CoEvolution
@@ -58,3 +61,42 @@ def test_a_world_without_capabilities_runs_a_whole_round(tiny_config, tiny_base_
         assert store.round_attempts(1) and [s.stage for s in store.stage_records()][-1] == "checkpoint"
         assert store.counts()["policies"] == 1 and store.counts()["rounds"] == 1
     assert (tmp_path / "checkpoints" / "policy_v0001" / "adapter_model.safetensors").is_file()
+
+
+class ValidatedSumsWorld(SumsWorld):
+    """The same, with a validation set that the seed candidates can draw too."""
+
+    def validation(self) -> list[Problem]:
+        return [self._problem(4, b, "dataset") for b in range(3)]
+
+
+def test_a_validation_set_is_evaluated_each_round_and_never_trained_on(tiny_config, tiny_base_model, tmp_path):
+    world = ValidatedSumsWorld()
+    kept_out = {p.id for p in world.validation()}
+    config = Config.model_validate(
+        {
+            **tiny_config.model_dump(),
+            "teacher": {"enabled": False},
+            "generator": {"enabled": False},
+            "ray": {"in_process": True},
+        }
+    )
+    roles = local_roles(config, tmp_path, str(tiny_base_model))
+    try:
+        loop = CoEvolution(config, roles, world, tmp_path, prompt=lambda question: question + "\n")
+        seeds = loop.prepare_seeds(evaluate_base=False)  # the toy base: its held-out table came with it
+        loop.base_validation = EvalResult.from_dict(seeds.validation)  # as the runner does
+        report = loop.run_round(1)
+    finally:
+        stop(roles, None)
+        roles.store.call(Store.close).result()
+    assert seeds.evaluation is None and seeds.metrics["validation/accuracy"] >= 0
+    assert EvalResult.from_dict(seeds.validation).n == 3
+    assert report.metrics["validation/drop/sums"] == pytest.approx(
+        100 * (seeds.metrics["validation/accuracy"] - report.metrics["validation/accuracy"])
+    )
+    assert report.metrics["validation/worst_drop"] == report.metrics["validation/drop/sums"]
+    assert report.evaluation.n == len(world.heldout())  # the held-out report is the held-out set alone
+    with Store(tmp_path / "store.duckdb", read_only=True) as store:
+        assert not {a.problem_id for a in store.round_attempts(1)} & kept_out
+        assert not set(store.problem_ids()) & kept_out

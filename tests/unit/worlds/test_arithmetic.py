@@ -206,6 +206,39 @@ def test_training_problems_never_hit_heldout():
         world.training_problems([1, 7], 10, random.Random(0))
 
 
+def test_validation_set_is_apart_from_heldout_and_kept_out_of_training():
+    plain = ArithmeticWorld(ArithmeticWorldConfig(families=["add", "sub"]), seed=0)
+    config = ArithmeticWorldConfig(families=["add", "sub"], validation_per_level={1: 10, 2: 30})
+    world = ArithmeticWorld(config, seed=0)
+    validation, held = world.validation(), world.heldout()
+    assert [p.id for p in held] == [p.id for p in plain.heldout()]  # the reported set does not move
+    assert plain.validation() == []
+    assert len({p.id for p in validation}) == len(validation) == 2 * (10 + 30)
+    assert {p.level for p in validation} == {1, 2}  # a level left out of the dict has none
+    assert not {p.id for p in validation} & {p.id for p in held}
+    assert [p.id for p in validation] == [p.id for p in ArithmeticWorld(config, seed=0).validation()]
+    assert [p.id for p in validation] != [p.id for p in ArithmeticWorld(config, seed=1).validation()]
+    trained = {p.id for p in world.training_problems([1, 2], 3000, random.Random(0))}
+    assert not trained & {p.id for p in validation + held}
+    assert not {p.id for p in world.seed_problems()} & {p.id for p in validation}
+    # a base pretrained without a validation set keeps its cache key; one with it gets its own
+    assert "validation_per_level" not in plain.pretraining_key()["world"]
+    assert world.pretraining_key() != plain.pretraining_key()
+
+
+@pytest.mark.parametrize(
+    "counts, message",
+    [
+        (-1, "world.validation_per_level=-1 must be >= 0"),
+        ({2: -3}, r"world.validation_per_level\[2\]=-3 must be >= 0"),
+        ({7: 5}, r"world.validation_per_level\[7\]: level is outside 1..5"),
+    ],
+)
+def test_bad_validation_counts_are_named(counts, message):
+    with pytest.raises(ValueError, match=message):
+        ArithmeticWorldConfig(validation_per_level=counts)
+
+
 def test_too_small_a_level_space_is_a_clear_error():
     with pytest.raises(ValueError, match="world.heldout_per_level: found only 64 distinct mul problems at level 1"):
         ArithmeticWorld(ArithmeticWorldConfig(heldout_per_level=65, families=["mul"]), seed=0).heldout()

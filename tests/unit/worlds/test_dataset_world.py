@@ -38,6 +38,21 @@ def test_heldout_subsets_are_fixed_by_the_seed_and_kept_out_of_the_seed_pool():
     assert len(everything) == 1319  # 0: the whole benchmark
 
 
+def test_a_validation_set_is_drawn_from_the_seed_sets_and_kept_out_of_the_seed_pool():
+    first = world("world.validation_size=50")
+    validation, pool = first.validation(), first.seed_pool
+    assert len(validation) == 50 and len(pool) == 7473 - 50
+    assert not {p.id for p in validation} & {p.id for p in pool}
+    assert not {p.id for p in validation} & {p.id for p in first.heldout()}
+    assert [p.id for p in validation] == [p.id for p in world("world.validation_size=50").validation()]
+    assert [p.id for p in validation] != [
+        p.id for p in world("world.validation_size=50", "experiment.seed=1").validation()
+    ]
+    assert world().validation() == []
+    with pytest.raises(ConfigError, match="world.validation_size=7473 leaves no seed problem"):
+        world("world.validation_size=7473").validation()
+
+
 def test_seed_candidates_are_a_seeded_sample_of_the_pool():
     w = world()
     a = w.seed_candidates(16, random.Random(0))
