@@ -92,8 +92,9 @@ def test_the_make_run_recipes_are_tiny_yaml_and_differ_only_in_their_own_setting
         "makerun_socratic_zero": set(),
         "makerun_static_dpo": {"teacher.enabled", "generator.enabled"},
         "makerun_sft": {"teacher.enabled", "generator.enabled", "learner.algorithm", "learner.batch_size"},
+        "makerun_validated": {f"world.validation_per_level.{level}" for level in range(1, 6)},
     }
-    recipes = load_recipes(MAKERUN, [])
+    recipes = load_recipes([*MAKERUN, str(ROOT / "configs/makerun_validated.yaml")], [])
     for recipe in recipes:
         flat = flatten(recipe.config)
         assert {k for k in flat if flat[k] != tiny.get(k)} == own[recipe.name] | {"experiment.name"}, recipe.name
