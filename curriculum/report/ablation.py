@@ -37,12 +37,11 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     base_model: str = ""  # the base model's folder (the recipes of one seed should share it)
     # Points lost since the base by the level (or benchmark) that lost most: in any round, and after
-    # the last; `validation_*` the same on the validation set, and its accuracies (empty without one).
+    # the last; `validation_*` the same on the validation set, and its final accuracies (empty without one).
     worst_drop: float = math.nan
     end_drop: float = math.nan
     validation_worst_drop: float = math.nan
     validation_end_drop: float = math.nan
-    validation_base: dict[str, float] = field(default_factory=dict)
     validation_final: dict[str, float] = field(default_factory=dict)
 
 
@@ -96,7 +95,6 @@ def collect(run_dir: Path, recipe: str, seed: int, wall_seconds: float) -> RunRe
         base_model=str(saved.get("base_model", "")),
         **dict(zip(("worst_drop", "end_drop"), worst_and_end("retention/worst_drop"))),
         **dict(zip(("validation_worst_drop", "validation_end_drop"), worst_and_end("validation/worst_drop"))),
-        validation_base=validation(metrics[0]) if metrics else {},
         validation_final=validation(metrics[-1]) if metrics else {},
     )
 

@@ -9,6 +9,7 @@ from curriculum.config import ConfigError, flatten, load_config
 from curriculum.records import StageRecord
 from curriculum.report.ablation import (
     RunResult,
+    collect,
     grouped_seconds,
     mean_std,
     results_markdown,
@@ -276,3 +277,29 @@ def test_retention_table_reports_drops_and_validation_when_the_runs_have_it():
     text = results_markdown(plain, ["sws"], "x", budget, [0, 1])
     assert "Choose settings by the validation columns; the held-out set is the report." in text
     assert "| sws | 7.0 ± 1.4 | 3.0 ± 1.4 | 5.0 ± 0.0 | 1.0 ± 0.0 | 100.0 ± 0.0 | 80.0 ± 14.1 | 80.0 ± 14.1 |" in text
+
+
+def test_collect_reads_the_drops_and_validation_of_each_round(tmp_path):
+    import json
+
+    from curriculum.evaluation import Cell, EvalResult
+    from curriculum.records import RoundStats
+    from curriculum.store import Store
+
+    def evaluation(l1: int, l2: int) -> dict:
+        return EvalResult(cells={("add", 1): Cell(10, l1, 50), ("add", 2): Cell(10, l2, 50)}).to_dict()
+
+    (tmp_path / "results.json").write_text(json.dumps({"base_eval": evaluation(10, 9), "final_eval": evaluation(9, 8)}))
+    rounds = [
+        {"retention/worst_drop": 20.0, "validation/worst_drop": 25.0, "validation/accuracy": 0.7},
+        {"retention/worst_drop": 10.0, "validation/worst_drop": 5.0, "validation/accuracy": 0.8},
+    ]
+    with Store(tmp_path / "store.duckdb") as store:
+        for round_, metrics in enumerate(rounds, start=1):
+            metrics = {**metrics, "validation/level_2/accuracy": 0.6 + 0.1 * round_, "eval/accuracy": 0.85}
+            store.append([RoundStats(round=round_, policy_version=round_, seconds={"learn": 1.0}, metrics=metrics)])
+    run = collect(tmp_path, "recipe", 0, 60.0)
+    assert (run.worst_drop, run.end_drop) == (20.0, 10.0)
+    assert (run.validation_worst_drop, run.validation_end_drop) == (25.0, 5.0)
+    assert run.validation_final == {"overall": 0.8, "L2": pytest.approx(0.8)}
+    assert run.final == {"overall": 0.85, "L1": 0.9, "L2": 0.8} and run.accuracy_by_round == [0.95, 0.85, 0.85]
