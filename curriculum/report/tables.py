@@ -17,6 +17,7 @@ class RoundReport(Protocol):
     round: int
     policy_version: int
     evaluation: EvalResult
+    metrics: dict[str, float]
     seconds: dict[str, float]
     problems_by_source: dict[str, int]
 
@@ -48,6 +49,12 @@ def round_table(report: RoundReport, report_by: str = "level") -> Table:
     table.add_row(
         *[f"{100 * value:.0f}" for value in groups.values()], f"{100 * report.evaluation.accuracy:.0f}", added, seconds
     )
+    if "validation/accuracy" in report.metrics:  # a validation set (world.validation_per_level / validation_size)
+        worst = report.metrics.get("validation/worst_drop")
+        table.caption = f"validation set: all {100 * report.metrics['validation/accuracy']:.1f}%" + (
+            "" if worst is None else f", worst drop from base {worst:+.1f} points"
+        )
+        table.caption_justify = "left"
     return table
 
 
