@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from typing import Any, Literal
 
 from curriculum.config import ArithmeticWorldConfig
@@ -99,7 +100,8 @@ class ArithmeticWorld(World):
             self._validation = self._evaluation_set("validation", self.config.validation_count, held)
         return list(self._validation)
 
-    def _evaluation_set(self, name: str, count: Any, exclude: set[tuple[str, str]]) -> list[Problem]:
+    def _evaluation_set(self, name: str, count: Callable[[int], int], exclude: set[tuple[str, str]]) -> list[Problem]:
+        """`count(level)` distinct problems per family and level, none in `exclude`, drawn by the seed."""
         problems: list[Problem] = []
         for family in self.families:
             for level in self.levels:
