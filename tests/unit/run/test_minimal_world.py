@@ -35,10 +35,9 @@ class SumsWorld(World):
         return [self._problem(rng.randrange(5), rng.randrange(4), "seed") for _ in range(n)]
 
 
-def test_a_world_without_capabilities_runs_a_whole_round(tiny_config, tiny_base_model, tmp_path):
-    world = SumsWorld()
-    assert world.oracle() is None and world.mutator() is None and world.pretraining() is None
-    config = Config.model_validate(
+def in_process_without_teacher(tiny_config: Config) -> Config:
+    """The tiny config with in-process roles and neither Teacher nor Generator (they need a mutator)."""
+    return Config.model_validate(
         {
             **tiny_config.model_dump(),
             "teacher": {"enabled": False},
@@ -46,6 +45,12 @@ def test_a_world_without_capabilities_runs_a_whole_round(tiny_config, tiny_base_
             "ray": {"in_process": True},
         }
     )
+
+
+def test_a_world_without_capabilities_runs_a_whole_round(tiny_config, tiny_base_model, tmp_path):
+    world = SumsWorld()
+    assert world.oracle() is None and world.mutator() is None and world.pretraining() is None
+    config = in_process_without_teacher(tiny_config)
     roles = local_roles(config, tmp_path, str(tiny_base_model))
     try:
         loop = CoEvolution(config, roles, world, tmp_path, prompt=lambda question: question + "\n")
@@ -73,14 +78,7 @@ class ValidatedSumsWorld(SumsWorld):
 def test_a_validation_set_is_evaluated_each_round_and_never_trained_on(tiny_config, tiny_base_model, tmp_path):
     world = ValidatedSumsWorld()
     kept_out = {p.id for p in world.validation()}
-    config = Config.model_validate(
-        {
-            **tiny_config.model_dump(),
-            "teacher": {"enabled": False},
-            "generator": {"enabled": False},
-            "ray": {"in_process": True},
-        }
-    )
+    config = in_process_without_teacher(tiny_config)
     roles = local_roles(config, tmp_path, str(tiny_base_model))
     try:
         loop = CoEvolution(config, roles, world, tmp_path, prompt=lambda question: question + "\n")
