@@ -295,7 +295,8 @@ def main() -> None:
 
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
-        ray.init(
+        ray.init(  # address="local": never join a cluster left running on this machine
+            address="local",
             num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False
         )
         try:

@@ -32,7 +32,10 @@ def test_no_server_is_left_behind_when_the_driver_is_killed(tmp_path):
             return ModelServer(ServeConfig(model="fake", startup_timeout_s=300), {str(tmp_path / "server")!r},
                                command=lambda port: [sys.executable, {str(FAKE)!r}, str(port), {str(pids)!r}])
 
-        ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False,
+        # address="local": a cluster of its own, never the latest one started on this machine (a
+        # cluster another test or run left alive; CI once joined one and failed on num_cpus).
+        ray.init(address="local", num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 configure_logging=False,
                  runtime_env={{"env_vars": {{"PYTHONPATH": {str(ROOT)!r}}}}})  # the workers import this checkout
         role = RayRole(role_actor().options(num_cpus=0).remote(server, 1), "teacher")
         print("served", role.call(ModelServer.ensure_running).result().base_url, flush=True)
