@@ -297,7 +297,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         ray.init(  # address="local": never join a cluster left running on this machine
             address="local",
-            num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            configure_logging=False,
         )
         try:
             for name, workload in (("toy", toy_workload), ("gsm8k", gsm8k_workload)):
