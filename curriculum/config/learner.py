@@ -60,6 +60,23 @@ class RetentionConfig(Section):
         description="weight of KL(policy || base) on the anchors' tokens: a "
         "KL anchor for learners that have none of their own (SFT; GRPO with kl_beta 0)",
     )
+    replay_per_level: int = Field(
+        default=0,
+        ge=0,
+        description="anchors from earlier rounds too: up to this many problems a level that this "
+        "round did not attempt and that were solved at least anchor_min_solve_rate of the time the "
+        "last round they were attempted, one correct attempt each (a replay buffer over the run, "
+        "as RLEP keeps; a level the curriculum has moved past is still anchored); 0: this round only",
+    )
+
+    @model_validator(mode="after")
+    def _replay_is_anchored(self) -> RetentionConfig:
+        if self.replay_per_level and self.anchor_weight == 0 and self.kl_weight == 0:
+            raise ValueError(
+                f"learner.retention.replay_per_level={self.replay_per_level} replays anchors, but "
+                "anchor_weight and kl_weight are both 0, so no anchor is trained on: set one of them"
+            )
+        return self
 
 
 class LearnerConfig(Section):

@@ -28,6 +28,7 @@ from curriculum.store.queries import StoreQueries, StoreReader
 from curriculum.training.batch import Group, LearnBatch
 
 if TYPE_CHECKING:
+    from curriculum import records
     from curriculum.run.loop import CoEvolution
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class Learn:
             groups=tuple(
                 Group(p, tuple(by_problem[p.id]), loop.prompt(p.question)) for p in problems if by_problem[p.id]
             ),
+            replay=tuple(Group(p, (a,), loop.prompt(p.question)) for p, a in replay_successes(loop, tx, s)),
         )
         loop.sleep_solvers()  # when they share a GPU with the Learner; `load_policy` below wakes them
         learning = learner.call(LearnerRole.learn, batch)
@@ -134,6 +136,7 @@ class Learn:
         loop.load_policy(checkpoint.adapter())
         loop.policy_version = s.policy_version = version
         s.metrics["pairs"] = len(outcome.pairs)
+        s.metrics["replayed"] = len(batch.replay)  # earlier rounds' successes anchored (retention.replay_per_level)
         s.metrics["pairs_with_reference"] = sum(p.chosen_is_reference for p in outcome.pairs)
         s.metrics.update({f"learner/{k}": float(v) for k, v in outcome.metrics.items()})
 
@@ -352,6 +355,24 @@ def stages() -> list[Stage]:
 
 
 STAGES = tuple(stage.name for stage in stages())
+
+
+def replay_successes(
+    loop: CoEvolution, reader: StageTransaction, s: RoundState
+) -> list[tuple[Problem, records.Attempt]]:
+    """Earlier rounds' verified successes the Learner anchors besides this round's
+    (`learner.retention.replay_per_level`)."""
+    retention = loop.config.learner.retention
+    if not retention.replay_per_level:
+        return []
+    return reader.read(
+        StoreQueries.replay_successes,
+        s.round,
+        retention.replay_per_level,
+        retention.anchor_min_solve_rate,
+        s.problem_ids,
+        _seed(loop, s.round, "replay"),
+    )
 
 
 def _seed(loop: CoEvolution, round: int, purpose: str) -> int:

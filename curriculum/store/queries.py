@@ -91,6 +91,43 @@ class StoreQueries:
         ).fetchall()
         return _records("problems", rows)
 
+    def replay_successes(
+        self, before_round: int, per_level: int, min_solve_rate: float, exclude: Iterable[str], salt: int
+    ) -> list[tuple[Problem, Attempt]]:
+        """Verified successes to replay (`learner.retention.replay_per_level`): up to `per_level`
+        problems of each level, not in `exclude`, solved at least `min_solve_rate` of the time in the
+        last round before `before_round` that attempted them, each with that round's first correct
+        attempt (by policy version, then sample index). Which problems: by `tie_key(salt, id)`, so a
+        level's replay changes from round to round; levels ascending."""
+        rows = self.con.execute(
+            f"""WITH latest AS (
+                    SELECT problem_id, max(round) AS round FROM problem_counts WHERE round < $before
+                    GROUP BY problem_id),
+                solved AS (
+                    SELECT c.problem_id, c.round FROM problem_counts c JOIN latest USING (problem_id, round)
+                    WHERE c.correct >= c.attempts * $rate - {_RATE_TOLERANCE}
+                      AND NOT list_contains($exclude, c.problem_id)),
+                picked AS (
+                    SELECT s.problem_id, s.round, p.level FROM solved s JOIN problems p ON p.id = s.problem_id
+                    QUALIFY row_number() OVER (
+                        PARTITION BY p.level ORDER BY sha256($salt || ':' || s.problem_id)) <= $per_level)
+                SELECT {_select("problems", "p")}, {_select("attempts", "a")}
+                FROM picked k JOIN attempts a ON a.problem_id = k.problem_id AND a.round = k.round AND a.correct
+                JOIN problems p ON p.id = k.problem_id
+                QUALIFY row_number() OVER (PARTITION BY a.problem_id ORDER BY a.policy_version, a.sample_index) = 1
+                ORDER BY k.level NULLS LAST, sha256($salt || ':' || k.problem_id)""",
+            {
+                "before": before_round,
+                "rate": min_solve_rate,
+                "exclude": list(exclude),
+                "salt": str(salt),
+                "per_level": per_level,
+            },
+        ).fetchall()
+        problems = _records("problems", [(problem,) for problem, _ in rows])
+        attempts = _records("attempts", [(attempt,) for _, attempt in rows])
+        return list(zip(problems, attempts, strict=True))
+
     def _attempt_scope(
         self, policy_version: int | None, last_n_rounds: int | None, problem_ids: Iterable[str] | None
     ) -> tuple[str, list[Any]]:

@@ -122,7 +122,7 @@ class AdapterState:
         passes = max(1, batch_size // (self.learner_cfg.micro_batch_size or batch_size))
         per_step = cfg.anchor_batch_size or batch_size
         return AnchorLoss.build(
-            anchor_examples(batch.groups, cfg.anchor_min_solve_rate),
+            anchor_examples(batch.groups + batch.replay, cfg.anchor_min_solve_rate),
             self.tokenizer,
             cfg,
             max(1, -(-per_step // passes)),

@@ -26,6 +26,9 @@ class LearnBatch:
     round: int
     policy_version: int  # the version the Learner holds and updates (sync mode: the one that sampled them)
     groups: tuple[Group, ...]
+    # Earlier rounds' verified successes (learner.retention.replay_per_level): one correct attempt
+    # each, trained on as anchors only (training/retention.py), never as pairs or groups.
+    replay: tuple[Group, ...] = ()
 
     def staleness(self, group: Group) -> int:
         """How many versions before `policy_version` the group's oldest attempt was sampled."""

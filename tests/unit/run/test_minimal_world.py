@@ -12,6 +12,7 @@ from curriculum.records import Problem
 from curriculum.run.actors import local_roles, stop
 from curriculum.run.loop import CoEvolution
 from curriculum.store import Store
+from curriculum.testing.groups import graded_group
 from curriculum.worlds import World
 
 
@@ -66,6 +67,30 @@ def test_a_world_without_capabilities_runs_a_whole_round(tiny_config, tiny_base_
         assert store.round_attempts(1) and [s.stage for s in store.stage_records()][-1] == "checkpoint"
         assert store.counts()["policies"] == 1 and store.counts()["rounds"] == 1
     assert (tmp_path / "checkpoints" / "policy_v0001" / "adapter_model.safetensors").is_file()
+
+
+def test_earlier_rounds_successes_are_replayed_as_anchors(tiny_config, tiny_base_model, tmp_path):
+    data = in_process_without_teacher(tiny_config).model_dump()
+    data["learner"]["retention"].update(anchor_weight=1.0, anchor_min_solve_rate=0.125, replay_per_level=2)
+    config = Config.model_validate(data)
+    roles = local_roles(config, tmp_path, str(tiny_base_model))
+    try:
+        loop = CoEvolution(config, roles, SumsWorld(), tmp_path, prompt=lambda question: question + "\n")
+        loop.prepare_seeds()
+        # Ten problems the base model solved in round 0 (the seed screen's round): more than round 1 selects.
+        solved = [Problem(question=f"{a}+0=?", answer=str(a), source="seed") for a in range(10)]
+        right = [
+            graded_group(a, "R").attempts[0].model_copy(update={"problem_id": p.id, "round": 0})
+            for a, p in enumerate(solved)
+        ]
+        roles.store.call(Store.append, [*solved, *right]).result()
+        report = loop.run_round(1)
+    finally:
+        stop(roles, None)
+        roles.store.call(Store.close).result()
+    # SumsWorld's problems have no level: one level, so at most 2, each also an anchor.
+    assert report.metrics["replayed"] == 2
+    assert report.metrics["learner/retention/anchors"] >= 2
 
 
 class ValidatedSumsWorld(SumsWorld):

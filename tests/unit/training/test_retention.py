@@ -71,6 +71,24 @@ def test_the_anchor_gives_a_nonzero_gradient_for_a_problem_solved_every_time(bas
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
+def test_replayed_successes_are_anchors_only(base_path, tmp_path):
+    # An earlier round's success (learner.retention.replay_per_level): one correct attempt.
+    replayed = group(5, "R")
+    plain = LearnBatch(round=2, policy_version=1, groups=(MIXED,))
+    with_replay = LearnBatch(round=2, policy_version=1, groups=(MIXED,), replay=(replayed,))
+    retention = RetentionConfig(anchor_weight=5.0, replay_per_level=1)
+    outcome = _learner("dpo", base_path, tmp_path / "replay", retention).learn(with_replay)
+    assert outcome.metrics["retention/anchors"] == 1  # MIXED (2 of 4) is below anchor_min_solve_rate 1.0
+    assert outcome.pairs == _learner("dpo", base_path, tmp_path / "plain", retention).learn(plain).pairs
+    assert "retention/anchors" not in _learner("dpo", base_path, tmp_path / "none", retention).learn(plain).metrics
+
+
+def test_replay_without_an_anchor_weight_is_a_config_error():
+    with pytest.raises(ValueError, match="replay_per_level=8 replays anchors, but anchor_weight and kl_weight"):
+        RetentionConfig(replay_per_level=8)
+    assert RetentionConfig(replay_per_level=8, kl_weight=1.0).replay_per_level == 8
+
+
 def test_kl_to_the_base_is_zero_for_the_base_policy_and_grows_as_the_adapter_moves(base_path, tmp_path):
     learner = _learner("sft", base_path, tmp_path, RetentionConfig(kl_weight=1.0))
     anchor = AnchorLoss.build(
