@@ -136,8 +136,8 @@ class Learn:
         loop.load_policy(checkpoint.adapter())
         loop.policy_version = s.policy_version = version
         s.metrics["pairs"] = len(outcome.pairs)
-        s.metrics["replayed"] = len(batch.replay)  # earlier rounds' successes anchored (retention.replay_per_level)
         s.metrics["pairs_with_reference"] = sum(p.chosen_is_reference for p in outcome.pairs)
+        s.metrics["replayed"] = len(batch.replay)  # earlier rounds' successes anchored (retention.replay_per_level)
         s.metrics.update({f"learner/{k}": float(v) for k, v in outcome.metrics.items()})
 
 

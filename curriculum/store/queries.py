@@ -110,7 +110,7 @@ class StoreQueries:
                 picked AS (
                     SELECT s.problem_id, s.round, p.level FROM solved s JOIN problems p ON p.id = s.problem_id
                     QUALIFY row_number() OVER (
-                        PARTITION BY p.level ORDER BY sha256($salt || ':' || s.problem_id)) <= $per_level)
+                        PARTITION BY p.level ORDER BY sha256($salt || ':' || s.problem_id)) <= $per_level)  -- tie_key
                 SELECT {_select("problems", "p")}, {_select("attempts", "a")}
                 FROM picked k JOIN attempts a ON a.problem_id = k.problem_id AND a.round = k.round AND a.correct
                 JOIN problems p ON p.id = k.problem_id
